@@ -1,0 +1,62 @@
+# tensorscope: set-up, build, test and demo on a fresh Debian machine.
+#   make demo    the main job on shipped data (writes demo-output/)
+#   make test    installs what is missing, builds, runs the whole test suite
+#                (with LibTorch, then again without it)
+#   make check   R CMD check --as-cran on the built tarball
+#   make bench   the benchmarks in bench/
+#   make docs    regenerate NAMESPACE, man/ and the Rcpp glue
+
+SHELL := /bin/bash
+R ?= R
+RSCRIPT ?= Rscript
+LIB := $(CURDIR)/lib
+LIB_NOTORCH := $(CURDIR)/lib-notorch
+
+# Debian packages the build, the tests, the demo and the benchmarks need.
+DEB_PACKAGES := r-base-dev r-cran-rcpp r-cran-rcppeigen r-cran-rlang r-cran-cli \
+  r-cran-tibble r-cran-ggplot2 r-cran-testthat r-cran-withr r-cran-knitr r-cran-rmarkdown \
+  r-cran-jsonlite r-cran-bench r-cran-future r-cran-future.apply r-cran-progressr \
+  r-cran-igraph r-cran-pls libopenblas0-pthread libtorch-dev pandoc
+
+.PHONY: all deps build install install-notorch test test-torch test-notorch check demo bench docs clean
+
+all: install
+
+deps:
+	@bash tools/install-deps.sh $(DEB_PACKAGES)
+
+docs:
+	$(RSCRIPT) -e 'Rcpp::compileAttributes(".")'
+	$(RSCRIPT) -e 'roxygen2::roxygenise(roclets = c("namespace", "rd"))'
+
+install: deps
+	@mkdir -p $(LIB)
+	$(R) CMD INSTALL --no-test-load --library=$(LIB) .
+
+install-notorch: deps
+	@mkdir -p $(LIB_NOTORCH)
+	TENSORSCOPE_NO_TORCH=1 $(R) CMD INSTALL --no-test-load --library=$(LIB_NOTORCH) .
+
+test-torch: install
+	TS_TEST_LIB=$(LIB) $(RSCRIPT) tools/run-tests.R
+
+test-notorch: install-notorch
+	TS_TEST_LIB=$(LIB_NOTORCH) TS_EXPECT_TORCH=0 $(RSCRIPT) tools/run-tests.R
+
+test: test-torch test-notorch
+
+build: deps
+	$(R) CMD build .
+
+check: build
+	_R_CHECK_FORCE_SUGGESTS_=false $(R) CMD check --as-cran --no-manual tensorscope_*.tar.gz
+
+demo: install
+	R_LIBS=$(LIB) $(RSCRIPT) tools/demo.R
+
+bench: install
+	for f in bench/*.R; do echo "== $$f"; R_LIBS=$(LIB) $(RSCRIPT) $$f || exit 1; done
+
+clean:
+	./cleanup
+	rm -rf $(LIB) $(LIB_NOTORCH) tensorscope_*.tar.gz tensorscope.Rcheck demo-output

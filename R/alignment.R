@@ -1,0 +1,184 @@
+#' Centred kernel alignment (CKA) between two representations
+#'
+#' CKA compares two representations of the same stimuli, X (n x p) and Y (n x q),
+#' through their stimulus-by-stimulus kernels K and L (Kornblith et al. 2019):
+#' \deqn{CKA(K, L) = HSIC(K, L) / \sqrt{HSIC(K, K) HSIC(L, L)}.}
+#' The biased estimator is HSIC(K, L) = tr(KHLH) / (n - 1)^2 with the centring matrix
+#' H; the debiased estimator is Song et al. (2012), eq. 5 (as used by Nguyen et al.
+#' 2021), which needs n >= 4 and removes the upward bias of CKA at small n relative to
+#' the number of features. For the linear kernel, CKA = ||Y'X||_F^2 / (||X'X||_F
+#' ||Y'Y||_F) after column centring.
+#'
+#' **Computation.** The linear kernel is computed in feature space (cost ~ n p q) when
+#' that is cheaper than forming the n x n kernels (cost ~ n^2 (p + q)), i.e. when
+#' p + q < n; both routes are exact and agree to rounding (`path` forces one). The RBF
+#' kernel, exp(-d^2 / (2 sigma^2)), always uses the n x n kernels.
+#'
+#' **RBF bandwidth.** A numeric `sigma` is used as given (one value for both, or two:
+#' for `x` and `y`). Otherwise `bandwidth = "median"` (default) is Kornblith et al.'s
+#' rule sigma = t * sqrt(median of all n^2 squared distances, zero diagonal
+#' included), with `t = 0.5` as in their demo; `"median_nonzero"` is Brain-Score's
+#' rule sigma^2 = median of the non-zero squared distances (`t` is not used).
+#'
+#' @param x,y Numeric matrices (or data frames, or arrays with stimuli first) with the
+#'   same stimuli in the same rows.
+#' @param kernel `"linear"` or `"rbf"`.
+#' @param estimator `"biased"` (Kornblith et al.) or `"debiased"` (Song et al.).
+#' @param sigma `NULL` or the RBF bandwidth(s), see Details.
+#' @param bandwidth Bandwidth rule when `sigma` is `NULL`: `"median"` or
+#'   `"median_nonzero"`.
+#' @param t Multiplier of the median rule (Kornblith's "threshold").
+#' @param path `"auto"`, `"feature"` or `"gram"`: force a computation route (linear
+#'   kernel only; for checking and benchmarking).
+#' @return A single number: the CKA (1 for identical representations; invariant to
+#'   orthogonal transforms and isotropic scaling of either side for the linear kernel).
+#'   The debiased estimate can be slightly negative.
+#' @references Kornblith, Norouzi, Lee & Hinton (2019). Similarity of neural network
+#'   representations revisited. ICML. Song, Smola, Gretton, Bedo & Borgwardt (2012).
+#'   Feature selection via dependence maximization. JMLR 13. Nguyen, Raghu & Kornblith
+#'   (2021). Do wide and deep networks learn the same things? ICLR.
+#' @seealso [cka_layers()] for all layer pairs at once.
+#' @export
+#' @examples
+#' set.seed(1)
+#' x <- matrix(rnorm(100 * 10), 100)
+#' q <- qr.Q(qr(matrix(rnorm(100), 10)))
+#' cka(x, x %*% q)                 # 1: invariant to rotations
+#' cka(x, x[, 1:3])
+#' cka(x, x[, 1:3], kernel = "rbf")
+#' cka(x, matrix(rnorm(100 * 10), 100), estimator = "debiased")  # near 0
+cka <- function(x, y, kernel = c("linear", "rbf"), estimator = c("biased", "debiased"),
+                sigma = NULL, bandwidth = c("median", "median_nonzero"), t = 0.5,
+                path = c("auto", "feature", "gram")) {
+  x <- as_data_matrix(x)
+  y <- as_data_matrix(y)
+  if (nrow(x) != nrow(y)) {
+    ts_abort("{.arg x} and {.arg y} must have the same stimuli: {.arg x} has {nrow(x)} rows, {.arg y} has {nrow(y)}.",
+             "mismatch")
+  }
+  opts <- cka_options(kernel, estimator, sigma, bandwidth, t, path, n = nrow(x))
+  check_variance(x, "x")
+  check_variance(y, "y")
+  sig <- opts$sigma
+  res <- cpp_cka_matrix(list(x), list(y), opts$kernel, opts$estimator, opts$bandwidth, opts$t,
+                        sig[1], sig[length(sig)], opts$path, cka_memory(), threads_now())
+  res$cka[1, 1]
+}
+
+cka_options <- function(kernel, estimator, sigma, bandwidth, t, path, n, call = rlang::caller_env()) {
+  kernel <- check_choice(kernel, c("linear", "rbf"), call = call)
+  estimator <- check_choice(estimator, c("biased", "debiased"), call = call)
+  bandwidth <- check_choice(bandwidth, c("median", "median_nonzero"), call = call)
+  path <- check_choice(path, c("auto", "feature", "gram"), call = call)
+  t <- check_number(t, lower = .Machine$double.eps, call = call)
+  if (is.null(sigma)) {
+    sigma <- NA_real_
+  } else if (!is.numeric(sigma) || !length(sigma) %in% 1:2 || any(!is.finite(sigma)) || any(sigma <= 0)) {
+    ts_abort("{.arg sigma} must be NULL or one or two positive numbers, not {describe(sigma)}.", "argument", call = call)
+  }
+  if (estimator == "debiased" && n < 4) {
+    ts_abort("The debiased estimator needs at least 4 stimuli; got {n}.", "too_few", call = call)
+  }
+  if (n < 2) ts_abort("CKA needs at least 2 stimuli; got {n}.", "too_few", call = call)
+  if (kernel == "rbf" && path == "feature") {
+    ts_abort("{.arg path} = \"feature\" is only available for the linear kernel.", "argument", call = call)
+  }
+  list(kernel = kernel, estimator = estimator, bandwidth = bandwidth, t = t, path = path,
+       sigma = as.double(sigma))
+}
+
+cka_memory <- function() getOption("tensorscope.memory_gb", 4) * 1e9
+
+#' CKA between every pair of layers
+#'
+#' Computes [cka()] for every pair of layers of one model (`reps2 = NULL`) or between
+#' the layers of two models, or a model and neural data. Each layer is centred (and its
+#' kernel formed) once, not once per pair: in sample space all pairs come from one
+#' product of the packed kernels; in feature space each pair is one product of
+#' centred layers. The cheaper route is chosen from the shapes (see [cka()]); memory for
+#' kernels is bounded by `options(tensorscope.memory_gb = 4)`.
+#'
+#' @param reps A [ts_reps()] object or anything `ts_reps()` accepts (a named list of
+#'   layers).
+#' @param reps2 `NULL` (pairs within `reps`), or a second set of layers with the same
+#'   stimuli (a `ts_reps`, a named list, or one matrix such as neural data).
+#' @inheritParams cka
+#' @param sigma `NULL`, or RBF bandwidths: one number for every layer, or a named
+#'   numeric vector with one value per layer (names from both sides).
+#' @return A tibble of class `ts_cka` with one row per pair (both orders and the
+#'   diagonal, for plotting): `layer_x`, `layer_y` (factors in layer order) and
+#'   `cka`. `as.matrix()` gives the square (or rectangular) matrix; `autoplot()` a
+#'   heatmap.
+#' @export
+#' @examples
+#' set.seed(1)
+#' z <- matrix(rnorm(60 * 5), 60)
+#' reps <- ts_reps(list(a = z %*% matrix(rnorm(25), 5), b = tanh(z), c = matrix(rnorm(60 * 5), 60)))
+#' res <- cka_layers(reps)
+#' res
+#' as.matrix(res)
+cka_layers <- function(reps, reps2 = NULL, kernel = c("linear", "rbf"),
+                       estimator = c("biased", "debiased"), sigma = NULL,
+                       bandwidth = c("median", "median_nonzero"), t = 0.5,
+                       path = c("auto", "feature", "gram")) {
+  reps <- as_reps(reps)
+  within <- is.null(reps2)
+  if (!within) {
+    if (is.matrix(reps2) || is.data.frame(reps2)) reps2 <- list(neural = reps2)
+    reps2 <- as_reps(reps2)
+    if (length(reps2$stimuli) != length(reps$stimuli)) {
+      ts_abort("{.arg reps} has {length(reps$stimuli)} stimuli but {.arg reps2} has {length(reps2$stimuli)}.",
+               "mismatch")
+    }
+    default_ids <- function(s) identical(s, as.character(seq_along(s)))
+    if (!default_ids(reps$stimuli) && !default_ids(reps2$stimuli) && !identical(reps$stimuli, reps2$stimuli)) {
+      ts_abort("{.arg reps} and {.arg reps2} have different stimulus ids (first difference: {.val {reps$stimuli[which(reps$stimuli != reps2$stimuli)[1]]}}).",
+               "mismatch")
+    }
+  }
+  n <- length(reps$stimuli)
+  opts <- cka_options(kernel, estimator, NULL, bandwidth, t, path, n = n)
+  for (nm in names(reps$layers)) check_variance(reps$layers[[nm]], sprintf("reps$%s", nm))
+  if (!within) for (nm in names(reps2$layers)) check_variance(reps2$layers[[nm]], sprintf("reps2$%s", nm))
+  nx <- names(reps$layers)
+  ny <- if (within) nx else names(reps2$layers)
+  sx <- layer_sigmas(sigma, nx)
+  sy <- if (within) numeric(0) else layer_sigmas(sigma, ny)
+  res <- cpp_cka_matrix(unname(reps$layers), if (within) list() else unname(reps2$layers),
+                        opts$kernel, opts$estimator, opts$bandwidth, opts$t, sx, sy, opts$path,
+                        cka_memory(), threads_now())
+  m <- res$cka
+  dimnames(m) <- list(nx, ny)
+  out <- tibble::tibble(
+    layer_x = factor(rep(nx, times = length(ny)), levels = nx),
+    layer_y = factor(rep(ny, each = length(nx)), levels = unique(ny)),
+    cka = as.vector(m)
+  )
+  structure(out, class = c("ts_cka", class(out)),
+            settings = list(kernel = opts$kernel, estimator = opts$estimator, within = within,
+                            model_x = reps$provenance$model,
+                            model_y = if (within) reps$provenance$model else reps2$provenance$model,
+                            sigma_x = stats::setNames(res$sigma_x, nx),
+                            sigma_y = if (within) NULL else stats::setNames(res$sigma_y, ny)))
+}
+
+layer_sigmas <- function(sigma, layers, call = rlang::caller_env()) {
+  if (is.null(sigma)) return(rep(NA_real_, length(layers)))
+  if (!is.numeric(sigma) || any(!is.finite(sigma)) || any(sigma <= 0)) {
+    ts_abort("{.arg sigma} must be NULL or positive numbers, not {describe(sigma)}.", "argument", call = call)
+  }
+  if (length(sigma) == 1 && is.null(names(sigma))) return(rep(as.double(sigma), length(layers)))
+  if (is.null(names(sigma)) || !all(layers %in% names(sigma))) {
+    ts_abort("{.arg sigma} must be one number or be named with every layer ({.val {layers}}).", "argument", call = call)
+  }
+  as.double(sigma[layers])
+}
+
+#' @export
+as.matrix.ts_cka <- function(x, ...) {
+  lx <- levels(x$layer_x)
+  ly <- levels(x$layer_y)
+  m <- matrix(NA_real_, length(lx), length(ly), dimnames = list(lx, ly))
+  m[cbind(as.integer(x$layer_x), as.integer(x$layer_y))] <- x$cka
+  m
+}

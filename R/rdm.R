@@ -1,0 +1,388 @@
+#' Representational dissimilarity matrices
+#'
+#' `rdm()` computes the dissimilarity of every pair of conditions (stimuli) from their
+#' patterns, following rsatoolbox's conventions:
+#' * `"correlation"`: 1 - Pearson r between the two patterns;
+#' * `"cosine"`: 1 - cosine similarity;
+#' * `"euclidean"`: the plain Euclidean distance ||x_i - x_j|| (as [stats::dist()]);
+#' * `"sqeuclidean"`: the squared Euclidean distance divided by the number of channels
+#'   -- what rsatoolbox calls "euclidean";
+#' * `"mahalanobis"`: (x_i - x_j)' S^-1 (x_i - x_j) / channels, with S the noise
+#'   covariance (`noise`); the identity when `noise = NULL` (then equal to
+#'   `"sqeuclidean"`);
+#' * `"crossnobis"`: the cross-validated Mahalanobis distance (Walther et al. 2016):
+#'   condition means are computed per run (partition), and the distance is the mean over
+#'   pairs of different runs a, b of (mu_ia - mu_ja)' S^-1 (mu_ib - mu_jb) / channels.
+#'   Noise is independent between runs, so the estimate is unbiased: its expectation is
+#'   0 when two conditions have the same true pattern (it can be negative).
+#'
+#' Rows of `x` are observations. With `conditions`, the rows of each condition are
+#' averaged first (for `"crossnobis"`, within each run). The noise covariance `S` is
+#' given as a matrix, or estimated from the residuals around the condition (x run)
+#' means with `noise = "residuals"`, shrunk by `shrinkage`: `"diag"` (towards the
+#' diagonal, Schafer & Strimmer 2005; rsatoolbox's default), `"eye"` (Ledoit-Wolf
+#' towards a scaled identity) or `"none"`.
+#'
+#' @param x A numeric matrix (observations x channels), data frame, or a [ts_reps()]
+#'   object (one RDM per layer).
+#' @param method The dissimilarity, see Details.
+#' @param conditions Condition of each row (`NULL`: each row is a condition).
+#' @param runs Run / partition of each row; required for `"crossnobis"`.
+#' @param noise `NULL` (identity), a channels x channels noise covariance matrix, or
+#'   `"residuals"`.
+#' @param shrinkage Shrinkage of the residual covariance, see Details.
+#' @return A `ts_rdm` object: `dissimilarities` (a matrix with one row per RDM and one
+#'   column per pair i < j, in [stats::dist()] / scipy `squareform` order -- the layout
+#'   of rsatoolbox's `RDMs.dissimilarities`), `conditions` (labels), `descriptors`
+#'   (a tibble with a `name` per RDM) and `method`. See [as_rdm()] for conversions.
+#' @references Walther, Nili, Ejaz, Alink, Kriegeskorte & Diedrichsen (2016).
+#'   Reliability of dissimilarity measures for multi-voxel pattern analysis.
+#'   NeuroImage 137. Nili et al. (2014). A toolbox for representational similarity
+#'   analysis. PLoS Comput Biol 10.
+#' @export
+#' @examples
+#' set.seed(1)
+#' patterns <- matrix(rnorm(6 * 20), 6, dimnames = list(letters[1:6], NULL))
+#' d <- rdm(patterns)
+#' d
+#' as.matrix(d)
+#' # crossnobis from 4 runs of 6 conditions
+#' obs <- patterns[rep(1:6, 4), ] + matrix(rnorm(24 * 20), 24)
+#' rdm(obs, "crossnobis", conditions = rep(letters[1:6], 4), runs = rep(1:4, each = 6))
+rdm <- function(x, method = c("correlation", "euclidean", "sqeuclidean", "cosine", "mahalanobis", "crossnobis"),
+                conditions = NULL, runs = NULL, noise = NULL, shrinkage = c("diag", "eye", "none")) {
+  method <- check_choice(method, c("correlation", "euclidean", "sqeuclidean", "cosine", "mahalanobis", "crossnobis"))
+  shrinkage <- check_choice(shrinkage, c("diag", "eye", "none"))
+  if (inherits(x, "ts_reps")) {
+    vecs <- lapply(names(x$layers), function(nm) {
+      rdm_one(x$layers[[nm]], method, conditions, runs, noise, shrinkage, arg = sprintf("x$%s", nm))
+    })
+    labels <- vecs[[1]]$labels
+    return(new_rdm(do.call(rbind, lapply(vecs, `[[`, "d")), labels,
+                   tibble::tibble(name = names(x$layers)), method))
+  }
+  x <- as_data_matrix(x)
+  r <- rdm_one(x, method, conditions, runs, noise, shrinkage, arg = "x")
+  new_rdm(matrix(r$d, nrow = 1), r$labels, tibble::tibble(name = "rdm"), method)
+}
+
+rdm_one <- function(x, method, conditions, runs, noise, shrinkage, arg, call = rlang::caller_env()) {
+  n <- nrow(x)
+  if (!is.null(conditions) && length(conditions) != n) {
+    ts_abort("{.arg conditions} has {length(conditions)} value{?s} but {.arg {arg}} has {n} row{?s}.",
+             "mismatch", call = call)
+  }
+  if (!is.null(runs) && length(runs) != n) {
+    ts_abort("{.arg runs} has {length(runs)} value{?s} but {.arg {arg}} has {n} row{?s}.", "mismatch", call = call)
+  }
+  if (anyNA(conditions)) ts_abort("{.arg conditions} has NA values.", "non_finite", call = call)
+  if (anyNA(runs)) ts_abort("{.arg runs} has NA values.", "non_finite", call = call)
+  cond <- if (is.null(conditions)) {
+    f <- rownames(x)
+    if (is.null(f) || anyDuplicated(f)) f <- as.character(seq_len(n))
+    factor(f, levels = f)
+  } else factor(conditions, levels = unique(conditions))
+  labels <- levels(cond)
+  if (length(labels) < 2) ts_abort("An RDM needs at least 2 conditions; {.arg {arg}} has {length(labels)}.",
+                                   "too_few", call = call)
+  p <- ncol(x)
+  if (method == "crossnobis") {
+    if (is.null(runs)) ts_abort("{.arg runs} is required for the crossnobis distance.", "argument", call = call)
+    run <- factor(runs)
+    if (nlevels(run) < 2) ts_abort("Crossnobis needs at least 2 runs; {.arg runs} has {nlevels(run)}.",
+                                   "too_few", call = call)
+    means <- lapply(levels(run), function(r) {
+      keep <- run == r
+      miss <- setdiff(labels, as.character(cond[keep]))
+      if (length(miss)) {
+        ts_abort("Run {.val {r}} has no observations of condition{?s} {.val {miss}}; crossnobis needs every condition in every run.",
+                 "mismatch", call = call)
+      }
+      group_means(x[keep, , drop = FALSE], droplevels(cond[keep]))[labels, , drop = FALSE]
+    })
+    S <- noise_matrix(noise, x, interaction(cond, run, drop = TRUE), shrinkage, p, call)
+    d <- cpp_crossnobis(means, S)
+    return(list(d = d, labels = labels))
+  }
+  if (!is.null(conditions) && length(labels) < n) {
+    m <- group_means(x, cond)
+  } else {
+    m <- x
+  }
+  S <- matrix(0, 0, 0)
+  if (method == "mahalanobis") S <- noise_matrix(noise, x, cond, shrinkage, p, call)
+  if (method %in% c("correlation", "cosine")) {
+    centre <- method == "correlation"
+    z <- if (centre) m - rowMeans(m) else m
+    bad <- which(sqrt(rowSums(z^2)) <= 1e-300)
+    if (length(bad)) {
+      ts_abort("The {method} distance is undefined for condition{?s} {.val {labels[bad]}} of {.arg {arg}}: {if (centre) 'zero variance across channels' else 'all-zero pattern'}.",
+               "zero_variance", call = call)
+    }
+  }
+  list(d = cpp_rdm(m, method, S), labels = labels)
+}
+
+group_means <- function(x, g) {
+  s <- rowsum(x, g, reorder = FALSE)
+  s / as.vector(table(g)[rownames(s)])
+}
+
+noise_matrix <- function(noise, x, groups, shrinkage, p, call) {
+  if (is.null(noise)) return(matrix(0, 0, 0))
+  if (is.character(noise) && identical(noise, "residuals")) {
+    res <- x - group_means(x, groups)[as.character(groups), , drop = FALSE]
+    dof <- nrow(x) - nlevels(droplevels(groups))
+    if (dof < 1) {
+      ts_abort("{.arg noise} = \"residuals\" needs repeated observations of a condition (within a run); there are no residual degrees of freedom.",
+               "too_few", call = call)
+    }
+    return(cpp_noise_cov(res, dof, shrinkage))
+  }
+  if (!is.matrix(noise) || !is.numeric(noise) || any(dim(noise) != p)) {
+    ts_abort("{.arg noise} must be NULL, \"residuals\" or a {p} x {p} covariance matrix, not {describe(noise)}.",
+             "argument", call = call)
+  }
+  check_finite(noise, "noise", call = call)
+  if (max(abs(noise - t(noise))) > 1e-8 * max(abs(noise))) {
+    ts_abort("{.arg noise} must be a symmetric covariance matrix.", "argument", call = call)
+  }
+  storage.mode(noise) <- "double"
+  noise
+}
+
+new_rdm <- function(d, labels, descriptors, method) {
+  storage.mode(d) <- "double"
+  dimnames(d) <- NULL
+  structure(list(dissimilarities = d, conditions = as.character(labels),
+                 descriptors = tibble::as_tibble(descriptors), method = method),
+            class = "ts_rdm")
+}
+
+#' Convert to and from `ts_rdm`
+#'
+#' `as_rdm()` turns a [stats::dist()] object, a square symmetric matrix with a zero
+#' diagonal, a list of such matrices, an n x n x k array, or a numeric vector holding
+#' an upper triangle (i < j, `dist()` order) into a `ts_rdm`. Anything else, a
+#' non-square, asymmetric or non-finite matrix, or a non-zero diagonal is an error of
+#' class `tensorscope_error_not_rdm` naming the argument.
+#'
+#' `as.matrix()` returns the square matrix of one RDM (`i` selects which), `as.dist()`
+#' a `dist` object, and `x$dissimilarities` is the rsatoolbox layout (one row per RDM,
+#' one column per pair).
+#'
+#' @param x The object to convert.
+#' @param labels Condition labels (default: from the dimnames, or `"1"`, `"2"`, ...).
+#' @param names Names of the RDMs (default: from list names or `"rdm1"`, ...).
+#' @param ... Unused.
+#' @return A `ts_rdm` object (see [rdm()]).
+#' @export
+#' @examples
+#' d <- dist(matrix(rnorm(12), 4))
+#' r <- as_rdm(d)
+#' as.matrix(r)
+#' as.dist(r)
+as_rdm <- function(x, labels = NULL, names = NULL, ...) {
+  arg <- rlang::caller_arg(x)
+  call <- rlang::caller_env()
+  if (inherits(x, "ts_rdm")) return(x)
+  if (inherits(x, "dist")) {
+    n <- attr(x, "Size")
+    lab <- attr(x, "Labels") %||% as.character(seq_len(n))
+    v <- as.double(x)
+    check_finite(v, arg, call = call)
+    return(new_rdm(matrix(v, nrow = 1), labels %||% lab, tibble::tibble(name = names %||% "rdm"), "unknown"))
+  }
+  if (is.array(x) && length(dim(x)) == 3) {
+    x <- lapply(seq_len(dim(x)[3]), function(k) {
+      m <- x[, , k]
+      dimnames(m) <- dimnames(x)[1:2]
+      m
+    })
+  }
+  if (is.list(x) && !is.data.frame(x)) {
+    if (length(x) == 0) ts_abort("{.arg {arg}} is an empty list.", "empty", call = call)
+    rs <- lapply(seq_along(x), function(i) as_rdm_matrix(x[[i]], sprintf("%s[[%d]]", arg, i), call))
+    n <- vapply(rs, function(r) length(r$labels), integer(1))
+    if (length(unique(n)) > 1) {
+      ts_abort("The RDMs in {.arg {arg}} have different numbers of conditions ({paste(n, collapse = ', ')}).",
+               "mismatch", call = call)
+    }
+    nm <- names %||% names(x) %||% paste0("rdm", seq_along(x))
+    return(new_rdm(do.call(rbind, lapply(rs, `[[`, "d")), labels %||% rs[[1]]$labels,
+                   tibble::tibble(name = nm), "unknown"))
+  }
+  if (is.matrix(x) || is.data.frame(x)) {
+    r <- as_rdm_matrix(x, arg, call)
+    return(new_rdm(matrix(r$d, nrow = 1), labels %||% r$labels, tibble::tibble(name = names %||% "rdm"), "unknown"))
+  }
+  if (is.numeric(x) && is.null(dim(x))) {
+    n <- (1 + sqrt(1 + 8 * length(x))) / 2
+    if (n != round(n) || n < 2) {
+      ts_abort("{.arg {arg}} has length {length(x)}, which is not n (n - 1) / 2 for any number of conditions n.",
+               "not_rdm", call = call)
+    }
+    check_finite(x, arg, call = call)
+    return(new_rdm(matrix(as.double(x), nrow = 1), labels %||% as.character(seq_len(n)),
+                   tibble::tibble(name = names %||% "rdm"), "unknown"))
+  }
+  ts_abort("{.arg {arg}} cannot be used as an RDM: {describe(x)}.", "not_rdm", call = call)
+}
+
+as_rdm_matrix <- function(m, arg, call) {
+  if (is.data.frame(m)) m <- as.matrix(m)
+  if (inherits(m, "dist")) m <- as.matrix(m)
+  if (!is.matrix(m) || !is.numeric(m)) {
+    ts_abort("{.arg {arg}} must be a square numeric matrix, not {describe(m)}.", "not_rdm", call = call)
+  }
+  if (nrow(m) != ncol(m)) {
+    ts_abort("{.arg {arg}} must be square to be an RDM; it is {nrow(m)} x {ncol(m)}.", "not_rdm", call = call)
+  }
+  if (nrow(m) < 2) ts_abort("{.arg {arg}} needs at least 2 conditions.", "not_rdm", call = call)
+  if (any(!is.finite(m))) {
+    bad <- arrayInd(which(!is.finite(m))[1], dim(m))
+    ts_abort("{.arg {arg}} has non-finite dissimilarities (first at row {bad[1]}, column {bad[2]}: {m[bad]}).",
+             "non_finite", call = call)
+  }
+  scale <- max(abs(m), 1e-300)
+  asym <- max(abs(m - t(m)))
+  if (asym > 1e-8 * scale) {
+    w <- arrayInd(which.max(abs(m - t(m))), dim(m))
+    ts_abort("{.arg {arg}} is not symmetric (entry [{w[1]}, {w[2]}] = {signif(m[w], 4)} but [{w[2]}, {w[1]}] = {signif(m[w[2], w[1]], 4)}).",
+             "not_rdm", call = call)
+  }
+  if (max(abs(diag(m))) > 1e-8 * scale) {
+    ts_abort("{.arg {arg}} must have a zero diagonal (largest diagonal entry: {signif(max(abs(diag(m))), 4)}).",
+             "not_rdm", call = call)
+  }
+  lab <- rownames(m) %||% colnames(m) %||% as.character(seq_len(nrow(m)))
+  list(d = m[upper_pairs(nrow(m))], labels = lab)
+}
+
+# (i, j) index pairs of the upper triangle in dist() order: row by row, (1,2), (1,3),
+# ..., (1,n), (2,3), ... (upper.tri() alone walks column by column).
+upper_pairs <- function(n) {
+  ij <- which(upper.tri(diag(n)), arr.ind = TRUE)
+  ij[order(ij[, 1], ij[, 2]), , drop = FALSE]
+}
+
+`%||%` <- function(a, b) if (is.null(a)) b else a
+
+#' @export
+print.ts_rdm <- function(x, ...) {
+  k <- nrow(x$dissimilarities)
+  n <- length(x$conditions)
+  cli::cat_line("<ts_rdm> ", k, " RDM", if (k != 1) "s", " over ", n, " conditions (", x$method, ")")
+  shown <- utils::head(x$descriptors$name, 8)
+  cli::cat_line("  RDMs: ", paste(shown, collapse = ", "), if (k > 8) ", ...")
+  cli::cat_line("  conditions: ", paste(utils::head(x$conditions, 8), collapse = ", "), if (n > 8) ", ...")
+  invisible(x)
+}
+
+#' @export
+length.ts_rdm <- function(x) nrow(x$dissimilarities)
+
+#' @export
+`[.ts_rdm` <- function(x, i, ...) {
+  if (is.character(i)) i <- match(i, x$descriptors$name)
+  new_rdm(x$dissimilarities[i, , drop = FALSE], x$conditions, x$descriptors[i, , drop = FALSE], x$method)
+}
+
+#' @param i Which RDM (index or name) for `as.matrix()` and `as.dist()`.
+#' @rdname as_rdm
+#' @export
+as.matrix.ts_rdm <- function(x, i = 1, ...) {
+  if (is.character(i)) i <- match(i, x$descriptors$name)
+  n <- length(x$conditions)
+  m <- matrix(0, n, n, dimnames = list(x$conditions, x$conditions))
+  idx <- upper_pairs(n)
+  v <- x$dissimilarities[i, ]
+  m[idx] <- v
+  m[idx[, 2:1, drop = FALSE]] <- v
+  m
+}
+
+#' @rdname as_rdm
+#' @param m Unused (for the generic).
+#' @param diag,upper Passed to [stats::as.dist()].
+#' @importFrom stats as.dist
+#' @export
+as.dist.ts_rdm <- function(m, diag = FALSE, upper = FALSE) {
+  stats::as.dist(as.matrix.ts_rdm(m, 1), diag = diag, upper = upper)
+}
+
+#' Compare RDMs
+#'
+#' Similarity of two RDMs (or of every RDM in `a` with every RDM in `b`) over their
+#' upper triangles:
+#' * `"spearman"`: Spearman correlation (Pearson on average ranks);
+#' * `"pearson"`, `"cosine"`;
+#' * `"kendall_tau_a"`: Kendall's tau-a, (concordant - discordant) / (m (m - 1) / 2)
+#'   over the m pairs; ties count against, which is why it is recommended for
+#'   categorical model RDMs (Nili et al. 2014). Knight's O(m log m) algorithm.
+#' * `"rho_a"`: 12 sum (r - rbar)(s - sbar) / (m^3 - m) on average ranks (rsatoolbox);
+#' * `"cosine_cov"`, `"corr_cov"`: whitened cosine / correlation (Diedrichsen et al.
+#'   2021) with V = Xi o Xi, Xi = C C', C the pair contrast matrix (the conditions'
+#'   covariance Sigma_k = I). They are computed exactly through the identity
+#'   d1' V^-1 d2 ~ tr(G1 G2) with G = -1/2 H D H (double-centred RDM).
+#' * `"bures"`: Bures similarity of the double-centred matrices G: sum of the square
+#'   roots of the eigenvalues of A^1/2 B A^1/2 over sqrt(tr A tr B), negative
+#'   eigenvalues clipped to 0 as in rsatoolbox.
+#'
+#' Every method gives 1 for an RDM compared with itself (for tau-a and rho-a, when the
+#' RDM has no tied values: ties count against them by design).
+#'
+#' @param a,b RDMs: `ts_rdm` objects or anything [as_rdm()] accepts, over the same
+#'   conditions.
+#' @param method The similarity, see Details.
+#' @return One number when `a` and `b` each hold one RDM; otherwise a tibble with
+#'   columns `rdm_a`, `rdm_b`, `method` and `similarity`.
+#' @references Nili et al. (2014) PLoS Comput Biol 10: e1003553. Diedrichsen et al.
+#'   (2021) Comparing representational geometries using whitened unbiased-distance-
+#'   matrix similarity. Neurons, Behavior, Data analysis and Theory 5(3). Knight (1966)
+#'   JASA 61: 436-439.
+#' @export
+#' @examples
+#' set.seed(2)
+#' x <- matrix(rnorm(10 * 30), 10)
+#' a <- rdm(x)
+#' b <- rdm(x + matrix(rnorm(10 * 30, sd = 2), 10))
+#' compare_rdms(a, b)
+#' compare_rdms(a, b, method = "kendall_tau_a")
+compare_rdms <- function(a, b, method = c("spearman", "pearson", "kendall_tau_a", "rho_a", "cosine",
+                                          "corr_cov", "cosine_cov", "bures")) {
+  method <- check_choice(method, compare_methods)
+  a <- as_rdm(a)
+  b <- as_rdm(b)
+  check_same_conditions(a, b)
+  n <- length(a$conditions)
+  s <- cpp_compare_rdms(a$dissimilarities, b$dissimilarities, method, n, threads_now())
+  if (nrow(s) == 1 && ncol(s) == 1) return(s[1, 1])
+  tibble::tibble(
+    rdm_a = rep(a$descriptors$name, times = ncol(s)),
+    rdm_b = rep(b$descriptors$name, each = nrow(s)),
+    method = method,
+    similarity = as.vector(s)
+  )
+}
+
+compare_methods <- c("spearman", "pearson", "kendall_tau_a", "rho_a", "cosine", "corr_cov", "cosine_cov", "bures")
+
+check_same_conditions <- function(a, b, arg_a = "a", arg_b = "b", call = rlang::caller_env()) {
+  na <- length(a$conditions)
+  nb <- length(b$conditions)
+  if (na != nb) {
+    ts_abort("{.arg {arg_a}} has {na} conditions but {.arg {arg_b}} has {nb}.", "mismatch", call = call)
+  }
+  default <- as.character(seq_len(na))
+  if (!identical(a$conditions, default) && !identical(b$conditions, default) &&
+      !identical(a$conditions, b$conditions)) {
+    if (setequal(a$conditions, b$conditions)) {
+      ts_abort("{.arg {arg_a}} and {.arg {arg_b}} have the same conditions in a different order; reorder one of them.",
+               "mismatch", call = call)
+    }
+    ts_abort("{.arg {arg_a}} and {.arg {arg_b}} have different condition labels (first difference: {.val {a$conditions[which(a$conditions != b$conditions)[1]]}}).",
+             "mismatch", call = call)
+  }
+  invisible(TRUE)
+}

@@ -1,0 +1,43 @@
+# The LibTorch backend lives in its own shared library (tensorscope_torch), built when
+# configure finds LibTorch and loaded here on first use, so that loading tensorscope
+# never loads LibTorch (torch for R brings its own).
+
+the <- new.env(parent = emptyenv())
+
+torch_backend_file <- function() {
+  f <- system.file("libs", paste0("tensorscope_torch", .Platform$dynlib.ext), package = "tensorscope")
+  if (!nzchar(f)) {
+    # an R_ARCH sub-folder (Windows-style multi-arch installs)
+    f <- system.file("libs", Sys.getenv("R_ARCH"), paste0("tensorscope_torch", .Platform$dynlib.ext),
+                     package = "tensorscope")
+  }
+  f
+}
+
+#' Is the LibTorch backend available?
+#'
+#' `TRUE` when tensorscope was installed with LibTorch (see [ts_build_info()]). The
+#' backend is not loaded by this check.
+#' @return `TRUE` or `FALSE`.
+#' @export
+#' @examples
+#' ts_torch_available()
+ts_torch_available <- function() nzchar(torch_backend_file())
+
+torch_backend <- function(call = rlang::caller_env()) {
+  if (!is.null(the$torch_dll)) return(the$torch_dll)
+  f <- torch_backend_file()
+  if (!nzchar(f)) {
+    ts_abort(c("This needs LibTorch, and tensorscope was installed without it.",
+               i = "Install LibTorch (on Debian: {.code apt-get install libtorch-dev}) or set {.envvar LIBTORCH_HOME}, then reinstall tensorscope.",
+               i = "{.code ts_build_info()} shows what the installation found."),
+             "torch_unavailable", call = call)
+  }
+  the$torch_dll <- dyn.load(f, local = TRUE, now = TRUE)
+  the$torch_dll
+}
+
+torch_call <- function(name, ..., call = rlang::caller_env()) {
+  dll <- torch_backend(call = call)
+  .Call(getNativeSymbolInfo(name, dll), ...)
+}

@@ -1,0 +1,119 @@
+# Argument checks shared by every family. Each raises a classed error
+# ("tensorscope_error_<kind>", "tensorscope_error") naming the argument and the value.
+
+ts_abort <- function(message, kind, ..., call = rlang::caller_env(), .envir = parent.frame()) {
+  cli::cli_abort(message, class = c(paste0("tensorscope_error_", kind), "tensorscope_error"),
+                 ..., call = call, .envir = .envir)
+}
+
+describe <- function(x) {
+  if (is.null(x)) return("NULL")
+  if (is.data.frame(x)) return(sprintf("a data frame (%d x %d)", nrow(x), ncol(x)))
+  if (is.matrix(x)) return(sprintf("a %s matrix (%d x %d)", typeof(x), nrow(x), ncol(x)))
+  if (is.array(x)) return(sprintf("a %s array (%s)", typeof(x), paste(dim(x), collapse = " x ")))
+  if (is.atomic(x) && length(x) == 1) return(sprintf("%s `%s`", class(x)[1], format(x)))
+  if (is.atomic(x)) return(sprintf("a %s vector of length %d", class(x)[1], length(x)))
+  sprintf("an object of class <%s>", paste(class(x), collapse = "/"))
+}
+
+# Matrix (stimuli x features) from a matrix, data frame or higher-rank array whose first
+# dimension is stimuli. Numeric only; integers/logicals become double. Checks finiteness.
+as_data_matrix <- function(x, arg = rlang::caller_arg(x), call = rlang::caller_env()) {
+  if (is.data.frame(x)) {
+    ok <- vapply(x, function(col) is.numeric(col) || is.logical(col), logical(1))
+    if (!all(ok)) {
+      ts_abort("{.arg {arg}} must hold numeric columns only; column{?s} {.val {names(x)[!ok]}} {?is/are} not numeric.",
+               "type", call = call)
+    }
+    x <- as.matrix(x)
+    storage.mode(x) <- "double"
+  }
+  if (!(is.numeric(x) || is.logical(x)) || is.null(dim(x)) && !is.numeric(x)) {
+    ts_abort("{.arg {arg}} must be a numeric matrix, data frame or array (stimuli first), not {describe(x)}.",
+             "type", call = call)
+  }
+  if (is.null(dim(x))) {
+    x <- matrix(x, ncol = 1L, dimnames = list(names(x), NULL))
+  }
+  d <- dim(x)
+  if (length(d) > 2) {
+    rn <- dimnames(x)[[1]]
+    x <- matrix(x, nrow = d[1], ncol = prod(d[-1]))
+    rownames(x) <- rn
+  }
+  if (storage.mode(x) != "double") storage.mode(x) <- "double"
+  if (nrow(x) == 0) ts_abort("{.arg {arg}} has no stimuli (0 rows).", "empty", call = call)
+  if (ncol(x) == 0) ts_abort("{.arg {arg}} has no features (0 columns).", "empty", call = call)
+  check_finite(x, arg, call = call)
+  x
+}
+
+check_finite <- function(x, arg, call = rlang::caller_env()) {
+  if (anyNA(x) || any(is.infinite(x))) {
+    bad <- which(!is.finite(x))
+    first <- bad[1]
+    pos <- if (is.matrix(x)) {
+      rc <- arrayInd(first, dim(x))
+      sprintf("row %d, column %d", rc[1], rc[2])
+    } else sprintf("element %d", first)
+    ts_abort("{.arg {arg}} has {length(bad)} non-finite value{?s} (NA, NaN or Inf); the first is {format(x[first])} at {pos}.",
+             "non_finite", call = call)
+  }
+  invisible(x)
+}
+
+check_choice <- function(x, choices, arg = rlang::caller_arg(x), call = rlang::caller_env()) {
+  if (!is.character(x) || length(x) < 1 || is.na(x[1])) {
+    ts_abort("{.arg {arg}} must be one of {.val {choices}}, not {describe(x)}.", "argument", call = call)
+  }
+  x <- x[1]
+  if (!x %in% choices) {
+    ts_abort("{.arg {arg}} must be one of {.val {choices}}, not {.val {x}}.", "argument", call = call)
+  }
+  x
+}
+
+check_count <- function(x, min = 0, arg = rlang::caller_arg(x), call = rlang::caller_env()) {
+  if (!is.numeric(x) || length(x) != 1 || is.na(x) || x != round(x) || x < min) {
+    ts_abort("{.arg {arg}} must be a whole number >= {min}, not {describe(x)}.", "argument", call = call)
+  }
+  as.integer(x)
+}
+
+check_number <- function(x, lower = -Inf, upper = Inf, arg = rlang::caller_arg(x),
+                         call = rlang::caller_env()) {
+  if (!is.numeric(x) || length(x) != 1 || !is.finite(x) || x < lower || x > upper) {
+    ts_abort("{.arg {arg}} must be a number in [{lower}, {upper}], not {describe(x)}.", "argument", call = call)
+  }
+  as.double(x)
+}
+
+check_seed <- function(seed, arg = rlang::caller_arg(seed), call = rlang::caller_env()) {
+  if (is.null(seed)) return(as.double(sample.int(.Machine$integer.max, 1L)))
+  if (!is.numeric(seed) || length(seed) != 1 || !is.finite(seed) || seed != round(seed) || seed < 0) {
+    ts_abort("{.arg {arg}} must be NULL or a non-negative whole number, not {describe(seed)}.",
+             "argument", call = call)
+  }
+  as.double(seed)
+}
+
+# Total variance of a layer is zero: every stimulus has the same pattern.
+check_variance <- function(x, arg, call = rlang::caller_env()) {
+  v <- sum(apply(x, 2L, stats::var))
+  if (!is.finite(v) || v <= 1e-300) {
+    ts_abort("{.arg {arg}} has zero variance across stimuli: every stimulus has the same pattern.",
+             "zero_variance", call = call)
+  }
+  invisible(x)
+}
+
+# Evaluate expr with R's RNG seeded, restoring the user's RNG state afterwards.
+with_seed <- function(seed, expr) {
+  env <- globalenv()
+  had <- exists(".Random.seed", envir = env, inherits = FALSE)
+  old <- if (had) get(".Random.seed", envir = env, inherits = FALSE)
+  on.exit(if (had) assign(".Random.seed", old, envir = env) else
+    rm(".Random.seed", envir = env), add = TRUE)
+  set.seed(seed %% .Machine$integer.max)
+  expr
+}

@@ -1,0 +1,169 @@
+// Representational dissimilarity matrices (rsatoolbox conventions), returned as the
+// upper triangle (i < j) in R dist() / scipy squareform order.
+//
+//   correlation   1 - Pearson r between condition patterns
+//   cosine        1 - cosine similarity
+//   euclidean     plain Euclidean distance ||x_i - x_j||
+//   sqeuclidean   squared distance / number of channels (rsatoolbox's "euclidean")
+//   mahalanobis   (x_i - x_j)^T S^-1 (x_i - x_j) / channels, S a noise covariance
+//   crossnobis    cross-validated Mahalanobis over independent partitions (runs):
+//                 mean over ordered run pairs a != b of (mu_ia - mu_ja)^T S^-1 (mu_ib - mu_jb)
+//                 / channels; unbiased (zero expectation when patterns are equal).
+#pragma once
+
+#include "common.hpp"
+#include "linalg.hpp"
+
+#include <cmath>
+
+namespace tensorscope {
+
+enum class RdmMethod { correlation, cosine, euclidean, sqeuclidean, mahalanobis, crossnobis };
+
+namespace detail {
+inline Vector upper_of(const Matrix& G, const std::function<double(Index, Index)>& f) {
+  const Index n = G.rows();
+  Vector v(n_pairs(n));
+  for (Index i = 0; i < n; ++i) {
+    const Index base = pair_index(i, i + 1, n);
+    for (Index j = i + 1; j < n; ++j) v(base + j - i - 1) = f(i, j);
+  }
+  return v;
+}
+}  // namespace detail
+
+// Rows of X scaled to unit norm after (optionally) removing each row's mean.
+inline Matrix normalise_rows(const MatRef& X, bool centre) {
+  Matrix Z = X;
+  if (centre) Z.colwise() -= Z.rowwise().mean();
+  const Vector nrm = Z.rowwise().norm();
+  for (Index i = 0; i < Z.rows(); ++i) {
+    if (!(nrm(i) > 0)) throw invalid_input("rdm: pattern " + std::to_string(i + 1) + " has zero " +
+                                           (centre ? "variance" : "norm"));
+    Z.row(i) /= nrm(i);
+  }
+  return Z;
+}
+
+// Squared Euclidean distances of the rows of X (column-centred first, which leaves the
+// distances unchanged and limits cancellation).
+inline Vector sq_distances(const MatRef& X) {
+  const Matrix G = tcrossprod(centre_columns(X));
+  const Vector d = G.diagonal();
+  return detail::upper_of(G, [&](Index i, Index j) { return std::max(0.0, d(i) + d(j) - 2.0 * G(i, j)); });
+}
+
+// Whitening factor W with W W^T = S^-1 for a symmetric positive definite S.
+inline Matrix whitener(const MatRef& S) {
+  SymEigen e = sym_eigen(S, true);
+  const double tol = e.values.cwiseAbs().maxCoeff() * 1e-12 * static_cast<double>(S.rows());
+  if (!(e.values.minCoeff() > tol))
+    throw invalid_input("rdm: the noise covariance is not positive definite");
+  return e.vectors * e.values.cwiseSqrt().cwiseInverse().asDiagonal();
+}
+
+// Condition patterns (conditions x channels) -> RDM vector.
+inline Vector rdm_vector(const MatRef& X, RdmMethod method, const MatRef& noise_cov) {
+  const double p = static_cast<double>(X.cols());
+  switch (method) {
+    case RdmMethod::correlation:
+    case RdmMethod::cosine: {
+      const Matrix Z = normalise_rows(X, method == RdmMethod::correlation);
+      const Matrix G = tcrossprod(Z);
+      return detail::upper_of(G, [&](Index i, Index j) { return 1.0 - G(i, j); });
+    }
+    case RdmMethod::euclidean:
+      return sq_distances(X).cwiseSqrt();
+    case RdmMethod::sqeuclidean:
+      return sq_distances(X) / p;
+    case RdmMethod::mahalanobis: {
+      if (noise_cov.size() == 0) return sq_distances(X) / p;
+      if (noise_cov.rows() != X.cols() || noise_cov.cols() != X.cols())
+        throw invalid_input("rdm: noise covariance must be channels x channels");
+      const Matrix XW = X * whitener(noise_cov);
+      return sq_distances(XW) / p;
+    }
+    default:
+      throw invalid_input("rdm_vector: use crossnobis_vector() for crossnobis");
+  }
+}
+
+// Crossnobis from per-run condition means: means[a] is conditions x channels for run a.
+// With W W^T = S^-1 and T = sum_a mu_a W:
+//   sum_{a != b} d_a . d_b = ||T_i - T_j||^2 - sum_a ||(mu_ia - mu_ja) W||^2.
+inline Vector crossnobis_vector(const std::vector<Matrix>& means, const MatRef& noise_cov) {
+  const std::size_t R = means.size();
+  if (R < 2) throw invalid_input("rdm: crossnobis needs at least 2 runs (partitions)");
+  const Index k = means[0].rows(), p = means[0].cols();
+  Matrix W;
+  const bool white = noise_cov.size() > 0;
+  if (white) {
+    if (noise_cov.rows() != p || noise_cov.cols() != p)
+      throw invalid_input("rdm: noise covariance must be channels x channels");
+    W = whitener(noise_cov);
+  }
+  Matrix T = Matrix::Zero(k, p);
+  Vector within = Vector::Zero(n_pairs(k));
+  for (const Matrix& mu : means) {
+    const Matrix m = white ? Matrix(mu * W) : mu;
+    T += m;
+    within += sq_distances(m);
+  }
+  const Vector total = sq_distances(T);
+  const double denom = static_cast<double>(R) * static_cast<double>(R - 1) * static_cast<double>(p);
+  return (total - within) / denom;
+}
+
+// Noise covariance from residuals (observations x channels, already centred per
+// condition and run), shrunk towards a target:
+//   "diag": towards the diagonal (Schafer & Strimmer 2005), rsatoolbox's default;
+//   "eye":  towards a scaled identity (Ledoit & Wolf 2004).
+// dof: degrees of freedom of the residuals (observations minus fitted means).
+enum class Shrinkage { diag, eye, none };
+
+inline Matrix noise_covariance(const MatRef& R, double dof, Shrinkage how) {
+  const Index n = R.rows(), p = R.cols();
+  if (n < 2) throw invalid_input("noise covariance: need at least 2 residual rows");
+  if (!(dof > 0)) dof = static_cast<double>(n - 1);
+  const Matrix S0 = crossprod(R);  // sum of outer products
+  if (how == Shrinkage::none) return S0 / dof;
+  if (how == Shrinkage::diag) {
+    const Matrix S = S0 / dof;
+    const Vector var = S.diagonal();
+    if (!(var.minCoeff() > 0)) throw invalid_input("noise covariance: a channel has zero residual variance");
+    const Vector sd = var.cwiseSqrt();
+    const Matrix R2 = R.cwiseAbs2();
+    const Matrix s2_sum = crossprod(R2);
+    const double nm1 = static_cast<double>(n - 1), nd = static_cast<double>(n);
+    double num = 0, den = 0;
+    for (Index j = 0; j < p; ++j)
+      for (Index i = 0; i < p; ++i) {
+        if (i == j) continue;
+        const double s_mean = S0(i, j) / (sd(i) * sd(j)) / nm1;
+        const double s2_mean = s2_sum(i, j) / (var(i) * var(j)) / nm1;
+        num += nd / (dof * dof) * (s2_mean - s_mean * s_mean);
+        den += s_mean * s_mean;
+      }
+    const double lambda = den > 0 ? std::min(1.0, std::max(0.0, num / den)) : 1.0;
+    Matrix out = S * (1.0 - lambda);
+    out.diagonal() = S.diagonal();
+    return out;
+  }
+  // Ledoit-Wolf towards mu I (as in scikit-learn's ledoit_wolf_shrinkage, with the
+  // empirical covariance S0 / n of the given residuals).
+  const double nd = static_cast<double>(n), pd = static_cast<double>(p);
+  const Matrix emp = S0 / nd;
+  const double mu = emp.trace() / pd;
+  const Matrix R2 = R.cwiseAbs2();
+  const double beta_ = crossprod(R2).sum();
+  const double delta_ = S0.squaredNorm() / (nd * nd);
+  double beta = 1.0 / (pd * nd) * (beta_ / nd - delta_);
+  double delta = (delta_ - 2.0 * mu * emp.trace() + pd * mu * mu) / pd;
+  beta = std::min(beta, delta);
+  const double shrink = beta == 0 ? 0.0 : beta / delta;
+  Matrix out = (1.0 - shrink) * emp;
+  out.diagonal().array() += shrink * mu;
+  return out * (nd / dof);
+}
+
+}  // namespace tensorscope

@@ -1,0 +1,4 @@
+library(testthat)
+library(tensorscope)
+
+test_check("tensorscope")
