@@ -22,8 +22,12 @@ DEB_PACKAGES := r-base-dev r-cran-rcpp r-cran-rcppeigen r-cran-rlang r-cran-cli 
 
 all: install
 
+# CRAN-only packages (Suggests): R.matlab reads the MATLAB RDM files used in tests.
+CRAN_PACKAGES := R.matlab
+
 deps:
 	@bash tools/install-deps.sh $(DEB_PACKAGES)
+	@$(RSCRIPT) tools/install-cran.R $(CRAN_PACKAGES)
 
 docs:
 	$(RSCRIPT) -e 'Rcpp::compileAttributes(".")'

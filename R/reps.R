@@ -109,7 +109,7 @@ print.ts_reps <- function(x, ...) {
 #' @export
 summary.ts_reps <- function(object, ...) {
   l <- object$layers
-  tibble::tibble(
+  out <- tibble::tibble(
     layer = names(l),
     n_stimuli = vapply(l, nrow, integer(1)),
     n_features = vapply(l, ncol, integer(1)),
@@ -119,6 +119,8 @@ summary.ts_reps <- function(object, ...) {
     frac_zero = vapply(l, function(m) mean(m == 0), numeric(1)),
     n_constant = vapply(l, function(m) sum(apply(m, 2L, function(v) all(v == v[1]))), integer(1))
   )
+  out[] <- lapply(out, unname)
+  out
 }
 
 #' @export

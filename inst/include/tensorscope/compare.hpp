@@ -32,23 +32,178 @@ inline bool uses_matrix(Compare c) {
   return c == Compare::corr_cov || c == Compare::cosine_cov || c == Compare::bures;
 }
 
-// Average ranks (1-based), ties get the mean of their positions.
-inline Vector rank_average(const VecRef& x) {
+// ---- ranks and Kendall tau-a on integer codes ------------------------------------------
+//
+// Values are replaced once by dense integer codes (equal values share a code, order is
+// kept). Anything that only depends on order -- ranks of any subset, tau-a of any
+// gathered sub-vector or permutation -- is then computed with counting sorts and a
+// Fenwick tree instead of comparison sorts.
+
+struct Codes {
+  std::vector<std::int32_t> code;
+  std::int32_t levels = 0;
+};
+
+inline Codes dense_codes(const VecRef& x) {
   const Index m = x.size();
   std::vector<Index> ord(static_cast<std::size_t>(m));
   std::iota(ord.begin(), ord.end(), Index(0));
   std::sort(ord.begin(), ord.end(), [&](Index a, Index b) { return x(a) < x(b); });
-  Vector r(m);
+  Codes c;
+  c.code.resize(static_cast<std::size_t>(m));
+  std::int32_t level = -1;
+  for (Index t = 0; t < m; ++t) {
+    if (t == 0 || x(ord[t]) != x(ord[t - 1])) ++level;
+    c.code[static_cast<std::size_t>(ord[t])] = level;
+  }
+  c.levels = level + 1;
+  return c;
+}
+
+// Average ranks (1-based) of a code vector by counting. count: >= levels entries.
+inline void ranks_from_codes(const std::int32_t* c, Index m, std::int32_t levels, double* out,
+                             std::vector<double>& count) {
+  count.assign(static_cast<std::size_t>(levels), 0.0);
+  for (Index t = 0; t < m; ++t) count[static_cast<std::size_t>(c[t])] += 1.0;
+  double below = 0;
+  for (std::int32_t l = 0; l < levels; ++l) {
+    const double k = count[static_cast<std::size_t>(l)];
+    count[static_cast<std::size_t>(l)] = below + 0.5 * (k + 1.0);  // average rank of the tie group
+    below += k;
+  }
+  for (Index t = 0; t < m; ++t) out[t] = count[static_cast<std::size_t>(c[t])];
+}
+
+inline Vector rank_average(const VecRef& x) {
+  const Codes c = dense_codes(x);
+  Vector r(x.size());
+  std::vector<double> ws;
+  ranks_from_codes(c.code.data(), x.size(), c.levels, r.data(), ws);
+  return r;
+}
+
+namespace detail {
+inline long long pairs_of(long long c) { return c * (c - 1) / 2; }
+
+// Strict inversions (i < j, y_i > y_j) of integer codes in [0, levels), Fenwick tree.
+inline long long inversions(const std::int32_t* y, Index m, std::int32_t levels, std::vector<std::int32_t>& tree) {
+  tree.assign(static_cast<std::size_t>(levels) + 1, 0);
+  long long inv = 0;
+  for (Index t = 0; t < m; ++t) {
+    long long le = 0;  // earlier elements <= y_t
+    for (std::int32_t i = y[t] + 1; i > 0; i -= i & (-i)) le += tree[static_cast<std::size_t>(i)];
+    inv += t - le;
+    for (std::int32_t i = y[t] + 1; i <= levels; i += i & (-i)) ++tree[static_cast<std::size_t>(i)];
+  }
+  return inv;
+}
+
+inline long long tied_pairs_codes(const std::int32_t* c, Index m, std::int32_t levels, std::vector<std::int32_t>& cnt) {
+  cnt.assign(static_cast<std::size_t>(levels), 0);
+  for (Index t = 0; t < m; ++t) ++cnt[static_cast<std::size_t>(c[t])];
+  long long s = 0;
+  for (auto k : cnt) s += pairs_of(k);
+  return s;
+}
+}  // namespace detail
+
+// Scratch space for tau-a computations (one per thread).
+struct TauWork {
+  std::vector<std::int32_t> a, b, tree, cnt;
+  std::vector<Index> ord, tmp;
+};
+
+// Kendall tau-a of two code vectors (Knight 1966): order by (x, y) with two stable
+// counting sorts, then S = n0 - n1 - n2 + n3 - 2 * (strict inversions of y).
+inline double tau_a_codes(const std::int32_t* x, std::int32_t ux, const std::int32_t* y, std::int32_t uy,
+                          Index m, TauWork& w) {
+  if (m < 2) return std::numeric_limits<double>::quiet_NaN();
+  auto counting = [&](const std::int32_t* key, std::int32_t levels, const std::vector<Index>& in,
+                      std::vector<Index>& out) {
+    w.cnt.assign(static_cast<std::size_t>(levels) + 1, 0);
+    for (Index t = 0; t < m; ++t) ++w.cnt[static_cast<std::size_t>(key[in[t]]) + 1];
+    for (std::int32_t l = 0; l < levels; ++l) w.cnt[l + 1] += w.cnt[l];
+    out.resize(static_cast<std::size_t>(m));
+    for (Index t = 0; t < m; ++t) out[static_cast<std::size_t>(w.cnt[static_cast<std::size_t>(key[in[t]])]++)] = in[t];
+  };
+  w.ord.resize(static_cast<std::size_t>(m));
+  std::iota(w.ord.begin(), w.ord.end(), Index(0));
+  counting(y, uy, w.ord, w.tmp);   // by y
+  counting(x, ux, w.tmp, w.ord);   // stable by x: lexicographic (x, y)
+  w.a.resize(static_cast<std::size_t>(m));
+  long long n1 = 0, n3 = 0;
   Index i = 0;
   while (i < m) {
     Index j = i + 1;
-    while (j < m && x(ord[j]) == x(ord[i])) ++j;
-    const double avg = 0.5 * static_cast<double>(i + j - 1) + 1.0;
-    for (Index k = i; k < j; ++k) r(ord[k]) = avg;
+    while (j < m && x[w.ord[j]] == x[w.ord[i]]) ++j;
+    n1 += detail::pairs_of(j - i);
+    Index r = i;
+    while (r < j) {
+      Index q = r + 1;
+      while (q < j && y[w.ord[q]] == y[w.ord[r]]) ++q;
+      n3 += detail::pairs_of(q - r);
+      r = q;
+    }
     i = j;
   }
-  return r;
+  for (Index t = 0; t < m; ++t) w.a[t] = y[w.ord[t]];
+  const long long n2 = detail::tied_pairs_codes(y, m, uy, w.cnt);
+  const long long inv = detail::inversions(w.a.data(), m, uy, w.tree);
+  const double n0 = 0.5 * static_cast<double>(m) * static_cast<double>(m - 1);
+  return (n0 - static_cast<double>(n1) - static_cast<double>(n2) + static_cast<double>(n3) -
+          2.0 * static_cast<double>(inv)) / n0;
 }
+
+inline double kendall_tau_a(const VecRef& x, const VecRef& y) {
+  const Codes cx = dense_codes(x), cy = dense_codes(y);
+  TauWork w;
+  return tau_a_codes(cx.code.data(), cx.levels, cy.code.data(), cy.levels, x.size(), w);
+}
+
+// One side (x) sorted once; tau-a against many y given in x-order (permutation tests).
+class KendallFixed {
+ public:
+  explicit KendallFixed(const VecRef& x) : m_(x.size()) {
+    const Codes c = dense_codes(x);
+    order_.resize(static_cast<std::size_t>(m_));
+    std::iota(order_.begin(), order_.end(), Index(0));
+    std::stable_sort(order_.begin(), order_.end(),
+                     [&](Index a, Index b) { return c.code[static_cast<std::size_t>(a)] < c.code[static_cast<std::size_t>(b)]; });
+    Index i = 0;
+    while (i < m_) {
+      Index j = i + 1;
+      while (j < m_ && c.code[static_cast<std::size_t>(order_[j])] == c.code[static_cast<std::size_t>(order_[i])]) ++j;
+      if (j - i > 1) blocks_.push_back({i, j});
+      n1_ += detail::pairs_of(j - i);
+      i = j;
+    }
+  }
+  const std::vector<Index>& order() const { return order_; }
+  // y: codes in x-order (overwritten), uy levels, n2 = tied pairs of y.
+  double tau(std::int32_t* y, std::int32_t uy, long long n2, TauWork& w) const {
+    long long n3 = 0;
+    for (const auto& b : blocks_) {
+      std::sort(y + b.first, y + b.second);
+      Index r = b.first;
+      while (r < b.second) {
+        Index q = r + 1;
+        while (q < b.second && y[q] == y[r]) ++q;
+        n3 += detail::pairs_of(q - r);
+        r = q;
+      }
+    }
+    const long long inv = detail::inversions(y, m_, uy, w.tree);
+    const double n0 = 0.5 * static_cast<double>(m_) * static_cast<double>(m_ - 1);
+    return (n0 - static_cast<double>(n1_) - static_cast<double>(n2) + static_cast<double>(n3) -
+            2.0 * static_cast<double>(inv)) / n0;
+  }
+
+ private:
+  Index m_;
+  std::vector<Index> order_;
+  std::vector<std::pair<Index, Index>> blocks_;
+  long long n1_ = 0;
+};
 
 // -1/2 H D H from an RDM vector over n conditions.
 inline Matrix centred_kernel(const VecRef& d, Index n) {
@@ -107,101 +262,6 @@ inline Vector prepare(const VecRef& d, Compare method, Index n_cond) {
   return u / nrm;
 }
 
-// ---- Kendall tau-a -------------------------------------------------------------------
-
-namespace detail {
-// Counts strict inversions (i < j, y_i > y_j) of y by merge sort; y is sorted on return.
-inline long long count_inversions(double* y, double* buf, Index m) {
-  long long inv = 0;
-  for (Index width = 1; width < m; width *= 2) {
-    for (Index lo = 0; lo < m; lo += 2 * width) {
-      const Index mid = std::min(lo + width, m), hi = std::min(lo + 2 * width, m);
-      Index i = lo, j = mid, k = lo;
-      while (i < mid && j < hi) {
-        if (y[j] < y[i]) {
-          inv += mid - i;
-          buf[k++] = y[j++];
-        } else {
-          buf[k++] = y[i++];
-        }
-      }
-      while (i < mid) buf[k++] = y[i++];
-      while (j < hi) buf[k++] = y[j++];
-    }
-    std::copy(buf, buf + m, y);
-  }
-  return inv;
-}
-
-inline long long tied_pairs_sorted(const double* v, Index m) {
-  long long t = 0;
-  Index i = 0;
-  while (i < m) {
-    Index j = i + 1;
-    while (j < m && v[j] == v[i]) ++j;
-    const long long c = j - i;
-    t += c * (c - 1) / 2;
-    i = j;
-  }
-  return t;
-}
-}  // namespace detail
-
-// One side (x) sorted once; tau-a against any y (e.g. permutations of a model RDM).
-class KendallFixed {
- public:
-  explicit KendallFixed(const VecRef& x) : m_(x.size()) {
-    order_.resize(static_cast<std::size_t>(m_));
-    std::iota(order_.begin(), order_.end(), Index(0));
-    std::stable_sort(order_.begin(), order_.end(), [&](Index a, Index b) { return x(a) < x(b); });
-    Index i = 0;
-    while (i < m_) {
-      Index j = i + 1;
-      while (j < m_ && x(order_[j]) == x(order_[i])) ++j;
-      if (j - i > 1) blocks_.push_back({i, j});
-      const long long c = j - i;
-      n1_ += c * (c - 1) / 2;
-      i = j;
-    }
-  }
-  const std::vector<Index>& order() const { return order_; }
-  // y_sorted: y in x-order (y_sorted[t] = y[order()[t]]); overwritten. buf: m doubles.
-  double tau(double* y_sorted, double* buf, long long n2) const {
-    long long n3 = 0;
-    for (const auto& b : blocks_) {
-      std::sort(y_sorted + b.first, y_sorted + b.second);
-      n3 += detail::tied_pairs_sorted(y_sorted + b.first, b.second - b.first);
-    }
-    const long long swaps = detail::count_inversions(y_sorted, buf, m_);
-    const double n0 = 0.5 * static_cast<double>(m_) * static_cast<double>(m_ - 1);
-    const double s = n0 - static_cast<double>(n1_) - static_cast<double>(n2) + static_cast<double>(n3) -
-                     2.0 * static_cast<double>(swaps);
-    return s / n0;
-  }
-  Index size() const { return m_; }
-
- private:
-  Index m_;
-  std::vector<Index> order_;
-  std::vector<std::pair<Index, Index>> blocks_;
-  long long n1_ = 0;
-};
-
-inline long long tied_pairs(const VecRef& y) {
-  std::vector<double> v(y.data(), y.data() + y.size());
-  std::sort(v.begin(), v.end());
-  return detail::tied_pairs_sorted(v.data(), y.size());
-}
-
-inline double kendall_tau_a(const VecRef& x, const VecRef& y) {
-  const Index m = x.size();
-  if (m < 2) return std::numeric_limits<double>::quiet_NaN();
-  KendallFixed kx(x);
-  std::vector<double> ys(static_cast<std::size_t>(m)), buf(static_cast<std::size_t>(m));
-  for (Index t = 0; t < m; ++t) ys[t] = y(kx.order()[t]);
-  return kx.tau(ys.data(), buf.data(), tied_pairs(y));
-}
-
 // ---- Bures ---------------------------------------------------------------------------
 
 struct BuresSide {
@@ -218,7 +278,13 @@ inline BuresSide bures_side(const VecRef& d, Index n) {
 inline double bures_similarity(const BuresSide& a, const Matrix& B, double trace_b) {
   const Matrix M = a.sqrt_a * B * a.sqrt_a;
   const Vector ev = sym_eigen(0.5 * (M + M.transpose()), false).values;
-  const double fid = ev.cwiseMax(0.0).cwiseSqrt().sum();
+  // eigenvalues within rounding of 0 (the rank deficit of a centred kernel) would add
+  // sqrt(eps)-sized noise: treat them as 0, like the negative ones
+  const double tol = std::max(ev.cwiseAbs().maxCoeff(), 0.0) * static_cast<double>(ev.size()) *
+                     std::numeric_limits<double>::epsilon();
+  double fid = 0;
+  for (Index i = 0; i < ev.size(); ++i)
+    if (ev(i) > tol) fid += std::sqrt(ev(i));
   const double den = std::sqrt(a.trace * trace_b);
   if (!(den > 0)) return std::numeric_limits<double>::quiet_NaN();
   return fid / den;
@@ -245,22 +311,17 @@ inline Matrix compare_matrix(const MatRef& A, const MatRef& B, Compare method, I
     return out;
   }
   if (method == Compare::kendall_tau_a) {
-    std::vector<KendallFixed> fx;
-    fx.reserve(static_cast<std::size_t>(k));
-    for (Index i = 0; i < k; ++i) fx.emplace_back(A.row(i).transpose());
-    std::vector<long long> n2(static_cast<std::size_t>(l));
-    for (Index j = 0; j < l; ++j) n2[j] = tied_pairs(B.row(j).transpose());
+    std::vector<Codes> ca(static_cast<std::size_t>(k)), cb(static_cast<std::size_t>(l));
+    for (Index i = 0; i < k; ++i) ca[i] = dense_codes(A.row(i).transpose());
+    for (Index j = 0; j < l; ++j) cb[j] = dense_codes(B.row(j).transpose());
     const Index m = A.cols();
 #pragma omp parallel num_threads(omp_threads(ex.threads))
     {
-      std::vector<double> ys(static_cast<std::size_t>(m)), buf(static_cast<std::size_t>(m));
+      TauWork w;
 #pragma omp for schedule(dynamic) collapse(2)
       for (Index i = 0; i < k; ++i)
-        for (Index j = 0; j < l; ++j) {
-          const auto& ord = fx[static_cast<std::size_t>(i)].order();
-          for (Index t = 0; t < m; ++t) ys[t] = B(j, ord[t]);
-          out(i, j) = fx[static_cast<std::size_t>(i)].tau(ys.data(), buf.data(), n2[j]);
-        }
+        for (Index j = 0; j < l; ++j)
+          out(i, j) = tau_a_codes(ca[i].code.data(), ca[i].levels, cb[j].code.data(), cb[j].levels, m, w);
     }
     return out;
   }

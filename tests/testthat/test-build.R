@@ -1,0 +1,66 @@
+test_that("ts_build_info reports one row with the documented columns", {
+  info <- ts_build_info()
+  expect_s3_class(info, "tbl_df")
+  expect_equal(nrow(info), 1L)
+  expect_named(info, c("version", "openmp", "threads", "torch", "torch_version", "torch_path", "cuda", "blas",
+                       "blas_threads"))
+  expect_equal(info$version, as.character(utils::packageVersion("tensorscope")))
+  expect_type(info$openmp, "logical")
+  expect_identical(info$torch, ts_torch_available())
+  if (identical(Sys.getenv("TS_EXPECT_TORCH"), "0")) expect_false(info$torch)
+  if (info$torch) {
+    expect_match(info$torch_version, "^[0-9]+\\.[0-9]+")
+    expect_true(dir.exists(info$torch_path))
+  } else {
+    expect_true(is.na(info$torch_version))
+  }
+})
+
+test_that("loading tensorscope does not load LibTorch", {
+  skip_on_os("windows")
+  skip_if(!file.exists("/proc/self/maps"))
+  code <- paste("library(tensorscope)", "x <- cka(matrix(rnorm(20), 10), matrix(rnorm(20), 10))",
+                "cat(any(grepl('libtorch', readLines('/proc/self/maps'))))", sep = "; ")
+  out <- system2(file.path(R.home("bin"), "Rscript"), c("-e", shQuote(code)), stdout = TRUE,
+                 env = paste0("R_LIBS=", paste(.libPaths(), collapse = ":")))
+  expect_equal(utils::tail(out, 1), "FALSE")
+})
+
+test_that("without LibTorch, torch features raise a classed error that says how to enable them", {
+  skip_if(ts_torch_available())
+  expect_error(tensorscope:::torch_backend(), class = "tensorscope_error_torch_unavailable")
+  expect_error(tensorscope:::torch_backend(), "libtorch-dev")
+})
+
+test_that("the LibTorch backend loads on demand when installed", {
+  skip_if_not(ts_torch_available())
+  info <- tensorscope:::torch_call("ts_torch_info")
+  expect_type(info$cuda, "logical")
+  expect_match(info$version, "^[0-9]")
+  # positive control for the test above: asking for build info does load LibTorch
+  skip_if(!file.exists("/proc/self/maps"))
+  code <- paste("library(tensorscope)", "invisible(ts_build_info())",
+                "cat(any(grepl('libtorch', readLines('/proc/self/maps'))))", sep = "; ")
+  out <- system2(file.path(R.home("bin"), "Rscript"), c("-e", shQuote(code)), stdout = TRUE,
+                 env = paste0("R_LIBS=", paste(.libPaths(), collapse = ":")))
+  expect_equal(utils::tail(out, 1), "TRUE")
+})
+
+test_that("ts_threads gets, sets, caps and restores", {
+  old <- ts_threads()
+  expect_gte(old, 1L)
+  prev <- ts_threads(1)
+  expect_equal(prev, old)
+  expect_equal(ts_threads(), 1L)
+  ts_threads(10000)
+  expect_lte(ts_threads(), parallel::detectCores())
+  ts_threads(0)
+  expect_equal(ts_threads(), tensorscope:::default_threads())
+  ts_threads(old)
+  expect_error(ts_threads(-1), class = "tensorscope_error_argument")
+  expect_error(ts_threads("two"), class = "tensorscope_error_argument")
+  withr::local_envvar(OMP_THREAD_LIMIT = "1")
+  ts_threads(8)
+  expect_equal(ts_threads(), 1L)
+  ts_threads(old)
+})
