@@ -162,24 +162,31 @@ rsa <- function(reps, neural, method = c("spearman", "pearson", "kendall_tau_a",
                             boot = boot, n_boot = n_boot, n_perm = n_perm, conf_level = conf_level, seed = seed))
 }
 
-# Pool subject RDMs the way rsatoolbox's pool_rdm does for each comparison method.
-pool_rdms <- function(N, method) {
-  if (method %in% c("spearman", "rho_a", "kendall_tau_a")) {
-    N <- t(apply(N, 1, rank))
+# Subject RDMs transformed the way rsatoolbox's pool_rdm does for each method before
+# averaging: ranked for rank correlations, z-scored for correlations, scaled to unit
+# root-mean-square for cosines.
+pool_transform <- function(N, method) {
+  Z <- if (method %in% c("spearman", "rho_a", "kendall_tau_a")) {
+    t(apply(N, 1, rank))
   } else if (method %in% c("pearson", "corr_cov")) {
-    N <- t(apply(N, 1, function(v) (v - mean(v)) / stats::sd(v)))
+    t(apply(N, 1, function(v) (v - mean(v)) / stats::sd(v)))
   } else {
-    N <- N / sqrt(rowMeans(N^2))
+    N / sqrt(rowMeans(N^2))
   }
-  if (ncol(N) == 1) N <- t(N)
-  matrix(colMeans(N), nrow = 1)
+  if (nrow(N) == 1) Z <- matrix(Z, nrow = 1)
+  Z
 }
 
+# Upper bound: each subject vs the pool of all; lower: each subject vs the pool of the
+# others (leave one out). Each subject is transformed once; the pools are sums.
 noise_ceiling_rdms <- function(N, method, n, threads) {
   s <- nrow(N)
-  upper <- cpp_compare_rdms(N, pool_rdms(N, method), method, n, threads)[, 1]
+  Z <- pool_transform(N, method)
+  total <- colSums(Z)
+  upper <- cpp_compare_rdms(N, matrix(total / s, nrow = 1), method, n, threads)[, 1]
+  loo <- (matrix(total, s, ncol(Z), byrow = TRUE) - Z) / (s - 1)
   lower <- vapply(seq_len(s), function(j) {
-    cpp_compare_rdms(N[j, , drop = FALSE], pool_rdms(N[-j, , drop = FALSE], method), method, n, threads)[1, 1]
+    cpp_compare_rdms(N[j, , drop = FALSE], loo[j, , drop = FALSE], method, n, threads)[1, 1]
   }, numeric(1))
   c(lower = mean(lower), upper = mean(upper))
 }

@@ -1,6 +1,7 @@
 # Runs the testthat suite against the installed package in $TS_TEST_LIB and prints a
 # closing line "tests: N passed, N failed, N skipped". Exits 1 on any failure or error.
 lib <- Sys.getenv("TS_TEST_LIB")
+if (dir.exists("lib-cran")) .libPaths(c(normalizePath("lib-cran"), .libPaths()))
 if (nzchar(lib)) .libPaths(c(lib, .libPaths()))
 suppressPackageStartupMessages(library(testthat))
 library(tensorscope)

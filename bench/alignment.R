@@ -1,0 +1,117 @@
+# Benchmarks for representational alignment (PERFORMANCE.md W1, W2, W4, W4b, W5).
+# Each line: our time, the ratio to a naive R implementation, and for dense algebra the
+# ratio to the BLAS work the algorithm needs, timed in the same run.
+# Usage: Rscript bench/alignment.R [scale]   (scale < 1 shrinks the problems)
+suppressPackageStartupMessages(library(tensorscope))
+args <- commandArgs(trailingOnly = TRUE)
+scale <- if (length(args)) as.numeric(args[1]) else 1
+ts_threads(parallel::detectCores())
+set.seed(1)
+tm <- function(expr, reps = 1) {
+  e <- substitute(expr)
+  env <- parent.frame()
+  best <- Inf
+  for (i in seq_len(reps)) best <- min(best, system.time(eval(e, env))[["elapsed"]])
+  best
+}
+row <- function(id, what, ours, naive = NA, bound = NA, note = "") {
+  cat(sprintf("%-4s %-52s %8.3f s  naive/ours %7s  ours/bound %5s  %s\n", id, what, ours,
+              if (is.na(naive)) "-" else sprintf("%.1fx", naive / ours),
+              if (is.na(bound)) "-" else sprintf("%.2f", ours / bound), note))
+}
+info <- ts_build_info()
+cat(sprintf("tensorscope %s | threads %d | BLAS %s (%s threads) | load %s\n", info$version, info$threads,
+            basename(info$blas), info$blas_threads, paste(readLines("/proc/loadavg", warn = FALSE), collapse = "")))
+
+# ---- W2: CKA, all pairs of 12 layers x 5000 stimuli x 768 features -------------------
+n <- round(5000 * scale); p <- round(768 * scale); L <- 12
+z <- matrix(rnorm(n * 64), n)
+layers <- lapply(seq_len(L), function(l) {
+  w <- matrix(rnorm(64 * p), 64)
+  z <<- tanh(z + matrix(rnorm(n * 64, sd = 0.3), n))
+  z %*% w + matrix(rnorm(n * p, sd = 0.5), n)
+})
+names(layers) <- paste0("layer", seq_len(L))
+reps <- ts_reps(layers)
+t_ours <- tm(res <- cka_layers(reps))
+# the BLAS work the chosen (sample-space) route needs: one syrk per layer + one GEMM
+t_bound <- tm({
+  for (x in layers) g <- tcrossprod(x)
+  P <- matrix(0, n * (n + 1) / 2, L)
+  crossprod(P)
+})
+rm(P, g); invisible(gc())
+naive_cka <- function(xs) {
+  k <- length(xs)
+  out <- matrix(1, k, k)
+  for (i in 1:(k - 1)) for (j in (i + 1):k) {
+    xc <- scale(xs[[i]], scale = FALSE); yc <- scale(xs[[j]], scale = FALSE)
+    out[i, j] <- out[j, i] <- sum(crossprod(yc, xc)^2) / (norm(crossprod(xc), "F") * norm(crossprod(yc), "F"))
+  }
+  out
+}
+t_naive <- tm(ref <- naive_cka(layers))
+stopifnot(max(abs(as.matrix(res) - ref)) < 1e-8)
+row("W2", sprintf("cka_layers linear, %d layers x %d x %d", L, n, p), t_ours, t_naive, t_bound,
+    "(target <= 5 s; bound = syrk per layer + packed GEMM)")
+t_feat <- tm(cka_layers(reps, path = "feature"))
+row("W2", "  same, feature-space route forced", t_feat, t_naive)
+t_rbf <- tm(cka_layers(reps, kernel = "rbf"))
+row("W2", "cka_layers RBF (median bandwidth)", t_rbf, NA, t_bound, "(target <= 10 s)")
+t_deb <- tm(cka_layers(reps, estimator = "debiased"))
+row("W2", "cka_layers linear debiased", t_deb, NA, t_bound)
+rm(layers, reps); invisible(gc())
+
+# ---- W1: correlation RDM, 1000 stimuli x 4096 features --------------------------------
+x <- matrix(rnorm(round(1000 * scale) * round(4096 * scale)), round(1000 * scale))
+t_ours <- tm(r <- rdm(x), 3)
+t_naive <- tm(rn <- 1 - cor(t(x)), 1)
+t_bound <- tm(tcrossprod(x), 3)
+stopifnot(max(abs(as.matrix(r) - rn)) < 1e-10)
+row("W1", sprintf("rdm correlation, %d x %d", nrow(x), ncol(x)), t_ours, t_naive, t_bound, "(target <= 0.1 s)")
+
+# ---- W5: Kendall tau-a between two 1000 x 1000 RDMs -------------------------------------
+r2 <- rdm(x + matrix(rnorm(length(x), sd = 3), nrow(x)))
+t_ours <- tm(tau <- compare_rdms(r, r2, "kendall_tau_a"), 3)
+m <- ncol(r$dissimilarities)
+sub <- 4095  # = 91 * 90 / 2, a valid RDM length
+a <- r$dissimilarities[1, 1:sub]; b <- r2$dissimilarities[1, 1:sub]
+t_sub <- tm(cor(a, b, method = "kendall"))
+t_naive <- t_sub * (m / sub)^2  # R's cor(method = "kendall") is O(m^2)
+stopifnot(abs(compare_rdms(a, b, "kendall_tau_a") - cor(a, b, method = "kendall")) < 1e-12)  # no ties: tau-a = tau-b
+row("W5", sprintf("kendall tau-a, %d conditions (%d pairs)", nrow(x), m), t_ours, t_naive, NA,
+    sprintf("(target <= 0.08 s; naive = R cor(kendall) on %d pairs x (m/%d)^2)", sub, sub))
+rm(x, r, r2); invisible(gc())
+
+# ---- W4: RSA permutation test, 92 conditions, 10,000 permutations -----------------------
+z <- matrix(rnorm(92 * 20), 92)
+model <- rdm(z)
+neural <- rdm(z + matrix(rnorm(92 * 20, sd = 2), 92))
+for (meth in c("spearman", "kendall_tau_a")) {
+  t_ours <- tm(rsa(model, neural, method = meth, n_perm = 10000, boot = "none"), 3)
+  dm <- as.matrix(model); dn <- neural$dissimilarities[1, ]
+  ut <- upper.tri(dm)
+  naive_perm <- function(k) for (i in seq_len(k)) { p <- sample(92); cor(as.matrix(dm[p, p])[t(ut)], dn, method = if (meth == "spearman") "spearman" else "kendall") }
+  kn <- if (meth == "spearman") 1000 else 20
+  t_naive <- tm(naive_perm(kn)) * 10000 / kn
+  row("W4", sprintf("rsa %s, 92 conditions, 10,000 permutations", meth), t_ours, t_naive, NA,
+      sprintf("(target %s; naive = R loop of sample + cor, %d perms extrapolated)",
+              if (meth == "spearman") "<= 0.1 s" else "<= 1.5 s", kn))
+}
+
+# ---- W4b: bootstrap RSA, 100 resamples, 20 subjects, 3 models ----------------------------
+subjects <- as_rdm(lapply(1:20, function(s) as.matrix(rdm(z + matrix(rnorm(92 * 20, sd = 2), 92)))))
+models <- as_rdm(list(a = as.matrix(rdm(z)), b = as.matrix(rdm(z^2)), c = as.matrix(rdm(matrix(rnorm(92 * 20), 92)))))
+for (meth in c("pearson", "spearman")) {
+  t_ours <- tm(rsa(models, subjects, method = meth, n_perm = 0, n_boot = 100, boot = "both"), 3)
+  naive_boot <- function() {
+    D <- lapply(1:3, function(i) as.matrix(models, i)); N <- lapply(1:20, function(j) as.matrix(subjects, j))
+    for (b in 1:100) {
+      s <- sample(92, replace = TRUE); keep <- outer(s, s, "<") | outer(s, s, ">")
+      up <- upper.tri(keep) & keep
+      for (i in 1:3) for (j in sample(20, replace = TRUE)) cor(D[[i]][s, s][up], N[[j]][s, s][up], method = meth)
+    }
+  }
+  t_naive <- tm(naive_boot())
+  row("W4b", sprintf("rsa bootstrap (both), %s, 100 x 20 subjects x 3 models", meth), t_ours, t_naive, NA, "(target <= 0.3 s)")
+}
