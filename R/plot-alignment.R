@@ -42,12 +42,14 @@ autoplot.ts_rdm <- function(object, rank = FALSE, labels = NULL, ...) {
     ggplot2::geom_raster() +
     ggplot2::scale_fill_viridis_c(name = if (rank) "percentile" else "dissimilarity") +
     ggplot2::coord_equal() +
-    ggplot2::labs(x = NULL, y = NULL, title = sprintf("RDM (%s)", object$method)) +
+    ggplot2::labs(x = NULL, y = NULL,
+                  title = if (length(object) == 1) object$descriptors$name[1] else "RDMs",
+                  subtitle = if (object$method != "unknown") sprintf("dissimilarity: %s", object$method)) +
     ggplot2::theme_minimal(base_size = 10) +
     ggplot2::theme(axis.text.x = ggplot2::element_text(angle = 90, hjust = 1, vjust = 0.5),
                    panel.grid = ggplot2::element_blank())
   if (!labels) {
-    p <- p + ggplot2::theme(axis.text = ggplot2::element_blank())
+    p <- p + ggplot2::theme(axis.text.x = ggplot2::element_blank(), axis.text.y = ggplot2::element_blank())
   }
   if (length(object) > 1) p <- p + ggplot2::facet_wrap(ggplot2::vars(.data$rdm))
   p
