@@ -5,8 +5,8 @@ cpp_cka_matrix <- function(xs, ys, kernel, estimator, bandwidth, t, sigma_x, sig
     .Call(`_tensorscope_cpp_cka_matrix`, xs, ys, kernel, estimator, bandwidth, t, sigma_x, sigma_y, path, max_gram_bytes, threads)
 }
 
-cpp_covariance_spectrum <- function(x) {
-    .Call(`_tensorscope_cpp_covariance_spectrum`, x)
+cpp_spectral_dims <- function(x) {
+    .Call(`_tensorscope_cpp_spectral_dims`, x)
 }
 
 cpp_unique_rows <- function(x) {

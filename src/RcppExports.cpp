@@ -32,14 +32,14 @@ BEGIN_RCPP
     return rcpp_result_gen;
 END_RCPP
 }
-// cpp_covariance_spectrum
-Eigen::VectorXd cpp_covariance_spectrum(SEXP x);
-RcppExport SEXP _tensorscope_cpp_covariance_spectrum(SEXP xSEXP) {
+// cpp_spectral_dims
+Rcpp::NumericVector cpp_spectral_dims(SEXP x);
+RcppExport SEXP _tensorscope_cpp_spectral_dims(SEXP xSEXP) {
 BEGIN_RCPP
     Rcpp::RObject rcpp_result_gen;
     Rcpp::RNGScope rcpp_rngScope_gen;
     Rcpp::traits::input_parameter< SEXP >::type x(xSEXP);
-    rcpp_result_gen = Rcpp::wrap(cpp_covariance_spectrum(x));
+    rcpp_result_gen = Rcpp::wrap(cpp_spectral_dims(x));
     return rcpp_result_gen;
 END_RCPP
 }
@@ -314,7 +314,7 @@ END_RCPP
 
 static const R_CallMethodDef CallEntries[] = {
     {"_tensorscope_cpp_cka_matrix", (DL_FUNC) &_tensorscope_cpp_cka_matrix, 11},
-    {"_tensorscope_cpp_covariance_spectrum", (DL_FUNC) &_tensorscope_cpp_covariance_spectrum, 1},
+    {"_tensorscope_cpp_spectral_dims", (DL_FUNC) &_tensorscope_cpp_spectral_dims, 1},
     {"_tensorscope_cpp_unique_rows", (DL_FUNC) &_tensorscope_cpp_unique_rows, 1},
     {"_tensorscope_cpp_knn", (DL_FUNC) &_tensorscope_cpp_knn, 3},
     {"_tensorscope_cpp_intrinsic_dim", (DL_FUNC) &_tensorscope_cpp_intrinsic_dim, 5},

@@ -31,8 +31,12 @@ Eigen::VectorXd curvature_of(const Graph& g, std::string method, double alpha, d
 
 }  // namespace
 
+// Effective rank on singular values, on eigenvalues, and the participation ratio.
 // [[Rcpp::export]]
-Eigen::VectorXd cpp_covariance_spectrum(SEXP x) { return covariance_spectrum(glue::map_matrix(x)); }
+Rcpp::NumericVector cpp_spectral_dims(SEXP x) {
+  const Eigen::VectorXd ev = covariance_spectrum(glue::map_matrix(x));
+  return Rcpp::NumericVector::create(entropy_rank(ev.cwiseSqrt()), entropy_rank(ev), participation_ratio(ev));
+}
 
 // [[Rcpp::export]]
 Rcpp::IntegerVector cpp_unique_rows(SEXP x) {
@@ -61,6 +65,7 @@ Rcpp::List cpp_fiber_windows(SEXP x, int k_min, int k_max, int window, int step,
   Knn nn = knn(glue::map_matrix(x), k_max + 1, glue::exec(threads));
   FiberWindows fw = fiber_windows(nn.dist, k_min, k_max, window, step, glue::exec(threads));
   return Rcpp::List::create(Rcpp::Named("ratio") = Rcpp::wrap(fw.ratio),
+                            Rcpp::Named("dim_left") = Rcpp::wrap(fw.dim_left),
                             Rcpp::Named("cut_radius") = Rcpp::wrap(fw.cut_radius),
                             Rcpp::Named("dim") = Rcpp::wrap(fw.dim),
                             Rcpp::Named("radius") = Rcpp::wrap(fw.radius));

@@ -19,6 +19,12 @@ inline Vector covariance_spectrum(const MatRef& X) {
   const Matrix Xc = centre_columns(X);
   const Matrix G = Xc.cols() <= Xc.rows() ? crossprod(Xc) : tcrossprod(Xc);
   Vector ev = sym_eigen(G, false).values.reverse().cwiseMax(0.0);
+  // eigenvalues below the rounding level of the largest are zero (numerical rank)
+  const double cut = ev.size() ? ev(0) * static_cast<double>(std::max(X.rows(), X.cols())) *
+                                     std::numeric_limits<double>::epsilon()
+                               : 0.0;
+  for (Index i = 0; i < ev.size(); ++i)
+    if (ev(i) < cut) ev(i) = 0;
   return ev / std::max<double>(1.0, static_cast<double>(X.rows() - 1));
 }
 
@@ -106,6 +112,7 @@ inline IdResult mle_levina_bickel(const Matrix& dist, int k) {
 
 struct FiberWindows {
   Matrix ratio;       // n x cuts: d_right / d_left at each cut (the F statistic)
+  Matrix dim_left;    // n x cuts: w / sum Y over the window left of the cut
   Matrix cut_radius;  // n x cuts: radius T_c at each cut
   Matrix dim;         // n x windows: local dimension in non-overlapping windows
   Matrix radius;      // n x windows: geometric mean of the window's radii
@@ -122,6 +129,7 @@ inline FiberWindows fiber_windows(const Matrix& dist, int k_min, int k_max, int 
   const int nw = m / w;
   FiberWindows out;
   out.ratio.resize(n, static_cast<Index>(cuts.size()));
+  out.dim_left.resize(n, static_cast<Index>(cuts.size()));
   out.cut_radius.resize(n, static_cast<Index>(cuts.size()));
   out.dim.resize(n, nw);
   out.radius.resize(n, nw);
@@ -139,6 +147,7 @@ inline FiberWindows fiber_windows(const Matrix& dist, int k_min, int k_max, int 
         const int q = cuts[c];
         const double left = cs[q] - cs[q - w], right = cs[q + w] - cs[q];
         out.ratio(i, static_cast<Index>(c)) = right > 0 ? left / right : std::numeric_limits<double>::infinity();
+        out.dim_left(i, static_cast<Index>(c)) = left > 0 ? w / left : std::numeric_limits<double>::infinity();
         out.cut_radius(i, static_cast<Index>(c)) = dist(i, k_min + q - 1);
       }
       for (int b = 0; b < nw; ++b) {
