@@ -297,66 +297,100 @@ inline void node_measure(const Graph& g, int x, double alpha, double p, std::vec
 
 }  // namespace detail
 
-// Curvature of every edge of g (in g.from / g.to order).
-inline Vector ollivier_ricci(const Graph& g, double alpha, double exp_power, const Exec& ex) {
+// Shortest-path distances from every vertex a to the vertices within 3 hops of a
+// (the only ground costs any transport plan needs: a in N[x], b in N[y], x ~ y), as
+// rows of (vertex, distance) sorted by vertex. One Dijkstra per vertex, stopped as
+// soon as its 3-hop ball is settled.
+struct BallDistances {
+  std::vector<Index> offset;
+  std::vector<int> vertex;
+  std::vector<double> dist;
+  double at(int a, int b) const {
+    const auto first = vertex.begin() + offset[a], last = vertex.begin() + offset[a + 1];
+    const auto it = std::lower_bound(first, last, b);
+    return dist[static_cast<std::size_t>(it - vertex.begin())];
+  }
+};
+
+inline BallDistances ball_distances(const Graph& g, const Exec& ex) {
   const Index n = g.n;
-  const Index ne = static_cast<Index>(g.from.size());
-  Vector kappa = Vector::Constant(ne, std::numeric_limits<double>::quiet_NaN());
-  // first edge of each `from` vertex in the sorted edge list
-  std::vector<Index> first(static_cast<std::size_t>(n) + 1, ne);
-  for (Index e = ne - 1; e >= 0; --e) first[g.from[e]] = e;
-  for (Index v = n - 1; v >= 0; --v) first[v] = std::min(first[v], first[v + 1]);
+  std::vector<std::vector<std::pair<int, double>>> rows(static_cast<std::size_t>(n));
   const Blocks blocks(n, 64);
   for (Index bl = 0; bl < blocks.count; ++bl) {
 #pragma omp parallel num_threads(omp_threads(ex.threads))
     {
       detail::Dijkstra dj(n);
-      std::vector<int> slot(static_cast<std::size_t>(n), -1);
-      std::vector<int> targets, supx, supy;
-      std::vector<double> mx, my, cost, D;
-      Transport tp;
-#pragma omp for schedule(dynamic, 1)
-      for (Index x = blocks.begin(bl); x < blocks.end(bl); ++x) {
-        const Index e0 = first[x], e1 = first[x + 1];
-        if (e0 >= e1) continue;
-        // targets: union of N[y] over edges (x, y), y > x
-        targets.clear();
-        for (Index e = e0; e < e1; ++e) {
-          const int y = g.to[e];
-          if (slot[y] < 0) {
-            slot[y] = static_cast<int>(targets.size());
-            targets.push_back(y);
-          }
-          for (Index t = g.offset[y]; t < g.offset[y + 1]; ++t) {
-            const int v = g.adj[t];
-            if (slot[v] < 0) {
-              slot[v] = static_cast<int>(targets.size());
-              targets.push_back(v);
+      std::vector<int> slot(static_cast<std::size_t>(n), -1), ball;
+#pragma omp for schedule(dynamic, 4)
+      for (Index a = blocks.begin(bl); a < blocks.end(bl); ++a) {
+        ball.clear();
+        ball.push_back(static_cast<int>(a));
+        slot[a] = 0;
+        std::size_t lo = 0;
+        for (int hop = 0; hop < 3; ++hop) {
+          const std::size_t hi = ball.size();
+          for (std::size_t q = lo; q < hi; ++q)
+            for (Index t = g.offset[ball[q]]; t < g.offset[ball[q] + 1]; ++t) {
+              const int v = g.adj[t];
+              if (slot[v] < 0) {
+                slot[v] = static_cast<int>(ball.size());
+                ball.push_back(v);
+              }
             }
-          }
+          lo = hi;
         }
-        detail::node_measure(g, static_cast<int>(x), alpha, exp_power, supx, mx);
-        const std::size_t nt = targets.size();
-        D.assign(supx.size() * nt, 0.0);
-        for (std::size_t a = 0; a < supx.size(); ++a) {
-          dj.run(g, supx[a], slot, static_cast<int>(nt));
-          for (std::size_t t = 0; t < nt; ++t) D[a * nt + t] = dj.d[targets[t]];
+        dj.run(g, static_cast<int>(a), slot, static_cast<int>(ball.size()));
+        auto& row = rows[a];
+        row.reserve(ball.size());
+        for (int v : ball) {
+          row.emplace_back(v, dj.d[v]);
+          slot[v] = -1;
         }
-        for (Index e = e0; e < e1; ++e) {
-          const int y = g.to[e];
-          detail::node_measure(g, y, alpha, exp_power, supy, my);
-          cost.resize(supx.size() * supy.size());
-          for (std::size_t a = 0; a < supx.size(); ++a)
-            for (std::size_t b = 0; b < supy.size(); ++b) cost[a * supy.size() + b] = D[a * nt + slot[supy[b]]];
-          double sa = 0, sb = 0;
-          for (double v : mx) sa += v;
-          for (double v : my) sb += v;
-          for (double& v : my) v *= sa / sb;
-          const double w1 = tp.solve(mx, my, cost);
-          const double dxy = D[0 * nt + slot[y]];  // supx[0] == x
-          kappa(e) = 1.0 - w1 / dxy;
-        }
-        for (int v : targets) slot[v] = -1;
+        std::sort(row.begin(), row.end());
+      }
+    }
+    ex.check();
+  }
+  BallDistances out;
+  out.offset.assign(static_cast<std::size_t>(n) + 1, 0);
+  for (Index a = 0; a < n; ++a) out.offset[a + 1] = out.offset[a] + static_cast<Index>(rows[a].size());
+  out.vertex.resize(static_cast<std::size_t>(out.offset[n]));
+  out.dist.resize(out.vertex.size());
+  for (Index a = 0; a < n; ++a) {
+    for (std::size_t r = 0; r < rows[a].size(); ++r) {
+      out.vertex[out.offset[a] + r] = rows[a][r].first;
+      out.dist[out.offset[a] + r] = rows[a][r].second;
+    }
+    std::vector<std::pair<int, double>>().swap(rows[a]);
+  }
+  return out;
+}
+
+// Curvature of every edge of g (in g.from / g.to order).
+inline Vector ollivier_ricci(const Graph& g, double alpha, double exp_power, const Exec& ex) {
+  const Index ne = static_cast<Index>(g.from.size());
+  Vector kappa(ne);
+  const BallDistances bd = ball_distances(g, ex);
+  const Blocks blocks(ne, 64);
+  for (Index bl = 0; bl < blocks.count; ++bl) {
+#pragma omp parallel num_threads(omp_threads(ex.threads))
+    {
+      std::vector<int> supx, supy;
+      std::vector<double> mx, my, cost;
+      Transport tp;
+#pragma omp for schedule(dynamic, 16)
+      for (Index e = blocks.begin(bl); e < blocks.end(bl); ++e) {
+        const int x = g.from[e], y = g.to[e];
+        detail::node_measure(g, x, alpha, exp_power, supx, mx);
+        detail::node_measure(g, y, alpha, exp_power, supy, my);
+        cost.resize(supx.size() * supy.size());
+        for (std::size_t a = 0; a < supx.size(); ++a)
+          for (std::size_t b = 0; b < supy.size(); ++b) cost[a * supy.size() + b] = bd.at(supx[a], supy[b]);
+        double sa = 0, sb = 0;
+        for (double v : mx) sa += v;
+        for (double v : my) sb += v;
+        for (double& v : my) v *= sa / sb;
+        kappa(e) = 1.0 - tp.solve(mx, my, cost) / bd.at(x, y);
       }
     }
     ex.check();
