@@ -180,14 +180,22 @@ class Transport {
   int m_ = 0, n_ = 0;
   std::vector<int> bi_, bj_;
   std::vector<double> f_, u_, v_;
-  std::vector<std::vector<int>> tree_;  // node -> basis cells (rows 0..m-1, columns m..)
+  std::vector<int> tree_off_, tree_cell_, tree_fill_;  // node -> basis cells (rows 0..m-1, columns m..)
   std::vector<int> parent_cell_, parent_node_, queue_;
 
   void build_tree() {
-    tree_.assign(static_cast<std::size_t>(m_ + n_), {});
-    for (int c = 0; c < static_cast<int>(bi_.size()); ++c) {
-      tree_[bi_[c]].push_back(c);
-      tree_[m_ + bj_[c]].push_back(c);
+    const int nn = m_ + n_, nb = static_cast<int>(bi_.size());
+    tree_off_.assign(static_cast<std::size_t>(nn) + 1, 0);
+    for (int c = 0; c < nb; ++c) {
+      ++tree_off_[bi_[c] + 1];
+      ++tree_off_[m_ + bj_[c] + 1];
+    }
+    for (int v = 0; v < nn; ++v) tree_off_[v + 1] += tree_off_[v];
+    tree_fill_.assign(tree_off_.begin(), tree_off_.end() - 1);
+    tree_cell_.resize(static_cast<std::size_t>(2 * nb));
+    for (int c = 0; c < nb; ++c) {
+      tree_cell_[tree_fill_[bi_[c]]++] = c;
+      tree_cell_[tree_fill_[m_ + bj_[c]]++] = c;
     }
   }
   int other(int c, int node) const { return node < m_ ? m_ + bj_[c] : bi_[c]; }
@@ -201,7 +209,8 @@ class Transport {
     parent_cell_[root] = -1;
     for (std::size_t h = 0; h < queue_.size(); ++h) {
       const int x = queue_[h];
-      for (int c : tree_[x]) {
+      for (int t = tree_off_[x]; t < tree_off_[x + 1]; ++t) {
+        const int c = tree_cell_[t];
         const int y = other(c, x);
         if (parent_cell_[y] != -2) continue;
         parent_cell_[y] = c;
@@ -383,10 +392,44 @@ inline Vector ollivier_ricci(const Graph& g, double alpha, double exp_power, con
         const int x = g.from[e], y = g.to[e];
         detail::node_measure(g, x, alpha, exp_power, supx, mx);
         detail::node_measure(g, y, alpha, exp_power, supy, my);
+        double sa = 0, sb = 0;
+        for (double v : mx) sa += v;
+        for (double v : my) sb += v;
+        for (double& v : my) v *= sa / sb;
+        // Mass that both measures put on the same vertex stays in place: with a metric
+        // ground cost, W1(m_x, m_y) = W1(m_x - m, m_y - m) for m = min(m_x, m_y)
+        // (Kantorovich-Rubinstein), so only the excesses are transported.
+        for (std::size_t a = 0; a < supx.size(); ++a)
+          for (std::size_t b = 0; b < supy.size(); ++b)
+            if (supx[a] == supy[b]) {
+              const double c = std::min(mx[a], my[b]);
+              mx[a] -= c;
+              my[b] -= c;
+            }
+        std::size_t ka = 0, kb = 0;
+        for (std::size_t a = 0; a < supx.size(); ++a)
+          if (mx[a] > 0) {
+            supx[ka] = supx[a];
+            mx[ka++] = mx[a];
+          }
+        for (std::size_t b = 0; b < supy.size(); ++b)
+          if (my[b] > 0) {
+            supy[kb] = supy[b];
+            my[kb++] = my[b];
+          }
+        supx.resize(ka);
+        mx.resize(ka);
+        supy.resize(kb);
+        my.resize(kb);
+        if (ka == 0 || kb == 0) {
+          kappa(e) = 1.0;
+          continue;
+        }
         cost.resize(supx.size() * supy.size());
         for (std::size_t a = 0; a < supx.size(); ++a)
           for (std::size_t b = 0; b < supy.size(); ++b) cost[a * supy.size() + b] = bd.at(supx[a], supy[b]);
-        double sa = 0, sb = 0;
+        sa = 0;
+        sb = 0;
         for (double v : mx) sa += v;
         for (double v : my) sb += v;
         for (double& v : my) v *= sa / sb;
