@@ -54,14 +54,27 @@ struct RowHeap {
   bool worth(double d) const { return size < cap || d <= c[0].d; }
 };
 
-// Euclidean distance between rows i and j of X without overflow or underflow.
-inline double exact_distance(const Matrix& X, Index i, Index j) {
-  double m = 0;
-  for (Index c = 0; c < X.cols(); ++c) m = std::max(m, std::abs(X(i, c) - X(j, c)));
-  if (m == 0) return 0;
+// Euclidean distance between columns i and j of Xt (points in columns, contiguous;
+// scaled to max |x| <= 1, so the plain
+// sum of squares cannot overflow); differences so small that their squares could
+// underflow are re-measured relative to the largest difference.
+inline double exact_distance(const Matrix& Xt, Index i, Index j) {
+  const double* a = Xt.col(i).data();
+  const double* b = Xt.col(j).data();
+  const Index p = Xt.rows();
   double s = 0;
-  for (Index c = 0; c < X.cols(); ++c) {
-    const double t = (X(i, c) - X(j, c)) / m;
+  for (Index c = 0; c < p; ++c) {
+    const double t = a[c] - b[c];
+    s += t * t;
+  }
+  if (s > 1e-280) return std::sqrt(s);
+  double m = 0;
+  for (Index c = 0; c < p; ++c) m = std::max(m, std::abs(a[c] - b[c]));
+  if (m == 0) return 0;
+  const double inv = 1.0 / m;
+  s = 0;
+  for (Index c = 0; c < p; ++c) {
+    const double t = (a[c] - b[c]) * inv;
     s += t * t;
   }
   return m * std::sqrt(s);
@@ -141,13 +154,15 @@ inline Knn knn(const MatRef& X, int k, const Exec& ex, Index block_rows = 0) {
     ex.check();
   }
 
+  G.resize(0, 0);
+  const Matrix Xt = Xc.transpose();  // points in contiguous columns for the re-measurement
   Knn out;
   out.index.resize(n, k);
   out.dist.resize(n, k);
 #pragma omp parallel for num_threads(omp_threads(ex.threads)) schedule(static)
   for (Index i = 0; i < n; ++i) {
     detail::RowHeap& h = heap[i];
-    for (int r = 0; r < h.size; ++r) h.c[r].d = detail::exact_distance(Xc, i, h.c[r].j);
+    for (int r = 0; r < h.size; ++r) h.c[r].d = detail::exact_distance(Xt, i, h.c[r].j);
     std::sort(h.c, h.c + h.size, detail::cand_less);
     for (int r = 0; r < k; ++r) {
       out.index(i, r) = h.c[r].j;
