@@ -5,6 +5,38 @@ cpp_cka_matrix <- function(xs, ys, kernel, estimator, bandwidth, t, sigma_x, sig
     .Call(`_tensorscope_cpp_cka_matrix`, xs, ys, kernel, estimator, bandwidth, t, sigma_x, sigma_y, path, max_gram_bytes, threads)
 }
 
+cpp_spectral_dims <- function(x) {
+    .Call(`_tensorscope_cpp_spectral_dims`, x)
+}
+
+cpp_unique_rows <- function(x) {
+    .Call(`_tensorscope_cpp_unique_rows`, x)
+}
+
+cpp_knn <- function(x, k, threads) {
+    .Call(`_tensorscope_cpp_knn`, x, k, threads)
+}
+
+cpp_intrinsic_dim <- function(x, method, k, keep, threads) {
+    .Call(`_tensorscope_cpp_intrinsic_dim`, x, method, k, keep, threads)
+}
+
+cpp_fiber_windows <- function(x, k_min, k_max, window, step, threads) {
+    .Call(`_tensorscope_cpp_fiber_windows`, x, k_min, k_max, window, step, threads)
+}
+
+cpp_ricci_knn <- function(x, k, method, alpha, exp_power, threads) {
+    .Call(`_tensorscope_cpp_ricci_knn`, x, k, method, alpha, exp_power, threads)
+}
+
+cpp_ricci_graph <- function(n, from, to, weight, method, alpha, exp_power, threads) {
+    .Call(`_tensorscope_cpp_ricci_graph`, n, from, to, weight, method, alpha, exp_power, threads)
+}
+
+cpp_transport <- function(a, b, cost) {
+    .Call(`_tensorscope_cpp_transport`, a, b, cost)
+}
+
 cpp_rdm <- function(x, method, noise_cov) {
     .Call(`_tensorscope_cpp_rdm`, x, method, noise_cov)
 }
@@ -31,6 +63,14 @@ cpp_bootstrap_conditions <- function(models, neural, n_cond, method, n_boot, see
 
 cpp_rank <- function(x) {
     .Call(`_tensorscope_cpp_rank`, x)
+}
+
+cpp_feature_geometry <- function(w, bins, threads) {
+    .Call(`_tensorscope_cpp_feature_geometry`, w, bins, threads)
+}
+
+cpp_sparsity <- function(x, by_column, threshold, threads) {
+    .Call(`_tensorscope_cpp_sparsity`, x, by_column, threshold, threads)
 }
 
 cpp_has_openmp <- function() {

@@ -32,6 +32,119 @@ BEGIN_RCPP
     return rcpp_result_gen;
 END_RCPP
 }
+// cpp_spectral_dims
+Rcpp::NumericVector cpp_spectral_dims(SEXP x);
+RcppExport SEXP _tensorscope_cpp_spectral_dims(SEXP xSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::RNGScope rcpp_rngScope_gen;
+    Rcpp::traits::input_parameter< SEXP >::type x(xSEXP);
+    rcpp_result_gen = Rcpp::wrap(cpp_spectral_dims(x));
+    return rcpp_result_gen;
+END_RCPP
+}
+// cpp_unique_rows
+Rcpp::IntegerVector cpp_unique_rows(SEXP x);
+RcppExport SEXP _tensorscope_cpp_unique_rows(SEXP xSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::RNGScope rcpp_rngScope_gen;
+    Rcpp::traits::input_parameter< SEXP >::type x(xSEXP);
+    rcpp_result_gen = Rcpp::wrap(cpp_unique_rows(x));
+    return rcpp_result_gen;
+END_RCPP
+}
+// cpp_knn
+Rcpp::List cpp_knn(SEXP x, int k, int threads);
+RcppExport SEXP _tensorscope_cpp_knn(SEXP xSEXP, SEXP kSEXP, SEXP threadsSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::RNGScope rcpp_rngScope_gen;
+    Rcpp::traits::input_parameter< SEXP >::type x(xSEXP);
+    Rcpp::traits::input_parameter< int >::type k(kSEXP);
+    Rcpp::traits::input_parameter< int >::type threads(threadsSEXP);
+    rcpp_result_gen = Rcpp::wrap(cpp_knn(x, k, threads));
+    return rcpp_result_gen;
+END_RCPP
+}
+// cpp_intrinsic_dim
+Rcpp::List cpp_intrinsic_dim(SEXP x, std::string method, int k, double keep, int threads);
+RcppExport SEXP _tensorscope_cpp_intrinsic_dim(SEXP xSEXP, SEXP methodSEXP, SEXP kSEXP, SEXP keepSEXP, SEXP threadsSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::RNGScope rcpp_rngScope_gen;
+    Rcpp::traits::input_parameter< SEXP >::type x(xSEXP);
+    Rcpp::traits::input_parameter< std::string >::type method(methodSEXP);
+    Rcpp::traits::input_parameter< int >::type k(kSEXP);
+    Rcpp::traits::input_parameter< double >::type keep(keepSEXP);
+    Rcpp::traits::input_parameter< int >::type threads(threadsSEXP);
+    rcpp_result_gen = Rcpp::wrap(cpp_intrinsic_dim(x, method, k, keep, threads));
+    return rcpp_result_gen;
+END_RCPP
+}
+// cpp_fiber_windows
+Rcpp::List cpp_fiber_windows(SEXP x, int k_min, int k_max, int window, int step, int threads);
+RcppExport SEXP _tensorscope_cpp_fiber_windows(SEXP xSEXP, SEXP k_minSEXP, SEXP k_maxSEXP, SEXP windowSEXP, SEXP stepSEXP, SEXP threadsSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::RNGScope rcpp_rngScope_gen;
+    Rcpp::traits::input_parameter< SEXP >::type x(xSEXP);
+    Rcpp::traits::input_parameter< int >::type k_min(k_minSEXP);
+    Rcpp::traits::input_parameter< int >::type k_max(k_maxSEXP);
+    Rcpp::traits::input_parameter< int >::type window(windowSEXP);
+    Rcpp::traits::input_parameter< int >::type step(stepSEXP);
+    Rcpp::traits::input_parameter< int >::type threads(threadsSEXP);
+    rcpp_result_gen = Rcpp::wrap(cpp_fiber_windows(x, k_min, k_max, window, step, threads));
+    return rcpp_result_gen;
+END_RCPP
+}
+// cpp_ricci_knn
+Rcpp::List cpp_ricci_knn(SEXP x, int k, std::string method, double alpha, double exp_power, int threads);
+RcppExport SEXP _tensorscope_cpp_ricci_knn(SEXP xSEXP, SEXP kSEXP, SEXP methodSEXP, SEXP alphaSEXP, SEXP exp_powerSEXP, SEXP threadsSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::RNGScope rcpp_rngScope_gen;
+    Rcpp::traits::input_parameter< SEXP >::type x(xSEXP);
+    Rcpp::traits::input_parameter< int >::type k(kSEXP);
+    Rcpp::traits::input_parameter< std::string >::type method(methodSEXP);
+    Rcpp::traits::input_parameter< double >::type alpha(alphaSEXP);
+    Rcpp::traits::input_parameter< double >::type exp_power(exp_powerSEXP);
+    Rcpp::traits::input_parameter< int >::type threads(threadsSEXP);
+    rcpp_result_gen = Rcpp::wrap(cpp_ricci_knn(x, k, method, alpha, exp_power, threads));
+    return rcpp_result_gen;
+END_RCPP
+}
+// cpp_ricci_graph
+Rcpp::List cpp_ricci_graph(int n, Rcpp::IntegerVector from, Rcpp::IntegerVector to, Rcpp::NumericVector weight, std::string method, double alpha, double exp_power, int threads);
+RcppExport SEXP _tensorscope_cpp_ricci_graph(SEXP nSEXP, SEXP fromSEXP, SEXP toSEXP, SEXP weightSEXP, SEXP methodSEXP, SEXP alphaSEXP, SEXP exp_powerSEXP, SEXP threadsSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::RNGScope rcpp_rngScope_gen;
+    Rcpp::traits::input_parameter< int >::type n(nSEXP);
+    Rcpp::traits::input_parameter< Rcpp::IntegerVector >::type from(fromSEXP);
+    Rcpp::traits::input_parameter< Rcpp::IntegerVector >::type to(toSEXP);
+    Rcpp::traits::input_parameter< Rcpp::NumericVector >::type weight(weightSEXP);
+    Rcpp::traits::input_parameter< std::string >::type method(methodSEXP);
+    Rcpp::traits::input_parameter< double >::type alpha(alphaSEXP);
+    Rcpp::traits::input_parameter< double >::type exp_power(exp_powerSEXP);
+    Rcpp::traits::input_parameter< int >::type threads(threadsSEXP);
+    rcpp_result_gen = Rcpp::wrap(cpp_ricci_graph(n, from, to, weight, method, alpha, exp_power, threads));
+    return rcpp_result_gen;
+END_RCPP
+}
+// cpp_transport
+double cpp_transport(Rcpp::NumericVector a, Rcpp::NumericVector b, Rcpp::NumericMatrix cost);
+RcppExport SEXP _tensorscope_cpp_transport(SEXP aSEXP, SEXP bSEXP, SEXP costSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::RNGScope rcpp_rngScope_gen;
+    Rcpp::traits::input_parameter< Rcpp::NumericVector >::type a(aSEXP);
+    Rcpp::traits::input_parameter< Rcpp::NumericVector >::type b(bSEXP);
+    Rcpp::traits::input_parameter< Rcpp::NumericMatrix >::type cost(costSEXP);
+    rcpp_result_gen = Rcpp::wrap(cpp_transport(a, b, cost));
+    return rcpp_result_gen;
+END_RCPP
+}
 // cpp_rdm
 Eigen::VectorXd cpp_rdm(SEXP x, std::string method, SEXP noise_cov);
 RcppExport SEXP _tensorscope_cpp_rdm(SEXP xSEXP, SEXP methodSEXP, SEXP noise_covSEXP) {
@@ -130,6 +243,33 @@ BEGIN_RCPP
     return rcpp_result_gen;
 END_RCPP
 }
+// cpp_feature_geometry
+Rcpp::List cpp_feature_geometry(SEXP w, int bins, int threads);
+RcppExport SEXP _tensorscope_cpp_feature_geometry(SEXP wSEXP, SEXP binsSEXP, SEXP threadsSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::RNGScope rcpp_rngScope_gen;
+    Rcpp::traits::input_parameter< SEXP >::type w(wSEXP);
+    Rcpp::traits::input_parameter< int >::type bins(binsSEXP);
+    Rcpp::traits::input_parameter< int >::type threads(threadsSEXP);
+    rcpp_result_gen = Rcpp::wrap(cpp_feature_geometry(w, bins, threads));
+    return rcpp_result_gen;
+END_RCPP
+}
+// cpp_sparsity
+Eigen::MatrixXd cpp_sparsity(SEXP x, bool by_column, double threshold, int threads);
+RcppExport SEXP _tensorscope_cpp_sparsity(SEXP xSEXP, SEXP by_columnSEXP, SEXP thresholdSEXP, SEXP threadsSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::RNGScope rcpp_rngScope_gen;
+    Rcpp::traits::input_parameter< SEXP >::type x(xSEXP);
+    Rcpp::traits::input_parameter< bool >::type by_column(by_columnSEXP);
+    Rcpp::traits::input_parameter< double >::type threshold(thresholdSEXP);
+    Rcpp::traits::input_parameter< int >::type threads(threadsSEXP);
+    rcpp_result_gen = Rcpp::wrap(cpp_sparsity(x, by_column, threshold, threads));
+    return rcpp_result_gen;
+END_RCPP
+}
 // cpp_has_openmp
 bool cpp_has_openmp();
 RcppExport SEXP _tensorscope_cpp_has_openmp() {
@@ -174,6 +314,14 @@ END_RCPP
 
 static const R_CallMethodDef CallEntries[] = {
     {"_tensorscope_cpp_cka_matrix", (DL_FUNC) &_tensorscope_cpp_cka_matrix, 11},
+    {"_tensorscope_cpp_spectral_dims", (DL_FUNC) &_tensorscope_cpp_spectral_dims, 1},
+    {"_tensorscope_cpp_unique_rows", (DL_FUNC) &_tensorscope_cpp_unique_rows, 1},
+    {"_tensorscope_cpp_knn", (DL_FUNC) &_tensorscope_cpp_knn, 3},
+    {"_tensorscope_cpp_intrinsic_dim", (DL_FUNC) &_tensorscope_cpp_intrinsic_dim, 5},
+    {"_tensorscope_cpp_fiber_windows", (DL_FUNC) &_tensorscope_cpp_fiber_windows, 6},
+    {"_tensorscope_cpp_ricci_knn", (DL_FUNC) &_tensorscope_cpp_ricci_knn, 6},
+    {"_tensorscope_cpp_ricci_graph", (DL_FUNC) &_tensorscope_cpp_ricci_graph, 8},
+    {"_tensorscope_cpp_transport", (DL_FUNC) &_tensorscope_cpp_transport, 3},
     {"_tensorscope_cpp_rdm", (DL_FUNC) &_tensorscope_cpp_rdm, 3},
     {"_tensorscope_cpp_crossnobis", (DL_FUNC) &_tensorscope_cpp_crossnobis, 2},
     {"_tensorscope_cpp_noise_cov", (DL_FUNC) &_tensorscope_cpp_noise_cov, 3},
@@ -181,6 +329,8 @@ static const R_CallMethodDef CallEntries[] = {
     {"_tensorscope_cpp_permutation_null", (DL_FUNC) &_tensorscope_cpp_permutation_null, 7},
     {"_tensorscope_cpp_bootstrap_conditions", (DL_FUNC) &_tensorscope_cpp_bootstrap_conditions, 7},
     {"_tensorscope_cpp_rank", (DL_FUNC) &_tensorscope_cpp_rank, 1},
+    {"_tensorscope_cpp_feature_geometry", (DL_FUNC) &_tensorscope_cpp_feature_geometry, 3},
+    {"_tensorscope_cpp_sparsity", (DL_FUNC) &_tensorscope_cpp_sparsity, 4},
     {"_tensorscope_cpp_has_openmp", (DL_FUNC) &_tensorscope_cpp_has_openmp, 0},
     {"_tensorscope_cpp_omp_max_threads", (DL_FUNC) &_tensorscope_cpp_omp_max_threads, 0},
     {"_tensorscope_cpp_blas_threads", (DL_FUNC) &_tensorscope_cpp_blas_threads, 1},
