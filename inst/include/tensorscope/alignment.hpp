@@ -71,29 +71,6 @@ inline double median_nonzero(const std::vector<double>& u) {
 
 }  // namespace detail
 
-// Squared distances from the Gram matrix of (centred) X, clamped at 0.
-inline Matrix sq_dist_from_gram(const Matrix& G, int threads) {
-  const Index n = G.rows();
-  Matrix D(n, n);
-  const Vector d = G.diagonal();
-#pragma omp parallel for num_threads(omp_threads(threads)) schedule(static)
-  for (Index j = 0; j < n; ++j)
-    for (Index i = 0; i < n; ++i) D(i, j) = std::max(0.0, d(i) + d(j) - 2.0 * G(i, j));
-  for (Index i = 0; i < n; ++i) D(i, i) = 0.0;
-  return D;
-}
-
-// RBF bandwidth sigma from squared distances by the chosen rule.
-inline double rbf_sigma(const Matrix& D2, Bandwidth bw, double t) {
-  const Index n = D2.rows();
-  std::vector<double> u;
-  u.reserve(static_cast<std::size_t>(n_pairs(n)));
-  for (Index j = 1; j < n; ++j)
-    for (Index i = 0; i < j; ++i) u.push_back(D2(i, j));
-  if (bw == Bandwidth::median) return t * std::sqrt(detail::median_full(std::move(u), n));
-  return std::sqrt(detail::median_nonzero(u));
-}
-
 // One layer's kernel in the form the pairwise sums need.
 struct LayerKernel {
   double hsic_self = 0;  // HSIC(K, K), same scale as hsic_pair()
@@ -104,43 +81,80 @@ struct LayerKernel {
 
 // Packs layer X's kernel into column `col` of P. Biased: H K H, diagonal once and
 // off-diagonal times sqrt(2), so that P_a . P_b = tr(Kc Lc). Debiased: K with zero
-// diagonal, strictly-upper part times sqrt(2), so P_a . P_b = tr(K~ L~).
+// diagonal, off-diagonal times sqrt(2), so P_a . P_b = tr(K~ L~). Only the lower
+// triangle of K is ever formed or read (one syrk; contiguous column walks), and the
+// packing order is the same for every layer, which is all the dot products need.
 inline LayerKernel pack_kernel(const MatRef& X, const CkaOptions& o, double sigma, Matrix& P,
                                Index col, const Exec& ex) {
   const Index n = X.rows();
   LayerKernel out;
-  Matrix K = tcrossprod(centre_columns(X));
+  Matrix K = Matrix::Zero(n, n);
+  K.selfadjointView<Eigen::Lower>().rankUpdate(centre_columns(X));  // lower triangle of Xc Xc^T
+  const int nt = omp_threads(ex.threads);
   if (o.kernel == Kernel::rbf) {
-    Matrix D2 = sq_dist_from_gram(K, ex.threads);
-    if (!(sigma > 0)) sigma = rbf_sigma(D2, o.bandwidth, o.t);
+    const Vector d = K.diagonal();
+    // squared distances in the lower triangle, then the bandwidth, then the kernel
+#pragma omp parallel for num_threads(nt) schedule(static)
+    for (Index j = 0; j < n; ++j)
+      for (Index i = j; i < n; ++i) K(i, j) = std::max(0.0, d(i) + d(j) - 2.0 * K(i, j));
+    if (!(sigma > 0)) {
+      std::vector<double> u;
+      u.reserve(static_cast<std::size_t>(n_pairs(n)));
+      for (Index j = 0; j < n; ++j)
+        for (Index i = j + 1; i < n; ++i) u.push_back(K(i, j));
+      sigma = o.bandwidth == Bandwidth::median ? o.t * std::sqrt(detail::median_full(std::move(u), n))
+                                               : std::sqrt(detail::median_nonzero(u));
+    }
     if (!(sigma > 0) || !std::isfinite(sigma))
       throw invalid_input("RBF bandwidth is zero: all points coincide");
     out.sigma = sigma;
     const double g = -1.0 / (2.0 * sigma * sigma);
-#pragma omp parallel for num_threads(omp_threads(ex.threads)) schedule(static)
+#pragma omp parallel for num_threads(nt) schedule(static)
     for (Index j = 0; j < n; ++j)
-      for (Index i = 0; i < n; ++i) K(i, j) = std::exp(g * D2(i, j));
-    if (o.estimator == Estimator::biased) double_centre(K);
+      for (Index i = j; i < n; ++i) K(i, j) = std::exp(g * K(i, j));
+    if (o.estimator == Estimator::biased) {
+      // H K H on the lower triangle: row means of the full symmetric matrix first
+      Vector r = Vector::Zero(n);
+      for (Index j = 0; j < n; ++j) {
+        r(j) += K(j, j);
+        for (Index i = j + 1; i < n; ++i) {
+          r(i) += K(i, j);
+          r(j) += K(i, j);
+        }
+      }
+      r /= static_cast<double>(n);
+      const double gm = r.mean();
+#pragma omp parallel for num_threads(nt) schedule(static)
+      for (Index j = 0; j < n; ++j)
+        for (Index i = j; i < n; ++i) K(i, j) += gm - r(i) - r(j);
+    }
   }
   // linear + biased: K is already H K H because X was centred.
   const double r2 = std::sqrt(2.0);
   double* p = P.col(col).data();
   if (o.estimator == Estimator::biased) {
-    // column-major walk of the upper triangle including the diagonal
-#pragma omp parallel for num_threads(omp_threads(ex.threads)) schedule(static)
+    // column j of the lower triangle (rows j..n-1) starts at j n - j (j - 1) / 2
+#pragma omp parallel for num_threads(nt) schedule(static)
     for (Index j = 0; j < n; ++j) {
-      Index k = j * (j + 1) / 2;
-      for (Index i = 0; i < j; ++i) p[k + i] = r2 * K(i, j);
-      p[k + j] = K(j, j);
+      const Index k = j * n - j * (j - 1) / 2;
+      const double* c = K.col(j).data();
+      p[k] = c[j];
+      for (Index i = j + 1; i < n; ++i) p[k + i - j] = r2 * c[i];
     }
   } else {
-    K.diagonal().setZero();
-    out.rowsum = K.rowwise().sum();
+    out.rowsum = Vector::Zero(n);
+    for (Index j = 0; j < n; ++j)
+      for (Index i = j + 1; i < n; ++i) {
+        out.rowsum(i) += K(i, j);
+        out.rowsum(j) += K(i, j);
+      }
     out.total = out.rowsum.sum();
-#pragma omp parallel for num_threads(omp_threads(ex.threads)) schedule(static)
-    for (Index j = 1; j < n; ++j) {
-      Index k = j * (j - 1) / 2;
-      for (Index i = 0; i < j; ++i) p[k + i] = r2 * K(i, j);
+    // strictly lower part of column j (rows j+1..n-1) starts at j n - j (j + 1) / 2
+#pragma omp parallel for num_threads(nt) schedule(static)
+    for (Index j = 0; j < n - 1; ++j) {
+      const Index k = j * n - j * (j + 1) / 2;
+      const double* c = K.col(j).data();
+      for (Index i = j + 1; i < n; ++i) p[k + i - j - 1] = r2 * c[i];
     }
   }
   return out;
