@@ -21,11 +21,12 @@ import torch
 torch.set_num_threads(1)
 torch.manual_seed(20240601)
 
-VOCAB, D_MODEL, N_HEADS, D_HEAD, N_LAYERS = 48, 32, 4, 8, 2
+VOCAB, D_MODEL, N_HEADS, D_HEAD, N_LAYERS = 48, int(os.environ.get("D_MODEL", 128)), 4, 8, 2
 T_MIN, T_MAX, N_CTX = 6, 20, 41
 BOS = 0
 STEPS, BATCH, LR = int(os.environ.get("STEPS", 4000)), 64, 1e-3
-T_EXPORT, N_EXPORT = 15, 4           # exported patterns: 4 sequences of [BOS] + 15 + 15 tokens
+WEIGHT_DECAY = float(os.environ.get("WEIGHT_DECAY", 0.1))  # prunes unused directions
+T_EXPORT, N_EXPORT = 15, 3           # exported patterns: 3 sequences of [BOS] + 15 + 15 tokens
 
 out_dir = os.path.join(os.path.dirname(os.path.abspath(__file__)), "out")
 os.makedirs(out_dir, exist_ok=True)
@@ -71,7 +72,7 @@ def export(model, step, tokens):
     d = {"step": step, "seq_len": T_EXPORT, "prefix": 1}
     for name in ["W_E", "W_pos", "W_Q", "W_K", "W_V", "W_O", "W_U"]:
         w = getattr(model, name).detach().double()
-        d[name] = {"shape": list(w.shape), "data": [round(v, 7) for v in w.flatten().tolist()]}
+        d[name] = {"shape": list(w.shape), "data": [float(f"{v:.6g}") for v in w.flatten().tolist()]}
     p = pat.double()
     d["patterns"] = {"shape": list(p.shape), "data": [round(v, 6) for v in p.flatten().tolist()]}
     d["tokens"] = {"shape": list(tokens.shape), "data": tokens.flatten().tolist()}
@@ -85,7 +86,7 @@ eval_tokens = repeated(N_EXPORT, T_EXPORT, gen_eval)
 export(model, 0, eval_tokens)
 
 gen = torch.Generator().manual_seed(1)
-opt = torch.optim.Adam(model.parameters(), lr=LR)
+opt = torch.optim.AdamW(model.parameters(), lr=LR, weight_decay=WEIGHT_DECAY)
 for step in range(1, STEPS + 1):
     T = int(torch.randint(T_MIN, T_MAX + 1, (1,), generator=gen))
     tok = repeated(BATCH, T, gen)
