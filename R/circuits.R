@@ -230,8 +230,7 @@ as.array.ts_attention <- function(x, ...) {
 }
 
 #' @importFrom tibble as_tibble
-#' @method as_tibble ts_attention
-#' @export
+#' @exportS3Method tibble::as_tibble
 as_tibble.ts_attention <- function(x, ...) {
   d <- dim(x$patterns)
   g <- expand.grid(query = seq_len(d[1]), key = seq_len(d[2]), head = seq_len(d[3]),
@@ -373,7 +372,7 @@ head_scores.default <- function(x, type = c("previous_token", "induction", "dupl
   n <- d$nq
   seq_len <- if (!is.null(seq_len)) check_count(seq_len, min = 1, call = call) else p$seq_len %||% (n %/% 2L)
   prefix <- if (!is.null(prefix)) check_count(prefix, min = 0, call = call) else p$prefix %||% (n - 2L * seq_len)
-  if (any(c("induction", "duplicate_token") %in% type) && (seq_len < 2 || prefix + 2L * seq_len > n)) {
+  if (any(c("induction", "duplicate_token") %in% type) && (seq_len < 2 || prefix < 0 || prefix + 2L * seq_len > n)) {
     ts_abort("Sequences of {n} positions cannot hold a prefix of {prefix} and two halves of {.arg seq_len} = {seq_len} (needs seq_len >= 2).",
              "too_few", call = call)
   }
