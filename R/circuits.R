@@ -230,7 +230,8 @@ as.array.ts_attention <- function(x, ...) {
 }
 
 #' @importFrom tibble as_tibble
-#' @exportS3Method tibble::as_tibble
+#' @method as_tibble ts_attention
+#' @export
 as_tibble.ts_attention <- function(x, ...) {
   d <- dim(x$patterns)
   g <- expand.grid(query = seq_len(d[1]), key = seq_len(d[2]), head = seq_len(d[3]),

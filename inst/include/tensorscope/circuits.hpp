@@ -330,11 +330,16 @@ inline Matrix composition_scores(const HeadWeights& W, const std::vector<CompTyp
   return out;
 }
 
-// Standard normal deviate from the counter-based generator (Box-Muller).
-inline double rnorm(Rng& g) {
-  const double u1 = (static_cast<double>(g.next() >> 11) + 0.5) * 0x1.0p-53;
-  const double u2 = static_cast<double>(g.next() >> 11) * 0x1.0p-53;
-  return std::sqrt(-2.0 * std::log(u1)) * std::cos(6.283185307179586 * u2);
+// Fills x with standard normal deviates from the counter-based generator (Box-Muller,
+// both outputs of each pair used).
+inline void fill_normal(Rng& g, double* x, Index n) {
+  for (Index i = 0; i < n; i += 2) {
+    const double u1 = (static_cast<double>(g.next() >> 11) + 0.5) * 0x1.0p-53;
+    const double u2 = static_cast<double>(g.next() >> 11) * 0x1.0p-53;
+    const double r = std::sqrt(-2.0 * std::log(u1)), t = 6.283185307179586 * u2;
+    x[i] = r * std::cos(t);
+    if (i + 1 < n) x[i + 1] = r * std::sin(t);
+  }
 }
 
 // Random baseline: composition scores of independent heads whose W_Q, W_K, W_V, W_O
@@ -348,8 +353,7 @@ inline Matrix composition_baseline(Index d, Index hq, Index hv, const std::vecto
     if (i % 16 == 0) ex.check();
     Rng g(seed, static_cast<std::uint64_t>(i));
     Matrix Q(d, 2 * hq), K(d, 2 * hq), V(d, 2 * hv), Ot(d, 2 * hv);
-    for (Matrix* M : {&Q, &K, &V, &Ot})
-      for (Index k = 0; k < M->size(); ++k) M->data()[k] = rnorm(g);
+    for (Matrix* M : {&Q, &K, &V, &Ot}) fill_normal(g, M->data(), M->size());
     const HeadWeights W{Q, K, V, Ot, 2, 1};
     out.row(i) = composition_scores(W, types, ex).row(0);
   }
