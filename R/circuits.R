@@ -461,7 +461,10 @@ check_types <- function(type, choices, call = rlang::caller_env(), arg = rlang::
 #' \deqn{C(s, t) = \|OV_s M_t\|_F / (\|OV_s\|_F \|M_t\|_F),}
 #' with \eqn{M_t = QK_t} (Q-composition), \eqn{QK_t^T} (K-composition) or
 #' \eqn{OV_t} (V-composition), for every source head in layer l and destination head in
-#' layer m > l. This is the spec's `qkov_pairing`.
+#' layer m > l. This is the spec's `qkov_pairing`. Scores lie in \[0, 1\]: 0 when the
+#' source writes to a subspace the destination does not read (orthogonal subspaces),
+#' 1 when both are rank 1 and aligned; two identical rank-r projections score
+#' \eqn{1/\sqrt{r}}.
 #'
 #' **Convention.** Row vectors, as TransformerLens: the residual stream x is a row,
 #' a head computes q = x W_Q, k = x W_K, v = x W_V and writes z W_O, so
