@@ -5,6 +5,30 @@ cpp_cka_matrix <- function(xs, ys, kernel, estimator, bandwidth, t, sigma_x, sig
     .Call(`_tensorscope_cpp_cka_matrix`, xs, ys, kernel, estimator, bandwidth, t, sigma_x, sigma_y, path, max_gram_bytes, threads)
 }
 
+cpp_pattern_row_sums <- function(a, nq, nk, threads) {
+    .Call(`_tensorscope_cpp_pattern_row_sums`, a, nq, nk, threads)
+}
+
+cpp_attention_entropy <- function(a, nq, nk, threads) {
+    .Call(`_tensorscope_cpp_attention_entropy`, a, nq, nk, threads)
+}
+
+cpp_diagonal_mean <- function(a, nq, nk, offset, q_begin, q_end, threads) {
+    .Call(`_tensorscope_cpp_diagonal_mean`, a, nq, nk, offset, q_begin, q_end, threads)
+}
+
+cpp_attention_propagate <- function(a, n, heads, seqs, layers, fusion, residual, flow, threads) {
+    .Call(`_tensorscope_cpp_attention_propagate`, a, n, heads, seqs, layers, fusion, residual, flow, threads)
+}
+
+cpp_composition_scores <- function(q, k, v, ot, layers, heads, types, threads) {
+    .Call(`_tensorscope_cpp_composition_scores`, q, k, v, ot, layers, heads, types, threads)
+}
+
+cpp_composition_baseline <- function(d, hq, hv, types, n_draws, seed, threads) {
+    .Call(`_tensorscope_cpp_composition_baseline`, d, hq, hv, types, n_draws, seed, threads)
+}
+
 cpp_spectral_dims <- function(x) {
     .Call(`_tensorscope_cpp_spectral_dims`, x)
 }

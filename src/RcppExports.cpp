@@ -32,6 +32,105 @@ BEGIN_RCPP
     return rcpp_result_gen;
 END_RCPP
 }
+// cpp_pattern_row_sums
+Eigen::MatrixXd cpp_pattern_row_sums(Rcpp::NumericVector a, int nq, int nk, int threads);
+RcppExport SEXP _tensorscope_cpp_pattern_row_sums(SEXP aSEXP, SEXP nqSEXP, SEXP nkSEXP, SEXP threadsSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::RNGScope rcpp_rngScope_gen;
+    Rcpp::traits::input_parameter< Rcpp::NumericVector >::type a(aSEXP);
+    Rcpp::traits::input_parameter< int >::type nq(nqSEXP);
+    Rcpp::traits::input_parameter< int >::type nk(nkSEXP);
+    Rcpp::traits::input_parameter< int >::type threads(threadsSEXP);
+    rcpp_result_gen = Rcpp::wrap(cpp_pattern_row_sums(a, nq, nk, threads));
+    return rcpp_result_gen;
+END_RCPP
+}
+// cpp_attention_entropy
+Eigen::MatrixXd cpp_attention_entropy(Rcpp::NumericVector a, int nq, int nk, int threads);
+RcppExport SEXP _tensorscope_cpp_attention_entropy(SEXP aSEXP, SEXP nqSEXP, SEXP nkSEXP, SEXP threadsSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::RNGScope rcpp_rngScope_gen;
+    Rcpp::traits::input_parameter< Rcpp::NumericVector >::type a(aSEXP);
+    Rcpp::traits::input_parameter< int >::type nq(nqSEXP);
+    Rcpp::traits::input_parameter< int >::type nk(nkSEXP);
+    Rcpp::traits::input_parameter< int >::type threads(threadsSEXP);
+    rcpp_result_gen = Rcpp::wrap(cpp_attention_entropy(a, nq, nk, threads));
+    return rcpp_result_gen;
+END_RCPP
+}
+// cpp_diagonal_mean
+Eigen::VectorXd cpp_diagonal_mean(Rcpp::NumericVector a, int nq, int nk, int offset, int q_begin, int q_end, int threads);
+RcppExport SEXP _tensorscope_cpp_diagonal_mean(SEXP aSEXP, SEXP nqSEXP, SEXP nkSEXP, SEXP offsetSEXP, SEXP q_beginSEXP, SEXP q_endSEXP, SEXP threadsSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::RNGScope rcpp_rngScope_gen;
+    Rcpp::traits::input_parameter< Rcpp::NumericVector >::type a(aSEXP);
+    Rcpp::traits::input_parameter< int >::type nq(nqSEXP);
+    Rcpp::traits::input_parameter< int >::type nk(nkSEXP);
+    Rcpp::traits::input_parameter< int >::type offset(offsetSEXP);
+    Rcpp::traits::input_parameter< int >::type q_begin(q_beginSEXP);
+    Rcpp::traits::input_parameter< int >::type q_end(q_endSEXP);
+    Rcpp::traits::input_parameter< int >::type threads(threadsSEXP);
+    rcpp_result_gen = Rcpp::wrap(cpp_diagonal_mean(a, nq, nk, offset, q_begin, q_end, threads));
+    return rcpp_result_gen;
+END_RCPP
+}
+// cpp_attention_propagate
+Eigen::MatrixXd cpp_attention_propagate(Rcpp::NumericVector a, int n, int heads, int seqs, int layers, std::string fusion, bool residual, bool flow, int threads);
+RcppExport SEXP _tensorscope_cpp_attention_propagate(SEXP aSEXP, SEXP nSEXP, SEXP headsSEXP, SEXP seqsSEXP, SEXP layersSEXP, SEXP fusionSEXP, SEXP residualSEXP, SEXP flowSEXP, SEXP threadsSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::RNGScope rcpp_rngScope_gen;
+    Rcpp::traits::input_parameter< Rcpp::NumericVector >::type a(aSEXP);
+    Rcpp::traits::input_parameter< int >::type n(nSEXP);
+    Rcpp::traits::input_parameter< int >::type heads(headsSEXP);
+    Rcpp::traits::input_parameter< int >::type seqs(seqsSEXP);
+    Rcpp::traits::input_parameter< int >::type layers(layersSEXP);
+    Rcpp::traits::input_parameter< std::string >::type fusion(fusionSEXP);
+    Rcpp::traits::input_parameter< bool >::type residual(residualSEXP);
+    Rcpp::traits::input_parameter< bool >::type flow(flowSEXP);
+    Rcpp::traits::input_parameter< int >::type threads(threadsSEXP);
+    rcpp_result_gen = Rcpp::wrap(cpp_attention_propagate(a, n, heads, seqs, layers, fusion, residual, flow, threads));
+    return rcpp_result_gen;
+END_RCPP
+}
+// cpp_composition_scores
+Eigen::MatrixXd cpp_composition_scores(SEXP q, SEXP k, SEXP v, SEXP ot, int layers, int heads, Rcpp::CharacterVector types, int threads);
+RcppExport SEXP _tensorscope_cpp_composition_scores(SEXP qSEXP, SEXP kSEXP, SEXP vSEXP, SEXP otSEXP, SEXP layersSEXP, SEXP headsSEXP, SEXP typesSEXP, SEXP threadsSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::RNGScope rcpp_rngScope_gen;
+    Rcpp::traits::input_parameter< SEXP >::type q(qSEXP);
+    Rcpp::traits::input_parameter< SEXP >::type k(kSEXP);
+    Rcpp::traits::input_parameter< SEXP >::type v(vSEXP);
+    Rcpp::traits::input_parameter< SEXP >::type ot(otSEXP);
+    Rcpp::traits::input_parameter< int >::type layers(layersSEXP);
+    Rcpp::traits::input_parameter< int >::type heads(headsSEXP);
+    Rcpp::traits::input_parameter< Rcpp::CharacterVector >::type types(typesSEXP);
+    Rcpp::traits::input_parameter< int >::type threads(threadsSEXP);
+    rcpp_result_gen = Rcpp::wrap(cpp_composition_scores(q, k, v, ot, layers, heads, types, threads));
+    return rcpp_result_gen;
+END_RCPP
+}
+// cpp_composition_baseline
+Eigen::MatrixXd cpp_composition_baseline(int d, int hq, int hv, Rcpp::CharacterVector types, int n_draws, double seed, int threads);
+RcppExport SEXP _tensorscope_cpp_composition_baseline(SEXP dSEXP, SEXP hqSEXP, SEXP hvSEXP, SEXP typesSEXP, SEXP n_drawsSEXP, SEXP seedSEXP, SEXP threadsSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::RNGScope rcpp_rngScope_gen;
+    Rcpp::traits::input_parameter< int >::type d(dSEXP);
+    Rcpp::traits::input_parameter< int >::type hq(hqSEXP);
+    Rcpp::traits::input_parameter< int >::type hv(hvSEXP);
+    Rcpp::traits::input_parameter< Rcpp::CharacterVector >::type types(typesSEXP);
+    Rcpp::traits::input_parameter< int >::type n_draws(n_drawsSEXP);
+    Rcpp::traits::input_parameter< double >::type seed(seedSEXP);
+    Rcpp::traits::input_parameter< int >::type threads(threadsSEXP);
+    rcpp_result_gen = Rcpp::wrap(cpp_composition_baseline(d, hq, hv, types, n_draws, seed, threads));
+    return rcpp_result_gen;
+END_RCPP
+}
 // cpp_spectral_dims
 Rcpp::NumericVector cpp_spectral_dims(SEXP x);
 RcppExport SEXP _tensorscope_cpp_spectral_dims(SEXP xSEXP) {
@@ -314,6 +413,12 @@ END_RCPP
 
 static const R_CallMethodDef CallEntries[] = {
     {"_tensorscope_cpp_cka_matrix", (DL_FUNC) &_tensorscope_cpp_cka_matrix, 11},
+    {"_tensorscope_cpp_pattern_row_sums", (DL_FUNC) &_tensorscope_cpp_pattern_row_sums, 4},
+    {"_tensorscope_cpp_attention_entropy", (DL_FUNC) &_tensorscope_cpp_attention_entropy, 4},
+    {"_tensorscope_cpp_diagonal_mean", (DL_FUNC) &_tensorscope_cpp_diagonal_mean, 7},
+    {"_tensorscope_cpp_attention_propagate", (DL_FUNC) &_tensorscope_cpp_attention_propagate, 9},
+    {"_tensorscope_cpp_composition_scores", (DL_FUNC) &_tensorscope_cpp_composition_scores, 8},
+    {"_tensorscope_cpp_composition_baseline", (DL_FUNC) &_tensorscope_cpp_composition_baseline, 7},
     {"_tensorscope_cpp_spectral_dims", (DL_FUNC) &_tensorscope_cpp_spectral_dims, 1},
     {"_tensorscope_cpp_unique_rows", (DL_FUNC) &_tensorscope_cpp_unique_rows, 1},
     {"_tensorscope_cpp_knn", (DL_FUNC) &_tensorscope_cpp_knn, 3},

@@ -1,0 +1,790 @@
+# Circuit analysis for transformers (the spec's question 5): attention patterns, their
+# entropy, previous-token / induction / duplicate-token head scores, Q/K/V-composition
+# scores with a random baseline, attention rollout and flow, and attention graphs.
+# Core: inst/include/tensorscope/circuits.hpp. Plots: R/plot-circuits.R.
+
+# ---------------------------------------------------------------------------------
+# Attention patterns
+
+#' Attention patterns of a transformer
+#'
+#' Collects attention patterns (softmax outputs, rows summing to 1 over keys) into a
+#' `ts_attention` object that every circuit function accepts. Patterns come from a
+#' TorchScript model run through the model runtime (`ts_model`; TransformerLens-style
+#' hook submodules `blocks.<l>.attn.hook_pattern` giving `[batch, head, query, key]`),
+#' from `activations()`-style [ts_reps()] of such hooks, or from plain R arrays, e.g.
+#' exported from Python, so that nothing here needs LibTorch.
+#'
+#' Accepted arrays (index order as in Python/NumPy; `reticulate` and
+#' `array(..., dim)` keep it):
+#' * 4-D `[layer, head, query, key]`: one sequence;
+#' * 5-D `[sequence, layer, head, query, key]`: several sequences (sequences first,
+#'   like stimuli elsewhere in tensorscope);
+#' * a list of per-layer arrays `[sequence, head, query, key]` or `[head, query, key]`
+#'   (one TransformerLens `hook_pattern` per layer).
+#'
+#' **Checks.** Values must be finite and non-negative. Rows that do not sum to 1
+#' (within `tol`) raise a warning of class `tensorscope_warning_not_normalised` and are
+#' kept as they are, or are divided by their sums with `normalise = TRUE`.
+#'
+#' @param x A `ts_model`, a `ts_reps` of pattern hooks, an array or a list of arrays
+#'   (see Details), or a `ts_attention` (returned unchanged).
+#' @param tokens For a model: integer token ids, sequences x positions (a vector is one
+#'   sequence). For arrays: optional, kept for plots and provenance.
+#' @param layers For a model: `NULL` (every `hook_pattern` hook), block numbers
+#'   (1-based) or hook names.
+#' @param normalise Divide every row by its sum instead of warning when rows do not sum
+#'   to 1.
+#' @param tol Tolerance for the row sums.
+#' @param seq_len,prefix Optional layout of repeated random sequences (`prefix` tokens,
+#'   then `seq_len` random tokens, then the same `seq_len` tokens again), used by
+#'   [head_scores()].
+#' @param ... Passed on to methods.
+#' @return A `ts_attention` object: a list with `patterns`, a double array
+#'   `[query, key, head, sequence, layer]` (each query x key matrix contiguous),
+#'   `layers` (layer names), `tokens`, `seq_len`, `prefix`. `as_tibble()` gives the long
+#'   form with columns `sequence`, `layer`, `head`, `query`, `key`, `attention`
+#'   (1-based positions); `autoplot()` the pattern of one head.
+#' @seealso [attention_entropy()], [head_scores()], [attention_flow()],
+#'   [attention_graph()]
+#' @export
+#' @examples
+#' # a 2-layer, 2-head model on one sequence of 6 tokens: uniform causal attention
+#' n <- 6
+#' causal <- outer(1:n, 1:n, ">=") / (1:n)
+#' a <- array(rep(causal, each = 4), c(2, 2, n, n))   # [layer, head, query, key]
+#' pat <- attention_patterns(a)
+#' pat
+#' head(tibble::as_tibble(pat))
+attention_patterns <- function(x, ...) UseMethod("attention_patterns")
+
+#' @rdname attention_patterns
+#' @export
+attention_patterns.default <- function(x, tokens = NULL, normalise = FALSE, tol = 1e-4, seq_len = NULL,
+                                       prefix = NULL, ...) {
+  call <- rlang::current_env()
+  if (!is.logical(normalise) || length(normalise) != 1 || is.na(normalise)) {
+    ts_abort("{.arg normalise} must be TRUE or FALSE, not {describe(normalise)}.", "argument", call = call)
+  }
+  tol <- check_number(tol, lower = 0, call = call)
+  layer_names <- NULL
+  if (is.list(x) && !is.data.frame(x)) {
+    if (length(x) == 0) ts_abort("{.arg x} has no layers.", "empty", call = call)
+    layer_names <- names(x)
+    parts <- lapply(seq_along(x), function(i) {
+      xi <- x[[i]]
+      arg <- sprintf("x[[%d]]", i)
+      check_pattern_array(xi, ranks = 3:4, what = "[sequence, head, query, key] or [head, query, key]", arg, call)
+      if (length(dim(xi)) == 3) dim(xi) <- c(1L, dim(xi))
+      aperm(xi, c(3, 4, 2, 1))                                  # [q, k, h, s]
+    })
+    shapes <- vapply(parts, function(p) paste(dim(p), collapse = " x "), "")
+    if (length(unique(shapes)) > 1) {
+      ts_abort(c("Every layer of {.arg x} must have the same sequences, heads, queries and keys.",
+                 x = "Shapes [query x key x head x sequence]: {paste(shapes, collapse = '; ')}."),
+               "mismatch", call = call)
+    }
+    a <- array(unlist(parts, use.names = FALSE), c(dim(parts[[1]]), length(parts)))
+  } else {
+    check_pattern_array(x, ranks = 4:5, what = "[layer, head, query, key] or [sequence, layer, head, query, key]",
+                        "x", call)
+    d <- dim(x)
+    if (length(d) == 4) {
+      layer_names <- dimnames(x)[[1]]
+      a <- aperm(x, c(3, 4, 2, 1))
+      dim(a) <- c(d[3], d[4], d[2], 1L, d[1])
+    } else {
+      layer_names <- dimnames(x)[[2]]
+      a <- aperm(x, c(4, 5, 3, 1, 2))
+    }
+  }
+  if (storage.mode(a) != "double") storage.mode(a) <- "double"
+  dimnames(a) <- NULL
+  n_layers <- dim(a)[5]
+  if (is.null(layer_names) || any(!nzchar(layer_names))) layer_names <- as.character(seq_len(n_layers))
+  a <- check_row_sums(a, normalise, tol, call)
+  new_attention(a, layer_names, tokens = tokens, seq_len = seq_len, prefix = prefix, call = call)
+}
+
+#' @rdname attention_patterns
+#' @export
+attention_patterns.ts_attention <- function(x, ...) x
+
+#' @rdname attention_patterns
+#' @export
+attention_patterns.ts_reps <- function(x, tokens = NULL, ...) {
+  layers <- lapply(names(x), function(nm) {
+    shape <- x$shapes[[nm]]
+    if (length(shape) != 3) {
+      ts_abort("Layer {.val {nm}} of {.arg x} has per-stimulus shape {paste(shape, collapse = ' x ')}, not [head, query, key].",
+               "type")
+    }
+    array(x[[nm]], c(nrow(x[[nm]]), shape))
+  })
+  names(layers) <- names(x)
+  attention_patterns.default(layers, tokens = tokens, ...)
+}
+
+#' @rdname attention_patterns
+#' @export
+attention_patterns.ts_model <- function(x, tokens, layers = NULL, ...) {
+  torch_backend()
+  tokens <- check_tokens(tokens)
+  hooks <- pattern_hooks(x, layers)
+  reps <- model_activations(x, tokens, hooks)
+  attention_patterns.ts_reps(reps, tokens = tokens, ...)
+}
+
+check_pattern_array <- function(x, ranks, what, arg, call) {
+  if (!(is.numeric(x) || is.logical(x)) || length(dim(x)) == 0) {
+    ts_abort("{.arg {arg}} must be a numeric array {what}, not {describe(x)}.", "type", call = call)
+  }
+  if (!length(dim(x)) %in% ranks) {
+    ts_abort("{.arg {arg}} must be an array {what} (rank {paste(ranks, collapse = ' or ')}), not of rank {length(dim(x))} ({paste(dim(x), collapse = ' x ')}).",
+             "type", call = call)
+  }
+  if (any(dim(x) == 0)) ts_abort("{.arg {arg}} is empty ({paste(dim(x), collapse = ' x ')}).", "empty", call = call)
+  check_finite(x, arg, call = call)
+  if (any(x < 0)) {
+    ts_abort("{.arg {arg}} must hold attention probabilities, but {sum(x < 0)} value{?s} {?is/are} negative (the smallest is {format(min(x))}).",
+             "argument", call = call)
+  }
+  invisible(x)
+}
+
+check_row_sums <- function(a, normalise, tol, call) {
+  d <- dim(a)
+  s <- cpp_pattern_row_sums(a, d[1], d[2], threads_now())
+  bad <- abs(s - 1) > tol
+  if (!any(bad)) return(a)
+  if (normalise) {
+    if (any(s <= 0)) {
+      ts_abort("{sum(s <= 0)} attention row{?s} sum{?s/} to 0 and cannot be normalised.", "argument", call = call)
+    }
+    return(sweep(a, c(1, 3, 4, 5), array(s, d[-2]), "/"))
+  }
+  worst <- s[which.max(abs(s - 1))]
+  cli::cli_warn(c("{sum(bad)} of {length(s)} attention row{?s} do{?es/} not sum to 1 over keys (the furthest sums to {format(worst, digits = 6)}); using them as they are.",
+                  i = "Use {.code normalise = TRUE} to divide each row by its sum."),
+                class = c("tensorscope_warning_not_normalised", "tensorscope_warning"), call = call)
+  a
+}
+
+new_attention <- function(a, layers, tokens = NULL, seq_len = NULL, prefix = NULL, call = rlang::caller_env()) {
+  d <- dim(a)
+  if (!is.null(tokens)) {
+    tokens <- check_tokens(tokens, call = call)
+    if (nrow(tokens) != d[4] || ncol(tokens) != d[2]) {
+      ts_abort("{.arg tokens} is {nrow(tokens)} x {ncol(tokens)} but the patterns have {d[4]} sequence{?s} of {d[2]} key position{?s}.",
+               "mismatch", call = call)
+    }
+  }
+  if (!is.null(seq_len)) seq_len <- check_count(seq_len, min = 1, call = call)
+  if (!is.null(prefix)) prefix <- check_count(prefix, min = 0, call = call)
+  structure(list(patterns = a, layers = layers, tokens = tokens, seq_len = seq_len, prefix = prefix),
+            class = "ts_attention")
+}
+
+check_tokens <- function(tokens, arg = rlang::caller_arg(tokens), call = rlang::caller_env()) {
+  if (is.null(dim(tokens)) && is.numeric(tokens)) tokens <- matrix(tokens, nrow = 1)
+  if (!is.numeric(tokens) || length(dim(tokens)) != 2) {
+    ts_abort("{.arg {arg}} must be a matrix of integer token ids (sequences x positions), not {describe(tokens)}.",
+             "type", call = call)
+  }
+  if (length(tokens) == 0) ts_abort("{.arg {arg}} is empty.", "empty", call = call)
+  check_finite(tokens, arg, call = call)
+  if (any(tokens != round(tokens)) || any(tokens < 0)) {
+    ts_abort("{.arg {arg}} must hold non-negative whole token ids.", "argument", call = call)
+  }
+  storage.mode(tokens) <- "integer"
+  tokens
+}
+
+# Coerce anything attention_patterns() accepts.
+as_attention <- function(x, arg = rlang::caller_arg(x), call = rlang::caller_env()) {
+  if (inherits(x, "ts_attention")) return(x)
+  attention_patterns(x)
+}
+
+pattern_dims <- function(p) {
+  d <- dim(p$patterns)
+  list(nq = d[1], nk = d[2], heads = d[3], seqs = d[4], layers = d[5])
+}
+
+#' @export
+print.ts_attention <- function(x, ...) {
+  d <- pattern_dims(x)
+  cli::cat_line("<ts_attention> ", d$layers, " layer", if (d$layers != 1) "s", " x ", d$heads, " head",
+                if (d$heads != 1) "s", " x ", d$seqs, " sequence", if (d$seqs != 1) "s", " (",
+                d$nq, " queries x ", d$nk, " keys)")
+  cli::cat_line("  layers: ", paste(x$layers, collapse = ", "))
+  if (!is.null(x$seq_len)) {
+    cli::cat_line("  repeated sequences: prefix ", x$prefix %||% 0, " + 2 x ", x$seq_len, " tokens")
+  }
+  invisible(x)
+}
+
+#' @export
+as.array.ts_attention <- function(x, ...) {
+  aperm(x$patterns, c(4, 5, 3, 1, 2))  # [sequence, layer, head, query, key]
+}
+
+#' @importFrom tibble as_tibble
+#' @method as_tibble ts_attention
+#' @export
+as_tibble.ts_attention <- function(x, ...) {
+  d <- dim(x$patterns)
+  g <- expand.grid(query = seq_len(d[1]), key = seq_len(d[2]), head = seq_len(d[3]),
+                   sequence = seq_len(d[4]), layer = seq_len(d[5]), KEEP.OUT.ATTRS = FALSE)
+  tibble::tibble(sequence = g$sequence, layer = g$layer, head = g$head, query = g$query, key = g$key,
+                 attention = as.vector(x$patterns))
+}
+
+# Hook names for a model: every "...hook_pattern" submodule, or the chosen blocks.
+pattern_hooks <- function(model, layers, call = rlang::caller_env()) {
+  all <- model_layers(model)
+  hooks <- grep("hook_pattern$", all, value = TRUE)
+  if (is.null(layers)) {
+    if (!length(hooks)) {
+      ts_abort("The model has no {.code hook_pattern} submodules; name the attention-pattern layers in {.arg layers}.",
+               "argument", call = call)
+    }
+    return(hooks)
+  }
+  if (is.numeric(layers)) layers <- sprintf("blocks.%d.attn.hook_pattern", as.integer(layers) - 1L)
+  bad <- setdiff(layers, all)
+  if (length(bad)) {
+    ts_abort(c("Unknown layer{?s} {.val {bad}}.", i = "Pattern hooks of this model: {.val {hooks}}."),
+             "argument", call = call)
+  }
+  layers
+}
+
+# ---------------------------------------------------------------------------------
+# Entropy
+
+#' Attention entropy per head
+#'
+#' The entropy of each query's attention distribution over keys,
+#' \eqn{H_q = -\sum_k a_{qk} \log a_{qk}} (natural log, \eqn{0 \log 0 = 0}),
+#' summarised per layer x head over all queries of all sequences. Uniform attention
+#' over k keys has entropy log(k); attention on a single key has entropy 0. Under a
+#' causal mask query q (1-based) can attend to q keys, so early queries have low
+#' entropy whatever the head does: compare heads on the same positions.
+#'
+#' @param patterns A [attention_patterns()] object or anything it accepts.
+#' @param by `"head"` (summary per layer x head) or `"query"` (one row per query).
+#' @return `by = "head"`: a tibble of class `ts_attention_entropy` with `layer`,
+#'   `head`, `mean`, `sd`, `min`, `q25`, `median`, `q75`, `max` (over queries and
+#'   sequences); `autoplot()` draws a layer x head heatmap of the mean. `by = "query"`:
+#'   a tibble with `sequence`, `layer`, `head`, `query`, `entropy`.
+#' @export
+#' @examples
+#' n <- 8
+#' uniform <- matrix(1 / n, n, n)
+#' onehot <- diag(n)
+#' a <- array(0, c(1, 2, n, n)); a[1, 1, , ] <- uniform; a[1, 2, , ] <- onehot
+#' attention_entropy(a)     # head 1: log(8) = 2.08; head 2: 0
+attention_entropy <- function(patterns, by = c("head", "query")) {
+  by <- check_choice(by, c("head", "query"))
+  p <- as_attention(patterns)
+  d <- pattern_dims(p)
+  e <- cpp_attention_entropy(p$patterns, d$nq, d$nk, threads_now())  # nq x (H S L)
+  dim(e) <- c(d$nq, d$heads, d$seqs, d$layers)
+  if (by == "query") {
+    g <- expand.grid(query = seq_len(d$nq), head = seq_len(d$heads), sequence = seq_len(d$seqs),
+                     layer = seq_len(d$layers), KEEP.OUT.ATTRS = FALSE)
+    return(tibble::tibble(sequence = g$sequence, layer = g$layer, head = g$head, query = g$query,
+                          entropy = as.vector(e)))
+  }
+  per_head <- aperm(e, c(1, 3, 2, 4))  # [query, sequence, head, layer]
+  dim(per_head) <- c(d$nq * d$seqs, d$heads * d$layers)
+  q <- apply(per_head, 2, stats::quantile, probs = c(0, 0.25, 0.5, 0.75, 1), names = FALSE)
+  out <- tibble::tibble(layer = rep(seq_len(d$layers), each = d$heads), head = rep(seq_len(d$heads), d$layers),
+                        mean = colMeans(per_head),
+                        sd = if (nrow(per_head) > 1) apply(per_head, 2, stats::sd) else NA_real_,
+                        min = q[1, ], q25 = q[2, ], median = q[3, ], q75 = q[4, ], max = q[5, ])
+  class(out) <- c("ts_attention_entropy", class(out))
+  out
+}
+
+# ---------------------------------------------------------------------------------
+# Head scores
+
+#' Previous-token, induction and duplicate-token scores of attention heads
+#'
+#' Scores each head by where it attends on sequences made of `prefix` tokens (e.g. a
+#' BOS token), `seq_len` random tokens, and the same `seq_len` tokens repeated
+#' (TransformerLens's induction demo; Olsson et al. 2022). With positions 0-based and
+#' A the query x key pattern:
+#' * `previous_token`: mean of \eqn{A[q, q-1]} over all queries q >= 1;
+#' * `induction`: mean of \eqn{A[q, q-T+1]} (the token after the previous occurrence of
+#'   the current token) over the queries of the repeated half, q in
+#'   \[prefix + T, prefix + 2T);
+#' * `duplicate_token`: mean of \eqn{A[q, q-T]} (the previous occurrence itself) over
+#'   the same queries;
+#' each averaged over sequences. A head that always attends to the designated key
+#' scores 1; uniform causal attention scores about 1/q.
+#'
+#' Given a model, `n_seqs` sequences of random tokens are generated with
+#' [repeated_tokens()] (seeded) and run through it. Given patterns, `seq_len` and
+#' `prefix` come from the arguments, else from the pattern object, else
+#' `seq_len = floor(n / 2)` and `prefix = n - 2 seq_len` for n positions.
+#'
+#' `induction_heads()` keeps the heads whose induction score is at least `threshold`.
+#' The default 0.4 is the cut-off used in ARENA's transformer-interpretability course;
+#' it is many times the score of heads that do not attend to the induction target
+#' (uniform causal attention gives about 1/(prefix + 1.5 T) on these positions).
+#'
+#' @param x A `ts_model`, a [attention_patterns()] object or anything it accepts.
+#' @param type One or more of `"previous_token"`, `"induction"`, `"duplicate_token"`.
+#' @param seq_len Length T of the random half of each sequence.
+#' @param prefix Number of tokens before the first half (1 with a BOS token).
+#' @param n_seqs,seed,vocab_size,bos For a model: number of sequences, seed, vocabulary
+#'   size (`NULL`: from the model's embedding) and BOS token id (`NULL`: none).
+#' @param ... Passed on to methods.
+#' @return A tibble of class `ts_head_scores` with `layer`, `head`, `type` and `score`;
+#'   `autoplot()` draws layer x head heatmaps. `induction_heads()`: the rows with
+#'   `type == "induction"` and `score >= threshold`, highest first.
+#' @references Elhage et al. (2021). A mathematical framework for transformer circuits.
+#'   Olsson et al. (2022). In-context learning and induction heads.
+#' @export
+#' @examples
+#' toy <- readRDS(system.file("extdata", "circuits_toy_transformer.rds", package = "tensorscope"))
+#' pat <- attention_patterns(toy$trained$patterns, seq_len = 15, prefix = 1)
+#' head_scores(pat)
+#' induction_heads(pat)
+head_scores <- function(x, ...) UseMethod("head_scores")
+
+head_types <- c("previous_token", "induction", "duplicate_token")
+
+#' @rdname head_scores
+#' @export
+head_scores.default <- function(x, type = c("previous_token", "induction", "duplicate_token"),
+                                seq_len = NULL, prefix = NULL, ...) {
+  call <- rlang::current_env()
+  type <- check_types(type, head_types, call = call)
+  p <- as_attention(x)
+  d <- pattern_dims(p)
+  if (d$nq != d$nk) {
+    ts_abort("Head scores need square patterns (every query position is also a key); got {d$nq} queries x {d$nk} keys.",
+             "mismatch", call = call)
+  }
+  n <- d$nq
+  seq_len <- if (!is.null(seq_len)) check_count(seq_len, min = 1, call = call) else p$seq_len %||% (n %/% 2L)
+  prefix <- if (!is.null(prefix)) check_count(prefix, min = 0, call = call) else p$prefix %||% (n - 2L * seq_len)
+  if (any(c("induction", "duplicate_token") %in% type) && (seq_len < 2 || prefix < 0 || prefix + 2L * seq_len > n)) {
+    ts_abort("Sequences of {n} positions cannot hold a prefix of {prefix} and two halves of {.arg seq_len} = {seq_len} (needs seq_len >= 2).",
+             "too_few", call = call)
+  }
+  rows <- lapply(type, function(t) {
+    spec <- switch(t,
+                   previous_token = c(-1L, 1L, n),
+                   induction = c(1L - seq_len, prefix + seq_len, prefix + 2L * seq_len),
+                   duplicate_token = c(-seq_len, prefix + seq_len, prefix + 2L * seq_len))
+    s <- cpp_diagonal_mean(p$patterns, n, n, spec[1], spec[2], spec[3], threads_now())
+    dim(s) <- c(d$heads, d$seqs, d$layers)
+    s <- apply(s, c(1, 3), mean)  # [head, layer]
+    tibble::tibble(layer = rep(seq_len(d$layers), each = d$heads), head = rep(seq_len(d$heads), d$layers),
+                   type = t, score = as.vector(s))
+  })
+  out <- do.call(rbind, rows)
+  out$type <- factor(out$type, levels = head_types)
+  structure(out, class = c("ts_head_scores", class(out)),
+            settings = list(seq_len = seq_len, prefix = prefix, n_seqs = d$seqs, layers = p$layers))
+}
+
+#' @rdname head_scores
+#' @export
+head_scores.ts_model <- function(x, type = c("previous_token", "induction", "duplicate_token"),
+                                 seq_len = 50, n_seqs = 20, seed = 1, vocab_size = NULL, bos = NULL, ...) {
+  torch_backend()
+  vocab_size <- vocab_size %||% model_vocab_size(x)
+  tokens <- repeated_tokens(n_seqs, seq_len, vocab_size, bos = bos, seed = seed)
+  p <- attention_patterns(x, tokens, ...)
+  head_scores.default(p, type = type, seq_len = seq_len, prefix = attr(tokens, "prefix"))
+}
+
+#' @rdname head_scores
+#' @param threshold Minimum induction score.
+#' @export
+induction_heads <- function(x, threshold = 0.4, ...) {
+  threshold <- check_number(threshold, lower = 0, upper = 1)
+  s <- if (inherits(x, "ts_head_scores")) x else head_scores(x, type = "induction", ...)
+  out <- s[s$type == "induction" & s$score >= threshold, , drop = FALSE]
+  out[order(-out$score), , drop = FALSE]
+}
+
+#' Repeated random token sequences
+#'
+#' `n_seqs` sequences of `seq_len` tokens drawn uniformly (with replacement) from
+#' `0, ..., vocab_size - 1` (the BOS id excluded), each followed by itself, with an
+#' optional BOS token in front: the input of the induction-head test.
+#'
+#' @param n_seqs Number of sequences.
+#' @param seq_len Length of the random half.
+#' @param vocab_size Vocabulary size.
+#' @param bos `NULL` or the BOS token id to put first.
+#' @param seed Seed (the user's RNG state is restored afterwards).
+#' @return An integer matrix, `n_seqs` x `(bos present) + 2 seq_len`, of 0-based token
+#'   ids with attributes `seq_len` and `prefix`.
+#' @export
+#' @examples
+#' repeated_tokens(2, 5, vocab_size = 100, bos = 0)
+repeated_tokens <- function(n_seqs, seq_len, vocab_size, bos = NULL, seed = 1) {
+  n_seqs <- check_count(n_seqs, min = 1)
+  seq_len <- check_count(seq_len, min = 1)
+  vocab_size <- check_count(vocab_size, min = 2)
+  seed <- check_seed(seed)
+  if (!is.null(bos)) bos <- check_count(bos, min = 0)
+  pool <- setdiff(seq_len(vocab_size) - 1L, bos)
+  half <- with_seed(seed, matrix(pool[sample.int(length(pool), n_seqs * seq_len, replace = TRUE)], n_seqs))
+  out <- cbind(if (!is.null(bos)) matrix(bos, n_seqs, 1L), half, half)
+  storage.mode(out) <- "integer"
+  structure(out, seq_len = seq_len, prefix = as.integer(!is.null(bos)))
+}
+
+check_types <- function(type, choices, call = rlang::caller_env(), arg = rlang::caller_arg(type)) {
+  if (!is.character(type) || length(type) < 1 || anyNA(type) || !all(type %in% choices)) {
+    ts_abort("{.arg {arg}} must be one or more of {.val {choices}}, not {describe(type)}.", "argument", call = call)
+  }
+  unique(type)
+}
+
+# ---------------------------------------------------------------------------------
+# Composition scores
+
+#' Q-, K- and V-composition scores between attention heads
+#'
+#' Elhage et al. (2021): how much a later (destination) head reads, through its
+#' queries, keys or values, the subspace an earlier (source) head writes to,
+#' \deqn{C(s, t) = \|OV_s M_t\|_F / (\|OV_s\|_F \|M_t\|_F),}
+#' with \eqn{M_t = QK_t} (Q-composition), \eqn{QK_t^T} (K-composition) or
+#' \eqn{OV_t} (V-composition), for every source head in layer l and destination head in
+#' layer m > l. This is the spec's `qkov_pairing`. Scores lie in \[0, 1\]: 0 when the
+#' source writes to a subspace the destination does not read (orthogonal subspaces),
+#' 1 when both are rank 1 and aligned; two identical rank-r projections score
+#' \eqn{1/\sqrt{r}}.
+#'
+#' **Convention.** Row vectors, as TransformerLens: the residual stream x is a row,
+#' a head computes q = x W_Q, k = x W_K, v = x W_V and writes z W_O, so
+#' \eqn{QK = W_Q W_K^T}, \eqn{OV = W_V W_O} (d_model x d_model) and the attention
+#' score is \eqn{x_q QK x_k^T}. Shapes: `W_Q`, `W_K`, `W_V` are
+#' `[layer, head, d_model, d_head]` and `W_O` is `[layer, head, d_head, d_model]`.
+#' With `vectors = "column"` (PyTorch `nn.Linear`, q = W_Q x) give `W_Q`, `W_K`, `W_V`
+#' as `[layer, head, d_head, d_model]` and `W_O` as `[layer, head, d_model, d_head]`;
+#' they are transposed per head. Biases, LayerNorm scales and MLPs are not included.
+#'
+#' **Computation.** No d_model x d_model matrix is formed: since
+#' \eqn{\|A B^T\|_F = \|A (B^T B)^{1/2}\|_F}, each head is reduced to d_model x d_head
+#' factors (e.g. \eqn{P_s = W_{O,s}^T (W_{V,s}^T W_{V,s})^{1/2}},
+#' \eqn{R_t = W_{Q,t} (W_{K,t}^T W_{K,t})^{1/2}} for Q-composition) with
+#' \eqn{\|OV_s QK_t\|_F = \|P_s^T R_t\|_F}, and all head pairs of two layers come from
+#' one matrix product (cost d_model (heads x d_head)^2 per pair of layers, against
+#' d_model^3 per pair of heads for the direct product).
+#'
+#' **Baseline.** Scores are never 0 by chance. `baseline` is the mean score of
+#' independent heads with i.i.d. Gaussian weights of the same shapes (Monte-Carlo,
+#' `n_baseline` draws, seeded); for such rotation-invariant matrices
+#' \eqn{E[C^2] = 1/d_{model}} exactly, so the baseline is close to
+#' \eqn{1/\sqrt{d_{model}}}. `ratio = score / baseline`.
+#'
+#' @param W_Q,W_K,W_V,W_O Weight arrays (see Convention), or a `ts_model` as `W_Q`
+#'   whose parameters are read by name (see `names`).
+#' @param type One or more of `"q"`, `"k"`, `"v"`.
+#' @param vectors `"row"` (TransformerLens) or `"column"` convention of the weights.
+#' @param n_baseline Monte-Carlo draws for the random baseline (0: none).
+#' @param seed Seed of the baseline.
+#' @param names For a model: parameter names with `{layer}` standing for the 0-based
+#'   block number; each parameter is `[head, ...]` as in TransformerLens's state dict.
+#' @param ... Passed on to methods.
+#' @return A tibble of class `ts_composition` with `src_layer`, `src_head`,
+#'   `dst_layer`, `dst_head` (1-based), `type`, `score`, `baseline`, `baseline_sd` and
+#'   `ratio`. `autoplot()` draws a source x destination heatmap; `as_igraph()` gives
+#'   the weighted head graph.
+#' @references Elhage et al. (2021). A mathematical framework for transformer circuits.
+#'   Transformer Circuits Thread.
+#' @export
+#' @examples
+#' toy <- readRDS(system.file("extdata", "circuits_toy_transformer.rds", package = "tensorscope"))
+#' w <- toy$trained
+#' cs <- composition_scores(w$W_Q, w$W_K, w$W_V, w$W_O, type = "k")
+#' cs[order(-cs$score), ][1:5, ]
+composition_scores <- function(W_Q, ...) UseMethod("composition_scores")
+
+#' @rdname composition_scores
+#' @export
+composition_scores.default <- function(W_Q, W_K, W_V, W_O, type = c("q", "k", "v"),
+                                       vectors = c("row", "column"), n_baseline = 100, seed = 1, ...) {
+  call <- rlang::current_env()
+  type <- check_types(type, c("q", "k", "v"), call = call)
+  vectors <- check_choice(vectors, c("row", "column"), call = call)
+  n_baseline <- check_count(n_baseline, min = 0, call = call)
+  seed <- check_seed(seed, call = call)
+  w <- list(W_Q = W_Q, W_K = W_K, W_V = W_V, W_O = W_O)
+  for (nm in names(w)) {
+    x <- w[[nm]]
+    if (!is.numeric(x) || length(dim(x)) != 4) {
+      ts_abort("{.arg {nm}} must be a numeric array [layer, head, ., .] of rank 4, not {describe(x)}.",
+               "type", call = call)
+    }
+    if (any(dim(x) == 0)) ts_abort("{.arg {nm}} is empty ({paste(dim(x), collapse = ' x ')}).", "empty", call = call)
+    check_finite(x, nm, call = call)
+    if (vectors == "column") w[[nm]] <- aperm(x, c(1, 2, 4, 3))
+  }
+  dims <- lapply(w, dim)
+  shape <- function(nm) paste(dims[[nm]], collapse = " x ")
+  lh <- vapply(dims, function(d) paste(d[1:2], collapse = " x "), "")
+  if (length(unique(lh)) > 1) {
+    ts_abort(c("The weights must have the same layers and heads.",
+               x = "[layer x head]: {paste(names(lh), lh, sep = ' ', collapse = ', ')}."), "mismatch", call = call)
+  }
+  d_model <- dims$W_Q[3]
+  if (dims$W_K[3] != d_model || dims$W_V[3] != d_model || dims$W_O[4] != d_model) {
+    ts_abort(c("The weights must share d_model ({vectors}-vector convention, see ?composition_scores).",
+               x = "W_Q {shape('W_Q')}, W_K {shape('W_K')}, W_V {shape('W_V')}, W_O {shape('W_O')}."),
+             "mismatch", call = call)
+  }
+  if (dims$W_K[4] != dims$W_Q[4] || dims$W_O[3] != dims$W_V[4]) {
+    ts_abort(c("Mismatched head dimensions: W_Q and W_K must share d_head, and so must W_V and W_O.",
+               x = "W_Q {shape('W_Q')}, W_K {shape('W_K')}, W_V {shape('W_V')}, W_O {shape('W_O')}."),
+             "mismatch", call = call)
+  }
+  L <- dims$W_Q[1]
+  H <- dims$W_Q[2]
+  if (L < 2) ts_abort("Composition needs at least 2 layers; the weights have {L}.", "too_few", call = call)
+  stack <- function(x, perm) {
+    a <- aperm(x, perm)
+    storage.mode(a) <- "double"
+    dim(a) <- c(d_model, length(a) / d_model)
+    a
+  }
+  Q <- stack(w$W_Q, c(3, 4, 2, 1))
+  K <- stack(w$W_K, c(3, 4, 2, 1))
+  V <- stack(w$W_V, c(3, 4, 2, 1))
+  Ot <- stack(w$W_O, c(4, 3, 2, 1))
+  s <- cpp_composition_scores(Q, K, V, Ot, L, H, type, threads_now())
+  pairs <- which(upper.tri(diag(L)), arr.ind = TRUE)
+  pairs <- pairs[order(pairs[, 1], pairs[, 2]), , drop = FALSE]
+  idx <- expand.grid(dst_head = seq_len(H), src_head = seq_len(H), pair = seq_len(nrow(pairs)),
+                     KEEP.OUT.ATTRS = FALSE)
+  base <- if (n_baseline > 0) {
+    cpp_composition_baseline(d_model, dims$W_Q[4], dims$W_V[4], type, n_baseline, seed, threads_now())
+  } else matrix(NA_real_, 1, length(type))
+  out <- do.call(rbind, lapply(seq_along(type), function(i) {
+    tibble::tibble(src_layer = pairs[idx$pair, 1], src_head = idx$src_head,
+                   dst_layer = pairs[idx$pair, 2], dst_head = idx$dst_head,
+                   type = type[i], score = s[, i], baseline = mean(base[, i]),
+                   baseline_sd = if (nrow(base) > 1) stats::sd(base[, i]) else NA_real_)
+  }))
+  out$ratio <- out$score / out$baseline
+  out$type <- factor(out$type, levels = c("q", "k", "v"))
+  structure(out, class = c("ts_composition", class(out)),
+            settings = list(d_model = d_model, d_head_qk = dims$W_Q[4], d_head_ov = dims$W_V[4],
+                            n_baseline = n_baseline, seed = seed, vectors = vectors))
+}
+
+#' @rdname composition_scores
+#' @export
+composition_scores.ts_model <- function(W_Q, type = c("q", "k", "v"), n_baseline = 100, seed = 1,
+                                        names = c(W_Q = "blocks.{layer}.attn.W_Q", W_K = "blocks.{layer}.attn.W_K",
+                                                  W_V = "blocks.{layer}.attn.W_V", W_O = "blocks.{layer}.attn.W_O"),
+                                        ...) {
+  torch_backend()
+  w <- model_weights(W_Q, names)
+  composition_scores.default(w$W_Q, w$W_K, w$W_V, w$W_O, type = type, n_baseline = n_baseline, seed = seed, ...)
+}
+
+# Per-layer parameters of a model, stacked into [layer, ...] arrays. `names` maps
+# W_Q, ... to name templates with {layer} for the 0-based block.
+model_weights <- function(model, names, call = rlang::caller_env()) {
+  params <- model_parameters(model)
+  lapply(names[c("W_Q", "W_K", "W_V", "W_O")], function(tmpl) {
+    re <- paste0("^", gsub("\\{layer\\}", "([0-9]+)", gsub(".", "\\.", tmpl, fixed = TRUE)), "$")
+    hit <- grep(re, names(params), value = TRUE)
+    if (!length(hit)) {
+      ts_abort("The model has no parameter matching {.val {tmpl}}; see {.arg names}.", "argument", call = call)
+    }
+    hit <- hit[order(as.integer(sub(re, "\\1", hit)))]
+    stacked <- simplify2array(unname(params[hit]))    # [head, ., ., layer]
+    aperm(stacked, c(4, 1, 2, 3))
+  })
+}
+
+# Integration points with the model runtime (R/models.R, issue 5): layer names,
+# activations of named layers as ts_reps, and parameters as a named list of R arrays.
+model_layers <- function(model) layers(model)
+model_activations <- function(model, tokens, hooks) activations(model, tokens, layers = hooks)
+model_parameters <- function(model) parameters(model)
+
+model_vocab_size <- function(model) {
+  p <- model_parameters(model)
+  emb <- grep("(^|\\.)W_E$|embed.*weight$", names(p), value = TRUE)
+  if (!length(emb)) ts_abort("Cannot find the model's embedding; give {.arg vocab_size}.", "argument")
+  dim(p[[emb[1]]])[1]
+}
+
+# ---------------------------------------------------------------------------------
+# Rollout, flow and graphs
+
+#' Attention rollout and attention flow
+#'
+#' Abnar & Zuidema (2020): how much each input token contributes to each output
+#' position after `layer` layers. Heads are fused (`heads`), and with `residual` the
+#' skip connection is modelled as \eqn{\tilde A = 0.5 A + 0.5 I} (rows renormalised).
+#' * `rollout`: \eqn{\tilde A_L \cdots \tilde A_1} (a product of row-stochastic
+#'   matrices, so each row sums to 1);
+#' * `flow`: the graph with a node per (layer, position) and an edge from (l, i) to
+#'   (l - 1, j) of capacity \eqn{\tilde A_l[i, j]}; the weight of input j for output i is
+#'   the maximum flow between them (Dinic's algorithm), each row normalised to sum 1
+#'   as in the authors' code.
+#'
+#' @param patterns An [attention_patterns()] object or anything it accepts (square
+#'   patterns: queries = keys).
+#' @param method `"rollout"` or `"flow"`.
+#' @param heads How heads are fused: `"mean"` (the paper), `"max"` or `"min"`.
+#' @param residual Model the residual connection (see above).
+#' @param layer Number of layers to propagate through (default: all).
+#' @return A tibble of class `ts_attention_flow` with `sequence`, `query` (output
+#'   position), `key` (input position) and `weight` (1-based positions);
+#'   [attention_graph()] turns it into a graph.
+#' @references Abnar & Zuidema (2020). Quantifying attention flow in transformers. ACL.
+#' @export
+#' @examples
+#' toy <- readRDS(system.file("extdata", "circuits_toy_transformer.rds", package = "tensorscope"))
+#' pat <- attention_patterns(toy$trained$patterns[1, , , , , drop = FALSE])
+#' r <- attention_flow(pat)
+#' f <- attention_flow(pat, method = "flow")
+attention_flow <- function(patterns, method = c("rollout", "flow"), heads = c("mean", "max", "min"),
+                           residual = TRUE, layer = NULL) {
+  method <- check_choice(method, c("rollout", "flow"))
+  heads <- check_choice(heads, c("mean", "max", "min"))
+  if (!is.logical(residual) || length(residual) != 1 || is.na(residual)) {
+    ts_abort("{.arg residual} must be TRUE or FALSE, not {describe(residual)}.", "argument")
+  }
+  p <- as_attention(patterns)
+  d <- pattern_dims(p)
+  if (d$nq != d$nk) {
+    ts_abort("Rollout and flow need square patterns (queries = keys); got {d$nq} x {d$nk}.", "mismatch")
+  }
+  layer <- if (is.null(layer)) d$layers else check_count(layer, min = 1)
+  if (layer > d$layers) ts_abort("{.arg layer} is {layer} but the patterns have {d$layers} layer{?s}.", "argument")
+  r <- cpp_attention_propagate(p$patterns, d$nq, d$heads, d$seqs, layer, heads, residual,
+                               method == "flow", threads_now())
+  n <- d$nq
+  out <- tibble::tibble(sequence = rep(seq_len(d$seqs), each = n * n), query = rep(seq_len(n), n * d$seqs),
+                        key = rep(rep(seq_len(n), each = n), d$seqs), weight = as.vector(r))
+  structure(out, class = c("ts_attention_flow", class(out)),
+            settings = list(method = method, heads = heads, residual = residual, layer = layer))
+}
+
+#' Attention as a graph
+#'
+#' An edge list of how information moves between token positions, for graph analysis
+#' (degree and betweenness centrality, comparison with a neural connectivity matrix)
+#' through [as_igraph()].
+#' * From patterns: nodes are (layer, position), `"L0:1"` being input token 1 and
+#'   `"Ll:i"` position i after layer l; an edge runs from `"L(l-1):j"` to `"Ll:i"` with
+#'   weight \eqn{A_l[i, j]} (heads fused, optionally with the residual term as in
+#'   [attention_flow()]).
+#' * From [attention_flow()] results: a bipartite graph from input tokens `"in:j"` to
+#'   output positions `"out:i"` weighted by flow or rollout.
+#' Edges with weight below `threshold` are dropped.
+#'
+#' @param x An [attention_patterns()] object (or anything it accepts) or an
+#'   [attention_flow()] result.
+#' @param threshold Minimum edge weight kept.
+#' @param sequence Which sequence to use.
+#' @inheritParams attention_flow
+#' @return A tibble of class `ts_attention_graph` with `from`, `to`, `layer` and
+#'   `weight`, and a `nodes` attribute (tibble with `name`, `layer`, `position`).
+#' @export
+#' @examples
+#' toy <- readRDS(system.file("extdata", "circuits_toy_transformer.rds", package = "tensorscope"))
+#' g <- attention_graph(toy$trained$patterns, threshold = 0.2)
+#' g
+#' if (requireNamespace("igraph", quietly = TRUE)) {
+#'   ig <- as_igraph(g)
+#'   head(sort(igraph::betweenness(ig), decreasing = TRUE))
+#' }
+attention_graph <- function(x, threshold = 0.05, sequence = 1, heads = c("mean", "max", "min"),
+                            residual = FALSE) {
+  threshold <- check_number(threshold, lower = 0)
+  sequence <- check_count(sequence, min = 1)
+  if (inherits(x, "ts_attention_flow")) {
+    if (!sequence %in% x$sequence) ts_abort("{.arg sequence} {sequence} is not in {.arg x}.", "argument")
+    e <- x[x$sequence == sequence & x$weight >= threshold & x$weight > 0, ]
+    n <- max(x$query)
+    nodes <- tibble::tibble(name = c(paste0("in:", seq_len(n)), paste0("out:", seq_len(n))),
+                            layer = rep(c(0L, attr(x, "settings")$layer), each = n), position = rep(seq_len(n), 2))
+    edges <- tibble::tibble(from = paste0("in:", e$key), to = paste0("out:", e$query),
+                            layer = attr(x, "settings")$layer, weight = e$weight)
+  } else {
+    heads <- check_choice(heads, c("mean", "max", "min"))
+    p <- as_attention(x)
+    d <- pattern_dims(p)
+    if (d$nq != d$nk) ts_abort("Attention graphs need square patterns; got {d$nq} x {d$nk}.", "mismatch")
+    if (sequence > d$seqs) ts_abort("{.arg sequence} is {sequence} but there {?is/are} {d$seqs} sequence{?s}.", "argument")
+    n <- d$nq
+    fuse <- switch(heads, mean = mean, max = max, min = min)
+    edges <- do.call(rbind, lapply(seq_len(d$layers), function(l) {
+      A <- apply(p$patterns[, , , sequence, l, drop = FALSE], c(1, 2), fuse)
+      if (residual) A <- (A + diag(n)) / rowSums(A + diag(n))
+      keep <- which(A >= threshold & A > 0, arr.ind = TRUE)
+      tibble::tibble(from = sprintf("L%d:%d", l - 1L, keep[, 2]), to = sprintf("L%d:%d", l, keep[, 1]),
+                     layer = l, weight = A[keep])
+    }))
+    nodes <- tibble::tibble(name = sprintf("L%d:%d", rep(0:d$layers, each = n), rep(seq_len(n), d$layers + 1)),
+                            layer = rep(0:d$layers, each = n), position = rep(seq_len(n), d$layers + 1))
+  }
+  structure(edges, class = c("ts_attention_graph", class(edges)), nodes = nodes)
+}
+
+#' Convert to an igraph graph
+#'
+#' Directed, weighted (`weight` edge attribute) igraph graphs from
+#' [attention_graph()] results (token positions) or [composition_scores()] results
+#' (heads `"L1H2"`, an edge from each source head to each later destination head,
+#' weighted by the score), ready for `igraph::degree()`, `igraph::betweenness()` and
+#' the like. Needs the igraph package.
+#'
+#' @param x A `ts_attention_graph` or `ts_composition`.
+#' @param type For composition scores: which composition type.
+#' @param threshold For composition scores: minimum score kept (default: all edges).
+#' @param ... Unused.
+#' @return An `igraph` object.
+#' @export
+#' @examples
+#' toy <- readRDS(system.file("extdata", "circuits_toy_transformer.rds", package = "tensorscope"))
+#' w <- toy$trained
+#' cs <- composition_scores(w$W_Q, w$W_K, w$W_V, w$W_O, type = "k", n_baseline = 20)
+#' if (requireNamespace("igraph", quietly = TRUE)) {
+#'   g <- as_igraph(cs, threshold = 0.3)
+#'   igraph::degree(g)
+#' }
+as_igraph <- function(x, ...) UseMethod("as_igraph")
+
+#' @rdname as_igraph
+#' @export
+as_igraph.ts_attention_graph <- function(x, ...) {
+  rlang::check_installed("igraph", reason = "to convert attention graphs.")
+  edges <- as.data.frame(tibble::as_tibble(structure(x, class = class(x)[-1], nodes = NULL)))
+  igraph::graph_from_data_frame(edges, directed = TRUE, vertices = as.data.frame(attr(x, "nodes")))
+}
+
+#' @rdname as_igraph
+#' @export
+as_igraph.ts_composition <- function(x, type = c("k", "q", "v"), threshold = NULL, ...) {
+  rlang::check_installed("igraph", reason = "to convert composition scores.")
+  type <- check_choice(type, c("k", "q", "v"))
+  x <- x[x$type == type, ]
+  if (!nrow(x)) ts_abort("{.arg x} has no scores of type {.val {type}}.", "argument")
+  heads <- unique(rbind(data.frame(layer = x$src_layer, head = x$src_head),
+                        data.frame(layer = x$dst_layer, head = x$dst_head)))
+  heads <- heads[order(heads$layer, heads$head), ]
+  nodes <- data.frame(name = sprintf("L%dH%d", heads$layer, heads$head), layer = heads$layer, head = heads$head)
+  if (!is.null(threshold)) x <- x[x$score >= check_number(threshold), ]
+  edges <- data.frame(from = sprintf("L%dH%d", x$src_layer, x$src_head), to = sprintf("L%dH%d", x$dst_layer, x$dst_head),
+                      weight = x$score, ratio = x$ratio)
+  igraph::graph_from_data_frame(edges, directed = TRUE, vertices = nodes)
+}

@@ -1,0 +1,134 @@
+# autoplot() methods for the circuits family (R/circuits.R).
+
+heatmap_theme <- function() {
+  ggplot2::theme_minimal(base_size = 10) +
+    ggplot2::theme(panel.grid = ggplot2::element_blank())
+}
+
+#' Plot head scores
+#'
+#' Layer x head heatmaps of [head_scores()], one panel per score type, with the values
+#' printed in the cells.
+#'
+#' @param object A `ts_head_scores` result.
+#' @param ... Unused.
+#' @return A ggplot object.
+#' @method autoplot ts_head_scores
+#' @export
+#' @examples
+#' toy <- readRDS(system.file("extdata", "circuits_toy_transformer.rds", package = "tensorscope"))
+#' autoplot(head_scores(toy$trained$patterns, seq_len = 15, prefix = 1))
+autoplot.ts_head_scores <- function(object, ...) {
+  df <- tibble::as_tibble(structure(object, class = class(object)[-1], settings = NULL))
+  st <- attr(object, "settings")
+  ggplot2::ggplot(df, ggplot2::aes(x = factor(.data$head), y = factor(.data$layer, levels = rev(sort(unique(.data$layer)))),
+                                   fill = .data$score)) +
+    ggplot2::geom_tile() +
+    ggplot2::geom_text(ggplot2::aes(label = sprintf("%.2f", .data$score), colour = .data$score > 0.6),
+                       size = 3, show.legend = FALSE) +
+    ggplot2::scale_colour_manual(values = c(`TRUE` = "black", `FALSE` = "white")) +
+    ggplot2::scale_fill_viridis_c(name = "score", limits = c(0, 1)) +
+    ggplot2::facet_wrap(ggplot2::vars(.data$type)) +
+    ggplot2::labs(x = "head", y = "layer", title = "Attention head scores",
+                  subtitle = sprintf("%d sequence(s): prefix %d + 2 x %d repeated tokens", st$n_seqs, st$prefix, st$seq_len)) +
+    heatmap_theme()
+}
+
+#' Plot attention entropy
+#'
+#' Layer x head heatmap of the mean attention entropy from [attention_entropy()].
+#'
+#' @param object A `ts_attention_entropy` result.
+#' @param ... Unused.
+#' @return A ggplot object.
+#' @method autoplot ts_attention_entropy
+#' @export
+#' @examples
+#' toy <- readRDS(system.file("extdata", "circuits_toy_transformer.rds", package = "tensorscope"))
+#' autoplot(attention_entropy(toy$trained$patterns))
+autoplot.ts_attention_entropy <- function(object, ...) {
+  df <- tibble::as_tibble(structure(object, class = class(object)[-1]))
+  ggplot2::ggplot(df, ggplot2::aes(x = factor(.data$head), y = factor(.data$layer, levels = rev(sort(unique(.data$layer)))),
+                                   fill = .data$mean)) +
+    ggplot2::geom_tile() +
+    ggplot2::geom_text(ggplot2::aes(label = sprintf("%.2f", .data$mean)), size = 3, colour = "white") +
+    ggplot2::scale_fill_viridis_c(name = "entropy\n(nats)") +
+    ggplot2::labs(x = "head", y = "layer", title = "Mean attention entropy over queries") +
+    heatmap_theme()
+}
+
+#' Plot one head's attention pattern
+#'
+#' Query x key heatmap of one head of one layer on one sequence, with token ids on the
+#' axes when the patterns carry tokens and are short.
+#'
+#' @param object A `ts_attention` object.
+#' @param layer,head,sequence Which pattern (1-based).
+#' @param ... Unused.
+#' @return A ggplot object.
+#' @method autoplot ts_attention
+#' @export
+#' @examples
+#' toy <- readRDS(system.file("extdata", "circuits_toy_transformer.rds", package = "tensorscope"))
+#' pat <- attention_patterns(toy$trained$patterns, tokens = toy$trained$tokens)
+#' autoplot(pat, layer = 2, head = 2)
+autoplot.ts_attention <- function(object, layer = 1, head = 1, sequence = 1, ...) {
+  d <- pattern_dims(object)
+  layer <- check_count(layer, min = 1)
+  head <- check_count(head, min = 1)
+  sequence <- check_count(sequence, min = 1)
+  if (layer > d$layers || head > d$heads || sequence > d$seqs) {
+    ts_abort("No pattern for layer {layer}, head {head}, sequence {sequence}: there are {d$layers} layer{?s}, {d$heads} head{?s} and {d$seqs} sequence{?s}.",
+             "argument")
+  }
+  A <- object$patterns[, , head, sequence, layer]
+  df <- tibble::tibble(query = rep(seq_len(d$nq), d$nk), key = rep(seq_len(d$nk), each = d$nq), attention = as.vector(A))
+  p <- ggplot2::ggplot(df, ggplot2::aes(x = .data$key, y = .data$query, fill = .data$attention)) +
+    ggplot2::geom_raster() +
+    ggplot2::scale_y_reverse() +
+    ggplot2::scale_fill_viridis_c(name = "attention", limits = c(0, 1)) +
+    ggplot2::coord_equal() +
+    ggplot2::labs(x = "key position", y = "query position",
+                  title = sprintf("Attention pattern: layer %s, head %d", object$layers[layer], head),
+                  subtitle = sprintf("sequence %d", sequence)) +
+    heatmap_theme()
+  tok <- object$tokens
+  if (!is.null(tok) && d$nk <= 40) {
+    lab <- as.character(tok[sequence, ])
+    p <- p + ggplot2::scale_x_continuous(breaks = seq_len(d$nk), labels = lab, expand = c(0, 0)) +
+      ggplot2::theme(axis.text.x = ggplot2::element_text(angle = 90, size = 6))
+  }
+  p
+}
+
+#' Plot composition scores
+#'
+#' Source head x destination head heatmap of [composition_scores()], one panel per
+#' type; the subtitle gives the random baseline.
+#'
+#' @param object A `ts_composition` result.
+#' @param ... Unused.
+#' @return A ggplot object.
+#' @method autoplot ts_composition
+#' @export
+#' @examples
+#' toy <- readRDS(system.file("extdata", "circuits_toy_transformer.rds", package = "tensorscope"))
+#' w <- toy$trained
+#' autoplot(composition_scores(w$W_Q, w$W_K, w$W_V, w$W_O, n_baseline = 20))
+autoplot.ts_composition <- function(object, ...) {
+  df <- tibble::as_tibble(structure(object, class = class(object)[-1], settings = NULL))
+  src <- unique(df[order(df$src_layer, df$src_head), c("src_layer", "src_head")])
+  dst <- unique(df[order(df$dst_layer, df$dst_head), c("dst_layer", "dst_head")])
+  df$src <- factor(sprintf("L%dH%d", df$src_layer, df$src_head), levels = rev(sprintf("L%dH%d", src$src_layer, src$src_head)))
+  df$dst <- factor(sprintf("L%dH%d", df$dst_layer, df$dst_head), levels = sprintf("L%dH%d", dst$dst_layer, dst$dst_head))
+  base <- tapply(df$baseline, df$type, mean)
+  base <- base[!is.na(base)]
+  sub <- if (length(base)) paste0("random baseline: ", paste(sprintf("%s %.3f", names(base), base), collapse = ", ")) else NULL
+  ggplot2::ggplot(df, ggplot2::aes(x = .data$dst, y = .data$src, fill = .data$score)) +
+    ggplot2::geom_tile() +
+    ggplot2::scale_fill_viridis_c(name = "score", limits = c(0, NA)) +
+    ggplot2::facet_wrap(ggplot2::vars(.data$type), labeller = ggplot2::labeller(type = function(t) paste0(toupper(t), "-composition"))) +
+    ggplot2::labs(x = "destination head", y = "source head", title = "Composition scores", subtitle = sub) +
+    heatmap_theme() +
+    ggplot2::theme(axis.text.x = ggplot2::element_text(angle = 90, hjust = 1, vjust = 0.5))
+}
