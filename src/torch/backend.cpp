@@ -2,37 +2,12 @@
 // the R layer on first use, so that loading tensorscope never loads LibTorch.
 // Entry points are plain .Call functions; C++ exceptions are turned into R errors
 // only after every C++ object has been destroyed (no longjmp over destructors).
-#include <torch/script.h>
+#include "rtorch.h"
+
 #include <torch/cuda.h>
 #include <torch/version.h>
 
-#include <R.h>
-#include <Rinternals.h>
-
-#include <cstring>
-#include <string>
-
-namespace {
-char error_buffer[8192];
-
-template <class F>
-SEXP guarded(F&& f) {
-  bool failed = false;
-  SEXP out = R_NilValue;
-  try {
-    out = f();
-  } catch (const std::exception& e) {
-    failed = true;
-    std::strncpy(error_buffer, e.what(), sizeof(error_buffer) - 1);
-    error_buffer[sizeof(error_buffer) - 1] = '\0';
-  } catch (...) {
-    failed = true;
-    std::strncpy(error_buffer, "unknown C++ error in the LibTorch backend", sizeof(error_buffer) - 1);
-  }
-  if (failed) Rf_error("%s", error_buffer);
-  return out;
-}
-}  // namespace
+using ts_torch::guarded;
 
 extern "C" SEXP ts_torch_info() {
   return guarded([]() -> SEXP {
