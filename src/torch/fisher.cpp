@@ -15,15 +15,25 @@ namespace {
 // undefined (then sampled, for the true Fisher).
 torch::Tensor sample_loss(const torch::Tensor& out, torch::Tensor target, const std::string& loss,
                           bool sample, torch::Generator& gen) {
-  if (loss == "cross_entropy") {
-    // out [1, K] (classifier) or [1, T, K] (sequence model, target [1, T]).
-    torch::Tensor logits = out.reshape({-1, out.size(-1)});
+  if (loss == "cross_entropy" || loss == "next_token") {
+    // out [1, K] (classifier) or [1, T, K] (sequence model, target [1, T]); next_token:
+    // logits at positions 1..T-1 predict tokens 2..T (the R layer passes those).
+    torch::Tensor o = out;
+    if (loss == "next_token") {
+      if (out.dim() != 3) throw std::invalid_argument("[mismatch] next_token needs outputs [batch, positions, vocabulary]");
+      o = out.narrow(1, 0, out.size(1) - 1);
+    }
+    torch::Tensor logits = o.reshape({-1, o.size(-1)});
     if (sample) {
       torch::NoGradGuard ng;
       target = torch::multinomial(torch::softmax(logits.detach().to(torch::kFloat64), -1), 1, true, gen).reshape({-1});
     }
     target = target.reshape({-1}).to(torch::kInt64);
     if (target.numel() != logits.size(0)) throw std::invalid_argument("[mismatch] targets do not match the model output");
+    if (target.min().item<int64_t>() < 0 || target.max().item<int64_t>() >= logits.size(1)) {
+      throw std::invalid_argument("[mismatch] a target class is outside 0.." + std::to_string(logits.size(1) - 1) +
+                                  " (the model has " + std::to_string(logits.size(1)) + " outputs)");
+    }
     return -torch::log_softmax(logits, -1).gather(1, target.unsqueeze(1)).mean();
   }
   if (loss == "bce") {
@@ -62,7 +72,7 @@ extern "C" SEXP ts_torch_fisher_sums(SEXP ptr, SEXP inputs, SEXP targets, SEXP l
     std::vector<torch::Tensor> x;
     for (R_xlen_t i = 0; i < XLENGTH(inputs); ++i) x.push_back(to_tensor(VECTOR_ELT(inputs, i), ft, m->device));
     torch::Tensor y;
-    if (!sample) y = to_tensor(targets, loss == "cross_entropy" ? torch::kFloat64 : ft, m->device);
+    if (!sample) y = to_tensor(targets, (loss == "cross_entropy" || loss == "next_token") ? torch::kFloat64 : ft, m->device);
     std::vector<std::string> names;
     std::vector<torch::Tensor> params, sums;
     for (const auto& p : m->module.named_parameters(true)) {
