@@ -26,3 +26,30 @@ extern "C" SEXP ts_torch_info() {
     return out;
   });
 }
+
+// ---- dense metrics (backend = "torch") ------------------------------------------------
+#include "dense.h"
+
+namespace {
+// R double matrix (column-major n x p) -> n x p tensor on `device` (no copy on the CPU).
+torch::Tensor matrix_tensor(SEXP x, const std::string& device) {
+  SEXP d = Rf_getAttrib(x, R_DimSymbol);
+  const int64_t n = INTEGER(d)[0], p = INTEGER(d)[1];
+  return torch::from_blob(REAL(x), {p, n}, torch::kFloat64).t().to(torch::Device(device));
+}
+}  // namespace
+
+extern "C" SEXP ts_torch_linear_cka(SEXP x, SEXP y, SEXP debiased, SEXP device) {
+  return guarded([&]() -> SEXP {
+    const std::string dev = ts_torch::as_string(device);
+    return Rf_ScalarReal(ts_torch::linear_cka(matrix_tensor(x, dev), matrix_tensor(y, dev), Rf_asLogical(debiased)));
+  });
+}
+
+extern "C" SEXP ts_torch_rdm(SEXP x, SEXP method, SEXP device) {
+  return guarded([&]() -> SEXP {
+    const std::string dev = ts_torch::as_string(device);
+    auto v = ts_torch::rdm_upper(matrix_tensor(x, dev), ts_torch::as_string(method));
+    return ts_torch::from_tensor(v.reshape({1, -1}));
+  });
+}
