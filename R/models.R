@@ -184,30 +184,30 @@ slice_rows <- function(x, idx) {
 # Stacks per-batch arrays (stimuli first) into one array.
 bind_rows_array <- function(parts) {
   d <- dim(parts[[1]])
+  if (length(parts) == 1) return(parts[[1]])
   if (is.null(d) || length(d) == 1) return(unlist(parts, use.names = FALSE))
-  m <- do.call(rbind, lapply(parts, function(p) matrix(p, nrow = dim(p)[1])))
+  parts <- lapply(parts, function(p) { dim(p) <- c(dim(p)[1], length(p) / dim(p)[1]); p })
+  m <- do.call(rbind, parts)
   dim(m) <- c(nrow(m), d[-1])
   m
 }
 
 # One forward pass per batch, capturing `layers`; returns list(output, layers, passes).
+# The batches' outputs stay in LibTorch until the end and are converted to R once.
 run_batches <- function(model, inputs, layers, batch_size, call = rlang::caller_env()) {
   ptr <- model_ptr(model)
   n <- dim(inputs[[1]])[1]
   starts <- seq(1, n, by = batch_size)
   before <- torch_call("ts_torch_forward_count", ptr)
   pb <- if (length(starts) > 1) cli::cli_progress_bar("Forward passes", total = length(starts), .envir = environment())
-  res <- vector("list", length(starts))
   for (b in seq_along(starts)) {
     idx <- starts[b]:min(n, starts[b] + batch_size - 1)
-    res[[b]] <- torch_run("ts_torch_forward", ptr, lapply(inputs, slice_rows, idx), as.character(layers),
-                          what = "The model could not run on {.arg inputs}.", call = call)
+    torch_run("ts_torch_forward", ptr, lapply(inputs, slice_rows, idx), as.character(layers), b == 1,
+              what = "The model could not run on {.arg inputs}.", call = call)
     if (!is.null(pb)) cli::cli_progress_update(id = pb)
   }
+  out <- torch_call("ts_torch_collect", ptr)
   passes <- torch_call("ts_torch_forward_count", ptr) - before
-  nms <- names(res[[1]])
-  out <- lapply(seq_along(nms), function(j) bind_rows_array(lapply(res, `[[`, j)))
-  names(out) <- nms
   list(output = out[[1]], layers = out[-1], passes = passes)
 }
 

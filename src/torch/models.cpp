@@ -187,8 +187,10 @@ extern "C" SEXP ts_torch_parameters(SEXP ptr) {
   });
 }
 
-// One forward pass over one batch: list(output, <layer outputs...>), each an R array.
-extern "C" SEXP ts_torch_forward(SEXP ptr, SEXP inputs, SEXP layers) {
+// One forward pass over one batch. The outputs (model output, then each layer) are kept
+// on the C++ side, in float64 on the CPU, until ts_torch_collect() concatenates them and
+// converts them to R arrays once (no per-batch R copies). first = TRUE starts a new run.
+extern "C" SEXP ts_torch_forward(SEXP ptr, SEXP inputs, SEXP layers, SEXP first) {
   return guarded([&]() -> SEXP {
     Model* m = get_model(ptr);
     auto names = as_strings(layers);
@@ -200,20 +202,40 @@ extern "C" SEXP ts_torch_forward(SEXP ptr, SEXP inputs, SEXP layers) {
       auto fn = std::make_shared<jit::GraphFunction>("ts_capture", g, nullptr);
       it = m->captures.emplace(key, fn).first;
     }
+    if (Rf_asLogical(first)) {
+      m->pending.assign(names.size() + 1, {});
+      m->pending_names = {"output"};
+      m->pending_names.insert(m->pending_names.end(), names.begin(), names.end());
+    }
+    if (m->pending.size() != names.size() + 1) throw std::invalid_argument("ts_torch_forward: layers changed within a run");
     torch::NoGradGuard no_grad;
     jit::Stack stack{m->module._ivalue()};
     for (auto& v : batch_inputs(inputs, *m)) stack.push_back(std::move(v));
     it->second->run(stack);
     m->forwards += 1;
     auto elems = stack.back().toTupleRef().elements();
-    std::vector<SEXP> vals;
-    std::vector<std::string> nms{"output"};
-    SEXP out = PROTECT(Rf_allocVector(VECSXP, static_cast<R_xlen_t>(elems.size())));
-    SET_VECTOR_ELT(out, 0, from_tensor(first_tensor(elems[0])));
-    for (size_t i = 1; i < elems.size(); ++i) SET_VECTOR_ELT(out, i, from_tensor(elems[i].toTensor()));
-    nms.insert(nms.end(), names.begin(), names.end());
-    SEXP rn = PROTECT(Rf_allocVector(STRSXP, static_cast<R_xlen_t>(nms.size())));
-    for (size_t i = 0; i < nms.size(); ++i) SET_STRING_ELT(rn, i, Rf_mkChar(nms[i].c_str()));
+    for (size_t i = 0; i < elems.size(); ++i) {
+      torch::Tensor t = i == 0 ? first_tensor(elems[0]) : elems[i].toTensor();
+      m->pending[i].push_back(t.detach().to(torch::kCPU, torch::kFloat64));
+    }
+    return R_NilValue;
+  });
+}
+
+// The outputs of the batches since the last first = TRUE: list(output, <layers>).
+extern "C" SEXP ts_torch_collect(SEXP ptr) {
+  return guarded([&]() -> SEXP {
+    Model* m = get_model(ptr);
+    std::vector<torch::Tensor> full;
+    for (auto& parts : m->pending) full.push_back(parts.size() == 1 ? parts[0] : torch::cat(parts, 0));
+    m->pending.clear();
+    SEXP out = PROTECT(Rf_allocVector(VECSXP, static_cast<R_xlen_t>(full.size())));
+    for (size_t i = 0; i < full.size(); ++i) {
+      SET_VECTOR_ELT(out, i, from_tensor(full[i]));
+      full[i] = torch::Tensor();
+    }
+    SEXP rn = PROTECT(Rf_allocVector(STRSXP, static_cast<R_xlen_t>(full.size())));
+    for (size_t i = 0; i < full.size(); ++i) SET_STRING_ELT(rn, i, Rf_mkChar(m->pending_names[i].c_str()));
     Rf_setAttrib(out, R_NamesSymbol, rn);
     UNPROTECT(2);
     return out;

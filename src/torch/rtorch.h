@@ -46,6 +46,9 @@ struct Model {
   torch::Device device = torch::kCPU;
   long forwards = 0;  // graph executions (evidence of one forward pass per batch)
   std::map<std::string, std::shared_ptr<torch::jit::GraphFunction>> captures;
+  // outputs of the batches run so far (output, layer 1, ...), concatenated at the end
+  std::vector<std::vector<torch::Tensor>> pending;
+  std::vector<std::string> pending_names;
 };
 
 inline Model* get_model(SEXP ptr) {
