@@ -96,12 +96,6 @@ extern "C" SEXP ts_torch_fisher_sums(SEXP ptr, SEXP inputs, SEXP targets, SEXP l
         if (g[k].defined()) sums[k].add_(g[k].to(torch::kFloat64).pow(2));
       }
     }
-    SEXP out = PROTECT(Rf_allocVector(VECSXP, static_cast<R_xlen_t>(sums.size())));
-    for (size_t k = 0; k < sums.size(); ++k) SET_VECTOR_ELT(out, k, from_tensor(sums[k]));
-    SEXP nms = PROTECT(Rf_allocVector(STRSXP, static_cast<R_xlen_t>(names.size())));
-    for (size_t k = 0; k < names.size(); ++k) SET_STRING_ELT(nms, k, Rf_mkChar(names[k].c_str()));
-    Rf_setAttrib(out, R_NamesSymbol, nms);
-    UNPROTECT(2);
-    return out;
+    return tensor_list(sums, names);
   });
 }

@@ -177,13 +177,7 @@ extern "C" SEXP ts_torch_parameters(SEXP ptr) {
       names.push_back(p.name);
       values.push_back(p.value);
     }
-    SEXP out = PROTECT(Rf_allocVector(VECSXP, static_cast<R_xlen_t>(values.size())));
-    for (size_t i = 0; i < values.size(); ++i) SET_VECTOR_ELT(out, i, from_tensor(values[i]));
-    SEXP nms = PROTECT(Rf_allocVector(STRSXP, static_cast<R_xlen_t>(names.size())));
-    for (size_t i = 0; i < names.size(); ++i) SET_STRING_ELT(nms, i, Rf_mkChar(names[i].c_str()));
-    Rf_setAttrib(out, R_NamesSymbol, nms);
-    UNPROTECT(2);
-    return out;
+    return tensor_list(values, names);
   });
 }
 
@@ -229,16 +223,7 @@ extern "C" SEXP ts_torch_collect(SEXP ptr) {
     std::vector<torch::Tensor> full;
     for (auto& parts : m->pending) full.push_back(parts.size() == 1 ? parts[0] : torch::cat(parts, 0));
     m->pending.clear();
-    SEXP out = PROTECT(Rf_allocVector(VECSXP, static_cast<R_xlen_t>(full.size())));
-    for (size_t i = 0; i < full.size(); ++i) {
-      SET_VECTOR_ELT(out, i, from_tensor(full[i]));
-      full[i] = torch::Tensor();
-    }
-    SEXP rn = PROTECT(Rf_allocVector(STRSXP, static_cast<R_xlen_t>(full.size())));
-    for (size_t i = 0; i < full.size(); ++i) SET_STRING_ELT(rn, i, Rf_mkChar(m->pending_names[i].c_str()));
-    Rf_setAttrib(out, R_NamesSymbol, rn);
-    UNPROTECT(2);
-    return out;
+    return tensor_list(full, m->pending_names);
   });
 }
 

@@ -151,4 +151,15 @@ inline SEXP named_list(std::vector<SEXP> values, const std::vector<std::string>&
   return out;
 }
 
+// Tensors -> a named R list of arrays.
+inline SEXP tensor_list(const std::vector<torch::Tensor>& values, const std::vector<std::string>& names) {
+  SEXP out = PROTECT(Rf_allocVector(VECSXP, static_cast<R_xlen_t>(values.size())));
+  for (size_t i = 0; i < values.size(); ++i) SET_VECTOR_ELT(out, i, from_tensor(values[i]));
+  SEXP nms = PROTECT(Rf_allocVector(STRSXP, static_cast<R_xlen_t>(names.size())));
+  for (size_t i = 0; i < names.size(); ++i) SET_STRING_ELT(nms, i, Rf_mkChar(names[i].c_str()));
+  Rf_setAttrib(out, R_NamesSymbol, nms);
+  UNPROTECT(2);
+  return out;
+}
+
 }  // namespace ts_torch
