@@ -34,7 +34,8 @@ ts_model <- function(path, device = "cpu") {
   }
   device <- check_device(device, call = call)
   torch_backend(call = call)
-  ptr <- torch_run("ts_torch_load", normalizePath(path), device, call = call)
+  ptr <- torch_run("ts_torch_load", normalizePath(path), device, kind = "not_torchscript",
+                   what = "{.arg path} {.file {path}} could not be loaded as a TorchScript model.", call = call)
   new_model(ptr, normalizePath(path), device)
 }
 
@@ -96,6 +97,7 @@ check_device <- function(device, call = rlang::caller_env()) {
 
 # Calls the backend; its C++ errors ("[kind] message") become classed errors.
 torch_run <- function(name, ..., kind = "mismatch", what = NULL, call = rlang::caller_env()) {
+  env <- new.env(parent = parent.frame())   # `what` may refer to the caller's variables
   tryCatch(torch_call(name, ..., call = call), error = function(e) {
     if (inherits(e, "tensorscope_error")) stop(e)
     msg <- conditionMessage(e)
@@ -104,8 +106,8 @@ torch_run <- function(name, ..., kind = "mismatch", what = NULL, call = rlang::c
       kind <- gsub("[][ ]", "", tag)
       msg <- substring(msg, nchar(tag) + 1)
     }
-    msg <- sub("\n.*", "", msg)
-    ts_abort(c(what %||% "LibTorch failed.", x = "{msg}"), kind, call = call)
+    env$msg <- sub("\n.*", "", msg)
+    ts_abort(c(what %||% "LibTorch failed.", x = "{msg}"), kind, call = call, .envir = env)
   })
 }
 
@@ -244,7 +246,7 @@ run_batches <- function(model, inputs, layers, batch_size, call = rlang::caller_
 #'   reps <- activations(f, s$images[1:50, , , , drop = FALSE], layers = c("conv1", "fc1", "fc2"))
 #'   reps
 #'   # a training trajectory in one call
-#'   ckpt <- dir(system.file("extdata", package = "tensorscope"), "^fmnist_cnn", full.names = TRUE)
+#'   ckpt <- dir(system.file("extdata", package = "tensorscope"), "^fmnist_cnn_step", full.names = TRUE)
 #'   activations(ckpt, s$images[1:20, , , , drop = FALSE], layers = "fc1")
 #' }
 activations <- function(model, inputs, layers = NULL, batch_size = 64, device = NULL, stimuli = NULL) {

@@ -26,7 +26,9 @@ torch::Tensor sample_loss(const torch::Tensor& out, torch::Tensor target, const 
     torch::Tensor logits = o.reshape({-1, o.size(-1)});
     if (sample) {
       torch::NoGradGuard ng;
-      target = torch::multinomial(torch::softmax(logits.detach().to(torch::kFloat64), -1), 1, true, gen).reshape({-1});
+      // sampled on the CPU with the seeded CPU generator (the same draws on any device)
+      target = torch::multinomial(torch::softmax(logits.detach().to(torch::kCPU, torch::kFloat64), -1), 1, true, gen)
+                   .reshape({-1}).to(logits.device());
     }
     target = target.reshape({-1}).to(torch::kInt64);
     if (target.numel() != logits.size(0)) throw std::invalid_argument("[mismatch] targets do not match the model output");
@@ -40,7 +42,7 @@ torch::Tensor sample_loss(const torch::Tensor& out, torch::Tensor target, const 
     torch::Tensor z = out.reshape({-1});
     if (sample) {
       torch::NoGradGuard ng;
-      target = torch::bernoulli(torch::sigmoid(z.detach()), gen);
+      target = torch::bernoulli(torch::sigmoid(z.detach().to(torch::kCPU, torch::kFloat64)), gen).to(z.device());
     }
     target = target.reshape({-1}).to(z.scalar_type());
     if (target.numel() != z.numel()) throw std::invalid_argument("[mismatch] targets do not match the model output");

@@ -128,6 +128,8 @@ extern "C" SEXP ts_torch_load(SEXP path, SEXP device) {
       m->module = torch::jit::load(as_string(path), m->device);
     } catch (const c10::Error& e) {
       throw std::invalid_argument(std::string("[not_torchscript] ") + e.what_without_backtrace());
+    } catch (const std::exception& e) {
+      throw std::invalid_argument(std::string("[not_torchscript] ") + e.what());
     }
     m->module.eval();
     return wrap_model(std::move(m));

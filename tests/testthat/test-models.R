@@ -122,6 +122,7 @@ test_that("bad input gets classed errors, never a crash", {
   expect_error(ts_model(tempfile()), class = "tensorscope_error_file")
   bad <- tempfile(fileext = ".pt"); writeLines("not a model", bad)
   expect_error(ts_model(bad), class = "tensorscope_error_not_torchscript")
+  expect_error(ts_model(ext_file("fmnist_stimuli.rds")), class = "tensorscope_error_not_torchscript")
   expect_error(ts_model(c(cnn, cnn)), class = "tensorscope_error_argument")
   err <- expect_error(activations(cnn, x, layers = c("conv1", "conv9")), class = "tensorscope_error_argument")
   expect_match(conditionMessage(err), "conv9")
@@ -152,4 +153,16 @@ test_that("torch for R nn_modules are accepted (needs the torch package)", {
   w <- as.array(net[[1]]$weight); b <- as.array(net[[1]]$bias)
   expect_equal(unname(r[["0"]]), sweep(x %*% t(w), 2, b, "+"), tolerance = 1e-5, ignore_attr = TRUE)
   expect_equal(unname(r[["1"]]), pmax(unname(r[["0"]]), 0), ignore_attr = TRUE)
+})
+
+test_that("loading tensorscope does not load LibTorch; the first model call does", {
+  skip_if_not(ts_torch_available())
+  skip_if_not(file.exists("/proc/self/maps"))
+  lib <- dirname(system.file(package = "tensorscope"))
+  code <- sprintf(paste0(".libPaths(c('%s', .libPaths())); library(tensorscope); ",
+                         "a <- any(grepl('libtorch', readLines('/proc/self/maps'))); ",
+                         "invisible(ts_model('%s')); b <- any(grepl('libtorch', readLines('/proc/self/maps'))); cat(a, b)"),
+                  lib, ext_file("fmnist_cnn_step0000.pt"))
+  out <- system2(file.path(R.home("bin"), "Rscript"), c("-e", shQuote(code)), stdout = TRUE)
+  expect_identical(out[length(out)], "FALSE TRUE")
 })
