@@ -208,9 +208,21 @@ run_batches <- function(model, inputs, layers, batch_size, call = rlang::caller_
               what = "The model could not run on {.arg inputs}.", call = call)
     if (!is.null(pb)) cli::cli_progress_update(id = pb)
   }
-  out <- torch_call("ts_torch_collect", ptr)
+  out <- torch_call("ts_torch_collect", ptr)   # n x features matrices, attribute "shape"
   passes <- torch_call("ts_torch_forward_count", ptr) - before
-  list(output = out[[1]], layers = out[-1], passes = passes)
+  output <- out[[1]]
+  dim(output) <- c(nrow(output), attr(output, "shape"))
+  attr(output, "shape") <- NULL
+  list(output = output, layers = out[-1], passes = passes)
+}
+
+# ts_reps from run_batches() layers: the matrices as they are, with their shapes.
+reps_from_layers <- function(layers, ...) {
+  shapes <- lapply(layers, function(l) { s <- attr(l, "shape"); if (length(s)) s else 1L })
+  layers <- lapply(layers, function(l) { attr(l, "shape") <- NULL; l })
+  r <- ts_reps(layers, ...)
+  r$shapes <- shapes
+  r
 }
 
 #' Activations of a model's layers
@@ -267,7 +279,7 @@ activations <- function(model, inputs, layers = NULL, batch_size = 64, device = 
   layers <- check_layers(model, layers, call = call)
   if (is.null(stimuli)) stimuli <- dimnames(inputs[[1]])[[1]]
   res <- run_batches(model, inputs, layers, batch_size, call = call)
-  ts_reps(res$layers, stimuli = stimuli, model = model$path,
+  reps_from_layers(res$layers, stimuli = stimuli, model = model$path,
           step = if (is.na(model$step)) NULL else model$step, device = model$device,
           batch_size = batch_size, forward_passes = res$passes, source = "torchscript")
 }

@@ -200,6 +200,7 @@ extern "C" SEXP ts_torch_forward(SEXP ptr, SEXP inputs, SEXP layers, SEXP first)
     }
     if (Rf_asLogical(first)) {
       m->pending.assign(names.size() + 1, {});
+      m->pending_shapes.assign(names.size() + 1, {});
       m->pending_names = {"output"};
       m->pending_names.insert(m->pending_names.end(), names.begin(), names.end());
     }
@@ -212,20 +213,59 @@ extern "C" SEXP ts_torch_forward(SEXP ptr, SEXP inputs, SEXP layers, SEXP first)
     auto elems = stack.back().toTupleRef().elements();
     for (size_t i = 0; i < elems.size(); ++i) {
       torch::Tensor t = i == 0 ? first_tensor(elems[0]) : elems[i].toTensor();
-      m->pending[i].push_back(t.detach().to(torch::kCPU, torch::kFloat64));
+      if (t.dim() == 0) throw std::invalid_argument("[mismatch] output " + m->pending_names[i] + " is a scalar, not one value per stimulus");
+      std::vector<int64_t> shape(t.sizes().begin() + 1, t.sizes().end());
+      if (m->pending[i].empty()) {
+        m->pending_shapes[i] = shape;
+      } else if (shape != m->pending_shapes[i]) {
+        throw std::invalid_argument("[mismatch] output " + m->pending_names[i] + " changes shape between batches");
+      }
+      const int64_t b = t.size(0);
+      // features in R's column-major order of the per-stimulus dims (first dim fastest)
+      std::vector<int64_t> perm{0};
+      for (int64_t d = t.dim() - 1; d >= 1; --d) perm.push_back(d);
+      m->pending[i].push_back(t.detach().to(torch::kCPU, torch::kFloat64).permute(perm).reshape({b, -1}).t().contiguous());
     }
     return R_NilValue;
   });
 }
 
-// The outputs of the batches since the last first = TRUE: list(output, <layers>).
+// The outputs of the batches since the last first = TRUE: list(output, <layers>), each
+// an n x features R matrix (column-major, filled block by block without another copy of
+// the whole) with attribute "shape" (the per-stimulus shape).
 extern "C" SEXP ts_torch_collect(SEXP ptr) {
   return guarded([&]() -> SEXP {
     Model* m = get_model(ptr);
-    std::vector<torch::Tensor> full;
-    for (auto& parts : m->pending) full.push_back(parts.size() == 1 ? parts[0] : torch::cat(parts, 0));
+    const R_xlen_t k = static_cast<R_xlen_t>(m->pending.size());
+    SEXP out = PROTECT(Rf_allocVector(VECSXP, k));
+    for (R_xlen_t i = 0; i < k; ++i) {
+      auto& blocks = m->pending[i];
+      int64_t n = 0;
+      for (const auto& b : blocks) n += b.size(1);
+      const int64_t f = blocks.empty() ? 0 : blocks[0].size(0);
+      SEXP mat = PROTECT(Rf_allocMatrix(REALSXP, static_cast<int>(n), static_cast<int>(f)));
+      double* dst = REAL(mat);
+      int64_t row = 0;
+      for (auto& b : blocks) {
+        const int64_t nb = b.size(1);
+        const double* src = b.data_ptr<double>();
+        for (int64_t j = 0; j < f; ++j) std::memcpy(dst + row + n * j, src + nb * j, sizeof(double) * nb);
+        row += nb;
+        b = torch::Tensor();
+      }
+      const auto& sh = m->pending_shapes[i];
+      SEXP shape = PROTECT(Rf_allocVector(INTSXP, static_cast<R_xlen_t>(sh.size())));
+      for (size_t j = 0; j < sh.size(); ++j) INTEGER(shape)[j] = static_cast<int>(sh[j]);
+      Rf_setAttrib(mat, Rf_install("shape"), shape);
+      SET_VECTOR_ELT(out, i, mat);
+      UNPROTECT(2);
+    }
+    SEXP nms = PROTECT(Rf_allocVector(STRSXP, k));
+    for (R_xlen_t i = 0; i < k; ++i) SET_STRING_ELT(nms, i, Rf_mkChar(m->pending_names[i].c_str()));
+    Rf_setAttrib(out, R_NamesSymbol, nms);
     m->pending.clear();
-    return tensor_list(full, m->pending_names);
+    UNPROTECT(2);
+    return out;
   });
 }
 

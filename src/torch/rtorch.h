@@ -47,7 +47,9 @@ struct Model {
   long forwards = 0;  // graph executions (evidence of one forward pass per batch)
   std::map<std::string, std::shared_ptr<torch::jit::GraphFunction>> captures;
   // outputs of the batches run so far (output, layer 1, ...), concatenated at the end
+  // (as [features, batch] float64 blocks: the transpose R's column-major layout needs)
   std::vector<std::vector<torch::Tensor>> pending;
+  std::vector<std::vector<int64_t>> pending_shapes;  // per-stimulus shape of each output
   std::vector<std::string> pending_names;
 };
 
