@@ -16,7 +16,8 @@ LIB_NOTORCH := $(CURDIR)/lib-notorch
 DEB_PACKAGES := r-base-dev r-cran-rcpp r-cran-rcppeigen r-cran-rlang r-cran-cli \
   r-cran-tibble r-cran-ggplot2 r-cran-testthat r-cran-withr r-cran-knitr r-cran-rmarkdown \
   r-cran-jsonlite r-cran-bench r-cran-future r-cran-future.apply r-cran-progressr \
-  r-cran-igraph r-cran-pls libopenblas0-pthread libtorch-dev pandoc
+  r-cran-igraph r-cran-pls libopenblas0-pthread libtorch-dev pandoc \
+  python3-torch dataset-fashion-mnist cmake
 
 .PHONY: all deps build install install-notorch test test-torch test-notorch check demo bench docs clean
 

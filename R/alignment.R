@@ -30,6 +30,11 @@
 #' @param t Multiplier of the median rule (Kornblith's "threshold").
 #' @param path `"auto"`, `"feature"` or `"gram"`: force a computation route (linear
 #'   kernel only; for checking and benchmarking).
+#' @param backend `"auto"`, `"eigen"` or `"torch"`: `"torch"` computes the linear
+#'   kernel (biased or debiased) with LibTorch in float64, on the GPU when CUDA is
+#'   available (option `tensorscope.torch_device`), agreeing with Eigen to rounding;
+#'   `"auto"` uses it only for large inputs (more than `tensorscope.torch_min_elements`,
+#'   default 5e7, input values) on a CUDA GPU.
 #' @return A single number: the CKA (1 for identical representations; invariant to
 #'   orthogonal transforms and isotropic scaling of either side for the linear kernel).
 #'   The debiased estimate can be slightly negative.
@@ -49,7 +54,7 @@
 #' cka(x, matrix(rnorm(100 * 10), 100), estimator = "debiased")  # near 0
 cka <- function(x, y, kernel = c("linear", "rbf"), estimator = c("biased", "debiased"),
                 sigma = NULL, bandwidth = c("median", "median_nonzero"), t = 0.5,
-                path = c("auto", "feature", "gram")) {
+                path = c("auto", "feature", "gram"), backend = c("auto", "eigen", "torch")) {
   x <- as_data_matrix(x)
   y <- as_data_matrix(y)
   if (nrow(x) != nrow(y)) {
@@ -59,6 +64,11 @@ cka <- function(x, y, kernel = c("linear", "rbf"), estimator = c("biased", "debi
   opts <- cka_options(kernel, estimator, sigma, bandwidth, t, path, n = nrow(x))
   check_variance(x, "x")
   check_variance(y, "y")
+  dev <- dense_backend(backend, length(x) + length(y), supported = opts$kernel == "linear",
+                       what = "the RBF kernel")
+  if (dev != "eigen") {
+    return(torch_run("ts_torch_linear_cka", x, y, opts$estimator == "debiased", dev, kind = "argument"))
+  }
   sig <- opts$sigma
   res <- cpp_cka_matrix(list(x), list(y), opts$kernel, opts$estimator, opts$bandwidth, opts$t,
                         sig[1], sig[length(sig)], opts$path, cka_memory(), threads_now())
@@ -120,7 +130,7 @@ cka_memory <- function() getOption("tensorscope.memory_gb", 4) * 1e9
 cka_layers <- function(reps, reps2 = NULL, kernel = c("linear", "rbf"),
                        estimator = c("biased", "debiased"), sigma = NULL,
                        bandwidth = c("median", "median_nonzero"), t = 0.5,
-                       path = c("auto", "feature", "gram")) {
+                       path = c("auto", "feature", "gram"), backend = c("auto", "eigen", "torch")) {
   reps <- as_reps(reps)
   within <- is.null(reps2)
   if (!within) {
@@ -144,10 +154,20 @@ cka_layers <- function(reps, reps2 = NULL, kernel = c("linear", "rbf"),
   ny <- if (within) nx else names(reps2$layers)
   sx <- layer_sigmas(sigma, nx)
   sy <- if (within) numeric(0) else layer_sigmas(sigma, ny)
-  res <- cpp_cka_matrix(unname(reps$layers), if (within) list() else unname(reps2$layers),
-                        opts$kernel, opts$estimator, opts$bandwidth, opts$t, sx, sy, opts$path,
-                        cka_memory(), threads_now())
-  m <- res$cka
+  size <- sum(lengths(reps$layers)) + if (within) 0 else sum(lengths(reps2$layers))
+  dev <- dense_backend(backend, size, supported = opts$kernel == "linear", what = "the RBF kernel")
+  if (dev != "eigen") {
+    ys <- if (within) reps$layers else reps2$layers
+    m <- outer(seq_along(reps$layers), seq_along(ys), Vectorize(function(i, j) {
+      torch_run("ts_torch_linear_cka", reps$layers[[i]], ys[[j]], opts$estimator == "debiased", dev, kind = "argument")
+    }))
+    res <- list(sigma_x = rep(NA_real_, length(nx)), sigma_y = if (within) numeric(0) else rep(NA_real_, length(ny)))
+  } else {
+    res <- cpp_cka_matrix(unname(reps$layers), if (within) list() else unname(reps2$layers),
+                          opts$kernel, opts$estimator, opts$bandwidth, opts$t, sx, sy, opts$path,
+                          cka_memory(), threads_now())
+    m <- res$cka
+  }
   dimnames(m) <- list(nx, ny)
   out <- tibble::tibble(
     layer_x = factor(rep(nx, times = length(ny)), levels = nx),

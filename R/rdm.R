@@ -31,6 +31,10 @@
 #' @param noise `NULL` (identity), a channels x channels noise covariance matrix, or
 #'   `"residuals"`.
 #' @param shrinkage Shrinkage of the residual covariance, see Details.
+#' @param backend `"auto"`, `"eigen"` or `"torch"`: `"torch"` computes the
+#'   correlation, cosine, euclidean and sqeuclidean RDMs with LibTorch in float64 (on
+#'   the GPU when CUDA is available), agreeing with Eigen to rounding; `"auto"` uses it
+#'   only for large inputs on a CUDA GPU (see [cka()]).
 #' @return A `ts_rdm` object: `dissimilarities` (a matrix with one row per RDM and one
 #'   column per pair i < j, in [stats::dist()] / scipy `squareform` order -- the layout
 #'   of rsatoolbox's `RDMs.dissimilarities`), `conditions` (labels), `descriptors`
@@ -50,23 +54,24 @@
 #' obs <- patterns[rep(1:6, 4), ] + matrix(rnorm(24 * 20), 24)
 #' rdm(obs, "crossnobis", conditions = rep(letters[1:6], 4), runs = rep(1:4, each = 6))
 rdm <- function(x, method = c("correlation", "euclidean", "sqeuclidean", "cosine", "mahalanobis", "crossnobis"),
-                conditions = NULL, runs = NULL, noise = NULL, shrinkage = c("diag", "eye", "none")) {
+                conditions = NULL, runs = NULL, noise = NULL, shrinkage = c("diag", "eye", "none"),
+                backend = c("auto", "eigen", "torch")) {
   method <- check_choice(method, c("correlation", "euclidean", "sqeuclidean", "cosine", "mahalanobis", "crossnobis"))
   shrinkage <- check_choice(shrinkage, c("diag", "eye", "none"))
   if (inherits(x, "ts_reps")) {
     vecs <- lapply(names(x$layers), function(nm) {
-      rdm_one(x$layers[[nm]], method, conditions, runs, noise, shrinkage, arg = sprintf("x$%s", nm))
+      rdm_one(x$layers[[nm]], method, conditions, runs, noise, shrinkage, arg = sprintf("x$%s", nm), backend = backend)
     })
     labels <- vecs[[1]]$labels
     return(new_rdm(do.call(rbind, lapply(vecs, `[[`, "d")), labels,
                    tibble::tibble(name = names(x$layers)), method))
   }
   x <- as_data_matrix(x)
-  r <- rdm_one(x, method, conditions, runs, noise, shrinkage, arg = "x")
+  r <- rdm_one(x, method, conditions, runs, noise, shrinkage, arg = "x", backend = backend)
   new_rdm(matrix(r$d, nrow = 1), r$labels, tibble::tibble(name = "rdm"), method)
 }
 
-rdm_one <- function(x, method, conditions, runs, noise, shrinkage, arg, call = rlang::caller_env()) {
+rdm_one <- function(x, method, conditions, runs, noise, shrinkage, arg, backend = "eigen", call = rlang::caller_env()) {
   n <- nrow(x)
   if (!is.null(conditions) && length(conditions) != n) {
     ts_abort("{.arg conditions} has {length(conditions)} value{?s} but {.arg {arg}} has {n} row{?s}.",
@@ -120,6 +125,9 @@ rdm_one <- function(x, method, conditions, runs, noise, shrinkage, arg, call = r
                "zero_variance", call = call)
     }
   }
+  dev <- dense_backend(backend, length(m), supported = method %in% c("correlation", "cosine", "euclidean", "sqeuclidean"),
+                       what = sprintf("method = \"%s\"", method), call = call)
+  if (dev != "eigen") return(list(d = drop(torch_run("ts_torch_rdm", m, method, dev, kind = "argument", call = call)), labels = labels))
   list(d = cpp_rdm(m, method, S), labels = labels)
 }
 

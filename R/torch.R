@@ -41,3 +41,21 @@ torch_call <- function(name, ..., call = rlang::caller_env()) {
   dll <- torch_backend(call = call)
   .Call(getNativeSymbolInfo(name, dll), ...)
 }
+
+# Backend of the dense metrics (cka(), cka_layers(), rdm()): "eigen" or a LibTorch
+# device ("cpu", "cuda"). "auto" takes LibTorch only for large inputs on a CUDA GPU
+# (option tensorscope.torch_min_elements, default 5e7 input elements); on the CPU the
+# Eigen + BLAS core is as fast. `supported` is FALSE when the chosen options have no
+# LibTorch path (then "torch" is an error and "auto" means Eigen).
+dense_backend <- function(backend, size, supported = TRUE, what = "these options", call = rlang::caller_env()) {
+  backend <- check_choice(backend, c("auto", "eigen", "torch"), arg = "backend", call = call)
+  if (backend == "eigen") return("eigen")
+  if (backend == "auto") {
+    if (!supported || size < getOption("tensorscope.torch_min_elements", 5e7) || !ts_torch_available() ||
+        "torch" %in% loadedNamespaces()) return("eigen")
+    return(if (isTRUE(torch_call("ts_torch_info", call = call)$cuda)) "cuda" else "eigen")
+  }
+  if (!supported) ts_abort("{.code backend = \"torch\"} does not support {what}; use {.code backend = \"eigen\"}.", "argument", call = call)
+  torch_backend(call = call)
+  getOption("tensorscope.torch_device", if (isTRUE(torch_call("ts_torch_info", call = call)$cuda)) "cuda" else "cpu")
+}

@@ -2,37 +2,12 @@
 // the R layer on first use, so that loading tensorscope never loads LibTorch.
 // Entry points are plain .Call functions; C++ exceptions are turned into R errors
 // only after every C++ object has been destroyed (no longjmp over destructors).
-#include <torch/script.h>
+#include "rtorch.h"
+
 #include <torch/cuda.h>
 #include <torch/version.h>
 
-#include <R.h>
-#include <Rinternals.h>
-
-#include <cstring>
-#include <string>
-
-namespace {
-char error_buffer[8192];
-
-template <class F>
-SEXP guarded(F&& f) {
-  bool failed = false;
-  SEXP out = R_NilValue;
-  try {
-    out = f();
-  } catch (const std::exception& e) {
-    failed = true;
-    std::strncpy(error_buffer, e.what(), sizeof(error_buffer) - 1);
-    error_buffer[sizeof(error_buffer) - 1] = '\0';
-  } catch (...) {
-    failed = true;
-    std::strncpy(error_buffer, "unknown C++ error in the LibTorch backend", sizeof(error_buffer) - 1);
-  }
-  if (failed) Rf_error("%s", error_buffer);
-  return out;
-}
-}  // namespace
+using ts_torch::guarded;
 
 extern "C" SEXP ts_torch_info() {
   return guarded([]() -> SEXP {
@@ -49,5 +24,32 @@ extern "C" SEXP ts_torch_info() {
     Rf_setAttrib(out, R_NamesSymbol, nms);
     UNPROTECT(2);
     return out;
+  });
+}
+
+// ---- dense metrics (backend = "torch") ------------------------------------------------
+#include "dense.h"
+
+namespace {
+// R double matrix (column-major n x p) -> n x p tensor on `device` (no copy on the CPU).
+torch::Tensor matrix_tensor(SEXP x, const std::string& device) {
+  SEXP d = Rf_getAttrib(x, R_DimSymbol);
+  const int64_t n = INTEGER(d)[0], p = INTEGER(d)[1];
+  return torch::from_blob(REAL(x), {p, n}, torch::kFloat64).t().to(torch::Device(device));
+}
+}  // namespace
+
+extern "C" SEXP ts_torch_linear_cka(SEXP x, SEXP y, SEXP debiased, SEXP device) {
+  return guarded([&]() -> SEXP {
+    const std::string dev = ts_torch::as_string(device);
+    return Rf_ScalarReal(ts_torch::linear_cka(matrix_tensor(x, dev), matrix_tensor(y, dev), Rf_asLogical(debiased)));
+  });
+}
+
+extern "C" SEXP ts_torch_rdm(SEXP x, SEXP method, SEXP device) {
+  return guarded([&]() -> SEXP {
+    const std::string dev = ts_torch::as_string(device);
+    auto v = ts_torch::rdm_upper(matrix_tensor(x, dev), ts_torch::as_string(method));
+    return ts_torch::from_tensor(v.reshape({1, -1}));
   });
 }

@@ -1,0 +1,375 @@
+# Models through LibTorch: TorchScript files (and torch for R nn_modules), their layers
+# and parameters, and activations captured in one forward pass per batch.
+
+#' Load a TorchScript model
+#'
+#' Loads a TorchScript file (saved by `torch.jit.trace()` or `torch.jit.script()` and
+#' `.save()`) through LibTorch, in evaluation mode. `layers()` lists the submodule
+#' names that [activations()] can capture; `model_parameters()` returns the named
+#' parameters as R arrays (same dims and indices as in PyTorch).
+#'
+#' @param path Path of a TorchScript file.
+#' @param device `"cpu"` or `"cuda"` (`"cuda:0"`, ...): needs a LibTorch with CUDA,
+#'   otherwise an error of class `tensorscope_error_cuda_unavailable`.
+#' @return A `ts_model`: a list with `path`, `device`, `modules` (a tibble with
+#'   `module`, `type`, `n_own` parameters and `n_total` including children) and the
+#'   LibTorch handle. `layers()`: a character vector. `model_parameters()`: a named list
+#'   of arrays.
+#' @seealso [activations()], [fisher()]
+#' @export
+#' @examples
+#' if (ts_torch_available()) {
+#'   m <- ts_model(system.file("extdata", "fmnist_cnn_step1125.pt", package = "tensorscope"))
+#'   m
+#'   layers(m)
+#'   dim(model_parameters(m)$conv1.weight)
+#' }
+ts_model <- function(path, device = "cpu") {
+  call <- rlang::current_env()
+  if (!is.character(path) || length(path) != 1 || is.na(path)) {
+    ts_abort("{.arg path} must be one file path, not {describe(path)}.", "argument", call = call)
+  }
+  if (!file.exists(path) || dir.exists(path)) {
+    ts_abort("{.arg path} {.file {path}} does not exist (or is a directory).", "file", call = call)
+  }
+  device <- check_device(device, call = call)
+  torch_backend(call = call)
+  ptr <- torch_run("ts_torch_load", normalizePath(path), device, kind = "not_torchscript",
+                   what = "{.arg path} {.file {path}} could not be loaded as a TorchScript model.", call = call)
+  new_model(ptr, normalizePath(path), device)
+}
+
+new_model <- function(ptr, path, device) {
+  mods <- tibble::as_tibble(torch_call("ts_torch_modules", ptr))
+  structure(list(path = path, device = device, modules = mods, ptr = ptr,
+                 step = checkpoint_step(path)), class = "ts_model")
+}
+
+#' @export
+print.ts_model <- function(x, ...) {
+  m <- x$modules
+  cli::cat_line("<ts_model> ", basename(x$path), " (TorchScript, ", x$device, "): ",
+                format(m$n_total[m$module == ""], big.mark = ","), " parameters")
+  sub <- m[m$module != "", ]
+  if (nrow(sub)) {
+    w <- max(nchar(sub$module))
+    for (i in seq_len(nrow(sub))) {
+      cli::cat_line("  ", format(sub$module[i], width = w), "  ", format(sub$type[i], width = 12), "  ",
+                    format(sub$n_total[i], big.mark = ","))
+    }
+  }
+  invisible(x)
+}
+
+#' @rdname ts_model
+#' @param model A `ts_model`.
+#' @export
+layers <- function(model) {
+  model <- as_model(model)
+  model$modules$module[model$modules$module != ""]
+}
+
+#' @rdname ts_model
+#' @export
+model_parameters <- function(model) {
+  model <- as_model(model)
+  torch_run("ts_torch_parameters", model_ptr(model))
+}
+
+# ---- internals ------------------------------------------------------------------------
+
+check_device <- function(device, call = rlang::caller_env()) {
+  if (!is.character(device) || length(device) != 1 || is.na(device) || !grepl("^(cpu|cuda(:[0-9]+)?)$", device)) {
+    ts_abort("{.arg device} must be {.val cpu} or {.val cuda} (or {.val cuda:N}), not {describe(device)}.",
+             "argument", call = call)
+  }
+  if (startsWith(device, "cuda")) {
+    torch_backend(call = call)
+    info <- torch_call("ts_torch_info")
+    if (!isTRUE(info$cuda)) {
+      ts_abort(c("{.arg device} is {.val {device}} but CUDA is not available.",
+                 i = "The LibTorch tensorscope was built with (version {info$version}) has no usable CUDA device; use {.code device = \"cpu\"}."),
+               "cuda_unavailable", call = call)
+    }
+  }
+  device
+}
+
+# Calls the backend; its C++ errors ("[kind] message") become classed errors.
+torch_run <- function(name, ..., kind = "mismatch", what = NULL, call = rlang::caller_env()) {
+  env <- new.env(parent = parent.frame())   # `what` may refer to the caller's variables
+  tryCatch(torch_call(name, ..., call = call), error = function(e) {
+    if (inherits(e, "tensorscope_error")) stop(e)
+    msg <- conditionMessage(e)
+    tag <- regmatches(msg, regexpr("^\\[[a-z_]+\\] ", msg))
+    if (length(tag)) {
+      kind <- gsub("[][ ]", "", tag)
+      msg <- substring(msg, nchar(tag) + 1)
+    }
+    env$msg <- sub("\n.*", "", msg)
+    ts_abort(c(what %||% "LibTorch failed.", x = "{msg}"), kind, call = call, .envir = env)
+  })
+}
+
+model_ptr <- function(model) {
+  ok <- tryCatch({ torch_call("ts_torch_forward_count", model$ptr); TRUE }, error = function(e) FALSE)
+  if (ok) return(model$ptr)
+  # a model restored from disk (saveRDS) has a null handle: load the file again
+  ts_model(model$path, model$device)$ptr
+}
+
+as_model <- function(model, arg = rlang::caller_arg(model), call = rlang::caller_env()) {
+  if (inherits(model, "ts_model")) return(model)
+  if (is.character(model) && length(model) == 1 && !dir.exists(model)) return(ts_model(model))
+  ts_abort("{.arg {arg}} must be a {.cls ts_model} or a TorchScript file, not {describe(model)}.", "type", call = call)
+}
+
+# Training step of a checkpoint file: the last run of digits in its name, or NA.
+checkpoint_step <- function(path) {
+  b <- sub("\\.[^.]*$", "", basename(path))
+  d <- regmatches(b, gregexpr("[0-9]+", b))[[1]]
+  if (length(d)) as.numeric(d[length(d)]) else NA_real_
+}
+
+# A vector of TorchScript files or a directory of them -> files ordered by step.
+checkpoint_files <- function(x, arg = "model", call = rlang::caller_env()) {
+  if (length(x) == 1 && dir.exists(x)) {
+    x <- list.files(x, pattern = "\\.(pt|pth|ts|torchscript)$", full.names = TRUE)
+    if (!length(x)) ts_abort("{.arg {arg}} is a directory without TorchScript files (.pt, .pth, .ts).", "empty", call = call)
+  }
+  missing <- x[!file.exists(x)]
+  if (length(missing)) ts_abort("{.arg {arg}}: {.file {missing}} do{?es/} not exist.", "file", call = call)
+  step <- vapply(x, checkpoint_step, numeric(1))
+  if (anyNA(step)) step <- seq_along(x)
+  o <- order(step)
+  list(files = x[o], step = unname(step[o]))
+}
+
+is_checkpoints <- function(model) {
+  is.character(model) && (length(model) > 1 || (length(model) == 1 && dir.exists(model)))
+}
+
+# Inputs: an array (stimuli first), a list of arrays (several forward() arguments), or
+# torch_tensor(s). Returns a list of arrays with the same first dimension.
+as_inputs <- function(inputs, arg = "inputs", call = rlang::caller_env()) {
+  if (inherits(inputs, "torch_tensor")) inputs <- list(inputs)
+  if (!is.list(inputs) || is.data.frame(inputs)) inputs <- list(inputs)
+  if (!length(inputs)) ts_abort("{.arg {arg}} is empty.", "empty", call = call)
+  for (i in seq_along(inputs)) {
+    x <- inputs[[i]]
+    if (inherits(x, "torch_tensor")) x <- as.array(x)
+    if (is.data.frame(x)) x <- as.matrix(x)
+    if (is.logical(x)) storage.mode(x) <- "double"
+    if (!is.numeric(x)) {
+      ts_abort("{.arg {arg}} must be numeric arrays (stimuli first), or integer token ids; got {describe(x)}.", "type", call = call)
+    }
+    if (is.null(dim(x))) x <- array(x, length(x))
+    if (dim(x)[1] == 0) ts_abort("{.arg {arg}} has no stimuli.", "empty", call = call)
+    if (is.double(x)) check_finite(x, arg, call = call)
+    inputs[[i]] <- x
+  }
+  n <- vapply(inputs, function(x) dim(x)[1], integer(1))
+  if (length(unique(n)) > 1) {
+    ts_abort("Every input in {.arg {arg}} must have the same number of stimuli; got {n}.", "mismatch", call = call)
+  }
+  inputs
+}
+
+# Rows idx of an array, keeping the other dims (drop = FALSE).
+slice_rows <- function(x, idx) {
+  d <- dim(x)
+  if (length(d) == 1) return(array(x[idx], length(idx)))
+  args <- c(list(x, idx), rep(list(rlang::missing_arg()), length(d) - 1), list(drop = FALSE))
+  do.call(`[`, args)
+}
+
+# Stacks per-batch arrays (stimuli first) into one array.
+bind_rows_array <- function(parts) {
+  d <- dim(parts[[1]])
+  if (length(parts) == 1) return(parts[[1]])
+  if (is.null(d) || length(d) == 1) return(unlist(parts, use.names = FALSE))
+  parts <- lapply(parts, function(p) { dim(p) <- c(dim(p)[1], length(p) / dim(p)[1]); p })
+  m <- do.call(rbind, parts)
+  dim(m) <- c(nrow(m), d[-1])
+  m
+}
+
+# One forward pass per batch, capturing `layers`; returns list(output, layers, passes).
+# The batches' outputs stay in LibTorch until the end and are converted to R once.
+run_batches <- function(model, inputs, layers, batch_size, call = rlang::caller_env()) {
+  ptr <- model_ptr(model)
+  n <- dim(inputs[[1]])[1]
+  starts <- seq(1, n, by = batch_size)
+  before <- torch_call("ts_torch_forward_count", ptr)
+  pb <- if (length(starts) > 1) cli::cli_progress_bar("Forward passes", total = length(starts), .envir = environment())
+  for (b in seq_along(starts)) {
+    idx <- starts[b]:min(n, starts[b] + batch_size - 1)
+    torch_run("ts_torch_forward", ptr, lapply(inputs, slice_rows, idx), as.character(layers), b == 1,
+              what = "The model could not run on {.arg inputs}.", call = call)
+    if (!is.null(pb)) cli::cli_progress_update(id = pb)
+  }
+  out <- torch_call("ts_torch_collect", ptr)   # n x features matrices, attribute "shape"
+  passes <- torch_call("ts_torch_forward_count", ptr) - before
+  output <- out[[1]]
+  dim(output) <- c(nrow(output), attr(output, "shape"))
+  attr(output, "shape") <- NULL
+  list(output = output, layers = out[-1], passes = passes)
+}
+
+# ts_reps from run_batches() layers: the matrices as they are, with their shapes.
+reps_from_layers <- function(layers, ...) {
+  shapes <- lapply(layers, function(l) { s <- attr(l, "shape"); if (length(s)) s else 1L })
+  layers <- lapply(layers, function(l) { attr(l, "shape") <- NULL; l })
+  r <- ts_reps(layers, ...)
+  r$shapes <- shapes
+  r
+}
+
+#' Activations of a model's layers
+#'
+#' Runs the model once per batch of `batch_size` stimuli and captures the outputs of
+#' the named submodules in that same forward pass. TorchScript exports (traced or
+#' scripted) work as saved: the forward graph is copied, the calls of the chosen
+#' submodules' ancestors are inlined, and the chosen submodules' outputs become extra
+#' outputs of the graph. A submodule called several times is captured at its last call;
+#' one called only inside a branch or loop cannot be captured (a classed error says so).
+#'
+#' @param model A `ts_model`, a TorchScript file, several files or a directory of
+#'   checkpoints (see Value), or a torch for R `nn_module` (needs the torch package).
+#' @param inputs An array with stimuli first (e.g. images \[n, channels, height,
+#'   width\]), a list of such arrays (several arguments of `forward()`), or a
+#'   `torch_tensor`. Doubles are converted to the model's floating type; integer arrays
+#'   are passed as int64 token ids (language models).
+#' @param layers Submodule names (see [layers()]); `NULL` takes every leaf submodule.
+#' @param batch_size Stimuli per forward pass.
+#' @param device `NULL` (the model's device), `"cpu"` or `"cuda"`.
+#' @param stimuli Stimulus ids (default: the row names of `inputs`, or 1..n).
+#' @return A [ts_reps] with one layer per requested submodule (stimuli x flattened
+#'   features; the per-stimulus shapes are kept) and provenance `model` (file),
+#'   `step` (checkpoint step from the file name), `device`, `batch_size`,
+#'   `forward_passes`, `source`. For several checkpoints: a tibble with columns `step`,
+#'   `checkpoint` (file) and `reps` (a list of `ts_reps`), ordered by step.
+#' @seealso [ts_model()], [cka_layers()], [rdm()]
+#' @export
+#' @examples
+#' if (ts_torch_available()) {
+#'   f <- system.file("extdata", "fmnist_cnn_step1125.pt", package = "tensorscope")
+#'   s <- readRDS(system.file("extdata", "fmnist_stimuli.rds", package = "tensorscope"))
+#'   reps <- activations(f, s$images[1:50, , , , drop = FALSE], layers = c("conv1", "fc1", "fc2"))
+#'   reps
+#'   # a training trajectory in one call
+#'   ckpt <- dir(system.file("extdata", package = "tensorscope"), "^fmnist_cnn_step", full.names = TRUE)
+#'   activations(ckpt, s$images[1:20, , , , drop = FALSE], layers = "fc1")
+#' }
+activations <- function(model, inputs, layers = NULL, batch_size = 64, device = NULL, stimuli = NULL) {
+  call <- rlang::current_env()
+  if (inherits(model, "nn_module")) {
+    return(activations_rtorch(model, inputs, layers, batch_size, stimuli, call = call))
+  }
+  batch_size <- check_count(batch_size, min = 1)
+  if (!is.null(device)) device <- check_device(device, call = call)
+  inputs <- as_inputs(inputs, call = call)
+  if (is_checkpoints(model)) {
+    ck <- checkpoint_files(model, call = call)
+    reps <- lapply(ck$files, function(f) activations(ts_model(f, device %||% "cpu"), inputs, layers, batch_size, NULL, stimuli))
+    return(tibble::tibble(step = ck$step, checkpoint = ck$files, reps = reps))
+  }
+  model <- as_model(model, call = call)
+  if (!is.null(device) && device != model$device) model <- ts_model(model$path, device)
+  layers <- check_layers(model, layers, call = call)
+  if (is.null(stimuli)) stimuli <- dimnames(inputs[[1]])[[1]]
+  res <- run_batches(model, inputs, layers, batch_size, call = call)
+  reps_from_layers(res$layers, stimuli = stimuli, model = model$path,
+          step = if (is.na(model$step)) NULL else model$step, device = model$device,
+          batch_size = batch_size, forward_passes = res$passes, source = "torchscript")
+}
+
+check_layers <- function(model, layers, call = rlang::caller_env()) {
+  m <- model$modules
+  all <- m$module[m$module != ""]
+  if (is.null(layers)) {
+    leaf <- vapply(all, function(a) !any(startsWith(all, paste0(a, "."))), logical(1))
+    return(all[leaf])
+  }
+  if (!is.character(layers) || !length(layers) || anyNA(layers)) {
+    ts_abort("{.arg layers} must be NULL or submodule names, not {describe(layers)}.", "argument", call = call)
+  }
+  bad <- setdiff(layers, all)
+  if (length(bad)) {
+    ts_abort(c("{.arg layers}: no submodule{?s} {.val {bad}} in this model.",
+               i = "Valid names: {.val {all}}."), "argument", call = call)
+  }
+  unique(layers)
+}
+
+#' Model outputs
+#'
+#' @param object A `ts_model`.
+#' @param inputs As in [activations()].
+#' @param batch_size Stimuli per forward pass.
+#' @param ... Unused.
+#' @return The model's output as an array with stimuli first (e.g. logits \[n, classes\]).
+#' @importFrom stats predict
+#' @export
+#' @examples
+#' if (ts_torch_available()) {
+#'   m <- ts_model(system.file("extdata", "fmnist_cnn_step1125.pt", package = "tensorscope"))
+#'   s <- readRDS(system.file("extdata", "fmnist_stimuli.rds", package = "tensorscope"))
+#'   logits <- predict(m, s$images)
+#'   mean(max.col(logits) == as.integer(s$labels))   # accuracy
+#' }
+predict.ts_model <- function(object, inputs, batch_size = 64, ...) {
+  batch_size <- check_count(batch_size, min = 1)
+  run_batches(object, as_inputs(inputs), character(), batch_size)$output
+}
+
+# torch for R: its nn_modules have no forward hooks, so each chosen submodule's forward
+# method is wrapped for the duration of the call (restored on exit) to record outputs.
+# Untested here: the torch package cannot be installed on the build machine.
+activations_rtorch <- function(model, inputs, layers, batch_size, stimuli, call) {
+  if (!requireNamespace("torch", quietly = TRUE)) {
+    ts_abort("An {.cls nn_module} needs the torch package.", "torch_unavailable", call = call)
+  }
+  batch_size <- check_count(batch_size, min = 1, call = call)
+  walk <- function(m, prefix) {
+    out <- list()
+    ch <- m$children
+    for (nm in names(ch)) {
+      p <- if (prefix == "") nm else paste0(prefix, ".", nm)
+      out[[p]] <- ch[[nm]]
+      out <- c(out, walk(ch[[nm]], p))
+    }
+    out
+  }
+  mods <- walk(model, "")
+  all <- names(mods)
+  if (is.null(layers)) layers <- all[vapply(all, function(a) !any(startsWith(all, paste0(a, "."))), logical(1))]
+  bad <- setdiff(layers, all)
+  if (length(bad)) ts_abort(c("{.arg layers}: no submodule{?s} {.val {bad}}.", i = "Valid names: {.val {all}}."), "argument", call = call)
+  x <- if (inherits(inputs, "torch_tensor")) inputs else torch::torch_tensor(as_inputs(inputs, call = call)[[1]])
+  n <- x$size(1)
+  captured <- list()
+  wrap <- function(l, orig) {
+    force(l); force(orig)
+    function(...) {
+      out <- orig(...)
+      captured[[l]] <<- c(captured[[l]], list(as.array(out$cpu())))
+      out
+    }
+  }
+  restore <- list()
+  on.exit(for (r in restore) { unlockBinding("forward", r$inst); assign("forward", r$orig, envir = r$inst) }, add = TRUE)
+  for (l in layers) {
+    inst <- attr(mods[[l]], "module") %||% mods[[l]]   # the R6 instance behind the callable
+    restore[[l]] <- list(inst = inst, orig = inst$forward)
+    unlockBinding("forward", inst)
+    assign("forward", wrap(l, inst$forward), envir = inst)
+  }
+  model$eval()
+  torch::with_no_grad({
+    for (s in seq(1, n, by = batch_size)) model(x[s:min(n, s + batch_size - 1), ..])
+  })
+  out <- lapply(layers, function(l) bind_rows_array(captured[[l]]))
+  names(out) <- layers
+  ts_reps(out, stimuli = stimuli, model = class(model)[1], batch_size = batch_size, source = "torch for R")
+}
