@@ -53,7 +53,9 @@ test: test-torch test-notorch
 build: deps
 	$(R) CMD build .
 
+# R CMD check --as-cran also wants checkbashisms (devscripts) and qpdf
 check: build
+	@bash tools/install-deps.sh devscripts qpdf
 	_R_CHECK_FORCE_SUGGESTS_=false $(R) CMD check --as-cran --no-manual tensorscope_*.tar.gz
 
 demo: install

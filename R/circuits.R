@@ -131,7 +131,7 @@ attention_patterns.ts_model <- function(x, tokens, layers = NULL, ...) {
   torch_backend()
   tokens <- check_tokens(tokens)
   hooks <- pattern_hooks(x, layers)
-  reps <- model_activations(x, tokens, hooks)
+  reps <- activations(x, tokens, layers = hooks)
   attention_patterns.ts_reps(reps, tokens = tokens, ...)
 }
 
@@ -242,7 +242,7 @@ as_tibble.ts_attention <- function(x, ...) {
 
 # Hook names for a model: every "...hook_pattern" submodule, or the chosen blocks.
 pattern_hooks <- function(model, layers, call = rlang::caller_env()) {
-  all <- model_layers(model)
+  all <- layers(model)
   hooks <- grep("hook_pattern$", all, value = TRUE)
   if (is.null(layers)) {
     if (!length(hooks)) {
@@ -610,12 +610,6 @@ model_weights <- function(model, names, call = rlang::caller_env()) {
     aperm(stacked, c(4, 1, 2, 3))
   })
 }
-
-# Integration points with the model runtime (R/models.R, issue 5): layer names,
-# activations of named layers as ts_reps, and parameters as a named list of R arrays.
-model_layers <- function(model) layers(model)
-model_activations <- function(model, tokens, hooks) activations(model, tokens, layers = hooks)
-model_parameters <- function(model) parameters(model)
 
 model_vocab_size <- function(model) {
   p <- model_parameters(model)

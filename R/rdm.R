@@ -170,8 +170,9 @@ new_rdm <- function(d, labels, descriptors, method) {
 #' Convert to and from `ts_rdm`
 #'
 #' `as_rdm()` turns a [stats::dist()] object, a square symmetric matrix with a zero
-#' diagonal, a list of such matrices, an n x n x k array, or a numeric vector holding
-#' an upper triangle (i < j, `dist()` order) into a `ts_rdm`. Anything else, a
+#' diagonal, a list of such matrices (or of `ts_rdm` objects over the same
+#' conditions), an n x n x k array, or a numeric vector holding an upper triangle
+#' (i < j, `dist()` order) into a `ts_rdm`. Anything else, a
 #' non-square, asymmetric or non-finite matrix, or a non-zero diagonal is an error of
 #' class `tensorscope_error_not_rdm` naming the argument.
 #'
@@ -210,6 +211,18 @@ as_rdm <- function(x, labels = NULL, names = NULL, ...) {
   }
   if (is.list(x) && !is.data.frame(x)) {
     if (length(x) == 0) ts_abort("{.arg {arg}} is an empty list.", "empty", call = call)
+    if (all(vapply(x, inherits, logical(1), "ts_rdm"))) {
+      # a list of ts_rdm objects (e.g. lapply(subjects, rdm)): one object holding all
+      for (i in seq_along(x)[-1]) check_same_conditions(x[[1]], x[[i]], sprintf("%s[[1]]", arg), sprintf("%s[[%d]]", arg, i), call = call)
+      k <- vapply(x, length, integer(1))
+      nm <- names %||% if (!is.null(names(x))) {
+        unlist(Map(function(n, r) if (length(r) == 1) n else paste(n, r$descriptors$name, sep = "."), names(x), x))
+      } else unlist(lapply(x, function(r) r$descriptors$name))
+      if (anyDuplicated(nm)) nm <- make.unique(nm)
+      methods <- unique(vapply(x, function(r) r$method, ""))
+      return(new_rdm(do.call(rbind, lapply(x, `[[`, "dissimilarities")), labels %||% x[[1]]$conditions,
+                     tibble::tibble(name = unname(nm)), if (length(methods) == 1) methods else "mixed"))
+    }
     rs <- lapply(seq_along(x), function(i) as_rdm_matrix(x[[i]], sprintf("%s[[%d]]", arg, i), call))
     n <- vapply(rs, function(r) length(r$labels), integer(1))
     if (length(unique(n)) > 1) {

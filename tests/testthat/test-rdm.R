@@ -251,3 +251,14 @@ test_that("mismatched conditions are errors", {
   expect_error(compare_rdms(a, b2), "different order")
   expect_error(compare_rdms(a, a, "tau"), class = "tensorscope_error_argument")
 })
+
+test_that("a list of ts_rdm objects combines into one", {
+  x <- rand_mat(6, 4, 30)
+  l <- list(s1 = rdm(x), s2 = rdm(x^2, "euclidean"))
+  r <- as_rdm(l)
+  expect_equal(length(r), 2L)
+  expect_equal(r$descriptors$name, c("s1", "s2"))
+  expect_equal(r$method, "mixed")
+  expect_equal(as.matrix(r, 2), as.matrix(l$s2))
+  expect_error(as_rdm(list(rdm(x), rdm(rand_mat(5, 4)))), class = "tensorscope_error_mismatch")
+})
