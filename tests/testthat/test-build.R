@@ -16,14 +16,18 @@ test_that("ts_build_info reports one row with the documented columns", {
   }
 })
 
-test_that("loading tensorscope does not load LibTorch", {
-  skip_on_os("windows")
-  skip_if(!file.exists("/proc/self/maps"))
-  code <- paste("library(tensorscope)", "x <- cka(matrix(rnorm(20), 10), matrix(rnorm(20), 10))",
-                "cat(any(grepl('libtorch', readLines('/proc/self/maps'))))", sep = "; ")
+# Runs `code` in a fresh R process and reports whether LibTorch is mapped afterwards.
+libtorch_mapped_after <- function(code) {
+  code <- paste("library(tensorscope)", code, "cat(any(grepl('libtorch', readLines('/proc/self/maps'))))",
+                sep = "; ")
   out <- system2(file.path(R.home("bin"), "Rscript"), c("-e", shQuote(code)), stdout = TRUE,
                  env = paste0("R_LIBS=", paste(.libPaths(), collapse = ":")))
-  expect_equal(utils::tail(out, 1), "FALSE")
+  utils::tail(out, 1)
+}
+
+test_that("loading tensorscope does not load LibTorch", {
+  skip_if(!file.exists("/proc/self/maps"))
+  expect_equal(libtorch_mapped_after("x <- cka(matrix(rnorm(20), 10), matrix(rnorm(20), 10))"), "FALSE")
 })
 
 test_that("without LibTorch, torch features raise a classed error that says how to enable them", {
@@ -39,11 +43,7 @@ test_that("the LibTorch backend loads on demand when installed", {
   expect_match(info$version, "^[0-9]")
   # positive control for the test above: asking for build info does load LibTorch
   skip_if(!file.exists("/proc/self/maps"))
-  code <- paste("library(tensorscope)", "invisible(ts_build_info())",
-                "cat(any(grepl('libtorch', readLines('/proc/self/maps'))))", sep = "; ")
-  out <- system2(file.path(R.home("bin"), "Rscript"), c("-e", shQuote(code)), stdout = TRUE,
-                 env = paste0("R_LIBS=", paste(.libPaths(), collapse = ":")))
-  expect_equal(utils::tail(out, 1), "TRUE")
+  expect_equal(libtorch_mapped_after("invisible(ts_build_info())"), "TRUE")
 })
 
 test_that("ts_threads gets, sets, caps and restores", {
