@@ -350,10 +350,16 @@ attention_entropy <- function(patterns, by = c("head", "query")) {
 #'   Olsson et al. (2022). In-context learning and induction heads.
 #' @export
 #' @examples
-#' toy <- readRDS(system.file("extdata", "circuits_toy_transformer.rds", package = "tensorscope"))
-#' pat <- attention_patterns(toy$trained$patterns, seq_len = 15, prefix = 1)
+#' toy <- readRDS(system.file("extdata", "induction_circuits.rds", package = "tensorscope"))
+#' pat <- attention_patterns(toy$trained$patterns, seq_len = 11, prefix = 1)
 #' head_scores(pat)
 #' induction_heads(pat)
+#' # the shipped TorchScript checkpoint, on a period it was not trained on
+#' if (ts_torch_available()) {
+#'   m <- ts_model(system.file("extdata", "induction_step1500.pt", package = "tensorscope"))
+#'   s <- head_scores(m, seq_len = 9, bos = 0)
+#'   s[s$score > 0.4, ]
+#' }
 head_scores <- function(x, ...) UseMethod("head_scores")
 
 head_types <- c("previous_token", "induction", "duplicate_token")
@@ -506,7 +512,7 @@ check_types <- function(type, choices, call = rlang::caller_env(), arg = rlang::
 #'   Transformer Circuits Thread.
 #' @export
 #' @examples
-#' toy <- readRDS(system.file("extdata", "circuits_toy_transformer.rds", package = "tensorscope"))
+#' toy <- readRDS(system.file("extdata", "induction_circuits.rds", package = "tensorscope"))
 #' w <- toy$trained
 #' cs <- composition_scores(w$W_Q, w$W_K, w$W_V, w$W_O, type = "k")
 #' cs[order(-cs$score), ][1:5, ]
@@ -645,7 +651,7 @@ model_vocab_size <- function(model) {
 #' @references Abnar & Zuidema (2020). Quantifying attention flow in transformers. ACL.
 #' @export
 #' @examples
-#' toy <- readRDS(system.file("extdata", "circuits_toy_transformer.rds", package = "tensorscope"))
+#' toy <- readRDS(system.file("extdata", "induction_circuits.rds", package = "tensorscope"))
 #' pat <- attention_patterns(toy$trained$patterns[1, , , , , drop = FALSE])
 #' r <- attention_flow(pat)
 #' f <- attention_flow(pat, method = "flow")
@@ -694,7 +700,7 @@ attention_flow <- function(patterns, method = c("rollout", "flow"), heads = c("m
 #'   `weight`, and a `nodes` attribute (tibble with `name`, `layer`, `position`).
 #' @export
 #' @examples
-#' toy <- readRDS(system.file("extdata", "circuits_toy_transformer.rds", package = "tensorscope"))
+#' toy <- readRDS(system.file("extdata", "induction_circuits.rds", package = "tensorscope"))
 #' g <- attention_graph(toy$trained$patterns, threshold = 0.2)
 #' g
 #' if (requireNamespace("igraph", quietly = TRUE)) {
@@ -749,7 +755,7 @@ attention_graph <- function(x, threshold = 0.05, sequence = 1, heads = c("mean",
 #' @return An `igraph` object.
 #' @export
 #' @examples
-#' toy <- readRDS(system.file("extdata", "circuits_toy_transformer.rds", package = "tensorscope"))
+#' toy <- readRDS(system.file("extdata", "induction_circuits.rds", package = "tensorscope"))
 #' w <- toy$trained
 #' cs <- composition_scores(w$W_Q, w$W_K, w$W_V, w$W_O, type = "k", n_baseline = 20)
 #' if (requireNamespace("igraph", quietly = TRUE)) {

@@ -16,8 +16,8 @@ heatmap_theme <- function() {
 #' @method autoplot ts_head_scores
 #' @export
 #' @examples
-#' toy <- readRDS(system.file("extdata", "circuits_toy_transformer.rds", package = "tensorscope"))
-#' autoplot(head_scores(toy$trained$patterns, seq_len = 15, prefix = 1))
+#' toy <- readRDS(system.file("extdata", "induction_circuits.rds", package = "tensorscope"))
+#' autoplot(head_scores(toy$trained$patterns, seq_len = 11, prefix = 1))
 autoplot.ts_head_scores <- function(object, ...) {
   df <- tibble::as_tibble(structure(object, class = class(object)[-1], settings = NULL))
   st <- attr(object, "settings")
@@ -44,7 +44,7 @@ autoplot.ts_head_scores <- function(object, ...) {
 #' @method autoplot ts_attention_entropy
 #' @export
 #' @examples
-#' toy <- readRDS(system.file("extdata", "circuits_toy_transformer.rds", package = "tensorscope"))
+#' toy <- readRDS(system.file("extdata", "induction_circuits.rds", package = "tensorscope"))
 #' autoplot(attention_entropy(toy$trained$patterns))
 autoplot.ts_attention_entropy <- function(object, ...) {
   df <- tibble::as_tibble(structure(object, class = class(object)[-1]))
@@ -69,7 +69,7 @@ autoplot.ts_attention_entropy <- function(object, ...) {
 #' @method autoplot ts_attention
 #' @export
 #' @examples
-#' toy <- readRDS(system.file("extdata", "circuits_toy_transformer.rds", package = "tensorscope"))
+#' toy <- readRDS(system.file("extdata", "induction_circuits.rds", package = "tensorscope"))
 #' pat <- attention_patterns(toy$trained$patterns, tokens = toy$trained$tokens)
 #' autoplot(pat, layer = 2, head = 2)
 autoplot.ts_attention <- function(object, layer = 1, head = 1, sequence = 1, ...) {
@@ -112,7 +112,7 @@ autoplot.ts_attention <- function(object, layer = 1, head = 1, sequence = 1, ...
 #' @method autoplot ts_composition
 #' @export
 #' @examples
-#' toy <- readRDS(system.file("extdata", "circuits_toy_transformer.rds", package = "tensorscope"))
+#' toy <- readRDS(system.file("extdata", "induction_circuits.rds", package = "tensorscope"))
 #' w <- toy$trained
 #' autoplot(composition_scores(w$W_Q, w$W_K, w$W_V, w$W_O, n_baseline = 20))
 autoplot.ts_composition <- function(object, ...) {

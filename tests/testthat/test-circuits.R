@@ -1,7 +1,9 @@
 # Circuits: attention patterns, entropy, head scores, composition, rollout/flow, graphs.
 
-toy_path <- function() system.file("extdata", "circuits_toy_transformer.rds", package = "tensorscope")
-toy <- function() readRDS(toy_path())
+# Arrays (weights, patterns) of the shipped induction transformer, untrained and trained
+# (data-raw/induction_transformer.py), for the tests that do not need LibTorch.
+toy <- function() readRDS(system.file("extdata", "induction_circuits.rds", package = "tensorscope"))
+ext_pt <- function(step) system.file("extdata", sprintf("induction_step%04d.pt", step), package = "tensorscope")
 
 # Random causal row-stochastic patterns [sequence, layer, head, query, key].
 random_patterns <- function(S, L, H, n, causal = TRUE, seed = 1) {
@@ -154,9 +156,9 @@ test_that("repeated_tokens builds [BOS] + x + x and leaves the RNG alone", {
   expect_equal(attr(tok, "prefix"), 1L)
 })
 
-# --- the toy transformer (trained on repeated random tokens, data-raw/) ------------------
+# --- the shipped induction transformer as arrays (no LibTorch needed) --------------------
 
-test_that("trained toy model: layer-2 induction heads, a layer-1 previous-token head, strong K-composition", {
+test_that("trained model (arrays): layer-2 induction heads, a layer-1 previous-token head, strong K-composition", {
   m <- toy()$trained
   s <- head_scores(attention_patterns(m$patterns, tokens = m$tokens), seq_len = m$seq_len, prefix = m$prefix)
   ind <- s[s$type == "induction", ]
@@ -179,13 +181,90 @@ test_that("trained toy model: layer-2 induction heads, a layer-1 previous-token 
   expect_gt(min(kc$score), max(others$score))
 })
 
-test_that("untrained toy model: no induction heads, no previous-token head, chance composition", {
+test_that("untrained model (arrays): no induction heads, no previous-token head, chance composition", {
   m <- toy()$untrained
   s <- head_scores(m$patterns, seq_len = m$seq_len, prefix = m$prefix)
   expect_equal(nrow(induction_heads(s)), 0)
   expect_lt(max(s$score), 0.3)
   cs <- composition_scores(m$W_Q, m$W_K, m$W_V, m$W_O, type = "k", n_baseline = 200)
   expect_lt(max(cs$ratio), 1.5)
+})
+
+# --- end to end: the shipped TorchScript checkpoints through the model runtime ----------
+# Issue #6's acceptance. Training used periods 4, 5, 6, 8, 10 and 12 at random offsets;
+# 7, 9 and 11 were held out, and here the repeat starts right after BOS.
+
+model_circuit <- function(step, seq_len) {
+  m <- ts_model(ext_pt(step))
+  s <- head_scores(m, seq_len = seq_len, n_seqs = 20, bos = 0, seed = 11)
+  cs <- composition_scores(m, type = "k", n_baseline = 200)
+  list(scores = s, comp = cs, ind = s[s$type == "induction", ], prev = s[s$type == "previous_token", ])
+}
+
+test_that("trained checkpoint: induction heads in layer 2, a previous-token head in layer 1, K-composition", {
+  skip_if_not(ts_torch_available())
+  for (T in c(7, 9, 11)) {
+    x <- model_circuit(1500, T)
+    ind <- x$ind
+    # every layer-2 head is an induction head; the margin: > 0.5 and > 10 x every layer-1 head
+    expect_gt(min(ind$score[ind$layer == 2]), 0.5)
+    expect_gt(min(ind$score[ind$layer == 2]), 10 * max(ind$score[ind$layer == 1]))
+    ih <- induction_heads(x$scores)
+    expect_true(nrow(ih) >= 1 && all(ih$layer == 2))
+    # previous-token head(s): layer 1, above the 0.4 cut-off, > 5 x every other head
+    pth <- x$prev[x$prev$score > 0.4, ]
+    expect_true(nrow(pth) >= 1 && all(pth$layer == 1))
+    expect_gt(min(pth$score), 5 * max(x$prev$score[x$prev$score <= 0.4]))
+  }
+  # K-composition (weights only, so independent of T) from the previous-token head(s)
+  # into the induction heads: well above the random baseline and above every other source
+  cs <- x$comp
+  kc <- cs[cs$src_head %in% pth$head & cs$dst_head %in% ih$head, ]
+  expect_gt(min(kc$ratio), 2)
+  expect_gt(min((kc$score - kc$baseline) / kc$baseline_sd), 5)
+  expect_gt(min(kc$score), max(cs$score[!cs$src_head %in% pth$head]))
+})
+
+test_that("untrained checkpoint: no induction head, no previous-token head, chance composition", {
+  skip_if_not(ts_torch_available())
+  x <- model_circuit(0, 9)
+  expect_equal(nrow(induction_heads(x$scores)), 0)
+  expect_lt(max(x$ind$score), 0.1)
+  expect_lt(max(x$prev$score), 0.2)   # uniform causal attention gives about 0.12 here
+  expect_lt(max(x$comp$ratio), 1.5)
+  expect_lt(max((x$comp$score - x$comp$baseline) / x$comp$baseline_sd), 3)
+})
+
+test_that("the circuit forms during training: absent before step 300, present at 500", {
+  skip_if_not(ts_torch_available())
+  before <- model_circuit(300, 9)
+  after <- model_circuit(500, 9)
+  expect_equal(nrow(induction_heads(before$scores)), 0)
+  expect_gt(nrow(induction_heads(after$scores)), 0)
+  expect_lt(max(before$prev$score), 0.4)
+  expect_gt(max(after$prev$score[after$prev$layer == 1]), 0.4)
+})
+
+test_that("model patterns equal the hook activations and the exported arrays", {
+  skip_if_not(ts_torch_available())
+  m <- ts_model(ext_pt(1500))
+  tok <- repeated_tokens(3, 8, vocab_size = 64, bos = 0, seed = 2)
+  p <- attention_patterns(m, tok)
+  hooks <- c("blocks.0.attn.hook_pattern", "blocks.1.attn.hook_pattern")
+  expect_identical(p$layers, hooks)
+  a <- activations(m, tok, layers = hooks)
+  for (l in 1:2) {
+    expect_equal(as.array(p)[, l, , , ], array(a[[hooks[l]]], c(3, 4, 17, 17)), ignore_attr = TRUE)
+  }
+  expect_identical(attention_patterns(m, tok, layers = 2)$patterns, p$patterns[, , , , 2, drop = FALSE])
+  # the arrays shipped for the tests without LibTorch come from the same checkpoints
+  for (ck in c("untrained", "trained")) {
+    arr <- toy()[[ck]]
+    m <- ts_model(ext_pt(arr$step))
+    expect_equal(as.array(attention_patterns(m, arr$tokens)), arr$patterns, tolerance = 1e-6, ignore_attr = TRUE)
+    w <- model_parameters(m)
+    expect_equal(arr$W_K[2, , , ], w$blocks.1.attn.W_K, tolerance = 1e-7, ignore_attr = TRUE)
+  }
 })
 
 # --- composition ----------------------------------------------------------------------
