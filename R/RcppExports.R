@@ -5,6 +5,22 @@ cpp_cka_matrix <- function(xs, ys, kernel, estimator, bandwidth, t, sigma_x, sig
     .Call(`_tensorscope_cpp_cka_matrix`, xs, ys, kernel, estimator, bandwidth, t, sigma_x, sigma_y, path, max_gram_bytes, threads)
 }
 
+cpp_ridge_cv <- function(x, y, train, test, alphas, select, per_target, inner_folds, seed, pooled, keep, threads) {
+    .Call(`_tensorscope_cpp_ridge_cv`, x, y, train, test, alphas, select, per_target, inner_folds, seed, pooled, keep, threads)
+}
+
+cpp_pls_cv <- function(x, y, train, test, ncomp, pooled, keep, threads) {
+    .Call(`_tensorscope_cpp_pls_cv`, x, y, train, test, ncomp, pooled, keep, threads)
+}
+
+cpp_ridge_coef <- function(x, y, alphas, centre) {
+    .Call(`_tensorscope_cpp_ridge_coef`, x, y, alphas, centre)
+}
+
+cpp_pls_fit <- function(x, y, ncomp) {
+    .Call(`_tensorscope_cpp_pls_fit`, x, y, ncomp)
+}
+
 cpp_rdm <- function(x, method, noise_cov) {
     .Call(`_tensorscope_cpp_rdm`, x, method, noise_cov)
 }
