@@ -219,6 +219,7 @@ summary.ts_predictivity <- function(object, ...) {
     median_alpha = vapply(by_layer, function(d) stats::median(d$alpha), numeric(1)),
     n_targets = vapply(by_layer, nrow, integer(1))
   )
+  out[] <- lapply(out, unname)
   out$score <- ifelse(out$median_r > 0, (out$median_r / out$ceiling)^2, 0)
   out$score[is.na(out$ceiling)] <- NA_real_
   out
