@@ -45,6 +45,14 @@
 #' (0 when the prediction is constant). `r2` is the out-of-sample R² = 1 - SSE / SST with
 #' SST taken about the mean of the held-out responses (scikit-learn's `r2_score` on the
 #' held-out set), so it can be negative. A held-out response that is constant gives `NA`.
+#' Nothing about the held-out stimuli enters a fit, so targets that are pure noise score
+#' r close to 0; with pooled K-fold predictions and few stimuli their r is slightly
+#' *negative* on average (removing a fold moves the training mean away from it), never
+#' inflated.
+#'
+#' **Missing responses**: `na = "error"` (default) stops with a classed error;
+#' `na = "drop"` removes targets with any non-finite response, with a warning (they are
+#' listed in `attr(, "settings")$dropped_targets`). Constant targets are an error.
 #'
 #' @param reps The model: a [ts_reps()] object or anything it accepts (one matrix is
 #'   one layer).
