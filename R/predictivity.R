@@ -202,7 +202,12 @@ predictivity <- function(reps, responses, method = c("ridge", "pls"), alphas = 1
 #'   targets on each split, averaged over splits, as Brain-Score does); `mean_r`;
 #'   `r_q25`, `r_q75` (quartiles of the per-target r: the spread over targets);
 #'   `median_r2`; `ceiling` (the summary noise ceiling, `NA` when none was given);
-#'   `score` = (median_r / ceiling)², 0 when median_r <= 0 (`NA` without a ceiling);
+#'   `score` = (median_r / ceiling)², 0 when median_r <= 0 (`NA` without a ceiling), the
+#'   Brain-Score normalisation of METRICS.md; `ceiled_r2` = median_r² / ceiling, 0 when
+#'   median_r <= 0: the fraction of the explainable variance explained. The ceiling is a
+#'   reliability (the squared correlation of the trial mean with the noise-free
+#'   response), so a perfect model has r = sqrt(ceiling): its `ceiled_r2` is 1 while its
+#'   `score` is 1 / ceiling, which exceeds 1;
 #'   `frac_explained` (fraction of targets with out-of-sample R² > 0, i.e. predicted
 #'   better than by the held-out mean); `median_alpha`; `n_targets`.
 #' @export
@@ -223,13 +228,16 @@ summary.ts_predictivity <- function(object, ...) {
     median_r2 = vapply(by_layer, function(d) stats::median(d$r2, na.rm = TRUE), numeric(1)),
     ceiling = ceil_value,
     score = NA_real_,
+    ceiled_r2 = NA_real_,
     frac_explained = vapply(by_layer, function(d) mean(d$r2 > 0, na.rm = TRUE), numeric(1)),
     median_alpha = vapply(by_layer, function(d) stats::median(d$alpha), numeric(1)),
     n_targets = vapply(by_layer, nrow, integer(1))
   )
   out[] <- lapply(out, unname)
   out$score <- ifelse(out$median_r > 0, (out$median_r / out$ceiling)^2, 0)
+  out$ceiled_r2 <- ifelse(out$median_r > 0, out$median_r^2 / out$ceiling, 0)
   out$score[is.na(out$ceiling)] <- NA_real_
+  out$ceiled_r2[is.na(out$ceiling)] <- NA_real_
   out
 }
 

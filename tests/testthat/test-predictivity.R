@@ -168,6 +168,10 @@ test_that("noise ceiling recovers the known reliability of the trial mean", {
   expect_equal(sh$reliability, rep(half, q), tolerance = 0.06)
   expect_equal(summary(sb)$ceiling, full, tolerance = 0.03)
   expect_equal(sb$reliability, 2 * sh$reliability / (1 + sh$reliability), tolerance = 1e-3)
+  # a perfect model (the noise-free signal itself) explains all the explainable variance
+  perfect <- summary(predictivity(S, trials, alphas = 1e-3))
+  expect_equal(perfect$ceiled_r2, 1, tolerance = 0.05)
+  expect_equal(perfect$median_r, sqrt(full), tolerance = 0.03)
 })
 
 test_that("Brain-Score protocol: 10 stratified 90/10 splits, median then mean, (r / ceiling)^2", {
@@ -245,9 +249,10 @@ test_that("summary, print and plots work", {
   d <- sim_xy(40, 5, 6, noise = 2)
   res <- predictivity(ts_reps(list(a = d$X, b = d$X[, 1:2])), d$Y, ceiling = 0.8)
   sm <- summary(res)
-  expect_named(sm, c("layer", "median_r", "mean_r", "r_q25", "r_q75", "median_r2", "ceiling", "score",
+  expect_named(sm, c("layer", "median_r", "mean_r", "r_q25", "r_q75", "median_r2", "ceiling", "score", "ceiled_r2",
                      "frac_explained", "median_alpha", "n_targets"))
   expect_equal(sm$score, (sm$median_r / 0.8)^2)
+  expect_equal(sm$ceiled_r2, sm$median_r^2 / 0.8)
   expect_equal(sm$frac_explained[1], mean(res$r2[res$layer == "a"] > 0))
   expect_output(print(res), "ts_predictivity")
   expect_s3_class(autoplot(res), "ggplot")
