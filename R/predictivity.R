@@ -32,6 +32,10 @@
 #' **PLS** (`method = "pls"`): PLS2 regression with `ncomp` components, no scaling,
 #' by the improved kernel algorithm of Dayal & MacGregor (1997), which gives the same
 #' model as NIPALS (scikit-learn's `PLSRegression`, `pls::plsr(method = "kernelpls")`).
+#' All splits are fitted together: per component, the scores of every split come from
+#' one product X [r_1 ... r_S] and the loadings from one product X' [t_1 ... t_S], so X
+#' is read twice per component in all instead of twice per split (GEMM-shaped instead
+#' of matrix-vector products), and the centred training matrices are never copied.
 #'
 #' **Brain-Score protocol** (`protocol = "brainscore"`, Schrimpf et al. 2018): PLS with
 #' 25 components; 10 shuffle splits with 90 % of the stimuli for training, stratified

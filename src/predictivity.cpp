@@ -67,11 +67,8 @@ Rcpp::List cpp_ridge_coef(SEXP x, SEXP y, std::vector<double> alphas, bool centr
 Rcpp::List cpp_pls_fit(SEXP x, SEXP y, int ncomp) {
   const auto X = glue::map_matrix(x);
   const auto Y = glue::map_matrix(y);
-  Matrix Xc = X, Yc = Y, e0(0, X.cols()), e1(0, Y.cols());
-  const Vector mx = pred_detail::centre_by_train(Xc, e0);
-  const Vector my = pred_detail::centre_by_train(Yc, e1);
-  PlsFit f = pls_fit(Xc, Yc, ncomp, glue::exec(1));
+  PlsFit f = pls_fit(X, Y, ncomp, glue::exec(1));
   return Rcpp::List::create(Rcpp::Named("weights") = Rcpp::wrap(f.R), Rcpp::Named("y_loadings") = Rcpp::wrap(f.Q),
-                            Rcpp::Named("x_means") = Rcpp::wrap(mx), Rcpp::Named("y_means") = Rcpp::wrap(my),
+                            Rcpp::Named("x_means") = Rcpp::wrap(f.x_mean), Rcpp::Named("y_means") = Rcpp::wrap(f.y_mean),
                             Rcpp::Named("ncomp") = f.ncomp);
 }

@@ -100,7 +100,7 @@ test_that("inner K-fold alpha selection predicts as well as GCV on a linear prob
 
 test_that("PLS matches the pls package (kernelpls = NIPALS) on every fold", {
   skip_if_not_installed("pls")
-  cases <- list(c(30, 8, 3, 4), c(20, 30, 1, 5), c(25, 6, 12, 3), c(15, 600, 600, 2))
+  cases <- list(c(30, 8, 3, 4), c(20, 30, 1, 5), c(25, 6, 12, 3), c(40, 150, 100, 4), c(15, 600, 600, 2))
   for (cs in cases) {
     d <- sim_xy(cs[1], cs[2], cs[3], noise = 1, seed = 4)
     sp <- three_folds(cs[1])
@@ -114,6 +114,13 @@ test_that("PLS matches the pls package (kernelpls = NIPALS) on every fold", {
       expect_equal(unname(P[[s]]), unname(matrix(ref, length(te))), tolerance = 1e-7, info = paste(cs, collapse = "x"))
     }
   }
+  # a training set that is not the complement of the test set
+  d <- sim_xy(40, 10, 5, seed = 11)
+  res <- predictivity(d$X, d$Y, method = "pls", ncomp = 3, splits = list(list(train = 1:25, test = 31:40)),
+                      return_predictions = TRUE)
+  m <- pls::plsr(y ~ x, ncomp = 3, data = data.frame(y = I(d$Y[1:25, ]), x = I(d$X[1:25, ])), method = "kernelpls")
+  ref <- predict(m, newdata = data.frame(x = I(d$X[31:40, ])), ncomp = 3)[, , 1]
+  expect_equal(unname(attr(res, "predictions")$layer[[1]]), unname(ref), tolerance = 1e-7)
 })
 
 test_that("a noisy linear map recovers the known signal correlation", {

@@ -73,6 +73,22 @@ namespace pred_detail {
 
 inline double nan() { return std::numeric_limits<double>::quiet_NaN(); }
 
+// Rows idx of X minus the column means of those rows (one read pass for the means, one
+// for the copy).
+inline Matrix gather_centred(const MatRef& X, const std::vector<Index>& idx, Vector& mu) {
+  const Index m = static_cast<Index>(idx.size());
+  mu.resize(X.cols());
+  Matrix out(m, X.cols());
+  for (Index j = 0; j < X.cols(); ++j) {
+    double s = 0;
+    for (Index i = 0; i < m; ++i) s += X(idx[static_cast<std::size_t>(i)], j);
+    const double mj = m > 0 ? s / static_cast<double>(m) : 0.0;
+    mu(j) = mj;
+    for (Index i = 0; i < m; ++i) out(i, j) = X(idx[static_cast<std::size_t>(i)], j) - mj;
+  }
+  return out;
+}
+
 inline Matrix gather_rows(const MatRef& X, const std::vector<Index>& idx) {
   Matrix out(static_cast<Index>(idx.size()), X.cols());
   for (Index j = 0; j < X.cols(); ++j)
@@ -140,6 +156,52 @@ inline Vector top_eigenvector(Matrix G) {
           isuppz.data(), work.data(), &lwork, iwork.data(), &liwork, &info, 1, 1, 1);
   if (info != 0) throw std::runtime_error("LAPACK dsyevr failed (info = " + std::to_string(info) + ")");
   return z;
+}
+
+// Top eigenvector of a symmetric positive semi-definite G by Lanczos with full
+// reorthogonalisation (restarted from the current Ritz vector), falling back to
+// dsyevr when it does not converge. For the q x q Gram matrices of PLS this needs a few
+// dozen matrix-vector products instead of a full tridiagonal reduction.
+inline Vector top_eigenvector_lanczos(const Matrix& G) {
+  const Index n = G.rows();
+  if (n <= 64) return top_eigenvector(G);
+  const Index m = 48;
+  Index start = 0;
+  G.diagonal().maxCoeff(&start);
+  Vector v = G.col(start);
+  if (!(v.norm() > 0)) return top_eigenvector(G);
+  v.normalize();
+  const double gnorm = G.diagonal().sum();  // trace >= largest eigenvalue
+  for (int restart = 0; restart < 30; ++restart) {
+    Matrix V(n, m + 1);
+    Vector alpha(m), beta(m);
+    V.col(0) = v;
+    Index k = 0;
+    for (; k < m; ++k) {
+      Vector w = G * V.col(k);
+      alpha(k) = V.col(k).dot(w);
+      for (int pass = 0; pass < 2; ++pass) w.noalias() -= V.leftCols(k + 1) * (V.leftCols(k + 1).transpose() * w);
+      beta(k) = w.norm();
+      if (beta(k) <= 1e-14 * gnorm) {
+        ++k;
+        break;
+      }
+      V.col(k + 1) = w / beta(k);
+    }
+    Matrix T = Matrix::Zero(k, k);
+    for (Index i = 0; i < k; ++i) {
+      T(i, i) = alpha(i);
+      if (i + 1 < k) T(i, i + 1) = T(i + 1, i) = beta(i);
+    }
+    Eigen::SelfAdjointEigenSolver<Matrix> es(T);
+    const Vector y = es.eigenvectors().col(k - 1);
+    const double theta = es.eigenvalues()(k - 1);
+    v = V.leftCols(k) * y;
+    v.normalize();
+    const double resid = (G * v - theta * v).norm();
+    if (resid <= 1e-12 * std::max(theta, 1e-300 * gnorm)) return v;
+  }
+  return top_eigenvector(G);
 }
 
 // Dominant left singular vector of S (p x q), unit norm. Small side Gram + dsyevr when
@@ -380,42 +442,152 @@ inline Matrix ridge_inner_cv(const Matrix& Xtr, const Matrix& Ytr, const RidgeOp
 }
 
 // ---------------------------------------------------------------------------------------
-// PLS regression (improved kernel algorithm #1, Dayal & MacGregor 1997) on centred data.
+// PLS regression (improved kernel algorithm #1, Dayal & MacGregor 1997), fitted for many
+// training sets (splits) of the same X at once. Per component and split:
+//   w = dominant left singular vector of S = Xc'Yc (deflated), r = w - R (P'w),
+//   t = Xc r, p = Xc't / t't, q = Yc't / t't, S <- S - (t't) p q'.
+// Xc is never formed: with mu the split's training means and t zero on its test rows,
+// Xc r = (X r)[train] - mu'r and Xc't = X't (t sums to zero), so the products of every
+// split in a batch come from two GEMMs with X (X [r_1 .. r_B] and X' [t_1 .. t_B]): the
+// matrix-vector products that make NIPALS memory-bound become GEMM-shaped.
 struct PlsFit {
   Matrix R;  // p x a: weights such that scores T = Xc R
   Matrix Q;  // q x a: Y loadings; coefficients = R Q'
+  Vector x_mean, y_mean;
   int ncomp = 0;
 };
 
-inline PlsFit pls_fit(const Matrix& Xc, const Matrix& Yc, int ncomp, const Exec& ex) {
-  const Index p = Xc.cols(), q = Yc.cols();
-  PlsFit f;
-  f.R.resize(p, ncomp);
-  f.Q.resize(q, ncomp);
-  Matrix P(p, ncomp);
-  Matrix S = Xc.transpose() * Yc;
-  const double scale = std::max(1e-300, Xc.squaredNorm());
-  int a = 0;
-  for (; a < ncomp; ++a) {
-    ex.check();
-    Vector w = pred_detail::dominant_left(S);
-    if (w.norm() == 0) break;
-    Vector r = w;
-    if (a > 0) r.noalias() -= f.R.leftCols(a) * (P.leftCols(a).transpose() * w);
-    const Vector t = Xc * r;
-    const double tt = t.squaredNorm();
-    if (!(tt > 1e-24 * scale * r.squaredNorm())) break;
-    const Vector pa = Xc.transpose() * t / tt;
-    const Vector qa = Yc.transpose() * t / tt;
-    S.noalias() -= (tt * pa) * qa.transpose();
-    f.R.col(a) = r;
-    P.col(a) = pa;
-    f.Q.col(a) = qa;
+namespace pred_detail {
+
+// Column means of the rows idx of X.
+inline Vector row_subset_means(const MatRef& X, const std::vector<Index>& idx) {
+  Vector mu(X.cols());
+  for (Index j = 0; j < X.cols(); ++j) {
+    double s = 0;
+    for (Index i : idx) s += X(i, j);
+    mu(j) = idx.empty() ? 0.0 : s / static_cast<double>(idx.size());
   }
-  f.ncomp = a;
-  f.R.conservativeResize(p, a);
-  f.Q.conservativeResize(q, a);
-  return f;
+  return mu;
+}
+
+}  // namespace pred_detail
+
+inline std::vector<PlsFit> pls_batch(const MatRef& X, const MatRef& Y, const std::vector<Split>& splits, int ncomp,
+                                     const Exec& ex, double max_bytes = 1e9) {
+  const Index n = X.rows(), p = X.cols(), q = Y.cols();
+  const Index nsplit = static_cast<Index>(splits.size());
+  std::vector<PlsFit> fits(static_cast<std::size_t>(nsplit));
+  const bool small_gram = q > 1 && q <= p && q <= 512;
+  const double per_split = 8.0 * (static_cast<double>(p) * q + (small_gram ? static_cast<double>(q) * q : 0.0));
+  const Index batch = std::max<Index>(1, std::min<Index>(nsplit, static_cast<Index>(max_bytes / per_split)));
+  const Matrix XtY = X.transpose() * Y;  // shared by every split
+  const Vector xsum = X.colwise().sum().transpose(), ysum = Y.colwise().sum().transpose();
+  for (Index b0 = 0; b0 < nsplit; b0 += batch) {
+    const Index B = std::min(batch, nsplit - b0);
+    std::vector<Matrix> S(static_cast<std::size_t>(B)), G(static_cast<std::size_t>(B)), P(static_cast<std::size_t>(B));
+    std::vector<char> active(static_cast<std::size_t>(B), 1);
+    std::vector<std::vector<char>> is_test(static_cast<std::size_t>(B));
+    for (Index b = 0; b < B; ++b) {
+      ex.check();
+      const Split& sp = splits[static_cast<std::size_t>(b0 + b)];
+      PlsFit& f = fits[static_cast<std::size_t>(b0 + b)];
+      const double ntr = static_cast<double>(sp.train.size());
+      // S = sum over training rows of (x - mu)(y - mu)' = X'Y - X_test'Y_test - ntr mu_x mu_y'
+      const Matrix Xte = pred_detail::gather_rows(X, sp.test), Yte = pred_detail::gather_rows(Y, sp.test);
+      const bool complement = static_cast<Index>(sp.train.size() + sp.test.size()) == n;
+      if (complement) {
+        f.x_mean = (xsum - Xte.colwise().sum().transpose()) / ntr;
+        f.y_mean = (ysum - Yte.colwise().sum().transpose()) / ntr;
+        S[b] = XtY;
+        if (Xte.rows() > 0) S[b].noalias() -= Xte.transpose() * Yte;
+      } else {  // training set is not the complement of the test set: use its rows directly
+        const Matrix Xtr = pred_detail::gather_rows(X, sp.train), Ytr = pred_detail::gather_rows(Y, sp.train);
+        f.x_mean = Xtr.colwise().mean().transpose();
+        f.y_mean = Ytr.colwise().mean().transpose();
+        S[b].noalias() = Xtr.transpose() * Ytr;
+      }
+      S[b].noalias() -= (ntr * f.x_mean) * f.y_mean.transpose();
+      if (small_gram) G[b] = crossprod(S[b]);
+      f.R.resize(p, ncomp);
+      f.Q.resize(q, ncomp);
+      P[b].resize(p, ncomp);
+      is_test[b].assign(static_cast<std::size_t>(n), 1);
+      for (Index i : sp.train) is_test[b][static_cast<std::size_t>(i)] = 0;
+    }
+    Matrix Rb(p, B), T(n, B), XtT(p, B), YtT(q, B);
+    for (int a = 0; a < ncomp; ++a) {
+      ex.check();
+      Rb.setZero();
+      for (Index b = 0; b < B; ++b) {
+        if (!active[static_cast<std::size_t>(b)]) continue;
+        PlsFit& f = fits[static_cast<std::size_t>(b0 + b)];
+        Vector w;
+        if (small_gram) {
+          w = S[b] * pred_detail::top_eigenvector_lanczos(G[b]);
+        } else {
+          w = pred_detail::dominant_left(S[b]);
+        }
+        const double nw = w.norm();
+        if (!(nw > 0)) {
+          active[static_cast<std::size_t>(b)] = 0;
+          continue;
+        }
+        w /= nw;
+        Vector r = w;
+        if (a > 0) r.noalias() -= f.R.leftCols(a) * (P[b].leftCols(a).transpose() * w);
+        Rb.col(b) = r;
+      }
+      T.noalias() = X * Rb;
+      Vector tt(B);
+      for (Index b = 0; b < B; ++b) {
+        const double shift = fits[static_cast<std::size_t>(b0 + b)].x_mean.dot(Rb.col(b));
+        double s2 = 0;
+        for (Index i = 0; i < n; ++i) {
+          const double v = is_test[b][static_cast<std::size_t>(i)] ? 0.0 : T(i, b) - shift;
+          T(i, b) = v;
+          s2 += v * v;
+        }
+        tt(b) = s2;
+      }
+      XtT.noalias() = X.transpose() * T;
+      YtT.noalias() = Y.transpose() * T;
+      for (Index b = 0; b < B; ++b) {
+        if (!active[static_cast<std::size_t>(b)]) continue;
+        PlsFit& f = fits[static_cast<std::size_t>(b0 + b)];
+        const double scale = std::max(1e-300, XtT.col(b).norm() * Rb.col(b).norm());
+        if (!(tt(b) > 1e-13 * scale)) {  // X r vanishes: X is exhausted
+          active[static_cast<std::size_t>(b)] = 0;
+          continue;
+        }
+        const Vector pa = XtT.col(b) / tt(b), qa = YtT.col(b) / tt(b);
+        if (small_gram) {
+          // S1 = S - tt pa qa'  =>  S1'S1 = G - tt (g qa' + qa g') + tt^2 |pa|^2 qa qa', g = S'pa
+          const Vector gv = S[b].transpose() * pa;
+          G[b].noalias() -= tt(b) * (gv * qa.transpose() + qa * gv.transpose());
+          G[b].noalias() += (tt(b) * tt(b) * pa.squaredNorm()) * (qa * qa.transpose());
+        }
+        S[b].noalias() -= (tt(b) * pa) * qa.transpose();
+        f.R.col(a) = Rb.col(b);
+        P[b].col(a) = pa;
+        f.Q.col(a) = qa;
+        f.ncomp = a + 1;
+      }
+    }
+    for (Index b = 0; b < B; ++b) {
+      PlsFit& f = fits[static_cast<std::size_t>(b0 + b)];
+      f.R.conservativeResize(p, f.ncomp);
+      f.Q.conservativeResize(q, f.ncomp);
+    }
+  }
+  return fits;
+}
+
+// One PLS fit on all rows.
+inline PlsFit pls_fit(const MatRef& X, const MatRef& Y, int ncomp, const Exec& ex) {
+  std::vector<Split> one(1);
+  one[0].train.resize(static_cast<std::size_t>(X.rows()));
+  std::iota(one[0].train.begin(), one[0].train.end(), 0);
+  return pls_batch(X, Y, one, ncomp, ex)[0];
 }
 
 // ---------------------------------------------------------------------------------------
@@ -424,7 +596,7 @@ inline PlsFit pls_fit(const Matrix& Xc, const Matrix& Yc, int ncomp, const Exec&
 // are centred by the training fold's means only.
 template <class Fit>
 CvResult cross_validate(const MatRef& X, const MatRef& Y, const std::vector<Split>& splits, bool pooled,
-                        bool keep, Fit fit, const Exec& ex) {
+                        bool keep, Fit fit, const Exec& ex, bool gather_train = true) {
   const Index q = Y.cols(), S = static_cast<Index>(splits.size());
   CvResult out;
   out.r.resize(S, q);
@@ -434,11 +606,18 @@ CvResult cross_validate(const MatRef& X, const MatRef& Y, const std::vector<Spli
   for (Index s = 0; s < S; ++s) {
     ex.check();
     const Split& sp = splits[static_cast<std::size_t>(s)];
-    Matrix Xc = pred_detail::gather_rows(X, sp.train), Xte = pred_detail::gather_rows(X, sp.test);
-    Matrix Yc = pred_detail::gather_rows(Y, sp.train), empty(0, Y.cols());
+    Vector xbar, ybar;
+    Matrix Xc, Yc;
+    if (gather_train) {
+      Xc = pred_detail::gather_centred(X, sp.train, xbar);
+      Yc = pred_detail::gather_centred(Y, sp.train, ybar);
+    } else {
+      xbar = pred_detail::row_subset_means(X, sp.train);
+      ybar = pred_detail::row_subset_means(Y, sp.train);
+    }
+    Matrix Xte = pred_detail::gather_rows(X, sp.test);
+    Xte.rowwise() -= xbar.transpose();
     const Matrix Yte = pred_detail::gather_rows(Y, sp.test);
-    pred_detail::centre_by_train(Xc, Xte);
-    const Vector ybar = pred_detail::centre_by_train(Yc, empty);
     Vector alpha_row = Vector::Constant(q, pred_detail::nan());
     Matrix P = fit(Xc, Yc, Xte, s, alpha_row);
     P.rowwise() += ybar.transpose();
@@ -481,16 +660,17 @@ inline CvResult ridge_cv(const MatRef& X, const MatRef& Y, const std::vector<Spl
 
 inline CvResult pls_cv(const MatRef& X, const MatRef& Y, const std::vector<Split>& splits, int ncomp, bool pooled,
                        bool keep, const Exec& ex) {
+  const std::vector<PlsFit> fits = pls_batch(X, Y, splits, ncomp, ex);
   int used = ncomp;
-  auto fit = [&](const Matrix& Xc, const Matrix& Yc, const Matrix& Xte, Index, Vector&) {
-    const PlsFit f = pls_fit(Xc, Yc, ncomp, ex);
-    used = std::min(used, f.ncomp);
+  for (const PlsFit& f : fits) used = std::min(used, f.ncomp);
+  auto fit = [&](const Matrix&, const Matrix&, const Matrix& Xte, Index s, Vector&) {
+    const PlsFit& f = fits[static_cast<std::size_t>(s)];
     const Matrix XR = Xte * f.R;
-    Matrix P(Xte.rows(), Yc.cols());
+    Matrix P(Xte.rows(), Y.cols());
     P.noalias() = XR * f.Q.transpose();
     return P;
   };
-  CvResult out = cross_validate(X, Y, splits, pooled, keep, fit, ex);
+  CvResult out = cross_validate(X, Y, splits, pooled, keep, fit, ex, false);
   out.ncomp_used = used;
   return out;
 }
