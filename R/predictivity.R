@@ -665,7 +665,7 @@ resolve_ceiling <- function(ceiling, resp, seed, call = rlang::caller_env()) {
 # each stratum is spread evenly over the folds.
 kfold_splits <- function(n, k, stratify, seed, call = rlang::caller_env()) {
   if (n < k) ts_abort("There are {n} stimuli, fewer than {.arg folds} = {k}.", "too_few", call = call)
-  if (n < 2 * k && n < k + 3) ts_abort("{n} stimuli are too few for {k} folds.", "too_few", call = call)
+  if (n - ceiling(n / k) < 3) ts_abort("{n} stimuli are too few for {k} folds (each training set needs 3).", "too_few", call = call)
   order_ <- with_seed(seed, {
     if (is.null(stratify)) sample.int(n) else unlist(lapply(split(seq_len(n), stratify), function(v) v[sample.int(length(v))]),
                                                      use.names = FALSE)
