@@ -25,8 +25,9 @@
 //
 // PLS regression: the improved kernel algorithm #1 of Dayal & MacGregor (1997), which
 // gives NIPALS PLS2 results (sklearn's PLSRegression, pls::kernelpls) while touching X
-// only through two matrix-vector products per component and X'Y (p x q) through
-// rank-one deflations. No scaling; X and Y centred on the training fold.
+// only through two products per component and X'Y (p x q) through rank-one deflations;
+// all splits are fitted together so those products are GEMMs with one column per split
+// (see pls_batch). No scaling; X and Y centred on the training fold.
 #pragma once
 
 #include "common.hpp"
