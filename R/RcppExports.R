@@ -61,6 +61,22 @@ cpp_transport <- function(a, b, cost) {
     .Call(`_tensorscope_cpp_transport`, a, b, cost)
 }
 
+cpp_ridge_cv <- function(x, y, train, test, alphas, select, per_target, inner_folds, seed, pooled, keep, threads) {
+    .Call(`_tensorscope_cpp_ridge_cv`, x, y, train, test, alphas, select, per_target, inner_folds, seed, pooled, keep, threads)
+}
+
+cpp_pls_cv <- function(x, y, train, test, ncomp, pooled, keep, threads) {
+    .Call(`_tensorscope_cpp_pls_cv`, x, y, train, test, ncomp, pooled, keep, threads)
+}
+
+cpp_ridge_coef <- function(x, y, alphas, centre) {
+    .Call(`_tensorscope_cpp_ridge_coef`, x, y, alphas, centre)
+}
+
+cpp_pls_fit <- function(x, y, ncomp) {
+    .Call(`_tensorscope_cpp_pls_fit`, x, y, ncomp)
+}
+
 cpp_rdm <- function(x, method, noise_cov) {
     .Call(`_tensorscope_cpp_rdm`, x, method, noise_cov)
 }

@@ -244,6 +244,73 @@ BEGIN_RCPP
     return rcpp_result_gen;
 END_RCPP
 }
+// cpp_ridge_cv
+Rcpp::List cpp_ridge_cv(SEXP x, SEXP y, Rcpp::List train, Rcpp::List test, std::vector<double> alphas, std::string select, bool per_target, int inner_folds, double seed, bool pooled, bool keep, int threads);
+RcppExport SEXP _tensorscope_cpp_ridge_cv(SEXP xSEXP, SEXP ySEXP, SEXP trainSEXP, SEXP testSEXP, SEXP alphasSEXP, SEXP selectSEXP, SEXP per_targetSEXP, SEXP inner_foldsSEXP, SEXP seedSEXP, SEXP pooledSEXP, SEXP keepSEXP, SEXP threadsSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::RNGScope rcpp_rngScope_gen;
+    Rcpp::traits::input_parameter< SEXP >::type x(xSEXP);
+    Rcpp::traits::input_parameter< SEXP >::type y(ySEXP);
+    Rcpp::traits::input_parameter< Rcpp::List >::type train(trainSEXP);
+    Rcpp::traits::input_parameter< Rcpp::List >::type test(testSEXP);
+    Rcpp::traits::input_parameter< std::vector<double> >::type alphas(alphasSEXP);
+    Rcpp::traits::input_parameter< std::string >::type select(selectSEXP);
+    Rcpp::traits::input_parameter< bool >::type per_target(per_targetSEXP);
+    Rcpp::traits::input_parameter< int >::type inner_folds(inner_foldsSEXP);
+    Rcpp::traits::input_parameter< double >::type seed(seedSEXP);
+    Rcpp::traits::input_parameter< bool >::type pooled(pooledSEXP);
+    Rcpp::traits::input_parameter< bool >::type keep(keepSEXP);
+    Rcpp::traits::input_parameter< int >::type threads(threadsSEXP);
+    rcpp_result_gen = Rcpp::wrap(cpp_ridge_cv(x, y, train, test, alphas, select, per_target, inner_folds, seed, pooled, keep, threads));
+    return rcpp_result_gen;
+END_RCPP
+}
+// cpp_pls_cv
+Rcpp::List cpp_pls_cv(SEXP x, SEXP y, Rcpp::List train, Rcpp::List test, int ncomp, bool pooled, bool keep, int threads);
+RcppExport SEXP _tensorscope_cpp_pls_cv(SEXP xSEXP, SEXP ySEXP, SEXP trainSEXP, SEXP testSEXP, SEXP ncompSEXP, SEXP pooledSEXP, SEXP keepSEXP, SEXP threadsSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::RNGScope rcpp_rngScope_gen;
+    Rcpp::traits::input_parameter< SEXP >::type x(xSEXP);
+    Rcpp::traits::input_parameter< SEXP >::type y(ySEXP);
+    Rcpp::traits::input_parameter< Rcpp::List >::type train(trainSEXP);
+    Rcpp::traits::input_parameter< Rcpp::List >::type test(testSEXP);
+    Rcpp::traits::input_parameter< int >::type ncomp(ncompSEXP);
+    Rcpp::traits::input_parameter< bool >::type pooled(pooledSEXP);
+    Rcpp::traits::input_parameter< bool >::type keep(keepSEXP);
+    Rcpp::traits::input_parameter< int >::type threads(threadsSEXP);
+    rcpp_result_gen = Rcpp::wrap(cpp_pls_cv(x, y, train, test, ncomp, pooled, keep, threads));
+    return rcpp_result_gen;
+END_RCPP
+}
+// cpp_ridge_coef
+Rcpp::List cpp_ridge_coef(SEXP x, SEXP y, std::vector<double> alphas, bool centre);
+RcppExport SEXP _tensorscope_cpp_ridge_coef(SEXP xSEXP, SEXP ySEXP, SEXP alphasSEXP, SEXP centreSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::RNGScope rcpp_rngScope_gen;
+    Rcpp::traits::input_parameter< SEXP >::type x(xSEXP);
+    Rcpp::traits::input_parameter< SEXP >::type y(ySEXP);
+    Rcpp::traits::input_parameter< std::vector<double> >::type alphas(alphasSEXP);
+    Rcpp::traits::input_parameter< bool >::type centre(centreSEXP);
+    rcpp_result_gen = Rcpp::wrap(cpp_ridge_coef(x, y, alphas, centre));
+    return rcpp_result_gen;
+END_RCPP
+}
+// cpp_pls_fit
+Rcpp::List cpp_pls_fit(SEXP x, SEXP y, int ncomp);
+RcppExport SEXP _tensorscope_cpp_pls_fit(SEXP xSEXP, SEXP ySEXP, SEXP ncompSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::RNGScope rcpp_rngScope_gen;
+    Rcpp::traits::input_parameter< SEXP >::type x(xSEXP);
+    Rcpp::traits::input_parameter< SEXP >::type y(ySEXP);
+    Rcpp::traits::input_parameter< int >::type ncomp(ncompSEXP);
+    rcpp_result_gen = Rcpp::wrap(cpp_pls_fit(x, y, ncomp));
+    return rcpp_result_gen;
+END_RCPP
+}
 // cpp_rdm
 Eigen::VectorXd cpp_rdm(SEXP x, std::string method, SEXP noise_cov);
 RcppExport SEXP _tensorscope_cpp_rdm(SEXP xSEXP, SEXP methodSEXP, SEXP noise_covSEXP) {
@@ -427,6 +494,10 @@ static const R_CallMethodDef CallEntries[] = {
     {"_tensorscope_cpp_ricci_knn", (DL_FUNC) &_tensorscope_cpp_ricci_knn, 6},
     {"_tensorscope_cpp_ricci_graph", (DL_FUNC) &_tensorscope_cpp_ricci_graph, 8},
     {"_tensorscope_cpp_transport", (DL_FUNC) &_tensorscope_cpp_transport, 3},
+    {"_tensorscope_cpp_ridge_cv", (DL_FUNC) &_tensorscope_cpp_ridge_cv, 12},
+    {"_tensorscope_cpp_pls_cv", (DL_FUNC) &_tensorscope_cpp_pls_cv, 8},
+    {"_tensorscope_cpp_ridge_coef", (DL_FUNC) &_tensorscope_cpp_ridge_coef, 4},
+    {"_tensorscope_cpp_pls_fit", (DL_FUNC) &_tensorscope_cpp_pls_fit, 3},
     {"_tensorscope_cpp_rdm", (DL_FUNC) &_tensorscope_cpp_rdm, 3},
     {"_tensorscope_cpp_crossnobis", (DL_FUNC) &_tensorscope_cpp_crossnobis, 2},
     {"_tensorscope_cpp_noise_cov", (DL_FUNC) &_tensorscope_cpp_noise_cov, 3},

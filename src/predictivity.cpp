@@ -1,0 +1,74 @@
+// Rcpp glue for neural predictivity (core: inst/include/tensorscope/predictivity.hpp).
+#include "glue.h"
+
+#include <tensorscope/predictivity.hpp>
+
+using namespace tensorscope;
+
+namespace {
+
+// R's 1-based index vectors -> 0-based splits.
+std::vector<Split> as_splits(const Rcpp::List& train, const Rcpp::List& test) {
+  std::vector<Split> out(static_cast<std::size_t>(train.size()));
+  for (R_xlen_t s = 0; s < train.size(); ++s) {
+    Rcpp::IntegerVector tr = train[s], te = test[s];
+    for (int i : tr) out[static_cast<std::size_t>(s)].train.push_back(i - 1);
+    for (int i : te) out[static_cast<std::size_t>(s)].test.push_back(i - 1);
+  }
+  return out;
+}
+
+Rcpp::List wrap_cv(const CvResult& r) {
+  Rcpp::List preds(r.predictions.size());
+  for (std::size_t i = 0; i < r.predictions.size(); ++i) preds[static_cast<R_xlen_t>(i)] = Rcpp::wrap(r.predictions[i]);
+  return Rcpp::List::create(Rcpp::Named("r") = Rcpp::wrap(r.r), Rcpp::Named("r2") = Rcpp::wrap(r.r2),
+                            Rcpp::Named("alpha") = Rcpp::wrap(r.alpha),
+                            Rcpp::Named("pooled_r") = Rcpp::wrap(r.pooled_r),
+                            Rcpp::Named("pooled_r2") = Rcpp::wrap(r.pooled_r2),
+                            Rcpp::Named("pooled_pred") = Rcpp::wrap(r.pooled_pred),
+                            Rcpp::Named("predictions") = preds, Rcpp::Named("ncomp") = r.ncomp_used);
+}
+
+}  // namespace
+
+// [[Rcpp::export]]
+Rcpp::List cpp_ridge_cv(SEXP x, SEXP y, Rcpp::List train, Rcpp::List test, std::vector<double> alphas,
+                        std::string select, bool per_target, int inner_folds, double seed, bool pooled,
+                        bool keep, int threads) {
+  const auto X = glue::map_matrix(x);
+  const auto Y = glue::map_matrix(y);
+  RidgeOptions o;
+  o.alphas = alphas;
+  o.select = select == "loo" ? AlphaSelect::loo : (select == "kfold" ? AlphaSelect::kfold : AlphaSelect::gcv);
+  o.per_target = per_target;
+  o.inner_folds = inner_folds;
+  o.seed = static_cast<std::uint64_t>(seed);
+  return wrap_cv(ridge_cv(X, Y, as_splits(train, test), o, pooled, keep, glue::exec(threads)));
+}
+
+// [[Rcpp::export]]
+Rcpp::List cpp_pls_cv(SEXP x, SEXP y, Rcpp::List train, Rcpp::List test, int ncomp, bool pooled, bool keep,
+                      int threads) {
+  const auto X = glue::map_matrix(x);
+  const auto Y = glue::map_matrix(y);
+  return wrap_cv(pls_cv(X, Y, as_splits(train, test), ncomp, pooled, keep, glue::exec(threads)));
+}
+
+// [[Rcpp::export]]
+Rcpp::List cpp_ridge_coef(SEXP x, SEXP y, std::vector<double> alphas, bool centre) {
+  const auto X = glue::map_matrix(x);
+  const auto Y = glue::map_matrix(y);
+  RidgeCoef r = ridge_coef(X, Y, alphas, centre);
+  return Rcpp::List::create(Rcpp::Named("coef") = Rcpp::wrap(r.coef),
+                            Rcpp::Named("intercept") = Rcpp::wrap(r.intercept));
+}
+
+// [[Rcpp::export]]
+Rcpp::List cpp_pls_fit(SEXP x, SEXP y, int ncomp) {
+  const auto X = glue::map_matrix(x);
+  const auto Y = glue::map_matrix(y);
+  PlsFit f = pls_fit(X, Y, ncomp, glue::exec(1));
+  return Rcpp::List::create(Rcpp::Named("weights") = Rcpp::wrap(f.R), Rcpp::Named("y_loadings") = Rcpp::wrap(f.Q),
+                            Rcpp::Named("x_means") = Rcpp::wrap(f.x_mean), Rcpp::Named("y_means") = Rcpp::wrap(f.y_mean),
+                            Rcpp::Named("ncomp") = f.ncomp);
+}
