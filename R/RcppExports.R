@@ -61,6 +61,18 @@ cpp_transport <- function(a, b, cost) {
     .Call(`_tensorscope_cpp_transport`, a, b, cost)
 }
 
+cpp_read_npy <- function(path) {
+    .Call(`_tensorscope_cpp_read_npy`, path)
+}
+
+cpp_read_npz <- function(path) {
+    .Call(`_tensorscope_cpp_read_npz`, path)
+}
+
+cpp_write_npy <- function(x, path, dims, fortran) {
+    .Call(`_tensorscope_cpp_write_npy`, x, path, dims, fortran)
+}
+
 cpp_rdm <- function(x, method, noise_cov) {
     .Call(`_tensorscope_cpp_rdm`, x, method, noise_cov)
 }

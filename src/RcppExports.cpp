@@ -244,6 +244,42 @@ BEGIN_RCPP
     return rcpp_result_gen;
 END_RCPP
 }
+// cpp_read_npy
+SEXP cpp_read_npy(std::string path);
+RcppExport SEXP _tensorscope_cpp_read_npy(SEXP pathSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::RNGScope rcpp_rngScope_gen;
+    Rcpp::traits::input_parameter< std::string >::type path(pathSEXP);
+    rcpp_result_gen = Rcpp::wrap(cpp_read_npy(path));
+    return rcpp_result_gen;
+END_RCPP
+}
+// cpp_read_npz
+SEXP cpp_read_npz(std::string path);
+RcppExport SEXP _tensorscope_cpp_read_npz(SEXP pathSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::RNGScope rcpp_rngScope_gen;
+    Rcpp::traits::input_parameter< std::string >::type path(pathSEXP);
+    rcpp_result_gen = Rcpp::wrap(cpp_read_npz(path));
+    return rcpp_result_gen;
+END_RCPP
+}
+// cpp_write_npy
+SEXP cpp_write_npy(SEXP x, std::string path, Rcpp::NumericVector dims, bool fortran);
+RcppExport SEXP _tensorscope_cpp_write_npy(SEXP xSEXP, SEXP pathSEXP, SEXP dimsSEXP, SEXP fortranSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::RNGScope rcpp_rngScope_gen;
+    Rcpp::traits::input_parameter< SEXP >::type x(xSEXP);
+    Rcpp::traits::input_parameter< std::string >::type path(pathSEXP);
+    Rcpp::traits::input_parameter< Rcpp::NumericVector >::type dims(dimsSEXP);
+    Rcpp::traits::input_parameter< bool >::type fortran(fortranSEXP);
+    rcpp_result_gen = Rcpp::wrap(cpp_write_npy(x, path, dims, fortran));
+    return rcpp_result_gen;
+END_RCPP
+}
 // cpp_rdm
 Eigen::VectorXd cpp_rdm(SEXP x, std::string method, SEXP noise_cov);
 RcppExport SEXP _tensorscope_cpp_rdm(SEXP xSEXP, SEXP methodSEXP, SEXP noise_covSEXP) {
@@ -427,6 +463,9 @@ static const R_CallMethodDef CallEntries[] = {
     {"_tensorscope_cpp_ricci_knn", (DL_FUNC) &_tensorscope_cpp_ricci_knn, 6},
     {"_tensorscope_cpp_ricci_graph", (DL_FUNC) &_tensorscope_cpp_ricci_graph, 8},
     {"_tensorscope_cpp_transport", (DL_FUNC) &_tensorscope_cpp_transport, 3},
+    {"_tensorscope_cpp_read_npy", (DL_FUNC) &_tensorscope_cpp_read_npy, 1},
+    {"_tensorscope_cpp_read_npz", (DL_FUNC) &_tensorscope_cpp_read_npz, 1},
+    {"_tensorscope_cpp_write_npy", (DL_FUNC) &_tensorscope_cpp_write_npy, 4},
     {"_tensorscope_cpp_rdm", (DL_FUNC) &_tensorscope_cpp_rdm, 3},
     {"_tensorscope_cpp_crossnobis", (DL_FUNC) &_tensorscope_cpp_crossnobis, 2},
     {"_tensorscope_cpp_noise_cov", (DL_FUNC) &_tensorscope_cpp_noise_cov, 3},
