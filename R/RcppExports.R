@@ -69,6 +69,10 @@ cpp_read_npz <- function(path) {
     .Call(`_tensorscope_cpp_read_npz`, path)
 }
 
+cpp_read_npy_raw <- function(bytes, npz) {
+    .Call(`_tensorscope_cpp_read_npy_raw`, bytes, npz)
+}
+
 cpp_write_npy <- function(x, path, dims, fortran) {
     .Call(`_tensorscope_cpp_write_npy`, x, path, dims, fortran)
 }

@@ -243,8 +243,10 @@ mat_rdms <- function(x, rdm = "RDM", name = "name", labels = NULL) {
   arg <- rlang::caller_arg(x)
   call <- rlang::current_env()
   if (is.list(x) && is.null(dim(x)) && !is.null(names(x)) && !any(vapply(x, inherits, logical(1), "ts_rdm"))) {
-    usable <- vapply(x, function(v) is_mat_struct(v, rdm) || is.numeric(v) && length(dim(v)) %in% 2:3, logical(1))
-    if (sum(usable) == 1 && !all(vapply(x, is.matrix, logical(1)))) {
+    usable <- vapply(x, function(v) {
+      is_mat_struct(v, rdm) || is.numeric(v) && length(dim(v)) %in% 2:3 && dim(v)[1] == dim(v)[2] && dim(v)[1] > 1
+    }, logical(1))
+    if (sum(usable) == 1) {
       return(mat_rdms(x[[which(usable)]], rdm, name, labels))
     }
   }

@@ -266,6 +266,18 @@ BEGIN_RCPP
     return rcpp_result_gen;
 END_RCPP
 }
+// cpp_read_npy_raw
+SEXP cpp_read_npy_raw(Rcpp::RawVector bytes, bool npz);
+RcppExport SEXP _tensorscope_cpp_read_npy_raw(SEXP bytesSEXP, SEXP npzSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::RNGScope rcpp_rngScope_gen;
+    Rcpp::traits::input_parameter< Rcpp::RawVector >::type bytes(bytesSEXP);
+    Rcpp::traits::input_parameter< bool >::type npz(npzSEXP);
+    rcpp_result_gen = Rcpp::wrap(cpp_read_npy_raw(bytes, npz));
+    return rcpp_result_gen;
+END_RCPP
+}
 // cpp_write_npy
 SEXP cpp_write_npy(SEXP x, std::string path, Rcpp::NumericVector dims, bool fortran);
 RcppExport SEXP _tensorscope_cpp_write_npy(SEXP xSEXP, SEXP pathSEXP, SEXP dimsSEXP, SEXP fortranSEXP) {
@@ -465,6 +477,7 @@ static const R_CallMethodDef CallEntries[] = {
     {"_tensorscope_cpp_transport", (DL_FUNC) &_tensorscope_cpp_transport, 3},
     {"_tensorscope_cpp_read_npy", (DL_FUNC) &_tensorscope_cpp_read_npy, 1},
     {"_tensorscope_cpp_read_npz", (DL_FUNC) &_tensorscope_cpp_read_npz, 1},
+    {"_tensorscope_cpp_read_npy_raw", (DL_FUNC) &_tensorscope_cpp_read_npy_raw, 2},
     {"_tensorscope_cpp_write_npy", (DL_FUNC) &_tensorscope_cpp_write_npy, 4},
     {"_tensorscope_cpp_rdm", (DL_FUNC) &_tensorscope_cpp_rdm, 3},
     {"_tensorscope_cpp_crossnobis", (DL_FUNC) &_tensorscope_cpp_crossnobis, 2},

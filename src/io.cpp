@@ -49,6 +49,26 @@ SEXP array_from(const unsigned char* p, std::size_t n) {
   return out;
 }
 
+// All members of the zip archive z, by name (without ".npy").
+SEXP npz_from(const std::vector<unsigned char>& z) {
+  const std::vector<npy::ZipMember> members = npy::zip_members(z.data(), z.size());
+  Rcpp::List out(members.size());
+  Rcpp::CharacterVector names(members.size());
+  for (std::size_t k = 0; k < members.size(); ++k) {
+    std::vector<unsigned char> bytes = npy::zip_extract(z.data(), z.size(), members[k]);
+    try {
+      out[k] = array_from(bytes.data(), bytes.size());
+    } catch (const npy::io_error& e) {
+      throw npy::io_error(e.kind, "member '" + members[k].name + "': " + e.what());
+    }
+    std::string nm = members[k].name;
+    if (nm.size() > 4 && nm.compare(nm.size() - 4, 4, ".npy") == 0) nm.resize(nm.size() - 4);
+    names[k] = nm;
+  }
+  out.attr("names") = names;
+  return out;
+}
+
 }  // namespace
 
 // [[Rcpp::export]]
@@ -64,23 +84,18 @@ SEXP cpp_read_npy(std::string path) {
 // [[Rcpp::export]]
 SEXP cpp_read_npz(std::string path) {
   try {
-    const std::vector<unsigned char> z = npy::read_file(path);
-    const std::vector<npy::ZipMember> members = npy::zip_members(z.data(), z.size());
-    Rcpp::List out(members.size());
-    Rcpp::CharacterVector names(members.size());
-    for (std::size_t k = 0; k < members.size(); ++k) {
-      std::vector<unsigned char> bytes = npy::zip_extract(z.data(), z.size(), members[k]);
-      try {
-        out[k] = array_from(bytes.data(), bytes.size());
-      } catch (const npy::io_error& e) {
-        throw npy::io_error(e.kind, "member '" + members[k].name + "': " + e.what());
-      }
-      std::string nm = members[k].name;
-      if (nm.size() > 4 && nm.compare(nm.size() - 4, 4, ".npy") == 0) nm.resize(nm.size() - 4);
-      names[k] = nm;
-    }
-    out.attr("names") = names;
-    return out;
+    return npz_from(npy::read_file(path));
+  } catch (const npy::io_error& e) {
+    return failure(e);
+  }
+}
+
+// The same readers on bytes already in memory (a raw vector): used by the fuzz tests.
+// [[Rcpp::export]]
+SEXP cpp_read_npy_raw(Rcpp::RawVector bytes, bool npz) {
+  std::vector<unsigned char> b(bytes.begin(), bytes.end());
+  try {
+    return npz ? npz_from(b) : array_from(b.data(), b.size());
   } catch (const npy::io_error& e) {
     return failure(e);
   }
