@@ -168,9 +168,9 @@ h5_datasets <- function(h5) {
 # A dataset in numpy index order; NULL for an empty (H5S_NULL) dataspace.
 h5_read <- function(ds) {
   if (identical(as.character(ds$get_space()$get_simple_extent_type()), "H5S_NULL")) return(NULL)
-  x <- ds$read()
+  x <- ds$read(drop = FALSE)
   d <- dim(x)
-  if (length(d) >= 2) x <- aperm(x, rev(seq_along(d)))
+  if (length(d) >= 2) x <- aperm(x, rev(seq_along(d))) else dim(x) <- NULL
   x
 }
 
@@ -231,14 +231,14 @@ read_mat <- function(path) {
 #'   arrays, `dim1`, `dim2`, ... Errors: `tensorscope_error_not_rdm` when `x` holds no
 #'   RDMs or a matrix is not an RDM (naming the struct element).
 #' @export
-#' @examplesIf requireNamespace("R.matlab", quietly = TRUE)
-#' f <- tempfile(fileext = ".mat")
+#' @examples
 #' rdms <- lapply(1:3, function(i) as.matrix(dist(matrix(rnorm(20), 5))))
+#' # what read_mat() returns for a 1 x 3 MATLAB struct array with fields RDM and name
 #' s <- array(list(), c(2, 1, 3), dimnames = list(c("RDM", "name"), NULL, NULL))
 #' for (i in 1:3) { s[[1, 1, i]] <- rdms[[i]]; s[[2, 1, i]] <- paste("subject", i) }
-#' R.matlab::writeMat(f, RDMs = s)
-#' mat_rdms(read_mat(f)$RDMs)
-#' unlink(f)
+#' r <- mat_rdms(s)
+#' r
+#' r$descriptors
 mat_rdms <- function(x, rdm = "RDM", name = "name", labels = NULL) {
   arg <- rlang::caller_arg(x)
   call <- rlang::current_env()

@@ -213,6 +213,11 @@ test_that("read_h5() returns datasets in numpy index order", {
   y <- read_h5(fx("plain.h5"), "y")
   expect_identical(dim(y), c(2L, 3L, 4L))
   expect_identical(y, aperm(array(0:23, c(4, 3, 2)), 3:1))
+  # singleton dimensions are kept: h5py's (1, 15) is a 1 x 15 matrix
+  f <- withr::local_tempfile(fileext = ".h5")
+  write_rdm_h5(as_rdm(dist(1:6)), f)
+  expect_identical(read_h5(f, "dissimilarities"), matrix(as.double(dist(1:6)), 1))
+  expect_identical(read_h5(f, "pattern_descriptors/conds"), as.character(1:6))
   expect_error(read_h5(fx("plain.h5")), class = "tensorscope_error_argument")  # two datasets
   expect_error(read_h5(fx("plain.h5"), "nope"), class = "tensorscope_error_argument")
   expect_error(read_h5(fx("plain.h5"), 3), class = "tensorscope_error_argument")
