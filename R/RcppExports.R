@@ -61,6 +61,22 @@ cpp_transport <- function(a, b, cost) {
     .Call(`_tensorscope_cpp_transport`, a, b, cost)
 }
 
+cpp_read_npy <- function(path) {
+    .Call(`_tensorscope_cpp_read_npy`, path)
+}
+
+cpp_read_npz <- function(path) {
+    .Call(`_tensorscope_cpp_read_npz`, path)
+}
+
+cpp_read_npy_raw <- function(bytes, npz) {
+    .Call(`_tensorscope_cpp_read_npy_raw`, bytes, npz)
+}
+
+cpp_write_npy <- function(x, path, dims, fortran) {
+    .Call(`_tensorscope_cpp_write_npy`, x, path, dims, fortran)
+}
+
 cpp_ridge_cv <- function(x, y, train, test, alphas, select, per_target, inner_folds, seed, pooled, keep, threads) {
     .Call(`_tensorscope_cpp_ridge_cv`, x, y, train, test, alphas, select, per_target, inner_folds, seed, pooled, keep, threads)
 }

@@ -244,6 +244,54 @@ BEGIN_RCPP
     return rcpp_result_gen;
 END_RCPP
 }
+// cpp_read_npy
+SEXP cpp_read_npy(std::string path);
+RcppExport SEXP _tensorscope_cpp_read_npy(SEXP pathSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::RNGScope rcpp_rngScope_gen;
+    Rcpp::traits::input_parameter< std::string >::type path(pathSEXP);
+    rcpp_result_gen = Rcpp::wrap(cpp_read_npy(path));
+    return rcpp_result_gen;
+END_RCPP
+}
+// cpp_read_npz
+SEXP cpp_read_npz(std::string path);
+RcppExport SEXP _tensorscope_cpp_read_npz(SEXP pathSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::RNGScope rcpp_rngScope_gen;
+    Rcpp::traits::input_parameter< std::string >::type path(pathSEXP);
+    rcpp_result_gen = Rcpp::wrap(cpp_read_npz(path));
+    return rcpp_result_gen;
+END_RCPP
+}
+// cpp_read_npy_raw
+SEXP cpp_read_npy_raw(Rcpp::RawVector bytes, bool npz);
+RcppExport SEXP _tensorscope_cpp_read_npy_raw(SEXP bytesSEXP, SEXP npzSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::RNGScope rcpp_rngScope_gen;
+    Rcpp::traits::input_parameter< Rcpp::RawVector >::type bytes(bytesSEXP);
+    Rcpp::traits::input_parameter< bool >::type npz(npzSEXP);
+    rcpp_result_gen = Rcpp::wrap(cpp_read_npy_raw(bytes, npz));
+    return rcpp_result_gen;
+END_RCPP
+}
+// cpp_write_npy
+SEXP cpp_write_npy(SEXP x, std::string path, Rcpp::NumericVector dims, bool fortran);
+RcppExport SEXP _tensorscope_cpp_write_npy(SEXP xSEXP, SEXP pathSEXP, SEXP dimsSEXP, SEXP fortranSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::RNGScope rcpp_rngScope_gen;
+    Rcpp::traits::input_parameter< SEXP >::type x(xSEXP);
+    Rcpp::traits::input_parameter< std::string >::type path(pathSEXP);
+    Rcpp::traits::input_parameter< Rcpp::NumericVector >::type dims(dimsSEXP);
+    Rcpp::traits::input_parameter< bool >::type fortran(fortranSEXP);
+    rcpp_result_gen = Rcpp::wrap(cpp_write_npy(x, path, dims, fortran));
+    return rcpp_result_gen;
+END_RCPP
+}
 // cpp_ridge_cv
 Rcpp::List cpp_ridge_cv(SEXP x, SEXP y, Rcpp::List train, Rcpp::List test, std::vector<double> alphas, std::string select, bool per_target, int inner_folds, double seed, bool pooled, bool keep, int threads);
 RcppExport SEXP _tensorscope_cpp_ridge_cv(SEXP xSEXP, SEXP ySEXP, SEXP trainSEXP, SEXP testSEXP, SEXP alphasSEXP, SEXP selectSEXP, SEXP per_targetSEXP, SEXP inner_foldsSEXP, SEXP seedSEXP, SEXP pooledSEXP, SEXP keepSEXP, SEXP threadsSEXP) {
@@ -494,6 +542,10 @@ static const R_CallMethodDef CallEntries[] = {
     {"_tensorscope_cpp_ricci_knn", (DL_FUNC) &_tensorscope_cpp_ricci_knn, 6},
     {"_tensorscope_cpp_ricci_graph", (DL_FUNC) &_tensorscope_cpp_ricci_graph, 8},
     {"_tensorscope_cpp_transport", (DL_FUNC) &_tensorscope_cpp_transport, 3},
+    {"_tensorscope_cpp_read_npy", (DL_FUNC) &_tensorscope_cpp_read_npy, 1},
+    {"_tensorscope_cpp_read_npz", (DL_FUNC) &_tensorscope_cpp_read_npz, 1},
+    {"_tensorscope_cpp_read_npy_raw", (DL_FUNC) &_tensorscope_cpp_read_npy_raw, 2},
+    {"_tensorscope_cpp_write_npy", (DL_FUNC) &_tensorscope_cpp_write_npy, 4},
     {"_tensorscope_cpp_ridge_cv", (DL_FUNC) &_tensorscope_cpp_ridge_cv, 12},
     {"_tensorscope_cpp_pls_cv", (DL_FUNC) &_tensorscope_cpp_pls_cv, 8},
     {"_tensorscope_cpp_ridge_coef", (DL_FUNC) &_tensorscope_cpp_ridge_coef, 4},

@@ -34,16 +34,21 @@ kriegeskorte_dir <- function() {
   ""
 }
 
-# Human IT RDMs (4 subjects, the two sessions averaged) and the 8 model RDMs.
+# Human IT RDMs (4 subjects, the two sessions averaged) and the 8 model RDMs, read
+# with read_mat() + mat_rdms() (the RDMs struct is 1 x 4 x 2: subject x session).
 kriegeskorte_rdms <- function() {
   d <- kriegeskorte_dir()
   testthat::skip_if(!nzchar(d), "Kriegeskorte 2008 RDMs not found (../shared/data/kriegeskorte2008)")
   testthat::skip_if_not_installed("R.matlab")
-  b <- R.matlab::readMat(file.path(d, "92_brainRDMs.mat"))$RDMs
-  m <- R.matlab::readMat(file.path(d, "92_modelRDMs.mat"))$Models
-  hit <- lapply(1:4, function(s) (b[["RDM", 1, s, 1]] + b[["RDM", 1, s, 2]]) / 2)
-  names(hit) <- vapply(1:4, function(s) sub("hIT \\| ([A-Z]+).*", "\\1", b[["name", 1, s, 1]]), "")
-  mods <- lapply(seq_len(dim(m)[3]), function(i) m[["RDM", 1, i]])
-  names(mods) <- vapply(seq_len(dim(m)[3]), function(i) m[["name", 1, i]][1], "")
+  b <- mat_rdms(read_mat(file.path(d, "92_brainRDMs.mat"))$RDMs)
+  m <- mat_rdms(read_mat(file.path(d, "92_modelRDMs.mat"))$Models)
+  one <- function(r, i) unname(as.matrix(r, i))
+  hit <- lapply(1:4, function(s) {
+    (one(b, which(b$descriptors$dim2 == s & b$descriptors$dim3 == 1)) +
+       one(b, which(b$descriptors$dim2 == s & b$descriptors$dim3 == 2))) / 2
+  })
+  names(hit) <- sub("hIT \\| ([A-Z]+).*", "\\1", b$descriptors$name[b$descriptors$dim3 == 1])
+  mods <- lapply(seq_along(m), function(i) one(m, i))
+  names(mods) <- m$descriptors$name
   list(hit = hit, models = mods)
 }
