@@ -9,10 +9,12 @@
 #' the number of features. For the linear kernel, CKA = ||Y'X||_F^2 / (||X'X||_F
 #' ||Y'Y||_F) after column centring.
 #'
-#' **Computation.** The linear kernel is computed in feature space (cost ~ n p q) when
-#' that is cheaper than forming the n x n kernels (cost ~ n^2 (p + q)), i.e. when
-#' p + q < n; both routes are exact and agree to rounding (`path` forces one). The RBF
-#' kernel, exp(-d^2 / (2 sigma^2)), always uses the n x n kernels.
+#' **Computation.** The linear kernel is computed in feature space (cost ~ n (p + q)^2)
+#' unless forming the n x n kernels is cheaper (cost ~ 2 n^2 (p + q) plus memory passes
+#' over the kernels; the constants were measured, see `bench/alignment.R`), which for
+#' one pair means roughly p + q > 2 n; both routes are exact and agree to rounding
+#' (`path` forces one). The RBF kernel, exp(-d^2 / (2 sigma^2)), always uses the n x n
+#' kernels.
 #'
 #' **RBF bandwidth.** A numeric `sigma` is used as given (one value for both, or two:
 #' for `x` and `y`). Otherwise `bandwidth = "median"` (default) is Kornblith et al.'s

@@ -202,21 +202,20 @@ inline double linear_hsic(double tr_kl, const LinearLayer& a, const LinearLayer&
   return (dot + sa * sb / ((nd - 1) * (nd - 2)) - 2.0 / (nd - 2) * ab) / (nd * (nd - 3));
 }
 
-// Flop counts of the two routes for layer widths px (and py; empty = within px).
+// Cost of the two routes for layer widths px (and py; empty = within px), in GEMM
+// flop-equivalents. Feature space: n p q per pair (GEMM, plus syrk per layer).
+// Sample space: the syrk of each layer runs at about half the GEMM rate (2 n^2 p) and
+// the kernel's memory passes (centring, packing, the packed product) cost about 300
+// flop-equivalents per kernel entry per layer; both constants were measured with
+// OpenBLAS on this project's 2-core machines (bench/alignment.R, W2 at two sizes).
 inline bool prefer_gram(Index n, const std::vector<Index>& px, const std::vector<Index>& py) {
   double sx = 0, sy = 0;
   for (Index p : px) sx += static_cast<double>(p);
   for (Index p : py) sy += static_cast<double>(p);
   const double nd = static_cast<double>(n);
-  const double lx = static_cast<double>(px.size()), ly = static_cast<double>(py.size());
-  double feature, gram;
-  if (py.empty()) {
-    feature = nd * sx * sx;
-    gram = nd * nd * sx + nd * nd * lx * (lx + 1) / 2;
-  } else {
-    feature = nd * (sx + sy) * (sx + sy);
-    gram = nd * nd * (sx + sy) + nd * nd * lx * ly;
-  }
+  const double layers = static_cast<double>(px.size() + py.size());
+  const double feature = py.empty() ? nd * sx * sx : nd * (sx + sy) * (sx + sy);
+  const double gram = 2.0 * nd * nd * (sx + sy) + 300.0 * nd * nd * layers;
   return gram < feature;
 }
 
