@@ -5,6 +5,10 @@ cpp_cka_matrix <- function(xs, ys, kernel, estimator, bandwidth, t, sigma_x, sig
     .Call(`_tensorscope_cpp_cka_matrix`, xs, ys, kernel, estimator, bandwidth, t, sigma_x, sigma_y, path, max_gram_bytes, threads)
 }
 
+cpp_first_non_finite <- function(x) {
+    .Call(`_tensorscope_cpp_first_non_finite`, x)
+}
+
 cpp_pattern_row_sums <- function(a, nq, nk, threads) {
     .Call(`_tensorscope_cpp_pattern_row_sums`, a, nq, nk, threads)
 }

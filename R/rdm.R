@@ -116,19 +116,30 @@ rdm_one <- function(x, method, conditions, runs, noise, shrinkage, arg, backend 
   }
   S <- matrix(0, 0, 0)
   if (method == "mahalanobis") S <- noise_matrix(noise, x, cond, shrinkage, p, call)
-  if (method %in% c("correlation", "cosine")) {
-    centre <- method == "correlation"
-    z <- if (centre) m - rowMeans(m) else m
-    bad <- which(sqrt(rowSums(z^2)) <= 1e-300)
-    if (length(bad)) {
-      ts_abort("The {method} distance is undefined for condition{?s} {.val {labels[bad]}} of {.arg {arg}}: {if (centre) 'zero variance across channels' else 'all-zero pattern'}.",
-               "zero_variance", call = call)
-    }
-  }
   dev <- dense_backend(backend, length(m), supported = method %in% c("correlation", "cosine", "euclidean", "sqeuclidean"),
                        what = sprintf("method = \"%s\"", method), call = call)
-  if (dev != "eigen") return(list(d = drop(torch_run("ts_torch_rdm", m, method, dev, kind = "argument", call = call)), labels = labels))
-  list(d = cpp_rdm(m, method, S), labels = labels)
+  d <- if (dev != "eigen") {
+    drop(torch_run("ts_torch_rdm", m, method, dev, kind = "argument", call = call))
+  } else {
+    cpp_rdm(m, method, S)
+  }
+  if (anyNA(d)) {
+    # the core marks the pairs of a pattern with zero variance (correlation) or zero
+    # norm (cosine) as NaN
+    bad <- which(apply(square_na(d, length(labels)), 1, all))
+    ts_abort("The {method} distance is undefined for condition{?s} {.val {labels[bad]}} of {.arg {arg}}: {if (method == 'correlation') 'zero variance across channels' else 'all-zero pattern'}.",
+             "zero_variance", call = call)
+  }
+  list(d = d, labels = labels)
+}
+
+# n x n logical matrix: TRUE where the pair's dissimilarity is NA (diagonal TRUE).
+square_na <- function(d, n) {
+  m <- matrix(TRUE, n, n)
+  idx <- upper_pairs(n)
+  m[idx] <- is.na(d)
+  m[idx[, 2:1, drop = FALSE]] <- is.na(d)
+  m
 }
 
 group_means <- function(x, g) {

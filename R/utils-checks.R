@@ -49,7 +49,8 @@ as_data_matrix <- function(x, arg = rlang::caller_arg(x), call = rlang::caller_e
 }
 
 check_finite <- function(x, arg, call = rlang::caller_env()) {
-  if (anyNA(x) || any(is.infinite(x))) {
+  bad_found <- if (is.double(x)) cpp_first_non_finite(x) > 0 else anyNA(x) || any(is.infinite(x))
+  if (bad_found) {
     bad <- which(!is.finite(x))
     first <- bad[1]
     pos <- if (is.matrix(x)) {

@@ -5,6 +5,7 @@
 #include <Eigen/Dense>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <functional>
 #include <stdexcept>
@@ -44,6 +45,14 @@ struct Exec {
     if (interrupt) interrupt();
   }
 };
+
+// Index of the first value that is NA, NaN or infinite, or -1 (argument checks
+// without allocating).
+inline Index first_non_finite(const double* x, Index n) {
+  for (Index i = 0; i < n; ++i)
+    if (!std::isfinite(x[i])) return i;
+  return -1;
+}
 
 inline int omp_threads(int requested) { return requested < 1 ? 1 : requested; }
 

@@ -15,14 +15,17 @@
 #include "linalg.hpp"
 
 #include <cmath>
+#include <limits>
 
 namespace tensorscope {
 
 enum class RdmMethod { correlation, cosine, euclidean, sqeuclidean, mahalanobis, crossnobis };
 
 namespace detail {
-inline Vector upper_of(const Matrix& G, const std::function<double(Index, Index)>& f) {
-  const Index n = G.rows();
+// Upper triangle (i < j, dist order) of f(i, j) where f reads the LOWER triangle of a
+// symmetric matrix produced by syrk (column i, rows j > i: contiguous).
+template <class F>
+inline Vector upper_of(Index n, F f) {
   Vector v(n_pairs(n));
   for (Index i = 0; i < n; ++i) {
     const Index base = pair_index(i, i + 1, n);
@@ -30,17 +33,25 @@ inline Vector upper_of(const Matrix& G, const std::function<double(Index, Index)
   }
   return v;
 }
+
+// Lower triangle of X X^T by one syrk (the upper part is left zero).
+inline Matrix gram_lower(const MatRef& X) {
+  Matrix G = Matrix::Zero(X.rows(), X.rows());
+  G.selfadjointView<Eigen::Lower>().rankUpdate(X);
+  return G;
+}
 }  // namespace detail
 
-// Rows of X scaled to unit norm after (optionally) removing each row's mean.
+// Rows of X scaled to unit norm after (optionally) removing each row's mean. A row with
+// zero norm (or zero variance) becomes NaN, so every dissimilarity involving it is NaN
+// (the R layer turns that into an error naming the condition).
 inline Matrix normalise_rows(const MatRef& X, bool centre) {
   Matrix Z = X;
   if (centre) Z.colwise() -= Z.rowwise().mean();
   const Vector nrm = Z.rowwise().norm();
   for (Index i = 0; i < Z.rows(); ++i) {
-    if (!(nrm(i) > 0)) throw invalid_input("rdm: pattern " + std::to_string(i + 1) + " has zero " +
-                                           (centre ? "variance" : "norm"));
-    Z.row(i) /= nrm(i);
+    if (nrm(i) > 0) Z.row(i) /= nrm(i);
+    else Z.row(i).setConstant(std::numeric_limits<double>::quiet_NaN());
   }
   return Z;
 }
@@ -48,9 +59,9 @@ inline Matrix normalise_rows(const MatRef& X, bool centre) {
 // Squared Euclidean distances of the rows of X (column-centred first, which leaves the
 // distances unchanged and limits cancellation).
 inline Vector sq_distances(const MatRef& X) {
-  const Matrix G = tcrossprod(centre_columns(X));
+  const Matrix G = detail::gram_lower(centre_columns(X));
   const Vector d = G.diagonal();
-  return detail::upper_of(G, [&](Index i, Index j) { return std::max(0.0, d(i) + d(j) - 2.0 * G(i, j)); });
+  return detail::upper_of(G.rows(), [&](Index i, Index j) { return std::max(0.0, d(i) + d(j) - 2.0 * G(j, i)); });
 }
 
 // Whitening factor W with W W^T = S^-1 for a symmetric positive definite S.
@@ -68,9 +79,8 @@ inline Vector rdm_vector(const MatRef& X, RdmMethod method, const MatRef& noise_
   switch (method) {
     case RdmMethod::correlation:
     case RdmMethod::cosine: {
-      const Matrix Z = normalise_rows(X, method == RdmMethod::correlation);
-      const Matrix G = tcrossprod(Z);
-      return detail::upper_of(G, [&](Index i, Index j) { return 1.0 - G(i, j); });
+      const Matrix G = detail::gram_lower(normalise_rows(X, method == RdmMethod::correlation));
+      return detail::upper_of(G.rows(), [&](Index i, Index j) { return 1.0 - G(j, i); });
     }
     case RdmMethod::euclidean:
       return sq_distances(X).cwiseSqrt();
