@@ -53,12 +53,15 @@ test: test-torch test-notorch
 build: deps
 	$(R) CMD build .
 
-# R CMD check --as-cran also wants checkbashisms (devscripts) and qpdf. The CRAN
-# incoming checks need CRAN's web database, which these machines cannot reach, and
-# torch for R (Suggests) cannot be installed here.
+# R CMD check --as-cran also wants checkbashisms (devscripts) and qpdf. Its CRAN
+# incoming and orphaned-package checks read CRAN's web database, which these machines
+# cannot reach: an empty local copy stands in (R_CRAN_WEB). torch for R (Suggests)
+# cannot be installed here.
 check: build
 	@bash tools/install-deps.sh devscripts qpdf
-	_R_CHECK_FORCE_SUGGESTS_=false _R_CHECK_CRAN_INCOMING_=false _R_CHECK_CRAN_INCOMING_REMOTE_=false \
+	@mkdir -p check-cran/web/packages
+	@$(RSCRIPT) -e 'saveRDS(data.frame(Package = character(), Maintainer = character()), "check-cran/web/packages/packages.rds")'
+	R_CRAN_WEB=file://$(CURDIR)/check-cran _R_CHECK_FORCE_SUGGESTS_=false _R_CHECK_CRAN_INCOMING_REMOTE_=false \
 	  $(R) CMD check --as-cran --no-manual tensorscope_*.tar.gz
 
 demo: install
@@ -69,4 +72,4 @@ bench: install
 
 clean:
 	./cleanup
-	rm -rf $(LIB) $(LIB_NOTORCH) tensorscope_*.tar.gz tensorscope.Rcheck demo-output
+	rm -rf $(LIB) $(LIB_NOTORCH) tensorscope_*.tar.gz tensorscope.Rcheck demo-output check-cran
