@@ -33,7 +33,7 @@
 #' by the improved kernel algorithm of Dayal & MacGregor (1997), which gives the same
 #' model as NIPALS (scikit-learn's `PLSRegression`, `pls::plsr(method = "kernelpls")`).
 #' All splits are fitted together: per component, the scores of every split come from
-#' one product X [r_1 ... r_S] and the loadings from one product X' [t_1 ... t_S], so X
+#' one product X \[r_1 ... r_S\] and the loadings from one product X' \[t_1 ... t_S\], so X
 #' is read twice per component in all instead of twice per split (GEMM-shaped instead
 #' of matrix-vector products), and the centred training matrices are never copied.
 #'
