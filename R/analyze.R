@@ -16,10 +16,10 @@ metric_registry <- list(
   superposition_regime = list(family = "superposition", scope = "model", args = list(tol = 0.1)),
   cka_similarity = list(family = "alignment", scope = "model", args = list(kernel = "linear", estimator = "biased")),
   rsa_similarity = list(family = "alignment", scope = "neural",
-                        args = list(method = "spearman", rdm_method = "correlation", n_boot = 200, n_perm = 1000)),
+                        args = list(method = "spearman", rdm_method = "euclidean", n_boot = 200, n_perm = 1000)),
   block_cka_gap = list(family = "alignment", scope = "model", args = list(n_blocks = 2)),
   grouped_fisher = list(family = "fisher", scope = "model", args = list(group = "layer", type = "empirical")),
-  fisher_pruning_masks = list(family = "fisher", scope = "model", args = list(group = "layer", keep = 0.2)),
+  fisher_pruning_masks = list(family = "fisher", scope = "model", args = list(group = "layer", type = "empirical", keep = 0.2)),
   qkov_pairing = list(family = "circuits", scope = "model", args = list(n_baseline = 100)),
   induction_head_strength = list(family = "circuits", scope = "model", args = list()),
   attention_flow_patterns = list(family = "circuits", scope = "model", args = list(method = "rollout")),
@@ -252,8 +252,7 @@ model_metric <- function(name, ctx, a) {
       if (!length(w)) return(skip("the model has no 2-d weight matrices"))
       rows <- lapply(names(w), function(nm) {
         s <- superposition(w[[nm]], orientation = "dims_by_features", tol = a$tol)
-        st <- unlist(s$summary %||% s[vapply(s, function(v) is.numeric(v) && length(v) == 1, logical(1))])
-        tibble::tibble(layer = nm, statistic = names(st), value = as.double(st))
+        longify(s$summary, layer = nm)
       })
       do.call(rbind, rows)
     },
@@ -347,7 +346,8 @@ run_metric <- function(fn) {
 #' default; `plan(multisession)` on a laptop, `future.batchtools` on a cluster); the
 #' results do not depend on the plan. Progress is reported through `progressr`
 #' (wrap the call in `progressr::with_progress()`). Each task computes one layer's
-#' activations, reduces them to the layer metrics, to the layer's RDM and to an
+#' activations, reduces them to the layer metrics, to the layer's RDM (for
+#' [compare_to_neural()]) and to an
 #' n x min(n, p) matrix with the same centred Gram matrix (all that linear CKA needs:
 #' CKA from it equals CKA from the activations), and drops the activations unless
 #' `keep_activations = TRUE`.
@@ -439,7 +439,7 @@ analyze_models <- function(models, inputs = NULL, metrics = ts_metrics(), neural
     res <- lapply(layer_metrics, function(m) run_metric(function() layer_metric(m, x, ly, metrics[[m]])))
     names(res) <- layer_metrics
     out <- list(metrics = res, reduced = reduce_layer(x), extract_seconds = extract,
-                rdm = if (!is.null(neural_sets)) rdm(x, method = metrics$rsa_similarity$rdm_method %||% "correlation"),
+                rdm = rdm(x, method = metrics$rsa_similarity$rdm_method %||% "euclidean"),
                 activations = if (keep_activations) x)
     rm(x)
     p(sprintf("%s step %s %s", u$model, u$step, ly))
@@ -504,7 +504,7 @@ analyze_models <- function(models, inputs = NULL, metrics = ts_metrics(), neural
     raw = raws,
     units = lapply(units, function(u) u[c("model", "step", "kind")]),
     reduced = stats::setNames(reduced, vapply(units, function(u) paste(u$model, u$step), "")),
-    rdms = if (!is.null(neural_sets)) lapply(seq_along(units), function(i) {
+    rdms = lapply(seq_along(units), function(i) {
       idx <- which(tasks$unit == i)
       r <- as_rdm(lapply(layer_out[idx], function(o) as.matrix(o$rdm)), names = tasks$layer[idx])
       r
@@ -521,7 +521,7 @@ analyze_models <- function(models, inputs = NULL, metrics = ts_metrics(), neural
       seed = seed, device = if (has_file) device else "none (representations given)", batch_size = batch_size,
       n_stimuli = length(stim),
       inputs_hash = if (has_file) rlang::hash(inputs) else rlang::hash(stim),
-      plan = class(future::plan())[1], workers = future::nbrOfWorkers(),
+      plan = setdiff(class(future::plan()), "FutureStrategy")[1], workers = future::nbrOfWorkers(),
       extract_seconds = sum(vapply(layer_out, `[[`, 0, "extract_seconds")),
       date = format(Sys.time(), "%Y-%m-%dT%H:%M:%S%z"),
       metrics = metrics
@@ -529,8 +529,8 @@ analyze_models <- function(models, inputs = NULL, metrics = ts_metrics(), neural
   )
   if (!is.null(neural_sets) && "rsa_similarity" %in% names(metrics)) {
     a <- metrics$rsa_similarity
-    r <- run_metric(function() compare_to_neural(res, neural, method = a$method, n_boot = a$n_boot, n_perm = a$n_perm,
-                                                  seed = seed))
+    r <- run_metric(function() compare_to_neural(res, neural, method = a$method, rdm_method = a$rdm_method,
+                                                  n_boot = a$n_boot, n_perm = a$n_perm, seed = seed))
     res$neural <- r$table
     recs2 <- tibble::tibble(model = NA_character_, step = NA_real_, layer = NA_character_, metric = "rsa_similarity",
                             status = r$status, reason = r$reason, seconds = r$seconds)
@@ -620,6 +620,9 @@ check_neural_stimuli <- function(ids, stimuli, arg, call, n = length(ids)) {
 #'   names / RDM labels) must be those the models saw, in the same order; otherwise an
 #'   error of class `tensorscope_error_mismatch`.
 #' @param method,n_boot,n_perm,seed Passed to [rsa()].
+#' @param rdm_method Dissimilarity of the neural RDMs computed from matrices: that of
+#'   the layer RDMs in `results` (the `rdm_method` of the `rsa_similarity` metric,
+#'   default `"euclidean"`, which a random linear read-out preserves).
 #' @return A tibble of class `ts_neural_comparison`, one row per model x step x area x
 #'   layer: `model`, `step`, `area`, `layer`, `rsa`, `ci_lower`, `ci_upper`, `p_value`,
 #'   `ceiling_lower`, `ceiling_upper`, `cka` (`NA` for RDM-only data), `best` (the
@@ -632,12 +635,18 @@ check_neural_stimuli <- function(ids, stimuli, arg, call, n = length(ids)) {
 #' res <- analyze_models(list(sim = sim$reps), metrics = "effective_rank")
 #' cmp <- compare_to_neural(res, list(IT = sim$neural), n_boot = 50, n_perm = 100)
 #' attr(cmp, "best")
-compare_to_neural <- function(results, neural, method = "spearman", n_boot = 200, n_perm = 1000, seed = 1) {
+compare_to_neural <- function(results, neural, method = "spearman", rdm_method = NULL, n_boot = 200, n_perm = 1000,
+                              seed = 1) {
   call <- rlang::current_env()
   if (!inherits(results, "ts_results")) ts_abort("{.arg results} must come from {.fn analyze_models}, not {describe(results)}.", "type")
   if (is.null(results$reduced)) ts_abort("{.arg results} has no layer data (read from a JSON report?); run {.fn analyze_models} again.", "empty")
   stim <- results$stimuli
   areas <- as_neural(neural, stim, call = call)
+  used <- results$provenance$metrics$rsa_similarity$rdm_method %||% "euclidean"
+  rdm_method <- rdm_method %||% used
+  if (!identical(rdm_method, used)) {
+    ts_abort("{.arg rdm_method} must be {.val {used}}, the dissimilarity of the layer RDMs in {.arg results}.", "argument", call = call)
+  }
   rows <- list()
   for (k in seq_along(results$reduced)) {
     u <- results$units[[k]]
@@ -645,7 +654,7 @@ compare_to_neural <- function(results, neural, method = "spearman", n_boot = 200
     model_rdm <- if (!is.null(results$rdms)) results$rdms[[k]] else NULL
     for (an in names(areas)) {
       a <- areas[[an]]
-      nr <- a$rdm %||% as_rdm(lapply(a$data, function(m) as.matrix(rdm(m))), names = names(a$data))
+      nr <- a$rdm %||% as_rdm(lapply(a$data, function(m) as.matrix(rdm(m, method = rdm_method))), names = names(a$data))
       if (is.null(model_rdm)) {
         ts_abort("{.arg results} has no layer RDMs: pass {.arg neural} to {.fn analyze_models}.", "empty", call = call)
       }

@@ -33,7 +33,7 @@ autoplot.ts_results <- function(object, metric, statistics = NULL, ...) {
   stats <- statistics %||% utils::head(unique(d$statistic), 6)
   d <- d[d$statistic %in% stats, ]
   d$unit <- paste(d$model, d$step)
-  d$step_f <- factor(d$step)
+  d$step_f <- factor(ifelse(is.na(d$step), "-", format(d$step)), levels = unique(ifelse(is.na(d$step), "-", format(d$step))))
   if (all(is.na(d$layer))) {
     return(ggplot2::ggplot(d, ggplot2::aes(.data$statistic, .data$value, fill = .data$step_f)) +
              ggplot2::geom_col(position = "dodge") + ggplot2::facet_wrap(~model, scales = "free_y") +

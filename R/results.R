@@ -64,7 +64,7 @@ as_tibble.ts_results <- function(x, ...) tibble::as_tibble(x$values)
 summary.ts_results <- function(object, ...) {
   r <- object$records
   ms <- unique(r$metric)
-  tibble::tibble(
+  out <- tibble::tibble(
     metric = ms,
     n_ok = vapply(ms, function(m) sum(r$metric == m & r$status == "ok"), integer(1)),
     n_skipped = vapply(ms, function(m) sum(r$metric == m & r$status == "skipped"), integer(1)),
@@ -75,6 +75,8 @@ summary.ts_results <- function(object, ...) {
       if (length(why)) paste0(r$status[r$metric == m & r$status != "ok"][1], ": ", why[1]) else NA_character_
     }, character(1))
   )
+  out[] <- lapply(out, unname)
+  out
 }
 
 #' @rdname ts_results
@@ -211,10 +213,12 @@ write_html_report <- function(results, path) {
   ok <- ok$metric[ok$n_ok > 0 & ok$metric %in% unique(results$values$metric)]
   figs <- character()
   for (m in ok) {
-    g <- tryCatch(autoplot(results, m), error = function(e) NULL)
-    if (is.null(g)) next
     f <- file.path(figdir, paste0(m, ".png"))
-    ggplot2::ggsave(f, g, width = 7, height = 4.5, dpi = 100)
+    g <- tryCatch({
+      ggplot2::ggsave(f, autoplot(results, m), width = 7, height = 4.5, dpi = 100)
+      TRUE
+    }, error = function(e) NULL)
+    if (is.null(g)) next
     figs[m] <- f
   }
   tmp <- tempfile("ts_report")
