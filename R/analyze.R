@@ -197,6 +197,9 @@ longify <- function(df, layer = NULL) {
   lay <- if ("layer" %in% names(df)) as.character(df$layer) else rep(layer %||% NA_character_, nrow(df))
   if (!is.null(layer)) lay <- rep(layer, nrow(df))
   df$layer <- NULL
+  if (all(c("statistic", "value") %in% names(df))) {
+    return(tibble::tibble(layer = lay, statistic = as.character(df$statistic), value = as.double(df$value)))
+  }
   if (all(c("metric", "value") %in% names(df))) {
     ids <- setdiff(names(df)[!vapply(df, is.double, logical(1))], "metric")
     stat <- if (length(ids)) paste(do.call(paste, c(lapply(df[ids], as.character), sep = ":")), df$metric, sep = ":") else df$metric
@@ -303,8 +306,9 @@ model_metric <- function(name, ctx, a) {
 # Mean within-block minus between-block linear CKA, maximised over contiguous cuts.
 block_cka_gap <- function(ck, n_blocks = 2) {
   n_blocks <- check_count(n_blocks, min = 2)
-  m <- as.matrix(ck)
-  L <- nrow(m)
+  lv <- levels(ck$layer_x)
+  L <- length(lv)
+  m <- matrix(ck$cka, L, L, dimnames = list(lv, lv))
   if (L < 2 * n_blocks) return(skip(sprintf("needs at least %d layers for %d blocks", 2 * n_blocks, n_blocks)))
   cuts <- utils::combn(seq_len(L - 1), n_blocks - 1, simplify = FALSE)
   best <- NULL

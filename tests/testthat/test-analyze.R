@@ -83,16 +83,16 @@ test_that("compare_to_neural recovers the planted layer of simulated areas (ts_r
 test_that("results under future plans equal the sequential run", {
   sim <- sim_reps()
   mets <- c("effective_rank", "cka_similarity", "feature_sparsity")
-  seq_res <- analyze_models(sim$reps, metrics = mets)
+  seq_res <- analyze_models(list(sim = sim$reps), metrics = mets)
   old <- future::plan(future::multisession, workers = 2)
   on.exit(future::plan(old), add = TRUE)
-  ms <- analyze_models(sim$reps, metrics = mets)
+  ms <- analyze_models(list(sim = sim$reps), metrics = mets)
   expect_equal(ms$values, seq_res$values)
   expect_equal(ms$provenance$workers, 2)
   skip_if_not_installed("future.batchtools")
   withr::local_envvar(R_LIBS = paste(.libPaths(), collapse = .Platform$path.sep))  # batchtools jobs find this build
   future::plan(future.batchtools::batchtools_local)
-  bt <- analyze_models(ts_reps(list(layer1 = sim$reps[["layer1"]]), stimuli = sim$reps$stimuli), metrics = c("effective_rank", "feature_sparsity"))
+  bt <- analyze_models(list(sim = ts_reps(list(layer1 = sim$reps[["layer1"]]), stimuli = sim$reps$stimuli)), metrics = c("effective_rank", "feature_sparsity"))
   expect_equal(bt$values, seq_res$values[seq_res$values$layer %in% "layer1" & seq_res$values$metric != "cka_similarity", ], ignore_attr = TRUE)
 })
 
