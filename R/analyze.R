@@ -651,33 +651,37 @@ compare_to_neural <- function(results, neural, method = "spearman", rdm_method =
   if (!identical(rdm_method, used)) {
     ts_abort("{.arg rdm_method} must be {.val {used}}, the dissimilarity of the layer RDMs in {.arg results}.", "argument", call = call)
   }
-  rows <- list()
-  for (k in seq_along(results$reduced)) {
+  if (is.null(results$rdms)) {
+    ts_abort("{.arg results} has no layer RDMs: run {.fn analyze_models} again.", "empty", call = call)
+  }
+  neural_rdms <- lapply(areas, function(a) {
+    a$rdm %||% as_rdm(lapply(a$data, function(m) as.matrix(rdm(m, method = rdm_method))), names = names(a$data))
+  })
+  # One task per model x checkpoint, under the user's future plan.
+  rows <- future.apply::future_lapply(seq_along(results$reduced), function(k) {
     u <- results$units[[k]]
     red <- results$reduced[[k]]
-    model_rdm <- if (!is.null(results$rdms)) results$rdms[[k]] else NULL
-    for (an in names(areas)) {
+    model_rdm <- results$rdms[[k]]
+    do.call(rbind, lapply(names(areas), function(an) {
       a <- areas[[an]]
-      nr <- a$rdm %||% as_rdm(lapply(a$data, function(m) as.matrix(rdm(m, method = rdm_method))), names = names(a$data))
-      if (is.null(model_rdm)) {
-        ts_abort("{.arg results} has no layer RDMs: pass {.arg neural} to {.fn analyze_models}.", "empty", call = call)
-      }
-      r <- summary(rsa(model_rdm, nr, method = method, n_boot = n_boot, n_perm = n_perm, seed = seed))
+      r <- summary(rsa(model_rdm, neural_rdms[[an]], method = method, n_boot = n_boot, n_perm = n_perm, seed = seed))
       ck <- if (!is.null(a$data)) {
         vapply(names(red$layers), function(l) mean(vapply(a$data, function(m) cka(red$layers[[l]], m), 0)), 0)
-      } else rep(NA_real_, length(red$layers))
-      rows[[length(rows) + 1]] <- tibble::tibble(
+      } else stats::setNames(rep(NA_real_, length(red$layers)), names(red$layers))
+      tibble::tibble(
         model = u$model, step = u$step, area = an, layer = as.character(r$layer), rsa = r$similarity,
         ci_lower = r$ci_lower, ci_upper = r$ci_upper, p_value = r$p_value,
         ceiling_lower = r$ceiling_lower, ceiling_upper = r$ceiling_upper,
         cka = unname(ck[as.character(r$layer)]))
-    }
-  }
+    }))
+  }, future.seed = seed, future.packages = "tensorscope")
   out <- do.call(rbind, rows)
   key <- paste(out$model, out$step, out$area, sep = "\r")
   best_rsa <- stats::ave(out$rsa, key, FUN = max)
   out$best <- out$rsa == best_rsa
-  best <- out[out$best & !duplicated(key[out$best]), ]
+  bi <- which(out$best)
+  bi <- bi[!duplicated(key[bi])]
+  best <- out[bi, ]
   norm <- ifelse(is.finite(best$ceiling_upper) & best$ceiling_upper > 0, best$rsa / best$ceiling_upper, best$rsa)
   mk <- paste(best$model, best$step, sep = "\r")
   score <- tapply(norm, mk, mean)
