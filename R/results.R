@@ -206,7 +206,8 @@ read_report <- function(path) {
 
 write_html_report <- function(results, path) {
   rlang::check_installed("rmarkdown")
-  path <- normalizePath(path, mustWork = FALSE)
+  if (!dir.exists(dirname(path))) ts_abort("{.arg path}: the folder {.file {dirname(path)}} does not exist.", "argument")
+  path <- file.path(normalizePath(dirname(path)), basename(path))
   figdir <- file.path(dirname(path), paste0(tools::file_path_sans_ext(basename(path)), "_files"))
   dir.create(figdir, showWarnings = FALSE, recursive = TRUE)
   ok <- summary(results)

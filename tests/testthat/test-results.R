@@ -70,6 +70,8 @@ test_that("the HTML report renders self-contained with its plots", {
   expect_match(html, "data:image/png;base64")
   expect_match(html, "effective_rank")
   pngs <- list.files(sub("\\.html$", "_files", f), pattern = "\\.png$")
+  withr::with_dir(tempdir(), save_report(res, "relative.html"))  # a relative path works too
+  expect_true(file.exists(file.path(tempdir(), "relative.html")))
   expect_true(all(c("effective_rank.png", "cka_similarity.png") %in% pngs))
 })
 
