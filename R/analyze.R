@@ -434,9 +434,15 @@ analyze_models <- function(models, inputs = NULL, metrics = ts_metrics(), neural
   tasks <- do.call(rbind, lapply(seq_along(units), function(i) data.frame(unit = i, layer = unit_layers_list[[i]])))
   layer_metrics <- intersect(names(metrics), names(metric_registry)[vapply(metric_registry, function(r) r$scope == "layer", logical(1))])
   p <- progressr::progressor(steps = nrow(tasks) + length(units))
-  layer_out <- future.apply::future_lapply(seq_len(nrow(tasks)), function(k) {
+  layer_payload <- lapply(seq_len(nrow(tasks)), function(k) {
     u <- units[[tasks$unit[k]]]
-    ly <- tasks$layer[k]
+    if (u$kind == "reps") u$reps <- ts_reps(stats::setNames(list(u$reps$layers[[tasks$layer[k]]]), tasks$layer[k]),
+                                            stimuli = u$reps$stimuli)
+    list(unit = u, layer = tasks$layer[k])
+  })
+  layer_out <- future.apply::future_lapply(layer_payload, function(pl) {
+    u <- pl$unit
+    ly <- pl$layer
     t0 <- proc.time()[["elapsed"]]
     x <- unit_layer(u, ly, inputs, opts)
     extract <- proc.time()[["elapsed"]] - t0
@@ -456,11 +462,13 @@ analyze_models <- function(models, inputs = NULL, metrics = ts_metrics(), neural
     idx <- which(tasks$unit == i)
     ts_reps(stats::setNames(lapply(layer_out[idx], `[[`, "reduced"), tasks$layer[idx]), stimuli = stim)
   })
-  model_out <- future.apply::future_lapply(seq_along(units), function(i) {
-    ctx <- list(unit = units[[i]], reduced = reduced[[i]], inputs = inputs, labels = labels, seed = seed, opts = opts)
+  # Each task gets only its own unit and reduced layers (not every unit's).
+  payload <- lapply(seq_along(units), function(i) list(unit = units[[i]], reduced = reduced[[i]]))
+  model_out <- future.apply::future_lapply(payload, function(pl) {
+    ctx <- list(unit = pl$unit, reduced = pl$reduced, inputs = inputs, labels = labels, seed = seed, opts = opts)
     res <- lapply(model_metrics, function(m) run_metric(function() model_metric(m, ctx, metrics[[m]])))
     names(res) <- model_metrics
-    p(sprintf("%s step %s", units[[i]]$model, units[[i]]$step))
+    p(sprintf("%s step %s", pl$unit$model, pl$unit$step))
     res
   }, future.seed = seed, future.packages = "tensorscope")
 
@@ -658,10 +666,13 @@ compare_to_neural <- function(results, neural, method = "spearman", rdm_method =
     a$rdm %||% as_rdm(lapply(a$data, function(m) as.matrix(rdm(m, method = rdm_method))), names = names(a$data))
   })
   # One task per model x checkpoint, under the user's future plan.
-  rows <- future.apply::future_lapply(seq_along(results$reduced), function(k) {
-    u <- results$units[[k]]
-    red <- results$reduced[[k]]
-    model_rdm <- results$rdms[[k]]
+  payload <- lapply(seq_along(results$reduced), function(k) {
+    list(unit = results$units[[k]], reduced = results$reduced[[k]], rdm = results$rdms[[k]])
+  })
+  rows <- future.apply::future_lapply(payload, function(pl) {
+    u <- pl$unit
+    red <- pl$reduced
+    model_rdm <- pl$rdm
     do.call(rbind, lapply(names(areas), function(an) {
       a <- areas[[an]]
       r <- summary(rsa(model_rdm, neural_rdms[[an]], method = method, n_boot = n_boot, n_perm = n_perm, seed = seed))
