@@ -91,6 +91,7 @@ test_that("results under future plans equal the sequential run", {
   expect_equal(ms$provenance$workers, 2)
   skip_if_not_installed("future.batchtools")
   withr::local_envvar(R_LIBS = paste(.libPaths(), collapse = .Platform$path.sep))  # batchtools jobs find this build
+  withr::local_options(future.cache.path = tempfile("future"))  # batchtools registries out of the tree
   future::plan(future.batchtools::batchtools_local)
   bt <- analyze_models(list(sim = ts_reps(list(layer1 = sim$reps[["layer1"]]), stimuli = sim$reps$stimuli)), metrics = c("effective_rank", "feature_sparsity"))
   expect_equal(bt$values, seq_res$values[seq_res$values$layer %in% "layer1" & seq_res$values$metric != "cka_similarity", ], ignore_attr = TRUE)
