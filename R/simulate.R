@@ -63,3 +63,45 @@ simulate_model_and_brain <- function(n_stimuli = 96, n_categories = 6, n_layers 
          neural = neural, categories = cats, source_layer = names(layers)[source_layer])
   })
 }
+
+#' Simulate neural recordings from one layer of a model
+#'
+#' A population of `n_neurons` units per subject whose responses are a random linear
+#' read-out of the (centred) activations of one layer, plus Gaussian noise of standard
+#' deviation `noise` times the signal's: the planted answer for alignment methods is
+#' `layer`.
+#'
+#' @param reps A [ts_reps()] (e.g. from [activations()]).
+#' @param layer The layer the responses are read out from.
+#' @param n_neurons Neurons per subject.
+#' @param noise Noise standard deviation relative to the signal's.
+#' @param n_subjects Number of simulated subjects (independent read-outs and noise).
+#' @param seed Random seed (the result does not depend on R's RNG state).
+#' @return A named list of stimuli x neurons matrices (`subject1`, ...), row names the
+#'   stimulus ids of `reps`, with attribute `source_layer`.
+#' @export
+#' @examples
+#' sim <- simulate_model_and_brain(n_stimuli = 40)
+#' v1 <- simulate_neural(sim$reps, "layer2", n_neurons = 30, noise = 0.5)
+#' dim(v1$subject1)
+simulate_neural <- function(reps, layer, n_neurons = 100, noise = 1, n_subjects = 1, seed = 1) {
+  reps <- as_reps(reps)
+  layer <- check_choice(layer, names(reps$layers))
+  n_neurons <- check_count(n_neurons, min = 1)
+  n_subjects <- check_count(n_subjects, min = 1)
+  noise <- check_number(noise, lower = 0)
+  seed <- check_seed(seed)
+  x <- reps$layers[[layer]]
+  x <- sweep(x, 2L, colMeans(x))
+  check_variance(x, sprintf("reps$%s", layer))
+  out <- with_seed(seed, lapply(seq_len(n_subjects), function(s) {
+    w <- matrix(stats::rnorm(ncol(x) * n_neurons), ncol(x)) / sqrt(ncol(x))
+    sig <- x %*% w
+    r <- sig + matrix(stats::rnorm(length(sig), sd = noise * stats::sd(as.vector(sig))), nrow(sig))
+    dimnames(r) <- list(reps$stimuli, paste0("n", seq_len(n_neurons)))
+    r
+  }))
+  names(out) <- paste0("subject", seq_len(n_subjects))
+  attr(out, "source_layer") <- layer
+  out
+}

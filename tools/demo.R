@@ -14,7 +14,7 @@ print(ts_build_info())
 sim <- simulate_model_and_brain(n_stimuli = 96, n_subjects = 4, source_layer = 4, noise = 1)
 print(sim$reps)
 neural_rdms <- rdm(ts_reps(sim$neural, stimuli = sim$reps$stimuli))  # one RDM per subject
-res <- rsa(sim$reps, neural_rdms, method = "spearman", n_perm = 10000, n_boot = 1000)
+res <- rsa(sim$reps, neural_rdms, method = "spearman", n_perm = 2000, n_boot = 200)
 cat("\nRSA of every layer against the simulated subjects (planted source: ", sim$source_layer, ")\n", sep = "")
 print(summary(res))
 ggsave(file.path(out, "rsa_simulated.png"), autoplot(res), width = 7, height = 4.5, dpi = 120)
@@ -53,6 +53,32 @@ if (file.exists(file.path(kdir, "92_brainRDMs.mat")) && requireNamespace("R.matl
   results$kriegeskorte2008 <- list(rsa = summary(real))
 } else {
   cat("\n(../shared/data/kriegeskorte2008 or R.matlab not available: real-data part skipped)\n")
+}
+
+# 3. analyze_models() end to end: the shipped Fashion-MNIST CNN checkpoints, every metric,
+#    simulated "V1" (from pool1) and "IT" (from relu3) recordings of the final checkpoint:
+#    the best layer per area must be the planted one.
+if (ts_torch_available()) {
+  s <- readRDS(system.file("extdata", "fmnist_stimuli.rds", package = "tensorscope"))
+  ck <- sort(list.files(system.file("extdata", package = "tensorscope"), "^fmnist_cnn_step.*\\.pt$", full.names = TRUE))
+  x <- s$images[1:120, , , , drop = FALSE]
+  fin <- activations(ck[length(ck)], x)
+  neural <- list(V1 = simulate_neural(fin, "pool1", 100, noise = 1, n_subjects = 2, seed = 2),
+                 IT = simulate_neural(fin, "relu3", 100, noise = 1, n_subjects = 2, seed = 3))
+  t0 <- Sys.time()
+  an <- analyze_models(ck, x, neural = neural, labels = s$labels[1:120])
+  cat(sprintf("\nanalyze_models(): %d checkpoints of the CNN in %.1f s\n", length(ck), as.numeric(Sys.time() - t0, units = "secs")))
+  print(an)
+  print(summary(an), n = 30)
+  cat("\nBrain-Score-style ranking of the checkpoints:\n")
+  print(attr(an$neural, "ranking"))
+  save_report(an, file.path(out, "cnn_report.html"))   # plots in demo-output/cnn_report_files/
+  save_report(an, file.path(out, "cnn_report.json"))
+  b <- attr(an$neural, "best")
+  results$cnn <- list(planted = c(V1 = "pool1", IT = "relu3"),
+                      best_final = stats::setNames(b$layer[b$step == max(b$step)], b$area[b$step == max(b$step)]))
+} else {
+  cat("\n(LibTorch backend not available: analyze_models() on the CNN skipped)\n")
 }
 
 jsonlite::write_json(results, file.path(out, "results.json"), pretty = TRUE, digits = NA, auto_unbox = TRUE)

@@ -1,0 +1,249 @@
+# ts_results: what analyze_models() computed, with provenance; reports in JSON/HTML/RDS.
+
+#' Results of analyze_models()
+#'
+#' A `ts_results` object holds every value [analyze_models()] computed in one long
+#' table, a record per model x step x (layer) x metric of what happened (`status`
+#' `"ok"`, `"skipped"` or `"error"`, the `reason`, the `seconds` it took) and the
+#' provenance of the run (package and LibTorch versions, seed, device, batch size, a
+#' hash of the inputs, the future plan, the metric arguments).
+#'
+#' * `results$get(name)` / `get_metric(results, name)`: the rows of one metric.
+#' * `as_tibble(results)`: the long table `model`, `step`, `layer`, `metric`,
+#'   `statistic`, `value`.
+#' * `summary(results)`: one row per metric: `metric`, `n_ok`, `n_skipped`, `n_error`,
+#'   `seconds`, `reason` (the first skip/error reason).
+#' * `autoplot(results, metric)`: see [autoplot.ts_results()].
+#' * [save_report()] / [read_report()].
+#'
+#' @param results,x,object A `ts_results` object.
+#' @param name A metric name (see [ts_metrics()]).
+#' @param ... Unused.
+#' @return `get_metric()`: a tibble (`model`, `step`, `layer`, `metric`, `statistic`,
+#'   `value`) with, for metrics that were skipped or failed, no rows and an attribute
+#'   `records`.
+#' @name ts_results
+#' @examples
+#' sim <- simulate_model_and_brain(n_stimuli = 40)
+#' res <- analyze_models(sim$reps, metrics = c("effective_rank", "feature_sparsity"))
+#' get_metric(res, "effective_rank")
+#' tibble::as_tibble(res)
+#' summary(res)
+NULL
+
+new_results <- function(values, records, provenance, ...) {
+  structure(list(values = values, records = records, provenance = provenance, ...), class = "ts_results")
+}
+
+make_getter <- function(res) {
+  force(res)
+  function(name) get_metric(res, name)
+}
+
+#' @rdname ts_results
+#' @export
+get_metric <- function(results, name) {
+  if (!inherits(results, "ts_results")) ts_abort("{.arg results} must be a {.cls ts_results}, not {describe(results)}.", "type")
+  if (!is.character(name) || length(name) != 1 || !name %in% metric_names()) {
+    cli::cli_abort(c("{.arg name} must be one metric name, not {.val {name}}.", i = "Valid metrics: {.val {metric_names()}}."),
+                   class = c("tensorscope_error_unknown_metric", "tensorscope_error_argument", "tensorscope_error"))
+  }
+  out <- results$values[results$values$metric == name, ]
+  attr(out, "records") <- results$records[results$records$metric == name, ]
+  out
+}
+
+#' @rdname ts_results
+#' @importFrom tibble as_tibble
+#' @method as_tibble ts_results
+#' @export
+as_tibble.ts_results <- function(x, ...) tibble::as_tibble(x$values)
+
+#' @rdname ts_results
+#' @export
+summary.ts_results <- function(object, ...) {
+  r <- object$records
+  ms <- unique(r$metric)
+  out <- tibble::tibble(
+    metric = ms,
+    n_ok = vapply(ms, function(m) sum(r$metric == m & r$status == "ok"), integer(1)),
+    n_skipped = vapply(ms, function(m) sum(r$metric == m & r$status == "skipped"), integer(1)),
+    n_error = vapply(ms, function(m) sum(r$metric == m & r$status == "error"), integer(1)),
+    seconds = vapply(ms, function(m) sum(r$seconds[r$metric == m]), numeric(1)),
+    reason = vapply(ms, function(m) {
+      why <- r$reason[r$metric == m & r$status != "ok"]
+      if (length(why)) paste0(r$status[r$metric == m & r$status != "ok"][1], ": ", why[1]) else NA_character_
+    }, character(1))
+  )
+  out[] <- lapply(out, unname)
+  out
+}
+
+#' @rdname ts_results
+#' @export
+print.ts_results <- function(x, ...) {
+  p <- x$provenance
+  models <- unique(vapply(x$units, `[[`, "", "model"))
+  cli::cat_line("<ts_results> ", length(models), " model", if (length(models) != 1) "s", " (",
+                paste(models, collapse = ", "), "), ", length(x$units), " model x checkpoint unit",
+                if (length(x$units) != 1) "s", ", ", p$n_stimuli, " stimuli")
+  cli::cat_line("  tensorscope ", p$package_version, ", LibTorch ", p$libtorch_version %||% NA, ", seed ", p$seed,
+                ", device ", p$device, ", plan ", p$plan, " (", p$workers, " workers)")
+  s <- summary(x)
+  for (i in seq_len(nrow(s))) {
+    cli::cat_line(sprintf("  %-24s ok %3d  skipped %3d  error %3d  %7.2fs%s", s$metric[i], s$n_ok[i], s$n_skipped[i],
+                          s$n_error[i], s$seconds[i], if (is.na(s$reason[i])) "" else paste0("  (", s$reason[i], ")")))
+  }
+  if (!is.null(x$neural)) {
+    b <- attr(x$neural, "best")
+    cli::cat_line("  best layer per neural data set:")
+    for (i in seq_len(nrow(b))) cli::cat_line(sprintf("    %s step %s, %s: %s (RSA %.3f)", b$model[i], b$step[i], b$area[i], b$layer[i], b$rsa[i]))
+  }
+  invisible(x)
+}
+
+#' Save and read analysis reports
+#'
+#' `save_report()` writes a [ts_results] as
+#'
+#' * `.json`: plain arrays and objects readable from Python (`json.load`) and MATLAB
+#'   (`jsondecode`), documented by the JSON schema
+#'   `system.file("schema", "report.schema.json", package = "tensorscope")`:
+#'   `schema_version`, `provenance` (object), `records` and `values` (arrays of row
+#'   objects) and, when neural data was compared, `neural` and `ranking`;
+#' * `.html`: a self-contained report (rmarkdown + pandoc) with the summary, the
+#'   provenance and a plot per metric; the plots are also written next to it as PNG
+#'   files (`<name>_files/`);
+#' * `.rds`: the object itself.
+#'
+#' `read_report()` reads a JSON (or RDS) report back into a `ts_results` (the JSON one
+#' holds the tables and provenance, not the layer data that [compare_to_neural()]
+#' needs).
+#'
+#' @param results A [ts_results].
+#' @param path File name ending in `.json`, `.html` or `.rds`.
+#' @return `save_report()`: `path`, invisibly. `read_report()`: a `ts_results`.
+#' @export
+#' @examples
+#' sim <- simulate_model_and_brain(n_stimuli = 40)
+#' res <- analyze_models(sim$reps, metrics = c("effective_rank", "cka_similarity"))
+#' f <- tempfile(fileext = ".json")
+#' save_report(res, f)
+#' read_report(f)
+save_report <- function(results, path) {
+  if (!inherits(results, "ts_results")) ts_abort("{.arg results} must be a {.cls ts_results}, not {describe(results)}.", "type")
+  if (!is.character(path) || length(path) != 1 || is.na(path)) ts_abort("{.arg path} must be a file name, not {describe(path)}.", "argument")
+  ext <- tolower(tools::file_ext(path))
+  if (!ext %in% c("json", "html", "rds")) {
+    ts_abort("{.arg path} must end in .json, .html or .rds, not {.val {path}}.", "argument")
+  }
+  switch(ext,
+    rds = saveRDS(results, path),
+    json = {
+      rlang::check_installed("jsonlite")
+      jsonlite::write_json(report_list(results), path, pretty = TRUE, digits = NA, auto_unbox = TRUE,
+                           na = "null", null = "null")
+    },
+    html = write_html_report(results, path)
+  )
+  invisible(path)
+}
+
+report_list <- function(results) {
+  p <- results$provenance
+  p$metrics <- lapply(p$metrics, function(a) if (length(a)) a else structure(list(), names = character()))
+  out <- list(schema_version = "1.0", generator = "tensorscope", provenance = p,
+              stimuli = results$stimuli,
+              records = as.data.frame(results$records), values = as.data.frame(results$values))
+  if (!is.null(results$neural)) {
+    out$neural <- as.data.frame(unclass_df(results$neural))
+    out$ranking <- as.data.frame(attr(results$neural, "ranking"))
+  }
+  out
+}
+
+unclass_df <- function(x) {
+  attributes(x) <- attributes(x)[c("names", "row.names")]
+  class(x) <- "data.frame"
+  x
+}
+
+#' @rdname save_report
+#' @export
+read_report <- function(path) {
+  if (!is.character(path) || length(path) != 1 || !file.exists(path)) {
+    ts_abort("{.arg path} must be an existing report file, not {describe(path)}.", "argument")
+  }
+  if (tolower(tools::file_ext(path)) == "rds") return(readRDS(path))
+  rlang::check_installed("jsonlite")
+  j <- jsonlite::read_json(path, simplifyVector = TRUE)
+  if (!identical(j$generator, "tensorscope") || is.null(j$values) || is.null(j$records)) {
+    ts_abort("{.file {path}} is not a tensorscope report.", "type")
+  }
+  tbl <- function(df, template) {
+    if (!length(df) || !NROW(df)) return(template[0, ])
+    df <- tibble::as_tibble(df)
+    for (nm in names(template)) {
+      if (is.double(template[[nm]])) df[[nm]] <- as.double(df[[nm]])
+      if (is.character(template[[nm]])) df[[nm]] <- as.character(df[[nm]])
+    }
+    df[, names(template)]
+  }
+  values <- tbl(j$values, empty_values())
+  records <- tbl(j$records, tibble::tibble(model = character(), step = double(), layer = character(), metric = character(),
+                                           status = character(), reason = character(), seconds = double()))
+  units <- unique(records[!is.na(records$model), c("model", "step")])
+  res <- new_results(values = values, records = records, provenance = j$provenance,
+                     units = lapply(seq_len(nrow(units)), function(i) list(model = units$model[i], step = units$step[i], kind = "report")),
+                     stimuli = j$stimuli)
+  if (!is.null(j$neural)) {
+    res$neural <- structure(tibble::as_tibble(j$neural), best = tibble::as_tibble(j$neural[j$neural$best, ]),
+                            ranking = tibble::as_tibble(j$ranking))
+  }
+  res$get <- make_getter(res)
+  res
+}
+
+write_html_report <- function(results, path) {
+  rlang::check_installed("rmarkdown")
+  if (!dir.exists(dirname(path))) ts_abort("{.arg path}: the folder {.file {dirname(path)}} does not exist.", "argument")
+  path <- file.path(normalizePath(dirname(path)), basename(path))
+  figdir <- file.path(dirname(path), paste0(tools::file_path_sans_ext(basename(path)), "_files"))
+  dir.create(figdir, showWarnings = FALSE, recursive = TRUE)
+  ok <- summary(results)
+  ok <- ok$metric[ok$n_ok > 0 & ok$metric %in% unique(results$values$metric)]
+  figs <- character()
+  for (m in ok) {
+    f <- file.path(figdir, paste0(m, ".png"))
+    g <- tryCatch({
+      ggplot2::ggsave(f, autoplot(results, m), width = 7, height = 4.5, dpi = 100)
+      TRUE
+    }, error = function(e) NULL)
+    if (is.null(g)) next
+    figs[m] <- f
+  }
+  tmp <- tempfile("ts_report")
+  dir.create(tmp)
+  on.exit(unlink(tmp, recursive = TRUE), add = TRUE)
+  saveRDS(list(results = results, figs = figs), file.path(tmp, "data.rds"))
+  rmd <- c(
+    "---", "title: \"tensorscope analysis report\"", "output:", "  html_document:", "    self_contained: true", "---", "",
+    "```{r, include = FALSE}", "d <- readRDS('data.rds'); r <- d$results", "knitr::opts_chunk$set(echo = FALSE)", "```", "",
+    "## Summary", "", "```{r}", "knitr::kable(summary(r), digits = 3)", "```", "",
+    "## Provenance", "", "```{r}",
+    "p <- r$provenance; p$metrics <- NULL",
+    "knitr::kable(data.frame(field = names(p), value = vapply(p, function(v) paste(format(v), collapse = ', '), '')), row.names = FALSE)",
+    "```", "",
+    "```{r, results = 'asis'}",
+    "if (!is.null(r$neural)) { cat('## Neural alignment\\n\\n'); print(knitr::kable(attr(r$neural, 'best'), digits = 3)); cat('\\n\\n'); print(knitr::kable(attr(r$neural, 'ranking'), digits = 3)) }",
+    "```", "",
+    "## Metrics", "",
+    "```{r, results = 'asis'}",
+    "for (m in names(d$figs)) { cat('### ', m, '\\n\\n', sep = ''); cat(sprintf('![%s](%s)\\n\\n', m, d$figs[[m]])) }",
+    "```")
+  writeLines(rmd, file.path(tmp, "report.Rmd"))
+  out <- rmarkdown::render(file.path(tmp, "report.Rmd"), output_file = "report.html", output_dir = tmp, quiet = TRUE,
+                           envir = new.env(parent = globalenv()))
+  file.copy(out, path, overwrite = TRUE)
+  invisible(path)
+}

@@ -1,0 +1,130 @@
+# analyze_models(): planted answers, equality with direct metric calls, skips/errors, plans.
+
+sim_reps <- function() {
+  sim <- simulate_model_and_brain(n_stimuli = 40, n_layers = 4, width = 16, n_subjects = 2, seed = 3)
+  sim
+}
+
+test_that("analyze_models on ts_reps equals the metric functions called directly (no LibTorch needed)", {
+  sim <- sim_reps()
+  res <- analyze_models(list(sim = sim$reps), metrics = c("effective_rank", "cka_similarity", "vector_interference",
+                                                         "feature_sparsity", "block_cka_gap"))
+  er <- res$get("effective_rank")
+  direct <- effective_rank(sim$reps)
+  expect_equal(er$value, direct$value, tolerance = 1e-10)
+  expect_equal(er$layer, as.character(direct$layer))
+  ck <- get_metric(res, "cka_similarity")
+  d <- cka_layers(sim$reps)
+  expect_equal(ck$value, d$cka, tolerance = 1e-8)
+  vi <- get_metric(res, "vector_interference")
+  expect_equal(vi$value[vi$layer == "layer2"], vector_interference(sim$reps[["layer2"]])$value, tolerance = 1e-10)
+  tb <- tibble::as_tibble(res)
+  expect_named(tb, c("model", "step", "layer", "metric", "statistic", "value"))
+  expect_true(all(c("effective_rank", "cka_similarity") %in% summary(res)$metric))
+  # block_cka_gap: brute-force the best 2-block cut
+  m <- as.matrix(d)
+  gaps <- vapply(2:(nrow(m) - 2), function(c) {
+    b <- ifelse(seq_len(nrow(m)) <= c, 1, 2); same <- outer(b, b, `==`); off <- row(m) != col(m)
+    mean(m[same & off]) - mean(m[!same])
+  }, 0)
+  g <- get_metric(res, "block_cka_gap")
+  expect_equal(g$value[g$statistic == "gap"], max(gaps), tolerance = 1e-10)
+  expect_output(print(res), "ts_results")
+})
+
+test_that("non-applicable metrics are skipped with a reason; unknown names are a classed error", {
+  sim <- sim_reps()
+  res <- analyze_models(sim$reps, metrics = c("grouped_fisher", "induction_head_strength", "rsa_similarity", "effective_rank"))
+  s <- summary(res)
+  expect_equal(s$n_skipped[s$metric == "grouped_fisher"], 1L)
+  expect_match(s$reason[s$metric == "grouped_fisher"], "model file")
+  expect_match(s$reason[s$metric == "rsa_similarity"], "neural")
+  expect_equal(s$n_ok[s$metric == "effective_rank"], 4L)
+  expect_error(analyze_models(sim$reps, metrics = c("effective_rank", "bogus")), class = "tensorscope_error_unknown_metric")
+  expect_error(analyze_models(sim$reps, metrics = "bogus"), class = "tensorscope_error")
+  expect_error(analyze_models(sim$reps, metrics = 3), class = "tensorscope_error_argument")
+  expect_error(ts_metrics(geometry = "yes"), class = "tensorscope_error_argument")
+  expect_error(get_metric(res, "bogus"), class = "tensorscope_error_unknown_metric")
+})
+
+test_that("a failing metric is recorded and the run continues", {
+  sim <- sim_reps()
+  # k larger than the stimuli: ricci_curvature fails on every layer, the rest runs
+  res <- analyze_models(sim$reps, metrics = ts_metrics(geometry = list(k = 500), alignment = FALSE, superposition = FALSE,
+                                                      fisher = FALSE, circuits = FALSE, dynamics = FALSE))
+  s <- summary(res)
+  expect_equal(s$n_error[s$metric == "manifold_curvature"], 4L)
+  expect_true(nzchar(s$reason[s$metric == "manifold_curvature"]))
+  expect_equal(s$n_ok[s$metric == "effective_rank"], 4L)
+})
+
+test_that("stimuli that differ between models and neural data are a classed error", {
+  sim <- sim_reps()
+  res <- analyze_models(sim$reps, metrics = "effective_rank")
+  bad <- sim$neural$subject1[40:1, ]
+  expect_error(compare_to_neural(res, list(IT = bad)), class = "tensorscope_error_mismatch")
+  expect_error(compare_to_neural(res, list(IT = sim$neural$subject1[1:30, ])), class = "tensorscope_error_mismatch")
+  expect_error(analyze_models(sim$reps, metrics = "rsa_similarity", neural = list(IT = bad)), class = "tensorscope_error_mismatch")
+  other <- ts_reps(lapply(sim$reps$layers, function(l) l[1:30, ]))
+  expect_error(analyze_models(list(a = sim$reps, b = other), metrics = "effective_rank"), class = "tensorscope_error_mismatch")
+})
+
+test_that("compare_to_neural recovers the planted layer of simulated areas (ts_reps)", {
+  sim <- simulate_model_and_brain(n_stimuli = 60, n_layers = 5, width = 32, source_layer = 4, n_subjects = 3, noise = 0.5)
+  early <- simulate_neural(sim$reps, "layer1", n_neurons = 60, noise = 0.5, n_subjects = 2, seed = 4)
+  res <- analyze_models(sim$reps, metrics = "effective_rank")
+  cmp <- compare_to_neural(res, list(V1 = early, IT = sim$neural), n_boot = 50, n_perm = 100)
+  b <- attr(cmp, "best")
+  expect_equal(b$layer[b$area == "V1"], "layer1")
+  expect_equal(b$layer[b$area == "IT"], "layer4")
+  expect_equal(attr(cmp, "predictivity"), if (exists("predictivity", mode = "function")) "available: call predictivity() on the layers" else "skipped: predictivity not available")
+})
+
+test_that("results under future plans equal the sequential run", {
+  sim <- sim_reps()
+  mets <- c("effective_rank", "cka_similarity", "feature_sparsity")
+  seq_res <- analyze_models(list(sim = sim$reps), metrics = mets)
+  old <- future::plan(future::multisession, workers = 2)
+  on.exit(future::plan(old), add = TRUE)
+  ms <- analyze_models(list(sim = sim$reps), metrics = mets)
+  expect_equal(ms$values, seq_res$values)
+  expect_equal(ms$provenance$workers, 2)
+  skip_if_not_installed("future.batchtools")
+  withr::local_envvar(R_LIBS = paste(.libPaths(), collapse = .Platform$path.sep))  # batchtools jobs find this build
+  withr::local_options(future.cache.path = tempfile("future"))  # batchtools registries out of the tree
+  future::plan(future.batchtools::batchtools_local)
+  bt <- analyze_models(list(sim = ts_reps(list(layer1 = sim$reps[["layer1"]]), stimuli = sim$reps$stimuli)), metrics = c("effective_rank", "feature_sparsity"))
+  expect_equal(bt$values, seq_res$values[seq_res$values$layer %in% "layer1" & seq_res$values$metric != "cka_similarity", ], ignore_attr = TRUE)
+})
+
+test_that("analyze_models on the shipped CNN recovers the planted layers and equals direct calls", {
+  skip_if_not(ts_torch_available())
+  s <- readRDS(system.file("extdata", "fmnist_stimuli.rds", package = "tensorscope"))
+  x <- s$images[1:80, , , , drop = FALSE]
+  ck <- system.file("extdata", sprintf("fmnist_cnn_step%04d.pt", c(200, 1125)), package = "tensorscope")
+  fin <- activations(ck[2], x)
+  neural <- list(V1 = simulate_neural(fin, "pool1", 100, noise = 1, n_subjects = 2, seed = 2),
+                 IT = simulate_neural(fin, "relu3", 100, noise = 1, n_subjects = 2, seed = 3))
+  res <- analyze_models(ck, x, neural = neural, labels = s$labels[1:80],
+                        metrics = c("effective_rank", "cka_similarity", "grouped_fisher", "cka_trajectory",
+                                    "rsa_similarity", "induction_head_strength"))
+  b <- attr(res$neural, "best")
+  expect_equal(b$layer[b$step == 1125 & b$area == "V1"], "pool1")
+  expect_equal(b$layer[b$step == 1125 & b$area == "IT"], "relu3")
+  er <- res$get("effective_rank")
+  expect_equal(er$value[er$step == 1125], effective_rank(fin)$value, tolerance = 1e-8)
+  ckr <- res$get("cka_similarity")
+  expect_equal(ckr$value[ckr$step == 1125], cka_layers(fin)$cka, tolerance = 1e-8)
+  f <- fisher(ck[2], x, s$labels[1:80], group = "layer", seed = 1)
+  gf <- res$get("grouped_fisher")
+  expect_equal(gf$value[gf$step == 1125], f$fisher, tolerance = 1e-8)
+  tr <- res$get("cka_trajectory")
+  expect_equal(tr$value[tr$step == 1125], rep(1, 10), tolerance = 1e-10)
+  expect_equal(tr$value[tr$step == 200 & tr$layer == "fc1"],
+               cka(activations(ck[1], x, layers = "fc1")[["fc1"]], fin[["fc1"]]), tolerance = 1e-8)
+  s2 <- summary(res)
+  expect_match(s2$reason[s2$metric == "induction_head_strength"], "not a transformer")
+  expect_equal(res$provenance$device, "cpu")
+  expect_equal(res$provenance$seed, 1)
+  expect_true(nzchar(res$provenance$inputs_hash))
+})
