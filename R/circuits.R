@@ -338,7 +338,9 @@ attention_entropy <- function(patterns, by = c("head", "query")) {
 #'
 #' @param x A `ts_model`, a [attention_patterns()] object or anything it accepts.
 #' @param type One or more of `"previous_token"`, `"induction"`, `"duplicate_token"`.
-#' @param seq_len Length T of the random half of each sequence.
+#' @param seq_len Length T of the random half of each sequence. For a model, the
+#'   default 50 is reduced to fit the model's context (learned positional embedding)
+#'   when it does not; an explicit value that does not fit is an error.
 #' @param prefix Number of tokens before the first half (1 with a BOS token).
 #' @param n_seqs,seed,vocab_size,bos For a model: number of sequences, seed, vocabulary
 #'   size (`NULL`: from the model's embedding) and BOS token id (`NULL`: none).
@@ -406,6 +408,16 @@ head_scores.ts_model <- function(x, type = c("previous_token", "induction", "dup
                                  seq_len = 50, n_seqs = 20, seed = 1, vocab_size = NULL, bos = NULL, ...) {
   torch_backend()
   vocab_size <- vocab_size %||% model_vocab_size(x)
+  n_ctx <- model_context_size(x)
+  n_bos <- as.integer(!is.null(bos))
+  if (!is.na(n_ctx) && 2 * seq_len + n_bos > n_ctx) {
+    fit <- (n_ctx - n_bos) %/% 2
+    if (!missing(seq_len)) {
+      ts_abort("{.arg seq_len} = {seq_len} needs {2 * seq_len + n_bos} positions but the model's context is {n_ctx}; use at most {fit}.",
+               "argument")
+    }
+    seq_len <- fit  # the default (50) does not fit this model's context
+  }
   tokens <- repeated_tokens(n_seqs, seq_len, vocab_size, bos = bos, seed = seed)
   p <- attention_patterns(x, tokens, ...)
   head_scores.default(p, type = type, seq_len = seq_len, prefix = attr(tokens, "prefix"))
@@ -615,6 +627,14 @@ model_weights <- function(model, names, call = rlang::caller_env()) {
     stacked <- simplify2array(unname(params[hit]))    # [head, ., ., layer]
     aperm(stacked, c(4, 1, 2, 3))
   })
+}
+
+# Context length from a learned positional embedding ([n_ctx, d_model]), or NA.
+model_context_size <- function(model) {
+  p <- model_parameters(model)
+  pos <- grep("(^|\\.)W_pos$|pos.*embed.*weight$", names(p), value = TRUE)
+  if (!length(pos)) return(NA_integer_)
+  dim(p[[pos[1]]])[1]
 }
 
 model_vocab_size <- function(model) {

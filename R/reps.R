@@ -141,8 +141,12 @@ names.ts_reps <- function(x) names(x$layers)
 #' @export
 `[.ts_reps` <- function(x, i, ...) {
   layers <- .subset2(x, "layers")
-  keep <- names(layers)[i]
-  if (anyNA(keep)) ts_abort("Unknown layer{?s} {.val {i[is.na(keep)]}}; the layers are {.val {names(layers)}}.", "argument")
+  keep <- if (is.character(i)) names(layers)[match(i, names(layers))] else names(layers)[i]
+  if (anyNA(keep)) {
+    unknown <- if (is.character(i)) i[is.na(keep)] else i[is.na(keep) | i > length(layers)]
+    valid <- names(layers)
+    ts_abort("Unknown layer(s) {.val {unknown}}; the layers are {.val {valid}}.", "argument")
+  }
   x$layers <- layers[keep]
   x$shapes <- x$shapes[keep]
   x

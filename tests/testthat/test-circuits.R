@@ -457,3 +457,12 @@ test_that("autoplot methods build", {
   expect_s3_class(p, "ggplot")
   expect_silent(ggplot2::ggplot_build(p))
 })
+
+test_that("head_scores on a model fits the default sequence length to the model's context", {
+  skip_if_not(ts_torch_available())
+  m <- ts_model(system.file("extdata", "induction_step1500.pt", package = "tensorscope"))
+  hs <- head_scores(m, "induction", n_seqs = 4)
+  expect_equal(nrow(hs), 8L)
+  expect_gt(max(hs$score[hs$layer == 2]), 0.5)
+  expect_error(head_scores(m, "induction", seq_len = 30), class = "tensorscope_error_argument")
+})

@@ -39,3 +39,12 @@ test_that("ts_reps rejects bad input with classed errors", {
   m <- matrix(1:4 + 0, 2, dimnames = list(c("p", "q"), NULL))
   expect_error(ts_reps(list(a = m), stimuli = c("q", "p")), class = "tensorscope_error_mismatch")
 })
+
+test_that("layers can be selected by name or position", {
+  r <- ts_reps(list(a = matrix(1:4 + 0, 2), b = matrix(5:8 + 0, 2), c = matrix(1:2 + 0, 2)))
+  expect_equal(names(r["a"]), "a")
+  expect_equal(names(r[c("c", "a")]), c("c", "a"))
+  expect_equal(names(r[2:3]), c("b", "c"))
+  expect_error(r["z"], class = "tensorscope_error_argument")
+  expect_error(r[5], class = "tensorscope_error_argument")
+})

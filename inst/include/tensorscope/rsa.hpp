@@ -44,7 +44,7 @@ inline Matrix permutation_null(const VecRef& model, const MatRef& neural, Index 
   if (neural.cols() != m) throw invalid_input("permutation: RDMs have different numbers of pairs");
   if (n_pairs(n_cond) != m) throw invalid_input("permutation: vector length does not match n_cond");
   Matrix null(n_perm, s);
-  const Index chunk = 512;
+  const Index chunk = 2048;
 
   if (is_linear(method)) {
     const bool packed = uses_matrix(method);
@@ -53,25 +53,29 @@ inline Matrix permutation_null(const VecRef& model, const MatRef& neural, Index 
     Matrix UN(mp, s);
     for (Index j = 0; j < s; ++j) UN.col(j) = prepare(neural.row(j).transpose(), method, n_cond);
     const std::vector<std::int32_t> lut = pair_lookup(n_cond, packed);
-    Matrix block(mp, chunk);
+    // Each permutation is gathered into a thread-local vector and dotted with every
+    // subject in the same pass: no BLAS call alternates with the OpenMP loop (their
+    // thread pools would fight over the cores), and each value depends only on its
+    // permutation, so the result is the same for any number of threads.
     for (Index b0 = 0; b0 < n_perm; b0 += chunk) {
       const Index nb = std::min(chunk, n_perm - b0);
 #pragma omp parallel num_threads(omp_threads(ex.threads))
       {
         std::vector<Index> p;
+        Vector g(mp);
 #pragma omp for schedule(static)
         for (Index c = 0; c < nb; ++c) {
           permutation(n_cond, seed, static_cast<std::uint64_t>(b0 + c), p);
-          double* out = block.col(c).data();
+          double* out = g.data();
           const double* u = um.data();
           Index k = 0;
           for (Index a = 0; a < n_cond; ++a) {
             const std::int32_t* row = lut.data() + p[a] * n_cond;
-            for (Index b = packed ? a : a + 1; b < n_cond; ++b) out[k++] = u[row[p[b]]];
+            for (Index bb = packed ? a : a + 1; bb < n_cond; ++bb) out[k++] = u[row[p[bb]]];
           }
+          for (Index j = 0; j < s; ++j) null(b0 + c, j) = g.dot(UN.col(j));
         }
       }
-      null.middleRows(b0, nb).noalias() = block.leftCols(nb).transpose() * UN;
       ex.check();
     }
     return null;
