@@ -622,9 +622,12 @@ check_neural_stimuli <- function(ids, stimuli, arg, call, n = length(ids)) {
 #' ranks the models Brain-Score style: a model's score is the mean over data sets of
 #' its best layer's similarity divided by the data set's upper noise ceiling (or the
 #' raw similarity when there is no ceiling, i.e. one subject).
-#' Neural predictivity ([predictivity()], when available in this build) is added as
-#' the column `predictivity`; otherwise the attribute `predictivity` says it was
-#' skipped.
+#' Neural predictivity is added as the column `predictivity`: the median over neurons
+#' of the cross-validated Pearson r of ridge regression from the layer to each
+#' neuron ([predictivity()], 5 folds, alpha per neuron by GCV), averaged over subjects.
+#' It is computed from the layers' stored Gram factors, which give exactly the
+#' predictions of the full activations (ridge depends on the features only through
+#' the centred Gram matrix). `NA` for data sets given only as RDMs.
 #'
 #' @param results A [ts_results] from [analyze_models()].
 #' @param neural A named list of data sets. Each is a stimuli x neurons matrix, a list of
@@ -632,12 +635,14 @@ check_neural_stimuli <- function(ids, stimuli, arg, call, n = length(ids)) {
 #'   names / RDM labels) must be those the models saw, in the same order; otherwise an
 #'   error of class `tensorscope_error_mismatch`.
 #' @param method,n_boot,n_perm,seed Passed to [rsa()].
+#' @param predictivity Also compute ridge predictivity of every neuron (see Details).
 #' @param rdm_method Dissimilarity of the neural RDMs computed from matrices: that of
 #'   the layer RDMs in `results` (the `rdm_method` of the `rsa_similarity` metric,
 #'   default `"euclidean"`, which a random linear read-out preserves).
 #' @return A tibble of class `ts_neural_comparison`, one row per model x step x area x
 #'   layer: `model`, `step`, `area`, `layer`, `rsa`, `ci_lower`, `ci_upper`, `p_value`,
-#'   `ceiling_lower`, `ceiling_upper`, `cka` (`NA` for RDM-only data), `best` (the
+#'   `ceiling_lower`, `ceiling_upper`, `cka` (`NA` for RDM-only data), `predictivity`
+#'   (median cross-validated r, `NA` for RDM-only data or `predictivity = FALSE`), `best` (the
 #'   layer with the highest RSA for this model, step and area). Attributes: `best`
 #'   (the best rows) and `ranking` (one row per model x step: `model`, `step`, `score`,
 #'   `rank`).
@@ -648,7 +653,8 @@ check_neural_stimuli <- function(ids, stimuli, arg, call, n = length(ids)) {
 #' cmp <- compare_to_neural(res, list(IT = sim$neural), n_boot = 50, n_perm = 100)
 #' attr(cmp, "best")
 compare_to_neural <- function(results, neural, method = "spearman", rdm_method = NULL, n_boot = 200, n_perm = 1000,
-                              seed = 1) {
+                              seed = 1, predictivity = TRUE) {
+  do_pred <- isTRUE(predictivity)
   call <- rlang::current_env()
   if (!inherits(results, "ts_results")) ts_abort("{.arg results} must come from {.fn analyze_models}, not {describe(results)}.", "type")
   if (is.null(results$reduced)) ts_abort("{.arg results} has no layer data (read from a JSON report?); run {.fn analyze_models} again.", "empty")
@@ -679,11 +685,20 @@ compare_to_neural <- function(results, neural, method = "spearman", rdm_method =
       ck <- if (!is.null(a$data)) {
         vapply(names(red$layers), function(l) mean(vapply(a$data, function(m) cka(red$layers[[l]], m), 0)), 0)
       } else stats::setNames(rep(NA_real_, length(red$layers)), names(red$layers))
+      pr <- stats::setNames(rep(NA_real_, length(red$layers)), names(red$layers))
+      if (do_pred && !is.null(a$data)) {
+        layer_reps <- ts_reps(red$layers, stimuli = stim)
+        per_subject <- vapply(a$data, function(m) {
+          sm <- summary(tensorscope::predictivity(layer_reps, unname(m), method = "ridge", folds = 5, seed = seed))
+          stats::setNames(sm$median_r, as.character(sm$layer))[names(pr)]
+        }, numeric(length(pr)))
+        pr[] <- rowMeans(matrix(per_subject, nrow = length(pr)))
+      }
       tibble::tibble(
         model = u$model, step = u$step, area = an, layer = as.character(r$layer), rsa = r$similarity,
         ci_lower = r$ci_lower, ci_upper = r$ci_upper, p_value = r$p_value,
         ceiling_lower = r$ceiling_lower, ceiling_upper = r$ceiling_upper,
-        cka = unname(ck[as.character(r$layer)]))
+        cka = unname(ck[as.character(r$layer)]), predictivity = unname(pr[as.character(r$layer)]))
     }))
   }, future.seed = seed, future.packages = "tensorscope")
   out <- do.call(rbind, rows)
@@ -701,8 +716,6 @@ compare_to_neural <- function(results, neural, method = "spearman", rdm_method =
                             score = as.double(score[paste(first$model, first$step, sep = "\r")]))
   ranking <- ranking[order(-ranking$score), ]
   ranking$rank <- seq_len(nrow(ranking))
-  pred <- "skipped: predictivity not available"
-  if (exists("predictivity", mode = "function")) pred <- "available: call predictivity() on the layers"
-  structure(out, class = c("ts_neural_comparison", class(out)), best = best, ranking = ranking, predictivity = pred)
+  structure(out, class = c("ts_neural_comparison", class(out)), best = best, ranking = ranking)
 }
 

@@ -108,13 +108,20 @@ check_variance <- function(x, arg, call = rlang::caller_env()) {
   invisible(x)
 }
 
-# Evaluate expr with R's RNG seeded, restoring the user's RNG state afterwards.
+# Evaluate expr with R's RNG seeded, restoring the user's RNG state afterwards. The
+# generator kind is fixed too, so a seed gives the same draws whatever kind the caller
+# uses (future sets L'Ecuyer-CMRG in its workers).
 with_seed <- function(seed, expr) {
   env <- globalenv()
   had <- exists(".Random.seed", envir = env, inherits = FALSE)
   old <- if (had) get(".Random.seed", envir = env, inherits = FALSE)
-  on.exit(if (had) assign(".Random.seed", old, envir = env) else
-    rm(".Random.seed", envir = env), add = TRUE)
-  set.seed(seed %% .Machine$integer.max)
+  old_kind <- RNGkind()
+  on.exit({
+    RNGkind(old_kind[1], old_kind[2], old_kind[3])
+    if (had) assign(".Random.seed", old, envir = env) else if (exists(".Random.seed", envir = env, inherits = FALSE))
+      rm(".Random.seed", envir = env)
+  }, add = TRUE)
+  set.seed(seed %% .Machine$integer.max, kind = "Mersenne-Twister", normal.kind = "Inversion",
+           sample.kind = "Rejection")
   expr
 }
