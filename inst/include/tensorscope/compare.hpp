@@ -46,15 +46,16 @@ struct Codes {
 
 inline Codes dense_codes(const VecRef& x) {
   const Index m = x.size();
-  std::vector<Index> ord(static_cast<std::size_t>(m));
-  std::iota(ord.begin(), ord.end(), Index(0));
-  std::sort(ord.begin(), ord.end(), [&](Index a, Index b) { return x(a) < x(b); });
+  // (value, position) pairs sorted in place: contiguous, no indirect comparisons
+  std::vector<std::pair<double, std::int32_t>> v(static_cast<std::size_t>(m));
+  for (Index t = 0; t < m; ++t) v[static_cast<std::size_t>(t)] = {x(t), static_cast<std::int32_t>(t)};
+  std::sort(v.begin(), v.end());
   Codes c;
   c.code.resize(static_cast<std::size_t>(m));
   std::int32_t level = -1;
   for (Index t = 0; t < m; ++t) {
-    if (t == 0 || x(ord[t]) != x(ord[t - 1])) ++level;
-    c.code[static_cast<std::size_t>(ord[t])] = level;
+    if (t == 0 || v[static_cast<std::size_t>(t)].first != v[static_cast<std::size_t>(t - 1)].first) ++level;
+    c.code[static_cast<std::size_t>(v[static_cast<std::size_t>(t)].second)] = level;
   }
   c.levels = level + 1;
   return c;
@@ -312,8 +313,12 @@ inline Matrix compare_matrix(const MatRef& A, const MatRef& B, Compare method, I
   }
   if (method == Compare::kendall_tau_a) {
     std::vector<Codes> ca(static_cast<std::size_t>(k)), cb(static_cast<std::size_t>(l));
-    for (Index i = 0; i < k; ++i) ca[i] = dense_codes(A.row(i).transpose());
-    for (Index j = 0; j < l; ++j) cb[j] = dense_codes(B.row(j).transpose());
+    // the sorts that make the codes dominate a single comparison: one per thread
+#pragma omp parallel for num_threads(omp_threads(ex.threads)) schedule(dynamic)
+    for (Index v = 0; v < k + l; ++v) {
+      if (v < k) ca[v] = dense_codes(A.row(v).transpose());
+      else cb[v - k] = dense_codes(B.row(v - k).transpose());
+    }
     const Index m = A.cols();
 #pragma omp parallel num_threads(omp_threads(ex.threads))
     {
