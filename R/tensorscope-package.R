@@ -16,7 +16,9 @@
 #' `tensorscope_error_mismatch`, `tensorscope_error_zero_variance`,
 #' `tensorscope_error_too_few`, `tensorscope_error_not_rdm`,
 #' `tensorscope_error_argument`, `tensorscope_error_empty`,
-#' `tensorscope_error_torch_unavailable`) whose message names the argument and the
+#' `tensorscope_error_torch_unavailable`, `tensorscope_error_cuda_unavailable`,
+#' `tensorscope_error_file`, `tensorscope_error_corrupt`,
+#' `tensorscope_error_not_torchscript`, `tensorscope_error_unknown_metric`) whose message names the argument and the
 #' offending value.
 #'
 #' @keywords internal

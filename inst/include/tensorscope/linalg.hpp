@@ -129,16 +129,6 @@ inline Matrix psd_sqrt(const MatRef& A) {
 inline Index n_pairs(Index n) { return n * (n - 1) / 2; }
 inline Index pair_index(Index i, Index j, Index n) { return i * n - i * (i + 1) / 2 + (j - i - 1); }
 
-// Upper triangle (i < j) of a square matrix as a vector, in pair_index order.
-inline Vector upper_triangle(const MatRef& D) {
-  const Index n = D.rows();
-  Vector v(n_pairs(n));
-  Index k = 0;
-  for (Index i = 0; i < n; ++i)
-    for (Index j = i + 1; j < n; ++j) v(k++) = D(i, j);
-  return v;
-}
-
 // Square symmetric matrix with zero diagonal from an upper-triangle vector.
 inline Matrix square_from_upper(const VecRef& v, Index n) {
   Matrix D = Matrix::Zero(n, n);
@@ -150,12 +140,6 @@ inline Matrix square_from_upper(const VecRef& v, Index n) {
       ++k;
     }
   return D;
-}
-
-// Number of conditions n with n (n - 1) / 2 == m, or -1.
-inline Index n_from_pairs(Index m) {
-  const Index n = static_cast<Index>(std::llround((1.0 + std::sqrt(1.0 + 8.0 * static_cast<double>(m))) / 2.0));
-  return n_pairs(n) == m ? n : -1;
 }
 
 }  // namespace tensorscope
