@@ -1,7 +1,7 @@
 # tensorscope: set-up, build, test and demo on a fresh Debian machine.
 #   make demo    the main job on shipped data (writes demo-output/)
 #   make test    installs what is missing, builds, runs the whole test suite
-#                (with LibTorch, then again without it)
+#                (with LibTorch, then again without it; then the CMake harness)
 #   make check   R CMD check --as-cran on the built tarball
 #   make bench   the benchmarks in bench/
 #   make docs    regenerate NAMESPACE, man/ and the Rcpp glue
@@ -19,7 +19,7 @@ DEB_PACKAGES := r-base-dev r-cran-rcpp r-cran-rcppeigen r-cran-rlang r-cran-cli 
   r-cran-igraph r-cran-pls libopenblas0-pthread libtorch-dev pandoc \
   python3-torch dataset-fashion-mnist cmake zlib1g-dev r-cran-hdf5r python3-h5py
 
-.PHONY: all deps build install install-notorch test test-torch test-notorch check demo bench docs clean
+.PHONY: all deps build install install-notorch test test-torch test-notorch torch-check check demo bench docs clean
 
 all: install
 
@@ -48,7 +48,14 @@ test-torch: install
 test-notorch: install-notorch
 	TS_TEST_LIB=$(LIB_NOTORCH) TS_EXPECT_TORCH=0 $(RSCRIPT) tools/run-tests.R
 
-test: test-torch test-notorch
+# The C++ core and the LibTorch paths built without R by CMake (bench/CMakeLists.txt),
+# checked against each other: the harness to run on a GPU machine, kept building here.
+torch-check: deps
+	cmake -S bench -B build-bench -DCMAKE_BUILD_TYPE=Release
+	cmake --build build-bench -j2
+	./build-bench/torch_check 1000 300
+
+test: test-torch test-notorch torch-check
 
 build: deps
 	$(R) CMD build .
@@ -72,4 +79,4 @@ bench: install
 
 clean:
 	./cleanup
-	rm -rf $(LIB) $(LIB_NOTORCH) tensorscope_*.tar.gz tensorscope.Rcheck demo-output check-cran
+	rm -rf $(LIB) $(LIB_NOTORCH) build-bench tensorscope_*.tar.gz tensorscope.Rcheck demo-output check-cran

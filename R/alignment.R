@@ -32,11 +32,12 @@
 #' @param t Multiplier of the median rule (Kornblith's "threshold").
 #' @param path `"auto"`, `"feature"` or `"gram"`: force a computation route (linear
 #'   kernel only; for checking and benchmarking).
-#' @param backend `"auto"`, `"eigen"` or `"torch"`: `"torch"` computes the linear
-#'   kernel (biased or debiased) with LibTorch in float64, on the GPU when CUDA is
-#'   available (option `tensorscope.torch_device`), agreeing with Eigen to rounding;
-#'   `"auto"` uses it only for large inputs (more than `tensorscope.torch_min_elements`,
-#'   default 5e7, input values) on a CUDA GPU.
+#' @param backend `"auto"`, `"eigen"` or `"torch"`: `"torch"` computes CKA (every
+#'   kernel, estimator and route) with LibTorch in float64, on the GPU when CUDA is
+#'   available (option `tensorscope.torch_device` picks the device), agreeing with Eigen
+#'   to rounding; each layer's centred data or kernel is held on the device. `"auto"`
+#'   uses it only for large inputs (more than `tensorscope.torch_min_elements`, default
+#'   5e7, input values) on a CUDA GPU.
 #' @return A single number: the CKA (1 for identical representations; invariant to
 #'   orthogonal transforms and isotropic scaling of either side for the linear kernel).
 #'   The debiased estimate can be slightly negative.
@@ -66,15 +67,21 @@ cka <- function(x, y, kernel = c("linear", "rbf"), estimator = c("biased", "debi
   opts <- cka_options(kernel, estimator, sigma, bandwidth, t, path, n = nrow(x))
   check_variance(x, "x")
   check_variance(y, "y")
-  dev <- dense_backend(backend, length(x) + length(y), supported = opts$kernel == "linear",
-                       what = "the RBF kernel")
-  if (dev != "eigen") {
-    return(torch_run("ts_torch_linear_cka", x, y, opts$estimator == "debiased", dev, kind = "argument"))
-  }
+  dev <- dense_backend(backend, length(x) + length(y))
   sig <- opts$sigma
-  res <- cpp_cka_matrix(list(x), list(y), opts$kernel, opts$estimator, opts$bandwidth, opts$t,
-                        sig[1], sig[length(sig)], opts$path, cka_memory(), threads_now())
+  res <- cka_engine(list(x), list(y), opts, sig[1], sig[length(sig)], dev)
   res$cka[1, 1]
+}
+
+# CKA matrix of layer lists xs and ys (ys empty: within xs) on the Eigen core or a
+# LibTorch device; list(cka, sigma_x, sigma_y) either way.
+cka_engine <- function(xs, ys, opts, sx, sy, dev, call = rlang::caller_env()) {
+  if (dev == "eigen") {
+    return(cpp_cka_matrix(xs, ys, opts$kernel, opts$estimator, opts$bandwidth, opts$t, sx, sy, opts$path,
+                          cka_memory(), threads_now()))
+  }
+  torch_run("ts_torch_cka_matrix", xs, ys, opts$kernel, opts$estimator, opts$bandwidth, opts$t,
+            as.double(sx), as.double(sy), opts$path, dev, kind = "argument", call = call)
 }
 
 cka_options <- function(kernel, estimator, sigma, bandwidth, t, path, n, call = rlang::caller_env()) {
@@ -157,19 +164,9 @@ cka_layers <- function(reps, reps2 = NULL, kernel = c("linear", "rbf"),
   sx <- layer_sigmas(sigma, nx)
   sy <- if (within) numeric(0) else layer_sigmas(sigma, ny)
   size <- sum(lengths(reps$layers)) + if (within) 0 else sum(lengths(reps2$layers))
-  dev <- dense_backend(backend, size, supported = opts$kernel == "linear", what = "the RBF kernel")
-  if (dev != "eigen") {
-    ys <- if (within) reps$layers else reps2$layers
-    m <- outer(seq_along(reps$layers), seq_along(ys), Vectorize(function(i, j) {
-      torch_run("ts_torch_linear_cka", reps$layers[[i]], ys[[j]], opts$estimator == "debiased", dev, kind = "argument")
-    }))
-    res <- list(sigma_x = rep(NA_real_, length(nx)), sigma_y = if (within) numeric(0) else rep(NA_real_, length(ny)))
-  } else {
-    res <- cpp_cka_matrix(unname(reps$layers), if (within) list() else unname(reps2$layers),
-                          opts$kernel, opts$estimator, opts$bandwidth, opts$t, sx, sy, opts$path,
-                          cka_memory(), threads_now())
-    m <- res$cka
-  }
+  dev <- dense_backend(backend, size)
+  res <- cka_engine(unname(reps$layers), if (within) list() else unname(reps2$layers), opts, sx, sy, dev)
+  m <- res$cka
   dimnames(m) <- list(nx, ny)
   out <- tibble::tibble(
     layer_x = factor(rep(nx, times = length(ny)), levels = nx),

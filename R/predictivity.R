@@ -85,6 +85,12 @@
 #' @param return_predictions Keep the held-out predictions (attribute `predictions`:
 #'   per layer, a list over splits of test stimuli x targets matrices).
 #' @param seed Seed of the fold assignment (and of inner folds).
+#' @param backend `"auto"`, `"eigen"` or `"torch"` (ridge only): `"torch"` does each
+#'   training fold's Gram matrix, eigendecomposition and products in LibTorch, float64,
+#'   on the GPU when LibTorch has CUDA (option `tensorscope.torch_device` picks the
+#'   device); alpha selection and scoring are shared with the Eigen path, and results
+#'   agree with it to about 1e-10. `"auto"` takes LibTorch only for large inputs on a
+#'   CUDA GPU (see [cka()]).
 #' @return A tibble of class `ts_predictivity`, one row per layer x target: `layer`
 #'   (factor), `target`, `r`, `r2`, `alpha` (ridge: the median over folds of the chosen
 #'   alpha; `NA` for PLS). Attributes: `splits` (per split, layer and target: `split`,
@@ -114,7 +120,7 @@ predictivity <- function(reps, responses, method = c("ridge", "pls"), alphas = 1
                          folds = 5, splits = NULL, stratify = NULL, alpha_per_target = TRUE,
                          alpha_select = c("gcv", "loo", "kfold"), inner_folds = 5, ncomp = 25,
                          protocol = c("default", "brainscore"), ceiling = NULL, na = c("error", "drop"),
-                         return_predictions = FALSE, seed = 1) {
+                         return_predictions = FALSE, seed = 1, backend = c("auto", "eigen", "torch")) {
   protocol <- check_choice(protocol, c("default", "brainscore"))
   method <- if (protocol == "brainscore") "pls" else check_choice(method, c("ridge", "pls"))
   alpha_select <- check_choice(alpha_select, c("gcv", "loo", "kfold"))
@@ -149,6 +155,9 @@ predictivity <- function(reps, responses, method = c("ridge", "pls"), alphas = 1
   }
 
   th <- threads_now()
+  dev <- dense_backend(backend, max(lengths(reps$layers)) + length(Y), supported = method == "ridge", what = "PLS")
+  decomposer <- if (dev != "eigen") torch_run("ts_torch_ridge_decomposer", dev, kind = "argument",
+                                              what = "LibTorch cannot use device {.val {dev}}.")
   layers <- names(reps)
   q <- ncol(Y)
   rows <- vector("list", length(layers))
@@ -158,8 +167,8 @@ predictivity <- function(reps, responses, method = c("ridge", "pls"), alphas = 1
   for (i in seq_along(layers)) {
     X <- reps$layers[[i]]
     res <- if (method == "ridge") {
-      cpp_ridge_cv(X, Y, spl$train, spl$test, alphas, alpha_select, alpha_per_target, inner_folds, seed,
-                   pooled, return_predictions, th)
+      ridge_cv_call(X, Y, spl, alphas, alpha_select, alpha_per_target, inner_folds, seed, pooled,
+                    return_predictions, th, decomposer)
     } else {
       cpp_pls_cv(X, Y, spl$train, spl$test, min(ncomp, ncol(X)), pooled, return_predictions, th)
     }
@@ -195,6 +204,22 @@ predictivity <- function(reps, responses, method = c("ridge", "pls"), alphas = 1
                    model = reps$provenance$model)
   structure(out, class = c("ts_predictivity", class(out)), splits = ps, settings = settings,
             ceiling = ceiling, predictions = preds)
+}
+
+# cpp_ridge_cv(); with the LibTorch decomposer, its failures (out of GPU memory, say)
+# become classed errors.
+ridge_cv_call <- function(X, Y, spl, alphas, alpha_select, alpha_per_target, inner_folds, seed, pooled,
+                          keep, threads, decomposer, call = rlang::caller_env()) {
+  run <- function() cpp_ridge_cv(X, Y, spl$train, spl$test, alphas, alpha_select, alpha_per_target, inner_folds,
+                                 seed, pooled, keep, threads, decomposer)
+  if (is.null(decomposer)) return(run())
+  tryCatch(run(), error = function(e) {
+    if (inherits(e, "interrupt") || inherits(e, "tensorscope_error")) stop(e)
+    env <- new.env()
+    env$msg <- sub("\n.*", "", conditionMessage(e))
+    ts_abort(c("Ridge regression on LibTorch failed.", x = "{msg}",
+               i = "{.code backend = \"eigen\"} runs it without LibTorch."), "torch", call = call, .envir = env)
+  })
 }
 
 #' Summary of predictivity results per layer

@@ -19,7 +19,8 @@
 #' `tensorscope_error_torch_unavailable`, `tensorscope_error_cuda_unavailable`,
 #' `tensorscope_error_file`, `tensorscope_error_corrupt`,
 #' `tensorscope_error_not_torchscript`, `tensorscope_error_unknown_metric`) whose message names the argument and the
-#' offending value.
+#' offending value. A failure inside LibTorch on valid input (out of GPU memory, say)
+#' raises `tensorscope_error_torch`.
 #'
 #' @keywords internal
 #' @useDynLib tensorscope, .registration = TRUE

@@ -44,8 +44,9 @@ torch_call <- function(name, ..., call = rlang::caller_env()) {
   do.call(".Call", list(getNativeSymbolInfo(name, dll), ...))
 }
 
-# Backend of the dense metrics (cka(), cka_layers(), rdm()): "eigen" or a LibTorch
-# device ("cpu", "cuda"). "auto" takes LibTorch only for large inputs on a CUDA GPU
+# Backend of the dense metrics (cka(), cka_layers(), rdm(), ridge predictivity()): "eigen"
+# or a LibTorch device ("cpu", "cuda"; option tensorscope.torch_device overrides the
+# default, CUDA when available). "auto" takes LibTorch only for large inputs on a CUDA GPU
 # (option tensorscope.torch_min_elements, default 5e7 input elements); on the CPU the
 # Eigen + BLAS core is as fast. `supported` is FALSE when the chosen options have no
 # LibTorch path (then "torch" is an error and "auto" means Eigen).
@@ -59,5 +60,10 @@ dense_backend <- function(backend, size, supported = TRUE, what = "these options
   }
   if (!supported) ts_abort("{.code backend = \"torch\"} does not support {what}; use {.code backend = \"eigen\"}.", "argument", call = call)
   torch_backend(call = call)
-  getOption("tensorscope.torch_device", if (isTRUE(torch_call("ts_torch_info", call = call)$cuda)) "cuda" else "cpu")
+  device <- getOption("tensorscope.torch_device")
+  if (is.null(device)) return(if (isTRUE(torch_call("ts_torch_info", call = call)$cuda)) "cuda" else "cpu")
+  tryCatch(check_device(device, call = call), tensorscope_error_argument = function(e) {
+    ts_abort("Option {.code tensorscope.torch_device} must be {.val cpu} or {.val cuda} (or {.val cuda:N}), not {describe(device)}.",
+             "argument", call = call)
+  })
 }

@@ -1,11 +1,15 @@
-// Checks the LibTorch dense path (src/torch/dense.h) against the Eigen core, without R:
-// linear CKA (biased, debiased) and RDMs (correlation, cosine, euclidean, sqeuclidean)
-// on random data, float64, on CUDA when available (else CPU). Exit status 1 when any
-// difference exceeds 1e-8. Usage: torch_check [n = 1000] [p = 300]
+// Checks the LibTorch dense path (src/torch/dense.h, ridge.h) against the Eigen core,
+// without R: CKA (linear and RBF kernels, biased and debiased, feature and Gram routes),
+// RDMs (correlation, cosine, euclidean, sqeuclidean) and cross-validated ridge (GCV, LOO
+// and inner K-fold alpha selection; feature and kernel forms) on random data, float64, on
+// CUDA when available (else CPU). Exit status 1 when any difference exceeds 1e-8.
+// Usage: torch_check [n = 1000] [p = 300]
 #include <tensorscope/alignment.hpp>
+#include <tensorscope/predictivity.hpp>
 #include <tensorscope/rdm.hpp>
 
 #include "dense.h"
+#include "ridge.h"
 
 #include <torch/cuda.h>
 
@@ -39,15 +43,29 @@ int main(int argc, char** argv) {
     if (torch::cuda::is_available()) torch::cuda::synchronize();
     return std::make_pair(v, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
   };
-  for (Estimator e : {Estimator::biased, Estimator::debiased}) {
-    CkaOptions o;
-    o.estimator = e;
-    auto eig = timed([&] { return cka_matrix({MatRef(X)}, {MatRef(Y)}, o, {0.0}, {0.0}, ex).cka(0, 0); });
-    auto tor = timed([&] { return ts_torch::linear_cka(xt.to(dev), yt.to(dev), e == Estimator::debiased); });
-    const double d = std::abs(eig.first - tor.first);
-    worst = std::max(worst, d);
-    std::printf("cka %-9s eigen %.12f (%.3fs)  torch %.12f (%.3fs)  |diff| %.2e\n",
-                e == Estimator::biased ? "biased" : "debiased", eig.first, eig.second, tor.first, tor.second, d);
+  for (Kernel k : {Kernel::linear, Kernel::rbf}) {
+    for (Estimator e : {Estimator::biased, Estimator::debiased}) {
+      for (bool gram : {false, true}) {
+        if (k == Kernel::rbf && !gram) continue;
+        CkaOptions o;
+        o.kernel = k;
+        o.estimator = e;
+        o.path = gram ? CkaPath::gram : CkaPath::feature;
+        const double nan = std::nan("");
+        // within {X, Y}: the whole 2 x 2 matrix is compared
+        auto eig = timed([&] { return cka_matrix({MatRef(X), MatRef(Y)}, {}, o, {nan, nan}, {}, ex).cka; });
+        auto tor = timed([&] {
+          return ts_torch::cka_matrix({xt.to(dev), yt.to(dev)}, {}, k == Kernel::rbf, e == Estimator::debiased, gram,
+                                      {nan, nan}, {}, true, 0.5).cka;
+        });
+        double d = 0;
+        for (int c = 0; c < 4; ++c) d = std::max(d, std::abs(eig.first(c % 2, c / 2) - tor.first[c]));
+        worst = std::max(worst, d);
+        std::printf("cka %-6s %-8s %-7s eigen %.12f (%.3fs)  torch %.12f (%.3fs)  max |diff| %.2e\n",
+                    k == Kernel::linear ? "linear" : "rbf", e == Estimator::biased ? "biased" : "debiased",
+                    gram ? "gram" : "feature", eig.first(0, 1), eig.second, tor.first[2], tor.second, d);
+      }
+    }
   }
   const char* names[] = {"correlation", "cosine", "euclidean", "sqeuclidean"};
   const RdmMethod methods[] = {RdmMethod::correlation, RdmMethod::cosine, RdmMethod::euclidean, RdmMethod::sqeuclidean};
@@ -60,6 +78,39 @@ int main(int argc, char** argv) {
     for (Index i = 0; i < eig.first.size(); ++i) d = std::max(d, std::abs(eig.first(i) - tv[i]));
     worst = std::max(worst, d);
     std::printf("rdm %-12s eigen %.3fs  torch %.3fs  max |diff| %.2e\n", names[k], eig.second, tor.second, d);
+  }
+  // ridge: 5 folds, responses from half of the features plus noise; p < n_train
+  // (feature form) and the first n_train / 2 rows' worth of features > n_train (kernel)
+  const Matrix R = Y.leftCols(std::min<Index>(p, 40)) + Matrix::Random(n, std::min<Index>(p, 40));
+  std::vector<Split> splits(5);
+  for (Index i = 0; i < n; ++i)
+    for (int f = 0; f < 5; ++f) (i % 5 == f ? splits[f].test : splits[f].train).push_back(i);
+  const Index wide = std::min<Index>(n / 2, p);  // rows used for the kernel form
+  const Matrix Xw = X.topRows(wide), Rw = R.topRows(wide);
+  std::vector<Split> splits_w(5);
+  for (Index i = 0; i < wide; ++i)
+    for (int f = 0; f < 5; ++f) (i % 5 == f ? splits_w[f].test : splits_w[f].train).push_back(i);
+  const RidgeDecomposer on_torch = ts_torch::TorchRidgeDecomposer{dev};
+  const char* sel_names[] = {"gcv", "loo", "kfold"};
+  const AlphaSelect sels[] = {AlphaSelect::gcv, AlphaSelect::loo, AlphaSelect::kfold};
+  for (int form = 0; form < 2; ++form) {
+    for (int k = 0; k < 3; ++k) {
+      RidgeOptions o;
+      for (int a = -2; a <= 6; ++a) o.alphas.push_back(std::pow(10.0, a));
+      o.select = sels[k];
+      const Matrix& XX = form == 0 ? X : Xw;
+      const Matrix& RR = form == 0 ? R : Rw;
+      const auto& sp = form == 0 ? splits : splits_w;
+      auto eig = timed([&] { return ridge_cv(XX, RR, sp, o, true, false, ex); });
+      auto tor = timed([&] { return ridge_cv(XX, RR, sp, o, true, false, ex, on_torch); });
+      const double d = std::max((eig.first.pooled_r - tor.first.pooled_r).cwiseAbs().maxCoeff(),
+                                (eig.first.pooled_pred - tor.first.pooled_pred).cwiseAbs().maxCoeff());
+      const bool same_alpha = (eig.first.alpha - tor.first.alpha).cwiseAbs().maxCoeff() == 0;
+      worst = std::max(worst, same_alpha ? d : 1.0);
+      std::printf("ridge %-7s %-5s eigen %.3fs  torch %.3fs  max |diff| r, predictions %.2e%s\n",
+                  form == 0 ? "feature" : "kernel", sel_names[k], eig.second, tor.second, d,
+                  same_alpha ? "" : "  (different alphas chosen)");
+    }
   }
   std::printf("%s: worst difference %.2e (tolerance 1e-8)\n", worst <= 1e-8 ? "OK" : "FAILED", worst);
   return worst <= 1e-8 ? 0 : 1;

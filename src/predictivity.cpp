@@ -34,7 +34,7 @@ Rcpp::List wrap_cv(const CvResult& r) {
 // [[Rcpp::export]]
 Rcpp::List cpp_ridge_cv(SEXP x, SEXP y, Rcpp::List train, Rcpp::List test, std::vector<double> alphas,
                         std::string select, bool per_target, int inner_folds, double seed, bool pooled,
-                        bool keep, int threads) {
+                        bool keep, int threads, SEXP decomposer) {
   const auto X = glue::map_matrix(x);
   const auto Y = glue::map_matrix(y);
   RidgeOptions o;
@@ -43,7 +43,16 @@ Rcpp::List cpp_ridge_cv(SEXP x, SEXP y, Rcpp::List train, Rcpp::List test, std::
   o.per_target = per_target;
   o.inner_folds = inner_folds;
   o.seed = static_cast<std::uint64_t>(seed);
-  return wrap_cv(ridge_cv(X, Y, as_splits(train, test), o, pooled, keep, glue::exec(threads)));
+  // decomposer: NULL (Eigen), or the LibTorch backend's (ts_torch_ridge_decomposer(),
+  // an external pointer tagged "tensorscope_ridge_decomposer" to a RidgeDecomposer)
+  RidgeDecomposer decompose;
+  if (!Rf_isNull(decomposer)) {
+    if (TYPEOF(decomposer) != EXTPTRSXP || R_ExternalPtrTag(decomposer) != Rf_install("tensorscope_ridge_decomposer") ||
+        R_ExternalPtrAddr(decomposer) == nullptr)
+      Rcpp::stop("[argument] the ridge decomposer is not valid");
+    decompose = *static_cast<RidgeDecomposer*>(R_ExternalPtrAddr(decomposer));
+  }
+  return wrap_cv(ridge_cv(X, Y, as_splits(train, test), o, pooled, keep, glue::exec(threads), decompose));
 }
 
 // [[Rcpp::export]]

@@ -30,6 +30,8 @@ extern "C" SEXP ts_torch_info() {
 // ---- dense metrics (backend = "torch") ------------------------------------------------
 #include "dense.h"
 
+#include <tensorscope/alignment.hpp>
+
 namespace {
 // R double matrix (column-major n x p) -> n x p tensor on `device` (no copy on the CPU).
 torch::Tensor matrix_tensor(SEXP x, const std::string& device) {
@@ -37,12 +39,53 @@ torch::Tensor matrix_tensor(SEXP x, const std::string& device) {
   const int64_t n = INTEGER(d)[0], p = INTEGER(d)[1];
   return torch::from_blob(REAL(x), {p, n}, torch::kFloat64).t().to(torch::Device(device));
 }
+
+
+std::vector<torch::Tensor> matrix_tensors(SEXP xs, const std::string& device) {
+  std::vector<torch::Tensor> out;
+  for (R_xlen_t i = 0; i < XLENGTH(xs); ++i) out.push_back(matrix_tensor(VECTOR_ELT(xs, i), device));
+  return out;
+}
+
+std::vector<double> doubles(SEXP x) { return std::vector<double>(REAL(x), REAL(x) + XLENGTH(x)); }
+
 }  // namespace
 
-extern "C" SEXP ts_torch_linear_cka(SEXP x, SEXP y, SEXP debiased, SEXP device) {
+// CKA of every layer in xs with every layer in ys (or within xs when ys is empty);
+// path "auto" picks the route with the core's cost model (alignment.hpp).
+extern "C" SEXP ts_torch_cka_matrix(SEXP xs, SEXP ys, SEXP kernel, SEXP estimator, SEXP bandwidth, SEXP t,
+                                    SEXP sig_x, SEXP sig_y, SEXP path, SEXP device) {
   return guarded([&]() -> SEXP {
-    const std::string dev = ts_torch::as_string(device);
-    return Rf_ScalarReal(ts_torch::linear_cka(matrix_tensor(x, dev), matrix_tensor(y, dev), Rf_asLogical(debiased)));
+    const std::string dev = ts_torch::as_string(device), p = ts_torch::as_string(path);
+    const bool rbf = ts_torch::as_string(kernel) == "rbf";
+    bool gram = rbf || p == "gram";
+    if (!rbf && p == "auto") {
+      std::vector<tensorscope::Index> px, py;
+      for (R_xlen_t i = 0; i < XLENGTH(xs); ++i) px.push_back(INTEGER(Rf_getAttrib(VECTOR_ELT(xs, i), R_DimSymbol))[1]);
+      for (R_xlen_t i = 0; i < XLENGTH(ys); ++i) py.push_back(INTEGER(Rf_getAttrib(VECTOR_ELT(ys, i), R_DimSymbol))[1]);
+      gram = tensorscope::prefer_gram(INTEGER(Rf_getAttrib(VECTOR_ELT(xs, 0), R_DimSymbol))[0], px, py);
+    }
+    const auto res = ts_torch::cka_matrix(matrix_tensors(xs, dev), matrix_tensors(ys, dev), rbf,
+                                          ts_torch::as_string(estimator) == "debiased", gram, doubles(sig_x),
+                                          doubles(sig_y), ts_torch::as_string(bandwidth) == "median", Rf_asReal(t));
+    const int nx = static_cast<int>(XLENGTH(xs)), ny = XLENGTH(ys) > 0 ? static_cast<int>(XLENGTH(ys)) : nx;
+    SEXP out = PROTECT(Rf_allocVector(VECSXP, 3));
+    SEXP m = PROTECT(Rf_allocMatrix(REALSXP, nx, ny));
+    std::copy(res.cka.begin(), res.cka.end(), REAL(m));
+    SET_VECTOR_ELT(out, 0, m);
+    SEXP a = PROTECT(Rf_allocVector(REALSXP, static_cast<R_xlen_t>(res.sigma_x.size())));
+    std::copy(res.sigma_x.begin(), res.sigma_x.end(), REAL(a));
+    SET_VECTOR_ELT(out, 1, a);
+    SEXP b = PROTECT(Rf_allocVector(REALSXP, static_cast<R_xlen_t>(res.sigma_y.size())));
+    std::copy(res.sigma_y.begin(), res.sigma_y.end(), REAL(b));
+    SET_VECTOR_ELT(out, 2, b);
+    SEXP nms = PROTECT(Rf_allocVector(STRSXP, 3));
+    SET_STRING_ELT(nms, 0, Rf_mkChar("cka"));
+    SET_STRING_ELT(nms, 1, Rf_mkChar("sigma_x"));
+    SET_STRING_ELT(nms, 2, Rf_mkChar("sigma_y"));
+    Rf_setAttrib(out, R_NamesSymbol, nms);
+    UNPROTECT(5);
+    return out;
   });
 }
 
@@ -51,5 +94,30 @@ extern "C" SEXP ts_torch_rdm(SEXP x, SEXP method, SEXP device) {
     const std::string dev = ts_torch::as_string(device);
     auto v = ts_torch::rdm_upper(matrix_tensor(x, dev), ts_torch::as_string(method));
     return ts_torch::from_tensor(v.reshape({1, -1}));
+  });
+}
+
+// ---- ridge (backend = "torch") --------------------------------------------------------
+// An external pointer to a tensorscope::RidgeDecomposer that runs on `device`; the main
+// library's cpp_ridge_cv() calls it for each training fold (same compiler, same core
+// headers: both libraries come from one package build).
+#include "ridge.h"
+
+namespace {
+void finalize_decomposer(SEXP ptr) {
+  delete static_cast<tensorscope::RidgeDecomposer*>(R_ExternalPtrAddr(ptr));
+  R_ClearExternalPtr(ptr);
+}
+}  // namespace
+
+extern "C" SEXP ts_torch_ridge_decomposer(SEXP device) {
+  return guarded([&]() -> SEXP {
+    const torch::Device dev(ts_torch::as_string(device));
+    torch::zeros({1}, torch::TensorOptions().dtype(torch::kFloat64).device(dev));  // fails here, not mid-fit, without the device
+    auto* f = new tensorscope::RidgeDecomposer(ts_torch::TorchRidgeDecomposer{dev});
+    SEXP ptr = PROTECT(R_MakeExternalPtr(f, Rf_install("tensorscope_ridge_decomposer"), R_NilValue));
+    R_RegisterCFinalizerEx(ptr, finalize_decomposer, TRUE);
+    UNPROTECT(1);
+    return ptr;
   });
 }

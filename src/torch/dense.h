@@ -1,35 +1,157 @@
 // Dense metrics on LibTorch tensors (CPU or GPU), float64: the `backend = "torch"` path
-// of cka() / cka_layers() / rdm(). Pure LibTorch, no R: also compiled by the CMake
+// of cka() / cka_layers() / rdm() (ridge: ridge.h). Pure LibTorch, no R: also compiled by the CMake
 // harness in bench/ to check against the Eigen core on machines without R.
 // Same formulas as inst/include/tensorscope/alignment.hpp and rdm.hpp.
 #pragma once
 #include <torch/script.h>
 
-#include <stdexcept>
+#include <cmath>
 #include <limits>
+#include <stdexcept>
 #include <string>
+#include <vector>
 
 namespace ts_torch {
 
 inline torch::Tensor centre_columns(const torch::Tensor& X) { return X - X.mean(0, true); }
 
-// Linear CKA (Kornblith et al. 2019) in feature space: ||Y'X||_F^2 / (||X'X||_F ||Y'Y||_F)
-// after column centring; debiased: Song et al. (2012) eq. 5 from the same products.
-inline double linear_cka(const torch::Tensor& X0, const torch::Tensor& Y0, bool debiased) {
+// ---- CKA ----------------------------------------------------------------------------
+// Every layer is prepared once (centred, and its kernel formed on the Gram route); each
+// pair is then one product. Same estimators as cka_matrix() in alignment.hpp:
+//   biased:   HSIC ~ tr(Kc Lc) (the 1/(n-1)^2 cancels in CKA);
+//   debiased: Song et al. (2012) eq. 5 from K~ (K with zero diagonal):
+//             (tr(K~L~) + 1'K~1 1'L~1 / ((n-1)(n-2)) - 2/(n-2) 1'K~L~1) / (n(n-3)).
+// Feature route (linear kernel): tr(KL) = ||Xc'Yc||_F^2, diag(K) = row norms^2, and as
+// Xc's columns sum to zero, K~1 = -diag(K).
+struct CkaLayer {
+  torch::Tensor rep;     // feature route: Xc (n x p); Gram route: Kc or K~ (n x n)
+  bool gram = false;
+  torch::Tensor sqnorm;  // feature route, debiased: diag(K)
+  torch::Tensor rowsum;  // debiased: K~ 1
+  double total = 0;      // debiased: 1'K~1
+  double sigma = std::numeric_limits<double>::quiet_NaN();
+};
+
+namespace detail {
+// k-th smallest (0-based) of a 1-D tensor
+inline double kth(const torch::Tensor& u, int64_t k) { return std::get<0>(torch::kthvalue(u, k + 1)).item<double>(); }
+}  // namespace detail
+
+// RBF bandwidth from the off-diagonal squared distances u (i < j): "median" is t times
+// the root of the median of all n^2 squared distances (zero diagonal included), as in
+// Kornblith et al.; "median_nonzero" the root of the median of the non-zero ones.
+inline double rbf_bandwidth(const torch::Tensor& u, int64_t n, bool median_full, double t) {
+  if (median_full) {
+    const int64_t N = n * n;
+    auto full = [&](int64_t q) { return q < n ? 0.0 : detail::kth(u, (q - n) / 2); };
+    const double med = N % 2 == 1 ? full((N - 1) / 2) : 0.5 * (full(N / 2 - 1) + full(N / 2));
+    return t * std::sqrt(med);
+  }
+  const torch::Tensor nz = u.masked_select(u.gt(0.0));
+  const int64_t m = nz.numel();
+  if (m == 0) return 0.0;
+  const double med = m % 2 == 1 ? detail::kth(nz, m / 2) : 0.5 * (detail::kth(nz, m / 2 - 1) + detail::kth(nz, m / 2));
+  return std::sqrt(med);
+}
+
+// sigma <= 0 or NaN: from the bandwidth rule (RBF only).
+inline CkaLayer cka_prepare(const torch::Tensor& X0, bool gram, bool rbf, bool debiased, double sigma,
+                            bool median_full, double t) {
+  CkaLayer L;
   const auto X = centre_columns(X0.to(torch::kFloat64));
-  const auto Y = centre_columns(Y0.to(torch::kFloat64));
-  const double n = static_cast<double>(X.size(0));
-  auto hsic = [&](const torch::Tensor& A, const torch::Tensor& B) {
-    const double tr = torch::mm(A.t(), B).pow(2).sum().item<double>();  // tr(KL)
-    if (!debiased) return tr / ((n - 1) * (n - 1));
-    const auto a = A.pow(2).sum(1), b = B.pow(2).sum(1);                // diag(K), diag(L)
-    const double ab = torch::dot(a, b).item<double>();
-    const double sa = a.sum().item<double>(), sb = b.sum().item<double>();
-    return (tr - ab + sa * sb / ((n - 1) * (n - 2)) - 2.0 / (n - 2) * ab) / (n * (n - 3));
+  const int64_t n = X.size(0);
+  L.gram = gram || rbf;
+  if (!L.gram) {
+    L.rep = X;
+    if (debiased) {
+      L.sqnorm = X.square().sum(1);
+      L.rowsum = -L.sqnorm;
+      L.total = -L.sqnorm.sum().item<double>();
+    }
+    return L;
+  }
+  torch::Tensor K = torch::mm(X, X.t());
+  if (rbf) {
+    const auto d = K.diagonal();
+    K = (d.unsqueeze(1) + d.unsqueeze(0) - 2.0 * K).clamp_min(0.0);  // squared distances
+    if (!(sigma > 0)) {
+      auto idx = torch::triu_indices(n, n, 1, torch::TensorOptions().dtype(torch::kLong).device(K.device()));
+      sigma = rbf_bandwidth(K.index({idx[0], idx[1]}), n, median_full, t);
+    }
+    if (!(sigma > 0) || !std::isfinite(sigma)) throw std::invalid_argument("RBF bandwidth is zero: all points coincide");
+    L.sigma = sigma;
+    K = torch::exp(K * (-1.0 / (2.0 * sigma * sigma)));
+  }
+  if (!debiased) {
+    const auto r = K.mean(1);  // H K H = K - r 1' - 1 r' + mean(K)
+    L.rep = K - r.unsqueeze(1) - r.unsqueeze(0) + r.mean();
+  } else {
+    K.diagonal().zero_();
+    L.rowsum = K.sum(1);
+    L.total = L.rowsum.sum().item<double>();
+    L.rep = K;
+  }
+  return L;
+}
+
+// HSIC(a, b) up to a common factor (see above); n stimuli.
+inline double cka_hsic(const CkaLayer& a, const CkaLayer& b, bool debiased, int64_t n) {
+  double dot;
+  if (!a.gram) {
+    dot = torch::mm(a.rep.t(), b.rep).square().sum().item<double>();
+    if (debiased) dot -= torch::dot(a.sqnorm, b.sqnorm).item<double>();
+  } else {
+    dot = (a.rep * b.rep).sum().item<double>();
+  }
+  if (!debiased) return dot;
+  const double nd = static_cast<double>(n);
+  return (dot + a.total * b.total / ((nd - 1) * (nd - 2)) - 2.0 / (nd - 2) * torch::dot(a.rowsum, b.rowsum).item<double>()) /
+         (nd * (nd - 3));
+}
+
+struct CkaMatrix {
+  std::vector<double> cka;  // column-major |xs| x |ys| (|xs| x |xs| when ys is empty)
+  std::vector<double> sigma_x, sigma_y;
+};
+
+// CKA between xs and ys (or xs with itself when ys is empty), tensors n x p_l on one
+// device. gram: the sample-space route (always for RBF); sig_x / sig_y: per-layer RBF
+// bandwidths (NaN: from the rule). Each layer's representation is held on the device.
+inline CkaMatrix cka_matrix(const std::vector<torch::Tensor>& xs, const std::vector<torch::Tensor>& ys, bool rbf,
+                            bool debiased, bool gram, const std::vector<double>& sig_x,
+                            const std::vector<double>& sig_y, bool median_full, double t) {
+  torch::NoGradGuard no_grad;
+  const bool within = ys.empty();
+  const int64_t n = xs.at(0).size(0);
+  auto prepare = [&](const std::vector<torch::Tensor>& v, const std::vector<double>& sig, std::vector<double>& used) {
+    std::vector<CkaLayer> out;
+    for (std::size_t l = 0; l < v.size(); ++l) {
+      out.push_back(cka_prepare(v[l], gram, rbf, debiased, l < sig.size() ? sig[l] : std::nan(""), median_full, t));
+      used.push_back(out.back().sigma);
+    }
+    return out;
   };
-  const double xy = hsic(X, Y), xx = hsic(X, X), yy = hsic(Y, Y);
-  if (!(xx > 0) || !(yy > 0)) return std::numeric_limits<double>::quiet_NaN();
-  return xy / std::sqrt(xx * yy);
+  CkaMatrix res;
+  const std::vector<CkaLayer> px = prepare(xs, sig_x, res.sigma_x);
+  const std::vector<CkaLayer> py = within ? std::vector<CkaLayer>() : prepare(ys, sig_y, res.sigma_y);
+  const std::vector<CkaLayer>& qy = within ? px : py;
+  std::vector<double> self_x, self_y;
+  for (const auto& a : px) self_x.push_back(cka_hsic(a, a, debiased, n));
+  if (!within)
+    for (const auto& b : py) self_y.push_back(cka_hsic(b, b, debiased, n));
+  const std::vector<double>& sy = within ? self_x : self_y;
+  const std::size_t nx = px.size(), ny = qy.size();
+  res.cka.assign(nx * ny, std::numeric_limits<double>::quiet_NaN());
+  for (std::size_t j = 0; j < ny; ++j) {
+    for (std::size_t i = 0; i < nx; ++i) {
+      if (within && i > j) continue;  // filled from (j, i)
+      if (!(self_x[i] > 0) || !(sy[j] > 0)) continue;
+      const double h = (within && i == j) ? self_x[i] : cka_hsic(px[i], qy[j], debiased, n);
+      res.cka[i + j * nx] = h / std::sqrt(self_x[i] * sy[j]);
+      if (within) res.cka[j + i * nx] = res.cka[i + j * nx];
+    }
+  }
+  return res;
 }
 
 // RDM as the upper triangle (i < j, row-major: pair (0,1), (0,2), ..., (1,2), ...).

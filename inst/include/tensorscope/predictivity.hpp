@@ -34,6 +34,7 @@
 #include "linalg.hpp"
 
 #include <cmath>
+#include <functional>
 #include <limits>
 #include <numeric>
 
@@ -302,6 +303,16 @@ inline RidgeDecomp ridge_decompose(const Matrix& Xc, const Matrix& Yc, const Mat
   return d;
 }
 
+// The decomposition ridge_cv uses: empty = ridge_decompose() above (Eigen + LAPACK); the
+// LibTorch backend passes one that does the same products and eigendecomposition on its
+// device (src/torch/ridge.h), so the rest of the cross-validation is shared.
+using RidgeDecomposer = std::function<RidgeDecomp(const Matrix& Xc, const Matrix& Yc, const Matrix& Xt, bool want_u)>;
+
+inline RidgeDecomp decompose_with(const RidgeDecomposer& f, const Matrix& Xc, const Matrix& Yc, const Matrix& Xt,
+                                  bool want_u) {
+  return f ? f(Xc, Yc, Xt, want_u) : ridge_decompose(Xc, Yc, Xt, want_u);
+}
+
 // Training-set criterion (GCV or exact LOO mean squared error) for every alpha and
 // target: n_alpha x q.
 inline Matrix ridge_criterion(const RidgeDecomp& d, const Matrix& Yc, const std::vector<double>& alphas,
@@ -412,7 +423,7 @@ inline std::vector<int> choose_alpha(const Matrix& crit, bool per_target) {
 // part, so Xtr, Ytr may be given centred or not): mean squared error of the
 // held-out predictions for every alpha and target, n_alpha x q.
 inline Matrix ridge_inner_cv(const Matrix& Xtr, const Matrix& Ytr, const RidgeOptions& o, std::uint64_t stream,
-                             const Exec& ex) {
+                             const Exec& ex, const RidgeDecomposer& decompose = {}) {
   const Index n = Xtr.rows(), q = Ytr.cols();
   const Index na = static_cast<Index>(o.alphas.size());
   const int K = std::max<int>(2, std::min<int>(o.inner_folds, static_cast<int>(n)));
@@ -430,7 +441,7 @@ inline Matrix ridge_inner_cv(const Matrix& Xtr, const Matrix& Ytr, const RidgeOp
     Matrix Ya = pred_detail::gather_rows(Ytr, tr), Yb = pred_detail::gather_rows(Ytr, te);
     pred_detail::centre_by_train(Xa, Xb);
     pred_detail::centre_by_train(Ya, Yb);  // Yb now held-out minus training mean
-    const RidgeDecomp d = ridge_decompose(Xa, Ya, Xb, false);
+    const RidgeDecomp d = decompose_with(decompose, Xa, Ya, Xb, false);
     std::vector<int> choice(static_cast<std::size_t>(q));
     for (Index a = 0; a < na; ++a) {
       ex.check();
@@ -641,15 +652,15 @@ CvResult cross_validate(const MatRef& X, const MatRef& Y, const std::vector<Spli
 }
 
 inline CvResult ridge_cv(const MatRef& X, const MatRef& Y, const std::vector<Split>& splits, const RidgeOptions& o,
-                         bool pooled, bool keep, const Exec& ex) {
+                         bool pooled, bool keep, const Exec& ex, const RidgeDecomposer& decompose = {}) {
   if (o.alphas.empty()) throw invalid_input("ridge_cv: no alphas");
   auto fit = [&](const Matrix& Xc, const Matrix& Yc, const Matrix& Xte, Index s, Vector& alpha_row) {
     const bool loo = o.select == AlphaSelect::loo && o.alphas.size() > 1;
-    const RidgeDecomp d = ridge_decompose(Xc, Yc, Xte, loo);
+    const RidgeDecomp d = decompose_with(decompose, Xc, Yc, Xte, loo);
     std::vector<int> choice(static_cast<std::size_t>(Yc.cols()), 0);
     if (o.alphas.size() > 1) {
       const Matrix crit = o.select == AlphaSelect::kfold
-                              ? ridge_inner_cv(Xc, Yc, o, static_cast<std::uint64_t>(s), ex)
+                              ? ridge_inner_cv(Xc, Yc, o, static_cast<std::uint64_t>(s), ex, decompose)
                               : ridge_criterion(d, Yc, o.alphas, o.select, ex);
       choice = choose_alpha(crit, o.per_target);
     }
