@@ -9,6 +9,10 @@ cpp_first_non_finite <- function(x) {
     .Call(`_tensorscope_cpp_first_non_finite`, x)
 }
 
+cpp_rows_constant <- function(x) {
+    .Call(`_tensorscope_cpp_rows_constant`, x)
+}
+
 cpp_pattern_row_sums <- function(a, nq, nk, threads) {
     .Call(`_tensorscope_cpp_pattern_row_sums`, a, nq, nk, threads)
 }

@@ -100,8 +100,9 @@ check_seed <- function(seed, arg = rlang::caller_arg(seed), call = rlang::caller
 
 # Total variance of a layer is zero: every stimulus has the same pattern.
 check_variance <- function(x, arg, call = rlang::caller_env()) {
-  v <- sum(apply(x, 2L, stats::var))
-  if (!is.finite(v) || v <= 1e-300) {
+  if (!is.double(x)) storage.mode(x) <- "double"
+  if (!is.matrix(x)) x <- matrix(x, ncol = 1)
+  if (cpp_rows_constant(x)) {
     ts_abort("{.arg {arg}} has zero variance across stimuli: every stimulus has the same pattern.",
              "zero_variance", call = call)
   }

@@ -4,6 +4,7 @@
 # times, the speed-up, the per-metric times, and checks that both runs give equal values.
 #   Rscript bench/analyzer.R            (R_LIBS pointing at an installed tensorscope)
 suppressPackageStartupMessages(library(tensorscope))
+ts_threads(parallel::detectCores())  # all cores, as the peers' BLAS uses them
 if (!ts_torch_available()) { cat("LibTorch backend not available: nothing to benchmark\n"); quit(status = 0) }
 cat(sprintf("tensorscope %s, threads %d, BLAS %s; load: %s\n", ts_build_info()$version, ts_threads(),
             ts_build_info()$blas, paste(readLines("/proc/loadavg", warn = FALSE), collapse = "")))

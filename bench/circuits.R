@@ -10,6 +10,7 @@
 # Also: attention entropy, head scores and rollout/flow on a batch of patterns.
 # Run: Rscript bench/circuits.R  (with tensorscope installed; R_LIBS for a local library)
 suppressPackageStartupMessages(library(tensorscope))
+ts_threads(parallel::detectCores())  # all cores, as the peers' BLAS uses them
 L <- 12; H <- 12; d <- 768; h <- 64
 cat(sprintf("composition scores: %d layers x %d heads, d_model %d, d_head %d; threads %d; BLAS %s\n",
             L, H, d, h, ts_threads(), ts_build_info()$blas))

@@ -5,6 +5,7 @@
 # Sizes: kNN + TwoNN on 20,000 x 512 (and W6: 10,000 x 768); Ollivier-Ricci on the
 # kNN(10) graph of 5,000 points (and W6: 2,000 points); fiber-bundle test on 5,000 x 768.
 suppressPackageStartupMessages(library(tensorscope))
+ts_threads(parallel::detectCores())  # all cores, as the peers' BLAS uses them
 cat(sprintf("tensorscope %s, threads %d, BLAS %s; load: %s\n", ts_build_info()$version, ts_threads(),
             ts_build_info()$blas, paste(readLines("/proc/loadavg", warn = FALSE), collapse = "")))
 tm <- function(expr) unname(system.time(expr)["elapsed"])

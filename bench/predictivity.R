@@ -8,6 +8,7 @@
 # Sizes scale with TS_BENCH_SCALE (default 1 = the full workloads).
 #   Rscript bench/predictivity.R            (R_LIBS pointing at an installed tensorscope)
 suppressPackageStartupMessages(library(tensorscope))
+ts_threads(parallel::detectCores())  # all cores, as the peers' BLAS uses them
 
 args <- commandArgs(trailingOnly = TRUE)
 scale <- as.numeric(Sys.getenv("TS_BENCH_SCALE", "1"))
