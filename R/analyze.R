@@ -41,7 +41,7 @@ metric_names <- function() names(metric_registry)
 #' | `geometry` | `layer_activations` ([summary.ts_reps()]), `effective_rank` ([effective_rank()]), `manifold_curvature` ([ricci_curvature()] summary), `robinson_fiber_test` ([fiber_bundle_test()]), `embedding_singularities` ([embedding_singularities()]) |
 #' | `superposition` | `feature_sparsity` ([feature_sparsity()] summary), `vector_interference` ([vector_interference()]), `superposition_regime` ([superposition()] of every 2-d weight matrix; needs a model file) |
 #' | `fisher` | `grouped_fisher` ([fisher()]), `fisher_pruning_masks` ([fisher_mask()]); need LibTorch, a model file and `labels` |
-#' | `circuits` | `qkov_pairing` ([composition_scores()]), `induction_head_strength` ([head_scores()]), `attention_flow_patterns` ([attention_flow()]), `attention_entropy` ([attention_entropy()]); need a transformer with `hook_pattern` submodules |
+#' | `circuits` | `qkov_pairing` ([composition_scores()]), `induction_head_strength` ([head_scores()] on repeated random tokens: induction and previous-token scores per head; args such as `bos` and `n_seqs` are passed on), `attention_flow_patterns` ([attention_flow()]), `attention_entropy` ([attention_entropy()]); need a transformer with `hook_pattern` submodules |
 #' | `dynamics` | `cka_trajectory`: linear CKA of every layer at every checkpoint with the same layer at the last checkpoint (needs several checkpoints of a model) |
 #'
 #' **block_cka_gap.** The layers (in model order) are cut into `n_blocks` contiguous
@@ -280,16 +280,19 @@ model_metric <- function(name, ctx, a) {
       if (!is.null(s)) return(s)
       model <- ts_model(u$path)
       if (!length(attn_hooks(model))) return(skip("no attention (hook_pattern) submodules: not a transformer"))
+      if (name == "induction_head_strength") {
+        # on repeated random tokens (head_scores()), not on `inputs`: the score needs
+        # sequences whose second half repeats the first
+        h <- do.call(head_scores, c(list(model, type = c("induction", "previous_token"), seed = ctx$seed), a))
+        return(tibble::tibble(layer = paste0("block", h$layer - 1L), statistic = paste0("head", h$head, ":", h$type),
+                              value = h$score))
+      }
       if (name == "qkov_pairing") {
         cs <- composition_scores(model, n_baseline = a$n_baseline, seed = ctx$seed)
         return(longify(cs))
       }
-      p <- attention_patterns(model, ctx$inputs)
+      p <- attention_patterns(model, ctx$inputs[[1]])
       switch(name,
-        induction_head_strength = {
-          h <- head_scores(p, type = "induction")
-          tibble::tibble(layer = paste0("block", h$layer - 1L), statistic = paste0("head", h$head, ":induction"), value = h$score)
-        },
         attention_entropy = {
           e <- attention_entropy(p, by = a$by)
           longify(e)
@@ -444,8 +447,17 @@ analyze_models <- function(models, inputs = NULL, metrics = ts_metrics(), neural
     u <- pl$unit
     ly <- pl$layer
     t0 <- proc.time()[["elapsed"]]
-    x <- unit_layer(u, ly, inputs, opts)
+    x <- tryCatch(unit_layer(u, ly, inputs, opts), error = function(e) e)
     extract <- proc.time()[["elapsed"]] - t0
+    # A layer that cannot be analysed (non-finite values, the same output for every
+    # stimulus) is recorded as failed for every layer metric and left out of the rest.
+    bad <- if (inherits(x, "error")) gsub("\\s*\n\\s*", " ", conditionMessage(x)) else if (cpp_rows_constant(x)) "its output is the same for every stimulus"
+    if (!is.null(bad)) {
+      fail <- list(table = NULL, raw = NULL, status = "error", reason = paste("layer not analysed:", bad), seconds = 0)
+      p(sprintf("%s step %s %s", u$model, u$step, ly))
+      return(list(metrics = stats::setNames(rep(list(fail), length(layer_metrics)), layer_metrics),
+                  failed = TRUE, extract_seconds = extract))
+    }
     res <- lapply(layer_metrics, function(m) run_metric(function() layer_metric(m, x, ly, metrics[[m]])))
     names(res) <- layer_metrics
     out <- list(metrics = res, reduced = reduce_layer(x), extract_seconds = extract,
@@ -458,8 +470,14 @@ analyze_models <- function(models, inputs = NULL, metrics = ts_metrics(), neural
 
   # Model tasks: one per unit, from the reduced layers.
   model_metrics <- intersect(names(metrics), names(metric_registry)[vapply(metric_registry, function(r) r$scope == "model", logical(1))])
+  analysed <- !vapply(layer_out, function(o) isTRUE(o$failed), logical(1))
   reduced <- lapply(seq_along(units), function(i) {
-    idx <- which(tasks$unit == i)
+    idx <- which(tasks$unit == i & analysed)
+    if (!length(idx)) {
+      why <- layer_out[[which(tasks$unit == i)[1]]]$metrics
+      ts_abort(c("No layer of {.val {units[[i]]$model}} (step {units[[i]]$step}) could be analysed.",
+                 x = "{if (length(why)) why[[1]]$reason else 'every layer failed'}"), "empty", call = call)
+    }
     ts_reps(stats::setNames(lapply(layer_out[idx], `[[`, "reduced"), tasks$layer[idx]), stimuli = stim)
   })
   # Each task gets only its own unit and reduced layers (not every unit's).
@@ -517,12 +535,12 @@ analyze_models <- function(models, inputs = NULL, metrics = ts_metrics(), neural
     units = lapply(units, function(u) u[c("model", "step", "kind")]),
     reduced = stats::setNames(reduced, vapply(units, function(u) paste(u$model, u$step), "")),
     rdms = lapply(seq_along(units), function(i) {
-      idx <- which(tasks$unit == i)
+      idx <- which(tasks$unit == i & analysed)
       r <- as_rdm(lapply(layer_out[idx], function(o) as.matrix(o$rdm)), names = tasks$layer[idx])
       r
     }),
     activations = if (keep_activations) lapply(seq_along(units), function(i) {
-      idx <- which(tasks$unit == i)
+      idx <- which(tasks$unit == i & analysed)
       stats::setNames(lapply(layer_out[idx], `[[`, "activations"), tasks$layer[idx])
     }),
     stimuli = stim,

@@ -217,6 +217,19 @@ run_batches <- function(model, inputs, layers, batch_size, call = rlang::caller_
 }
 
 # ts_reps from run_batches() layers: the matrices as they are, with their shapes.
+# Default layer set: outputs with non-finite values (the -Inf of masked attention
+# scores, say) cannot be analysed; they are dropped with a warning. Named layers with
+# such values are an error (in ts_reps()).
+drop_non_finite <- function(layers) {
+  bad <- names(layers)[vapply(layers, function(l) cpp_first_non_finite(l) > 0, logical(1))]
+  if (length(bad)) {
+    cli::cli_warn(c("Left out layer{?s} {.val {bad}}: {?its/their} outputs hold non-finite values (masked attention scores?).",
+                    i = "Name the layers to capture with {.arg layers} to get an error instead."),
+                  class = "tensorscope_warning")
+  }
+  layers[setdiff(names(layers), bad)]
+}
+
 reps_from_layers <- function(layers, ...) {
   shapes <- lapply(layers, function(l) { s <- attr(l, "shape"); if (length(s)) s else 1L })
   layers <- lapply(layers, function(l) { attr(l, "shape") <- NULL; l })
@@ -240,7 +253,11 @@ reps_from_layers <- function(layers, ...) {
 #'   width\]), a list of such arrays (several arguments of `forward()`), or a
 #'   `torch_tensor`. Doubles are converted to the model's floating type; integer arrays
 #'   are passed as int64 token ids (language models).
-#' @param layers Submodule names (see [layers()]); `NULL` takes every leaf submodule.
+#' @param layers Submodule names (see [layers()]); `NULL` takes every leaf submodule,
+#'   leaving out (with a warning) those whose outputs hold non-finite values, such as
+#'   the -Inf of masked attention scores. A submodule whose output has a leading
+#'   dimension of 1 (a positional embedding broadcast over the batch) gives the same
+#'   row for every stimulus.
 #' @param batch_size Stimuli per forward pass.
 #' @param device `NULL` (the model's device), `"cpu"` or `"cuda"`.
 #' @param stimuli Stimulus ids (default: the row names of `inputs`, or 1..n).
@@ -276,9 +293,11 @@ activations <- function(model, inputs, layers = NULL, batch_size = 64, device = 
   }
   model <- as_model(model, call = call)
   if (!is.null(device) && device != model$device) model <- ts_model(model$path, device)
+  default_layers <- is.null(layers)
   layers <- check_layers(model, layers, call = call)
   if (is.null(stimuli)) stimuli <- dimnames(inputs[[1]])[[1]]
   res <- run_batches(model, inputs, layers, batch_size, call = call)
+  if (default_layers) res$layers <- drop_non_finite(res$layers)
   reps_from_layers(res$layers, stimuli = stimuli, model = model$path,
           step = if (is.na(model$step)) NULL else model$step, device = model$device,
           batch_size = batch_size, forward_passes = res$passes, source = "torchscript")

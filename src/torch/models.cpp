@@ -207,13 +207,28 @@ extern "C" SEXP ts_torch_forward(SEXP ptr, SEXP inputs, SEXP layers, SEXP first)
     if (m->pending.size() != names.size() + 1) throw std::invalid_argument("ts_torch_forward: layers changed within a run");
     torch::NoGradGuard no_grad;
     jit::Stack stack{m->module._ivalue()};
-    for (auto& v : batch_inputs(inputs, *m)) stack.push_back(std::move(v));
+    int64_t batch = -1;  // stimuli in this batch: the first input tensor's leading dim
+    for (auto& v : batch_inputs(inputs, *m)) {
+      if (batch < 0 && v.isTensor() && v.toTensor().dim() > 0) batch = v.toTensor().size(0);
+      stack.push_back(std::move(v));
+    }
     it->second->run(stack);
     m->forwards += 1;
     auto elems = stack.back().toTupleRef().elements();
     for (size_t i = 0; i < elems.size(); ++i) {
       torch::Tensor t = i == 0 ? first_tensor(elems[0]) : elems[i].toTensor();
       if (t.dim() == 0) throw std::invalid_argument("[mismatch] output " + m->pending_names[i] + " is a scalar, not one value per stimulus");
+      if (batch > 0 && t.size(0) != batch) {
+        // a leading dim of 1 broadcasts over the batch (a positional embedding, say):
+        // the same values for every stimulus
+        if (t.size(0) != 1)
+          throw std::invalid_argument("[mismatch] output " + m->pending_names[i] + " has leading dimension " +
+                                      std::to_string(t.size(0)) + ", not one row per stimulus (batch of " +
+                                      std::to_string(batch) + ")");
+        std::vector<int64_t> sz(t.sizes().begin(), t.sizes().end());
+        sz[0] = batch;
+        t = t.expand(sz);
+      }
       std::vector<int64_t> shape(t.sizes().begin() + 1, t.sizes().end());
       if (m->pending[i].empty()) {
         m->pending_shapes[i] = shape;

@@ -136,3 +136,46 @@ test_that("analyze_models on the shipped CNN recovers the planted layers and equ
   expect_equal(res$provenance$seed, 1)
   expect_true(nzchar(res$provenance$inputs_hash))
 })
+
+test_that("analyze_models on the shipped transformer: circuits found after training, unusable layers recorded", {
+  skip_if_not(ts_torch_available())
+  ck <- system.file("extdata", c("induction_step0000.pt", "induction_step1500.pt"), package = "tensorscope")
+  set.seed(3)
+  toks <- matrix(sample(1:63, 30 * 25, TRUE), 30)
+  toks[, 1] <- 0L
+  storage.mode(toks) <- "integer"
+  res <- analyze_models(ck, toks, metrics = c("effective_rank", "induction_head_strength", "attention_entropy",
+                                              "cka_similarity"))
+  rec <- res$records
+  expect_true(all(rec$status[rec$metric %in% c("induction_head_strength", "attention_entropy", "cka_similarity")] == "ok"))
+  # the induction circuit: layer-2 induction heads and a layer-1 previous-token head
+  # at step 1500, neither at step 0 (same heads as head_scores() on the model)
+  ind <- res$get("induction_head_strength")
+  top <- function(step, layer, type) max(ind$value[ind$step == step & ind$layer == layer & grepl(type, ind$statistic)])
+  expect_gt(top(1500, "block1", ":induction"), 0.4)
+  expect_gt(top(1500, "block0", ":previous_token"), 0.4)
+  expect_lt(top(0, "block1", ":induction"), 0.2)
+  direct <- head_scores(ts_model(ck[2]), type = c("induction", "previous_token"), seed = 1)
+  expect_equal(sort(ind$value[ind$step == 1500]), sort(direct$score), tolerance = 1e-8)
+  # masked attention scores (-Inf) and the positional embedding (the same for every
+  # sequence) cannot be analysed: recorded per layer, the others go on
+  er <- rec[rec$metric == "effective_rank", ]
+  expect_equal(er$status[er$layer == "blocks.0.attn.hook_attn_scores"], c("error", "error"))
+  expect_match(er$reason[er$layer == "blocks.0.attn.hook_attn_scores"][1], "non-finite")
+  expect_match(er$reason[er$layer == "pos_embed"][1], "same for every stimulus")
+  expect_true(all(er$status[er$layer == "blocks.1.hook_resid_post"] == "ok"))
+  expect_false("pos_embed" %in% names(res$reduced[[1]]$layers))
+})
+
+test_that("activations: default layers leave out non-finite outputs; broadcast outputs repeat per stimulus", {
+  skip_if_not(ts_torch_available())
+  m <- ts_model(system.file("extdata", "induction_step1500.pt", package = "tensorscope"))
+  toks <- matrix(c(0L, 5L:28L, 0L, 30L:53L), 2, byrow = TRUE)
+  expect_warning(r <- activations(m, toks), "non-finite", class = "tensorscope_warning")
+  expect_false(any(grepl("hook_attn_scores", names(r))))
+  expect_true("blocks.1.attn.hook_pattern" %in% names(r))
+  pe <- r[["pos_embed"]]
+  expect_equal(dim(pe), c(2L, 25L * 64L))
+  expect_identical(pe[1, ], pe[2, ])
+  expect_error(activations(m, toks, layers = "blocks.0.attn.hook_attn_scores"), class = "tensorscope_error_non_finite")
+})
