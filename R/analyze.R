@@ -351,13 +351,20 @@ run_metric <- function(fn) {
 #' **Work and memory.** The work is split into model x checkpoint x layer tasks that are
 #' dispatched with `future.apply` under the user's [future::plan()] (sequential by
 #' default; `plan(multisession)` on a laptop, `future.batchtools` on a cluster); the
-#' results do not depend on the plan. Progress is reported through `progressr`
+#' results do not depend on the plan. Under `multisession` / `multicore` each task runs
+#' its OpenMP, OpenBLAS and LibTorch code on its share of the cores (cores / workers),
+#' so that the workers do not oversubscribe the machine. Progress is reported through `progressr`
 #' (wrap the call in `progressr::with_progress()`). Each task computes one layer's
 #' activations, reduces them to the layer metrics, to the layer's RDM (for
 #' [compare_to_neural()]) and to an
 #' n x min(n, p) matrix with the same centred Gram matrix (all that linear CKA needs:
 #' CKA from it equals CKA from the activations), and drops the activations unless
 #' `keep_activations = TRUE`.
+#'
+#' A layer that cannot be analysed (its outputs hold non-finite values, like the -Inf of
+#' masked attention scores, or are the same for every stimulus, like a positional
+#' embedding) is recorded as an error for each layer metric, with the reason, and left
+#' out of the model-level metrics; the run goes on.
 #'
 #' **Applicability.** A metric that does not apply (circuits on a CNN, Fisher without
 #' LibTorch, without a model file or without `labels`, RSA without `neural`) is
@@ -443,7 +450,8 @@ analyze_models <- function(models, inputs = NULL, metrics = ts_metrics(), neural
                                             stimuli = u$reps$stimuli)
     list(unit = u, layer = tasks$layer[k])
   })
-  layer_out <- future.apply::future_lapply(layer_payload, function(pl) {
+  nth <- task_threads()
+  layer_out <- future.apply::future_lapply(layer_payload, function(pl) with_task_threads(nth, torch = pl$unit$kind == "file", {
     u <- pl$unit
     ly <- pl$layer
     t0 <- proc.time()[["elapsed"]]
@@ -466,7 +474,7 @@ analyze_models <- function(models, inputs = NULL, metrics = ts_metrics(), neural
     rm(x)
     p(sprintf("%s step %s %s", u$model, u$step, ly))
     out
-  }, future.seed = seed, future.packages = "tensorscope")
+  }), future.seed = seed, future.packages = "tensorscope")
 
   # Model tasks: one per unit, from the reduced layers.
   model_metrics <- intersect(names(metrics), names(metric_registry)[vapply(metric_registry, function(r) r$scope == "model", logical(1))])
@@ -482,13 +490,13 @@ analyze_models <- function(models, inputs = NULL, metrics = ts_metrics(), neural
   })
   # Each task gets only its own unit and reduced layers (not every unit's).
   payload <- lapply(seq_along(units), function(i) list(unit = units[[i]], reduced = reduced[[i]]))
-  model_out <- future.apply::future_lapply(payload, function(pl) {
+  model_out <- future.apply::future_lapply(payload, function(pl) with_task_threads(nth, torch = pl$unit$kind == "file", {
     ctx <- list(unit = pl$unit, reduced = pl$reduced, inputs = inputs, labels = labels, seed = seed, opts = opts)
     res <- lapply(model_metrics, function(m) run_metric(function() model_metric(m, ctx, metrics[[m]])))
     names(res) <- model_metrics
     p(sprintf("%s step %s", pl$unit$model, pl$unit$step))
     res
-  }, future.seed = seed, future.packages = "tensorscope")
+  }), future.seed = seed, future.packages = "tensorscope")
 
   # Collect: records (model, step, metric, status, reason, seconds) and long values.
   recs <- list()
@@ -693,7 +701,8 @@ compare_to_neural <- function(results, neural, method = "spearman", rdm_method =
   payload <- lapply(seq_along(results$reduced), function(k) {
     list(unit = results$units[[k]], reduced = results$reduced[[k]], rdm = results$rdms[[k]])
   })
-  rows <- future.apply::future_lapply(payload, function(pl) {
+  nth <- task_threads()
+  rows <- future.apply::future_lapply(payload, function(pl) with_task_threads(nth, {
     u <- pl$unit
     red <- pl$reduced
     model_rdm <- pl$rdm
@@ -718,7 +727,7 @@ compare_to_neural <- function(results, neural, method = "spearman", rdm_method =
         ceiling_lower = r$ceiling_lower, ceiling_upper = r$ceiling_upper,
         cka = unname(ck[as.character(r$layer)]), predictivity = unname(pr[as.character(r$layer)]))
     }))
-  }, future.seed = seed, future.packages = "tensorscope")
+  }), future.seed = seed, future.packages = "tensorscope")
   out <- do.call(rbind, rows)
   key <- paste(out$model, out$step, out$area, sep = "\r")
   best_rsa <- stats::ave(out$rsa, key, FUN = max)

@@ -40,3 +40,33 @@ default_threads <- function() {
 }
 
 threads_now <- function() ts_threads()
+
+# Threads for each task of a future_lapply() when its workers share this machine
+# (multisession, multicore): the cores divided among the workers, so that the OpenMP,
+# OpenBLAS and LibTorch threads of parallel tasks do not oversubscribe the cores
+# (OpenBLAS threads spin while they wait). NULL (leave the settings alone) for
+# sequential plans and for workers on other machines (cluster, batchtools), which
+# use their own defaults.
+task_threads <- function() {
+  plan <- future::plan()
+  if (!inherits(plan, c("multisession", "multicore"))) return(NULL)
+  w <- future::nbrOfWorkers()
+  if (!is.finite(w) || w <= 1) return(NULL)
+  max(1L, as.integer(thread_cap() %/% w))
+}
+
+# Runs expr with n threads for tensorscope's OpenMP loops, OpenBLAS and (when its
+# backend is loaded, or `torch` is TRUE) LibTorch; restores them afterwards.
+with_task_threads <- function(n, expr, torch = FALSE) {
+  if (is.null(n)) return(expr)
+  old <- options(tensorscope.threads = as.integer(n))
+  old_blas <- cpp_blas_threads(as.integer(n))
+  use_torch <- (torch || !is.null(the$torch_dll)) && ts_torch_available() && !"torch" %in% loadedNamespaces()
+  old_torch <- if (use_torch) torch_call("ts_torch_threads", as.integer(n))
+  on.exit({
+    options(old)
+    if (old_blas > 0) cpp_blas_threads(old_blas)
+    if (!is.null(old_torch)) torch_call("ts_torch_threads", old_torch)
+  })
+  expr
+}

@@ -121,3 +121,15 @@ extern "C" SEXP ts_torch_ridge_decomposer(SEXP device) {
     return ptr;
   });
 }
+
+// LibTorch's intra-op thread count; n > 0 sets it. Returns the previous count.
+#include <ATen/Parallel.h>
+
+extern "C" SEXP ts_torch_threads(SEXP n) {
+  return guarded([&]() -> SEXP {
+    const int old = at::get_num_threads();
+    const int k = Rf_asInteger(n);
+    if (k > 0 && k != old) at::set_num_threads(k);
+    return Rf_ScalarInteger(old);
+  });
+}
