@@ -40,7 +40,6 @@ torch::Tensor matrix_tensor(SEXP x, const std::string& device) {
   return torch::from_blob(REAL(x), {p, n}, torch::kFloat64).t().to(torch::Device(device));
 }
 
-
 std::vector<torch::Tensor> matrix_tensors(SEXP xs, const std::string& device) {
   std::vector<torch::Tensor> out;
   for (R_xlen_t i = 0; i < XLENGTH(xs); ++i) out.push_back(matrix_tensor(VECTOR_ELT(xs, i), device));
