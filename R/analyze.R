@@ -399,7 +399,8 @@ run_metric <- function(fn) {
 #' res$get("effective_rank")
 #' if (ts_torch_available()) {
 #'   s <- readRDS(system.file("extdata", "fmnist_stimuli.rds", package = "tensorscope"))
-#'   ck <- system.file("extdata", c("fmnist_cnn_step0050.pt", "fmnist_cnn_step1125.pt"), package = "tensorscope")
+#'   ck <- system.file("extdata", c("fmnist_cnn_step0050.pt", "fmnist_cnn_step1125.pt"),
+#'                     package = "tensorscope")
 #'   res <- analyze_models(ck, s$images[1:60, , , , drop = FALSE],
 #'                         metrics = c("effective_rank", "cka_trajectory", "grouped_fisher"),
 #'                         labels = s$labels[1:60])

@@ -275,7 +275,8 @@ reps_from_layers <- function(layers, ...) {
 #'   reps <- activations(f, s$images[1:50, , , , drop = FALSE], layers = c("conv1", "fc1", "fc2"))
 #'   reps
 #'   # a training trajectory in one call
-#'   ckpt <- dir(system.file("extdata", package = "tensorscope"), "^fmnist_cnn_step", full.names = TRUE)
+#'   ckpt <- dir(system.file("extdata", package = "tensorscope"), "^fmnist_cnn_step",
+#'               full.names = TRUE)
 #'   activations(ckpt, s$images[1:20, , , , drop = FALSE], layers = "fc1")
 #' }
 activations <- function(model, inputs, layers = NULL, batch_size = 64, device = NULL, stimuli = NULL) {

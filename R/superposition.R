@@ -291,7 +291,8 @@ compare_selectivity <- function(a, b, measure = c("si", "dprime", "n_categories"
 #' @examples
 #' set.seed(1)
 #' lab <- rep(c("a", "b", "c"), each = 20)
-#' x <- cbind(mono = (lab == "a") * 2 + rnorm(60), poly = (lab != "c") * 2 + rnorm(60), none = rnorm(60))
+#' x <- cbind(mono = (lab == "a") * 2 + rnorm(60), poly = (lab != "c") * 2 + rnorm(60),
+#'            none = rnorm(60))
 #' polysemanticity(x, lab, n_perm = 500)$units
 polysemanticity <- function(reps, labels, test = c("permutation", "welch"), n_perm = 1000, alpha = 0.05,
                             p_adjust = "holm", seed = 1) {

@@ -31,3 +31,6 @@
 ## usethis namespace: start
 ## usethis namespace: end
 NULL
+
+# `..` is torch for R's "all remaining dimensions" index (activations of nn_modules).
+utils::globalVariables("..")
