@@ -132,3 +132,39 @@ extern "C" SEXP ts_torch_threads(SEXP n) {
     return Rf_ScalarInteger(old);
   });
 }
+
+// ---- registration ---------------------------------------------------------------------
+// R calls R_init_tensorscope_torch when torch_backend() loads this library; only the
+// routines below can then be called, by name, through their registered entries.
+#include <R_ext/Rdynload.h>
+
+extern "C" {
+SEXP ts_torch_fisher_sums(SEXP, SEXP, SEXP, SEXP, SEXP);
+SEXP ts_torch_load(SEXP, SEXP);
+SEXP ts_torch_modules(SEXP);
+SEXP ts_torch_parameters(SEXP);
+SEXP ts_torch_forward(SEXP, SEXP, SEXP, SEXP);
+SEXP ts_torch_collect(SEXP);
+SEXP ts_torch_forward_count(SEXP);
+SEXP ts_torch_ablate(SEXP, SEXP);
+
+void R_init_tensorscope_torch(DllInfo* dll) {
+  static const R_CallMethodDef calls[] = {
+      {"ts_torch_info", reinterpret_cast<DL_FUNC>(&ts_torch_info), 0},
+      {"ts_torch_cka_matrix", reinterpret_cast<DL_FUNC>(&ts_torch_cka_matrix), 10},
+      {"ts_torch_rdm", reinterpret_cast<DL_FUNC>(&ts_torch_rdm), 3},
+      {"ts_torch_ridge_decomposer", reinterpret_cast<DL_FUNC>(&ts_torch_ridge_decomposer), 1},
+      {"ts_torch_threads", reinterpret_cast<DL_FUNC>(&ts_torch_threads), 1},
+      {"ts_torch_fisher_sums", reinterpret_cast<DL_FUNC>(&ts_torch_fisher_sums), 5},
+      {"ts_torch_load", reinterpret_cast<DL_FUNC>(&ts_torch_load), 2},
+      {"ts_torch_modules", reinterpret_cast<DL_FUNC>(&ts_torch_modules), 1},
+      {"ts_torch_parameters", reinterpret_cast<DL_FUNC>(&ts_torch_parameters), 1},
+      {"ts_torch_forward", reinterpret_cast<DL_FUNC>(&ts_torch_forward), 4},
+      {"ts_torch_collect", reinterpret_cast<DL_FUNC>(&ts_torch_collect), 1},
+      {"ts_torch_forward_count", reinterpret_cast<DL_FUNC>(&ts_torch_forward_count), 1},
+      {"ts_torch_ablate", reinterpret_cast<DL_FUNC>(&ts_torch_ablate), 2},
+      {nullptr, nullptr, 0}};
+  R_registerRoutines(dll, nullptr, calls, nullptr, nullptr);
+  R_useDynamicSymbols(dll, FALSE);
+}
+}
