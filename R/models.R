@@ -216,7 +216,6 @@ run_batches <- function(model, inputs, layers, batch_size, call = rlang::caller_
   list(output = output, layers = out[-1], passes = passes)
 }
 
-# ts_reps from run_batches() layers: the matrices as they are, with their shapes.
 # Default layer set: outputs with non-finite values (the -Inf of masked attention
 # scores, say) cannot be analysed; they are dropped with a warning. Named layers with
 # such values are an error (in ts_reps()).
@@ -230,6 +229,7 @@ drop_non_finite <- function(layers) {
   layers[setdiff(names(layers), bad)]
 }
 
+# ts_reps from run_batches() layers: the matrices as they are, with their shapes.
 reps_from_layers <- function(layers, ...) {
   shapes <- lapply(layers, function(l) { s <- attr(l, "shape"); if (length(s)) s else 1L })
   layers <- lapply(layers, function(l) { attr(l, "shape") <- NULL; l })
