@@ -72,6 +72,13 @@ t_rbf <- tm(cka_layers(reps, kernel = "rbf"))
 row("W2", "cka_layers RBF (median bandwidth)", t_rbf, NA, t_bound_gram, "(target <= 10 s)")
 t_deb <- tm(cka_layers(reps, estimator = "debiased"))
 row("W2", "cka_layers linear debiased", t_deb, NA, t_bound)
+if (ts_torch_available()) {
+  # the LibTorch path on this machine's device (the CPU unless LibTorch has CUDA)
+  dev <- if (isTRUE(ts_build_info()$cuda)) "cuda" else "cpu"
+  t_torch <- tm(rt <- cka_layers(reps, backend = "torch"))
+  stopifnot(max(abs(rt$cka - res$cka)) < 1e-8)
+  row("W2", sprintf("  same, backend = \"torch\" (LibTorch, %s)", dev), t_torch, t_naive, t_bound)
+}
 rm(layers, reps); invisible(gc())
 
 # ---- W1: correlation RDM, 1000 stimuli x 4096 features --------------------------------

@@ -41,6 +41,13 @@ cat(sprintf("\nW3 ridge: %d x %d -> %d targets, %d alphas, %d folds (GCV, alpha 
             length(alphas), k))
 t_ours <- tm(res <- predictivity(X, Y, alphas = alphas, folds = k))
 cat(sprintf("  tensorscope predictivity():  %7.2f s   (median r = %.3f)\n", t_ours, median(res$r)))
+if (ts_torch_available()) {
+  # the LibTorch path on this machine's device (the CPU unless LibTorch has CUDA)
+  t_torch <- tm(res_t <- predictivity(X, Y, alphas = alphas, folds = k, backend = "torch"))
+  stopifnot(max(abs(res_t$r - res$r)) < 1e-8)
+  cat(sprintf("  same, backend = \"torch\" (LibTorch, %s): %7.2f s\n",
+              if (isTRUE(ts_build_info()$cuda)) "cuda" else "cpu", t_torch))
+}
 
 # The dense algebra it needs, per fold (all folds have the same shape; one fold x k):
 # p > n_train: kernel Xc Xc' (syrk), its eigendecomposition, X_test Xc', (X_test Xc') U,
