@@ -97,8 +97,16 @@ check_device <- function(device, call = rlang::caller_env()) {
 
 # Calls the backend; its C++ errors ("[kind] message") become classed errors.
 torch_run <- function(name, ..., kind = "mismatch", what = NULL, call = rlang::caller_env()) {
-  env <- new.env(parent = parent.frame())   # `what` may refer to the caller's variables
-  tryCatch(torch_call(name, ..., call = call), error = function(e) {
+  torch_errors(torch_call(name, ..., call = call), kind = kind, what = what, call = call,
+               envir = parent.frame())
+}
+
+# Evaluates expr; an error from C++ (LibTorch) becomes a tensorscope error of class
+# `kind`, or of the kind its message is tagged with ("[kind] message"), headed by
+# `what` (a cli string evaluated in `envir`) and followed by the first line of the
+# message, plus the `hint` bullets. tensorscope errors pass unchanged.
+torch_errors <- function(expr, kind, what = NULL, hint = NULL, call = rlang::caller_env(), envir = parent.frame()) {
+  tryCatch(expr, error = function(e) {
     if (inherits(e, "tensorscope_error")) stop(e)
     msg <- conditionMessage(e)
     tag <- regmatches(msg, regexpr("^\\[[a-z_]+\\] ", msg))
@@ -106,8 +114,9 @@ torch_run <- function(name, ..., kind = "mismatch", what = NULL, call = rlang::c
       kind <- gsub("[][ ]", "", tag)
       msg <- substring(msg, nchar(tag) + 1)
     }
+    env <- new.env(parent = envir)   # `what` may refer to the caller's variables
     env$msg <- sub("\n.*", "", msg)
-    ts_abort(c(what %||% "LibTorch failed.", x = "{msg}"), kind, call = call, .envir = env)
+    ts_abort(c(what %||% "LibTorch failed.", x = "{msg}", hint), kind, call = call, .envir = env)
   })
 }
 

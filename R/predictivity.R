@@ -213,13 +213,8 @@ ridge_cv_call <- function(X, Y, spl, alphas, alpha_select, alpha_per_target, inn
   run <- function() cpp_ridge_cv(X, Y, spl$train, spl$test, alphas, alpha_select, alpha_per_target, inner_folds,
                                  seed, pooled, keep, threads, decomposer)
   if (is.null(decomposer)) return(run())
-  tryCatch(run(), error = function(e) {
-    if (inherits(e, "interrupt") || inherits(e, "tensorscope_error")) stop(e)
-    env <- new.env()
-    env$msg <- sub("\n.*", "", conditionMessage(e))
-    ts_abort(c("Ridge regression on LibTorch failed.", x = "{msg}",
-               i = "{.code backend = \"eigen\"} runs it without LibTorch."), "torch", call = call, .envir = env)
-  })
+  torch_errors(run(), kind = "torch", what = "Ridge regression on LibTorch failed.",
+               hint = c(i = "{.code backend = \"eigen\"} runs it without LibTorch."), call = call)
 }
 
 #' Summary of predictivity results per layer

@@ -148,21 +148,23 @@ SEXP ts_torch_collect(SEXP);
 SEXP ts_torch_forward_count(SEXP);
 SEXP ts_torch_ablate(SEXP, SEXP);
 
+#define TS_CALL(name, n) {#name, reinterpret_cast<DL_FUNC>(&name), n}
+
 void R_init_tensorscope_torch(DllInfo* dll) {
   static const R_CallMethodDef calls[] = {
-      {"ts_torch_info", reinterpret_cast<DL_FUNC>(&ts_torch_info), 0},
-      {"ts_torch_cka_matrix", reinterpret_cast<DL_FUNC>(&ts_torch_cka_matrix), 10},
-      {"ts_torch_rdm", reinterpret_cast<DL_FUNC>(&ts_torch_rdm), 3},
-      {"ts_torch_ridge_decomposer", reinterpret_cast<DL_FUNC>(&ts_torch_ridge_decomposer), 1},
-      {"ts_torch_threads", reinterpret_cast<DL_FUNC>(&ts_torch_threads), 1},
-      {"ts_torch_fisher_sums", reinterpret_cast<DL_FUNC>(&ts_torch_fisher_sums), 5},
-      {"ts_torch_load", reinterpret_cast<DL_FUNC>(&ts_torch_load), 2},
-      {"ts_torch_modules", reinterpret_cast<DL_FUNC>(&ts_torch_modules), 1},
-      {"ts_torch_parameters", reinterpret_cast<DL_FUNC>(&ts_torch_parameters), 1},
-      {"ts_torch_forward", reinterpret_cast<DL_FUNC>(&ts_torch_forward), 4},
-      {"ts_torch_collect", reinterpret_cast<DL_FUNC>(&ts_torch_collect), 1},
-      {"ts_torch_forward_count", reinterpret_cast<DL_FUNC>(&ts_torch_forward_count), 1},
-      {"ts_torch_ablate", reinterpret_cast<DL_FUNC>(&ts_torch_ablate), 2},
+      TS_CALL(ts_torch_info, 0),
+      TS_CALL(ts_torch_cka_matrix, 10),
+      TS_CALL(ts_torch_rdm, 3),
+      TS_CALL(ts_torch_ridge_decomposer, 1),
+      TS_CALL(ts_torch_threads, 1),
+      TS_CALL(ts_torch_fisher_sums, 5),
+      TS_CALL(ts_torch_load, 2),
+      TS_CALL(ts_torch_modules, 1),
+      TS_CALL(ts_torch_parameters, 1),
+      TS_CALL(ts_torch_forward, 4),
+      TS_CALL(ts_torch_collect, 1),
+      TS_CALL(ts_torch_forward_count, 1),
+      TS_CALL(ts_torch_ablate, 2),
       {nullptr, nullptr, 0}};
   R_registerRoutines(dll, nullptr, calls, nullptr, nullptr);
   R_useDynamicSymbols(dll, FALSE);
