@@ -26,8 +26,7 @@ inline torch::Tensor centre_columns(const torch::Tensor& X) { return X - X.mean(
 struct CkaLayer {
   torch::Tensor rep;     // feature route: Xc (n x p); Gram route: Kc or K~ (n x n)
   bool gram = false;
-  torch::Tensor sqnorm;  // feature route, debiased: diag(K)
-  torch::Tensor rowsum;  // debiased: K~ 1
+  torch::Tensor rowsum;  // debiased: K~ 1 (feature route: -diag(K))
   double total = 0;      // debiased: 1'K~1
   double sigma = std::numeric_limits<double>::quiet_NaN();
 };
@@ -64,9 +63,8 @@ inline CkaLayer cka_prepare(const torch::Tensor& X0, bool gram, bool rbf, bool d
   if (!L.gram) {
     L.rep = X;
     if (debiased) {
-      L.sqnorm = X.square().sum(1);
-      L.rowsum = -L.sqnorm;
-      L.total = -L.sqnorm.sum().item<double>();
+      L.rowsum = -X.square().sum(1);
+      L.total = L.rowsum.sum().item<double>();
     }
     return L;
   }
@@ -96,17 +94,17 @@ inline CkaLayer cka_prepare(const torch::Tensor& X0, bool gram, bool rbf, bool d
 
 // HSIC(a, b) up to a common factor (see above); n stimuli.
 inline double cka_hsic(const CkaLayer& a, const CkaLayer& b, bool debiased, int64_t n) {
-  double dot;
+  const double rr = debiased ? torch::dot(a.rowsum, b.rowsum).item<double>() : 0.0;  // 1'K~L~1
+  double dot;  // tr(Kc Lc), or tr(K~ L~)
   if (!a.gram) {
     dot = torch::mm(a.rep.t(), b.rep).square().sum().item<double>();
-    if (debiased) dot -= torch::dot(a.sqnorm, b.sqnorm).item<double>();
+    if (debiased) dot -= rr;  // tr(K~L~) = tr(KL) - diag(K).diag(L), and diag(K) = -K~1
   } else {
     dot = (a.rep * b.rep).sum().item<double>();
   }
   if (!debiased) return dot;
   const double nd = static_cast<double>(n);
-  return (dot + a.total * b.total / ((nd - 1) * (nd - 2)) - 2.0 / (nd - 2) * torch::dot(a.rowsum, b.rowsum).item<double>()) /
-         (nd * (nd - 3));
+  return (dot + a.total * b.total / ((nd - 1) * (nd - 2)) - 2.0 / (nd - 2) * rr) / (nd * (nd - 3));
 }
 
 struct CkaMatrix {
