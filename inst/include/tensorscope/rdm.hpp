@@ -48,11 +48,11 @@ inline Matrix gram_lower(const MatRef& X) {
 inline Matrix normalise_rows(const MatRef& X, bool centre) {
   Matrix Z = X;
   if (centre) Z.colwise() -= Z.rowwise().mean();
-  const Vector nrm = Z.rowwise().norm();
-  for (Index i = 0; i < Z.rows(); ++i) {
-    if (nrm(i) > 0) Z.row(i) /= nrm(i);
-    else Z.row(i).setConstant(std::numeric_limits<double>::quiet_NaN());
-  }
+  // 1 / row norm (NaN for a zero row), applied column by column (contiguous in memory)
+  Vector inv = Z.rowwise().squaredNorm();
+  for (Index i = 0; i < inv.size(); ++i)
+    inv(i) = inv(i) > 0 ? 1.0 / std::sqrt(inv(i)) : std::numeric_limits<double>::quiet_NaN();
+  Z.array().colwise() *= inv.array();
   return Z;
 }
 
