@@ -29,12 +29,24 @@ cpp_attention_propagate <- function(a, n, heads, seqs, layers, fusion, residual,
     .Call(`_tensorscope_cpp_attention_propagate`, a, n, heads, seqs, layers, fusion, residual, flow, threads)
 }
 
+cpp_fused_attention <- function(a, n, heads, seqs, layers, sequence, fusion, residual) {
+    .Call(`_tensorscope_cpp_fused_attention`, a, n, heads, seqs, layers, sequence, fusion, residual)
+}
+
 cpp_composition_scores <- function(q, k, v, ot, layers, heads, types, threads) {
     .Call(`_tensorscope_cpp_composition_scores`, q, k, v, ot, layers, heads, types, threads)
 }
 
 cpp_composition_baseline <- function(d, hq, hv, types, n_draws, seed, threads) {
     .Call(`_tensorscope_cpp_composition_baseline`, d, hq, hv, types, n_draws, seed, threads)
+}
+
+cpp_error_kinds <- function() {
+    .Call(`_tensorscope_cpp_error_kinds`)
+}
+
+cpp_raise_error <- function(kind, message) {
+    .Call(`_tensorscope_cpp_raise_error`, kind, message)
 }
 
 cpp_spectral_dims <- function(x) {
@@ -97,10 +109,6 @@ cpp_ridge_coef <- function(x, y, alphas, centre) {
     .Call(`_tensorscope_cpp_ridge_coef`, x, y, alphas, centre)
 }
 
-cpp_pls_fit <- function(x, y, ncomp) {
-    .Call(`_tensorscope_cpp_pls_fit`, x, y, ncomp)
-}
-
 cpp_rdm <- function(x, method, noise_cov) {
     .Call(`_tensorscope_cpp_rdm`, x, method, noise_cov)
 }
@@ -125,10 +133,6 @@ cpp_bootstrap_conditions <- function(models, neural, n_cond, method, n_boot, see
     .Call(`_tensorscope_cpp_bootstrap_conditions`, models, neural, n_cond, method, n_boot, seed, threads)
 }
 
-cpp_rank <- function(x) {
-    .Call(`_tensorscope_cpp_rank`, x)
-}
-
 cpp_feature_geometry <- function(w, bins, threads) {
     .Call(`_tensorscope_cpp_feature_geometry`, w, bins, threads)
 }
@@ -141,15 +145,7 @@ cpp_has_openmp <- function() {
     .Call(`_tensorscope_cpp_has_openmp`)
 }
 
-cpp_omp_max_threads <- function() {
-    .Call(`_tensorscope_cpp_omp_max_threads`)
-}
-
 cpp_blas_threads <- function(n) {
     .Call(`_tensorscope_cpp_blas_threads`, n)
-}
-
-cpp_blas_config <- function() {
-    .Call(`_tensorscope_cpp_blas_config`)
 }
 

@@ -741,15 +741,15 @@ attention_graph <- function(x, threshold = 0.05, sequence = 1, heads = c("mean",
                             layer = attr(x, "settings")$layer, weight = e$weight)
   } else {
     heads <- check_choice(heads, c("mean", "max", "min"))
+    check_flag(residual)
     p <- as_attention(x)
     d <- pattern_dims(p)
     if (d$nq != d$nk) ts_abort("Attention graphs need square patterns; got {d$nq} x {d$nk}.", "mismatch")
     if (sequence > d$seqs) ts_abort("{.arg sequence} is {sequence} but there {?is/are} {d$seqs} sequence{?s}.", "argument")
     n <- d$nq
-    fuse <- switch(heads, mean = mean, max = max, min = min)
+    fused <- cpp_fused_attention(p$patterns, n, d$heads, d$seqs, d$layers, sequence, heads, residual)
     edges <- do.call(rbind, lapply(seq_len(d$layers), function(l) {
-      A <- apply(p$patterns[, , , sequence, l, drop = FALSE], c(1, 2), fuse)
-      if (residual) A <- (A + diag(n)) / rowSums(A + diag(n))
+      A <- fused[, (l - 1) * n + seq_len(n), drop = FALSE]
       keep <- which(A >= threshold & A > 0, arr.ind = TRUE)
       tibble::tibble(from = sprintf("L%d:%d", l - 1L, keep[, 2]), to = sprintf("L%d:%d", l, keep[, 1]),
                      layer = l, weight = A[keep])

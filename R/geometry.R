@@ -35,16 +35,6 @@ check_min_rows <- function(x, min, arg, what, call = rlang::caller_env()) {
   invisible(x)
 }
 
-# Every stimulus has the same pattern (checked exactly, so that data on a tiny scale,
-# whose variance underflows, still passes).
-check_not_constant <- function(x, arg, call = rlang::caller_env()) {
-  if (all(x == rep(x[1, ], each = nrow(x)))) {
-    ts_abort("{.arg {arg}} has zero variance across stimuli: every stimulus has the same pattern.",
-             "zero_variance", call = call)
-  }
-  invisible(x)
-}
-
 # Distinct rows of x. Duplicates are dropped with a warning naming how many; the
 # returned `rows` are the original indices of the kept rows.
 distinct_rows <- function(x, arg, call = rlang::caller_env()) {
@@ -192,7 +182,7 @@ intrinsic_dim <- function(x, method = c("twonn", "twonn_mle", "mle_levina_bickel
   call <- rlang::current_env()
   one <- function(m, arg) {
     m <- as_data_matrix(m, arg = arg, call = call)
-    check_not_constant(m, arg, call = call)
+    check_variance(m, arg, call = call)
     d <- distinct_rows(m, arg, call = call)
     kk <- if (method == "mle_levina_bickel") k else 2L
     check_k(kk, nrow(d$x), arg, call = call)
@@ -280,7 +270,7 @@ ricci_curvature <- function(x, k = 10, alpha = 0.5, method = c("ollivier", "form
   }
   one <- function(m, arg) {
     m <- as_data_matrix(m, arg = arg, call = call)
-    check_not_constant(m, arg, call = call)
+    check_variance(m, arg, call = call)
     d <- distinct_rows(m, arg, call = call)
     check_k(k, nrow(d$x), arg, call = call)
     r <- cpp_ricci_knn(d$x, k, method, alpha, exp_power, threads_now())
@@ -385,7 +375,7 @@ fiber_bundle_one <- function(x, arg, k_range, window, step, alpha, p_adjust, cal
   }
   alpha <- check_number(alpha, lower = 0, upper = 1, call = call)
   p_adjust <- check_choice(p_adjust, stats::p.adjust.methods, call = call)
-  check_not_constant(x, arg, call = call)
+  check_variance(x, arg, call = call)
   d <- distinct_rows(x, arg, call = call)
   n <- nrow(d$x)
   kmin <- as.integer(k_range[1])
@@ -513,7 +503,7 @@ separability <- function(reps, labels, method = c("lda", "nearest_centroid"), fo
   if (is.null(layers)) layers <- list(layer = reps)
   n <- nrow(as_data_matrix(layers[[1]], arg = "reps"))
   y <- check_labels(labels, n, min_per_class = 2)
-  fold <- with_seed(seed, stratified_folds(y, folds))
+  fold <- kfold_ids(n, folds, stratify = y, seed = seed)
   layer_profile(map_layers(layers, function(m, arg) {
     m <- as_data_matrix(m, arg = arg)
     check_variance(m, arg)
@@ -545,16 +535,6 @@ check_labels <- function(labels, n, min_per_class = 1, arg = rlang::caller_arg(l
              "too_few", call = call)
   }
   y
-}
-
-stratified_folds <- function(y, k) {
-  fold <- integer(length(y))
-  for (lev in levels(y)) {
-    idx <- which(y == lev)
-    idx <- idx[sample.int(length(idx))]
-    fold[idx] <- (seq_along(idx) - 1L + sample.int(k, 1)) %% k + 1L
-  }
-  fold
 }
 
 class_means <- function(x, y) {

@@ -19,13 +19,10 @@ check_path <- function(path, exists = TRUE, arg = rlang::caller_arg(path), call 
   path
 }
 
-# Turn a failure reported by the glue (class "ts_io_failure") into a classed error.
-io_result <- function(res, path, arg = "path", call = rlang::caller_env()) {
-  if (inherits(res, "ts_io_failure")) {
-    msg <- res$message
-    ts_abort(c("Cannot read {.arg {arg}} ({.path {path}}).", x = "{msg}"), res$kind, call = call)
-  }
-  res
+# Runs a reader of the glue; its classed failure (file, corrupt, type) is raised again
+# naming the argument and the file.
+io_result <- function(expr, path, arg = "path", call = rlang::caller_env()) {
+  cpp_errors(expr, "Cannot read {.arg {arg}} ({.path {path}}).", call = call)
 }
 
 #' Read and write NumPy `.npy` and `.npz` files
@@ -100,11 +97,7 @@ write_npy <- function(x, path, order = c("C", "F")) {
              "non_finite")
   }
   dims <- if (is.null(dim(x))) length(x) else dim(x)
-  res <- cpp_write_npy(x, path, as.double(dims), order == "F")
-  if (inherits(res, "ts_io_failure")) {
-    msg <- res$message
-    ts_abort(c("Cannot write {.arg path} ({.path {path}}).", x = "{msg}"), res$kind)
-  }
+  cpp_errors(cpp_write_npy(x, path, as.double(dims), order == "F"), "Cannot write {.arg path} ({.path {path}}).")
   invisible(path)
 }
 

@@ -95,29 +95,18 @@ check_device <- function(device, call = rlang::caller_env()) {
   device
 }
 
-# Calls the backend; its C++ errors ("[kind] message") become classed errors.
+# Calls the backend; its C++ errors arrive classed (see cpp_errors()); `kind` names a
+# LibTorch failure in this call.
 torch_run <- function(name, ..., kind = "mismatch", what = NULL, call = rlang::caller_env()) {
   torch_errors(torch_call(name, ..., call = call), kind = kind, what = what, call = call,
                envir = parent.frame())
 }
 
-# Evaluates expr; an error from C++ (LibTorch) becomes a tensorscope error of class
-# `kind`, or of the kind its message is tagged with ("[kind] message"), headed by
-# `what` (a cli string evaluated in `envir`) and followed by the first line of the
-# message, plus the `hint` bullets. tensorscope errors pass unchanged.
+# Evaluates expr; a C++ error keeps its kind (a LibTorch failure becomes `kind`), headed
+# by `what` (a cli string evaluated in `envir`, default "LibTorch failed.") and followed
+# by the first line of the message, plus the `hint` bullets. R errors pass unchanged.
 torch_errors <- function(expr, kind, what = NULL, hint = NULL, call = rlang::caller_env(), envir = parent.frame()) {
-  tryCatch(expr, error = function(e) {
-    if (inherits(e, "tensorscope_error")) stop(e)
-    msg <- conditionMessage(e)
-    tag <- regmatches(msg, regexpr("^\\[[a-z_]+\\] ", msg))
-    if (length(tag)) {
-      kind <- gsub("[][ ]", "", tag)
-      msg <- substring(msg, nchar(tag) + 1)
-    }
-    env <- new.env(parent = envir)   # `what` may refer to the caller's variables
-    env$msg <- sub("\n.*", "", msg)
-    ts_abort(c(what %||% "LibTorch failed.", x = "{msg}", hint), kind, call = call, .envir = env)
-  })
+  cpp_errors(expr, what %||% "LibTorch failed.", hint = hint, torch_kind = kind, call = call, envir = envir)
 }
 
 model_ptr <- function(model) {

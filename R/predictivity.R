@@ -681,17 +681,25 @@ resolve_ceiling <- function(ceiling, resp, seed, call = rlang::caller_env()) {
 
 # ---- splits ----------------------------------------------------------------------------
 
-# K folds: stimuli shuffled (within strata when stratified), then dealt round-robin, so
-# each stratum is spread evenly over the folds.
-kfold_splits <- function(n, k, stratify, seed, call = rlang::caller_env()) {
-  if (n < k) ts_abort("There are {n} stimuli, fewer than {.arg folds} = {k}.", "too_few", call = call)
-  if (n - ceiling(n / k) < 3) ts_abort("{n} stimuli are too few for {k} folds (each training set needs 3).", "too_few", call = call)
+# The one fold generator (predictivity() and separability() use it, so the same data,
+# folds and seed give the same folds): the fold (1..k) of each of n stimuli. Stimuli
+# are shuffled (within strata when `stratify`, a vector of n categories, is given),
+# then dealt round-robin, so each stratum is spread evenly over the folds.
+kfold_ids <- function(n, k, stratify = NULL, seed) {
   order_ <- with_seed(seed, {
     if (is.null(stratify)) sample.int(n) else unlist(lapply(split(seq_len(n), stratify), function(v) v[sample.int(length(v))]),
                                                      use.names = FALSE)
   })
   fold <- integer(n)
   fold[order_] <- (seq_len(n) - 1L) %% k + 1L
+  fold
+}
+
+# K folds as train/test index lists.
+kfold_splits <- function(n, k, stratify, seed, call = rlang::caller_env()) {
+  if (n < k) ts_abort("There are {n} stimuli, fewer than {.arg folds} = {k}.", "too_few", call = call)
+  if (n - ceiling(n / k) < 3) ts_abort("{n} stimuli are too few for {k} folds (each training set needs 3).", "too_few", call = call)
+  fold <- kfold_ids(n, k, stratify, seed)
   test <- lapply(seq_len(k), function(f) which(fold == f))
   list(train = lapply(test, function(t) setdiff(seq_len(n), t)), test = test)
 }

@@ -11,16 +11,30 @@
 #' installation found; [ts_threads()] sets the number of threads.
 #'
 #' @section Errors:
-#' Input problems raise conditions of class `tensorscope_error` plus a specific class
-#' (`tensorscope_error_type`, `tensorscope_error_non_finite`,
-#' `tensorscope_error_mismatch`, `tensorscope_error_zero_variance`,
-#' `tensorscope_error_too_few`, `tensorscope_error_not_rdm`,
-#' `tensorscope_error_argument`, `tensorscope_error_empty`,
-#' `tensorscope_error_torch_unavailable`, `tensorscope_error_cuda_unavailable`,
-#' `tensorscope_error_file`, `tensorscope_error_corrupt`,
-#' `tensorscope_error_not_torchscript`, `tensorscope_error_unknown_metric`) whose message names the argument and the
-#' offending value. A failure inside LibTorch on valid input (out of GPU memory, say)
-#' raises `tensorscope_error_torch`.
+#' Every error tensorscope raises, in R or in its C++ core, has class
+#' `tensorscope_error` plus `tensorscope_error_<kind>`, and its message names the
+#' argument and the offending value. The kinds are one table shared by the R layer,
+#' the C++ core and the LibTorch backend (`inst/include/tensorscope/errors.hpp`):
+#' * `tensorscope_error_argument`: an argument has a value the function cannot use;
+#' * `tensorscope_error_type`: an argument or a file's data have the wrong type;
+#' * `tensorscope_error_non_finite`: data hold NA, NaN or Inf;
+#' * `tensorscope_error_zero_variance`: a constant layer, pattern or channel;
+#' * `tensorscope_error_mismatch`: inputs disagree (stimuli, shapes, sizes, targets);
+#' * `tensorscope_error_empty`: no rows, columns, layers or members;
+#' * `tensorscope_error_too_few`: too few stimuli, conditions, runs or samples;
+#' * `tensorscope_error_not_rdm`: an object is not a valid RDM;
+#' * `tensorscope_error_unknown_metric`: an analyzer metric that is not registered;
+#' * `tensorscope_error_file`: a file cannot be opened, read or written;
+#' * `tensorscope_error_corrupt`: a file's bytes are not a valid file of its format;
+#' * `tensorscope_error_not_torchscript`: a file LibTorch cannot load as TorchScript;
+#' * `tensorscope_error_torch_unavailable`: tensorscope was installed without LibTorch;
+#' * `tensorscope_error_cuda_unavailable`: CUDA was asked for and is not available;
+#' * `tensorscope_error_torch`: LibTorch failed on valid input (out of GPU memory, say);
+#' * `tensorscope_error_memory`: an allocation failed;
+#' * `tensorscope_error_internal`: an unexpected failure inside tensorscope or a library
+#'   it calls (please report it).
+#'
+#' Errors raised in C++ also carry the kind as a field (`e$kind`).
 #'
 #' @keywords internal
 #' @useDynLib tensorscope, .registration = TRUE

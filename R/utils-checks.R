@@ -6,6 +6,30 @@ ts_abort <- function(message, kind, ..., call = rlang::caller_env(), .envir = pa
                  ..., call = call, .envir = .envir)
 }
 
+# Evaluates expr, a call into C++ (the Rcpp glue or the LibTorch backend). C++ errors
+# arrive as conditions of class `tensorscope_error_<kind>` with a `kind` field (the
+# table in inst/include/tensorscope/errors.hpp; src/errors.h); they are raised again
+# headed by `what` (a cli string evaluated in `envir`), keeping their kind, with the
+# first line of the C++ message as a bullet and then the `hint` bullets. A LibTorch
+# failure (kind "torch") becomes `torch_kind` when the caller knows better (a model that
+# fails on its inputs: "mismatch"). Errors raised in R (ts_abort()) pass unchanged; any
+# other R error from inside the C++ call (an allocation, say) gets `torch_kind` or
+# "internal".
+cpp_errors <- function(expr, what, hint = NULL, torch_kind = NULL, call = rlang::caller_env(),
+                       envir = parent.frame()) {
+  tryCatch(expr, error = function(e) {
+    if (inherits(e, "tensorscope_error") && is.null(e$kind)) stop(e)
+    kind <- e$kind %||% "torch"
+    if (kind == "torch") kind <- torch_kind %||% if (is.null(e$kind)) "internal" else "torch"
+    env <- new.env(parent = envir)   # `what` may refer to the caller's variables
+    env$msg <- sub("\n.*", "", conditionMessage(e))
+    ts_abort(c(what, x = "{msg}", hint), kind, call = call, .envir = env)
+  })
+}
+
+# The error kinds (kind, description) of the table shared with C++.
+error_kinds <- function() cpp_error_kinds()
+
 describe <- function(x) {
   if (is.null(x)) return("NULL")
   if (is.data.frame(x)) return(sprintf("a data frame (%d x %d)", nrow(x), ncol(x)))

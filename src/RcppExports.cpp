@@ -118,6 +118,24 @@ BEGIN_RCPP
     return rcpp_result_gen;
 END_RCPP
 }
+// cpp_fused_attention
+Eigen::MatrixXd cpp_fused_attention(Rcpp::NumericVector a, int n, int heads, int seqs, int layers, int sequence, std::string fusion, bool residual);
+RcppExport SEXP _tensorscope_cpp_fused_attention(SEXP aSEXP, SEXP nSEXP, SEXP headsSEXP, SEXP seqsSEXP, SEXP layersSEXP, SEXP sequenceSEXP, SEXP fusionSEXP, SEXP residualSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::RNGScope rcpp_rngScope_gen;
+    Rcpp::traits::input_parameter< Rcpp::NumericVector >::type a(aSEXP);
+    Rcpp::traits::input_parameter< int >::type n(nSEXP);
+    Rcpp::traits::input_parameter< int >::type heads(headsSEXP);
+    Rcpp::traits::input_parameter< int >::type seqs(seqsSEXP);
+    Rcpp::traits::input_parameter< int >::type layers(layersSEXP);
+    Rcpp::traits::input_parameter< int >::type sequence(sequenceSEXP);
+    Rcpp::traits::input_parameter< std::string >::type fusion(fusionSEXP);
+    Rcpp::traits::input_parameter< bool >::type residual(residualSEXP);
+    rcpp_result_gen = Rcpp::wrap(cpp_fused_attention(a, n, heads, seqs, layers, sequence, fusion, residual));
+    return rcpp_result_gen;
+END_RCPP
+}
 // cpp_composition_scores
 Eigen::MatrixXd cpp_composition_scores(SEXP q, SEXP k, SEXP v, SEXP ot, int layers, int heads, Rcpp::CharacterVector types, int threads);
 RcppExport SEXP _tensorscope_cpp_composition_scores(SEXP qSEXP, SEXP kSEXP, SEXP vSEXP, SEXP otSEXP, SEXP layersSEXP, SEXP headsSEXP, SEXP typesSEXP, SEXP threadsSEXP) {
@@ -150,6 +168,28 @@ BEGIN_RCPP
     Rcpp::traits::input_parameter< double >::type seed(seedSEXP);
     Rcpp::traits::input_parameter< int >::type threads(threadsSEXP);
     rcpp_result_gen = Rcpp::wrap(cpp_composition_baseline(d, hq, hv, types, n_draws, seed, threads));
+    return rcpp_result_gen;
+END_RCPP
+}
+// cpp_error_kinds
+Rcpp::DataFrame cpp_error_kinds();
+RcppExport SEXP _tensorscope_cpp_error_kinds() {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::RNGScope rcpp_rngScope_gen;
+    rcpp_result_gen = Rcpp::wrap(cpp_error_kinds());
+    return rcpp_result_gen;
+END_RCPP
+}
+// cpp_raise_error
+bool cpp_raise_error(std::string kind, std::string message);
+RcppExport SEXP _tensorscope_cpp_raise_error(SEXP kindSEXP, SEXP messageSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::RNGScope rcpp_rngScope_gen;
+    Rcpp::traits::input_parameter< std::string >::type kind(kindSEXP);
+    Rcpp::traits::input_parameter< std::string >::type message(messageSEXP);
+    rcpp_result_gen = Rcpp::wrap(cpp_raise_error(kind, message));
     return rcpp_result_gen;
 END_RCPP
 }
@@ -369,19 +409,6 @@ BEGIN_RCPP
     return rcpp_result_gen;
 END_RCPP
 }
-// cpp_pls_fit
-Rcpp::List cpp_pls_fit(SEXP x, SEXP y, int ncomp);
-RcppExport SEXP _tensorscope_cpp_pls_fit(SEXP xSEXP, SEXP ySEXP, SEXP ncompSEXP) {
-BEGIN_RCPP
-    Rcpp::RObject rcpp_result_gen;
-    Rcpp::RNGScope rcpp_rngScope_gen;
-    Rcpp::traits::input_parameter< SEXP >::type x(xSEXP);
-    Rcpp::traits::input_parameter< SEXP >::type y(ySEXP);
-    Rcpp::traits::input_parameter< int >::type ncomp(ncompSEXP);
-    rcpp_result_gen = Rcpp::wrap(cpp_pls_fit(x, y, ncomp));
-    return rcpp_result_gen;
-END_RCPP
-}
 // cpp_rdm
 Eigen::VectorXd cpp_rdm(SEXP x, std::string method, SEXP noise_cov);
 RcppExport SEXP _tensorscope_cpp_rdm(SEXP xSEXP, SEXP methodSEXP, SEXP noise_covSEXP) {
@@ -469,17 +496,6 @@ BEGIN_RCPP
     return rcpp_result_gen;
 END_RCPP
 }
-// cpp_rank
-Eigen::VectorXd cpp_rank(SEXP x);
-RcppExport SEXP _tensorscope_cpp_rank(SEXP xSEXP) {
-BEGIN_RCPP
-    Rcpp::RObject rcpp_result_gen;
-    Rcpp::RNGScope rcpp_rngScope_gen;
-    Rcpp::traits::input_parameter< SEXP >::type x(xSEXP);
-    rcpp_result_gen = Rcpp::wrap(cpp_rank(x));
-    return rcpp_result_gen;
-END_RCPP
-}
 // cpp_feature_geometry
 Rcpp::List cpp_feature_geometry(SEXP w, int bins, int threads);
 RcppExport SEXP _tensorscope_cpp_feature_geometry(SEXP wSEXP, SEXP binsSEXP, SEXP threadsSEXP) {
@@ -517,16 +533,6 @@ BEGIN_RCPP
     return rcpp_result_gen;
 END_RCPP
 }
-// cpp_omp_max_threads
-int cpp_omp_max_threads();
-RcppExport SEXP _tensorscope_cpp_omp_max_threads() {
-BEGIN_RCPP
-    Rcpp::RObject rcpp_result_gen;
-    Rcpp::RNGScope rcpp_rngScope_gen;
-    rcpp_result_gen = Rcpp::wrap(cpp_omp_max_threads());
-    return rcpp_result_gen;
-END_RCPP
-}
 // cpp_blas_threads
 int cpp_blas_threads(int n);
 RcppExport SEXP _tensorscope_cpp_blas_threads(SEXP nSEXP) {
@@ -535,16 +541,6 @@ BEGIN_RCPP
     Rcpp::RNGScope rcpp_rngScope_gen;
     Rcpp::traits::input_parameter< int >::type n(nSEXP);
     rcpp_result_gen = Rcpp::wrap(cpp_blas_threads(n));
-    return rcpp_result_gen;
-END_RCPP
-}
-// cpp_blas_config
-std::string cpp_blas_config();
-RcppExport SEXP _tensorscope_cpp_blas_config() {
-BEGIN_RCPP
-    Rcpp::RObject rcpp_result_gen;
-    Rcpp::RNGScope rcpp_rngScope_gen;
-    rcpp_result_gen = Rcpp::wrap(cpp_blas_config());
     return rcpp_result_gen;
 END_RCPP
 }
@@ -557,8 +553,11 @@ static const R_CallMethodDef CallEntries[] = {
     {"_tensorscope_cpp_attention_entropy", (DL_FUNC) &_tensorscope_cpp_attention_entropy, 4},
     {"_tensorscope_cpp_diagonal_mean", (DL_FUNC) &_tensorscope_cpp_diagonal_mean, 7},
     {"_tensorscope_cpp_attention_propagate", (DL_FUNC) &_tensorscope_cpp_attention_propagate, 9},
+    {"_tensorscope_cpp_fused_attention", (DL_FUNC) &_tensorscope_cpp_fused_attention, 8},
     {"_tensorscope_cpp_composition_scores", (DL_FUNC) &_tensorscope_cpp_composition_scores, 8},
     {"_tensorscope_cpp_composition_baseline", (DL_FUNC) &_tensorscope_cpp_composition_baseline, 7},
+    {"_tensorscope_cpp_error_kinds", (DL_FUNC) &_tensorscope_cpp_error_kinds, 0},
+    {"_tensorscope_cpp_raise_error", (DL_FUNC) &_tensorscope_cpp_raise_error, 2},
     {"_tensorscope_cpp_spectral_dims", (DL_FUNC) &_tensorscope_cpp_spectral_dims, 1},
     {"_tensorscope_cpp_unique_rows", (DL_FUNC) &_tensorscope_cpp_unique_rows, 1},
     {"_tensorscope_cpp_knn", (DL_FUNC) &_tensorscope_cpp_knn, 3},
@@ -574,20 +573,16 @@ static const R_CallMethodDef CallEntries[] = {
     {"_tensorscope_cpp_ridge_cv", (DL_FUNC) &_tensorscope_cpp_ridge_cv, 13},
     {"_tensorscope_cpp_pls_cv", (DL_FUNC) &_tensorscope_cpp_pls_cv, 8},
     {"_tensorscope_cpp_ridge_coef", (DL_FUNC) &_tensorscope_cpp_ridge_coef, 4},
-    {"_tensorscope_cpp_pls_fit", (DL_FUNC) &_tensorscope_cpp_pls_fit, 3},
     {"_tensorscope_cpp_rdm", (DL_FUNC) &_tensorscope_cpp_rdm, 3},
     {"_tensorscope_cpp_crossnobis", (DL_FUNC) &_tensorscope_cpp_crossnobis, 2},
     {"_tensorscope_cpp_noise_cov", (DL_FUNC) &_tensorscope_cpp_noise_cov, 3},
     {"_tensorscope_cpp_compare_rdms", (DL_FUNC) &_tensorscope_cpp_compare_rdms, 5},
     {"_tensorscope_cpp_permutation_null", (DL_FUNC) &_tensorscope_cpp_permutation_null, 7},
     {"_tensorscope_cpp_bootstrap_conditions", (DL_FUNC) &_tensorscope_cpp_bootstrap_conditions, 7},
-    {"_tensorscope_cpp_rank", (DL_FUNC) &_tensorscope_cpp_rank, 1},
     {"_tensorscope_cpp_feature_geometry", (DL_FUNC) &_tensorscope_cpp_feature_geometry, 3},
     {"_tensorscope_cpp_sparsity", (DL_FUNC) &_tensorscope_cpp_sparsity, 4},
     {"_tensorscope_cpp_has_openmp", (DL_FUNC) &_tensorscope_cpp_has_openmp, 0},
-    {"_tensorscope_cpp_omp_max_threads", (DL_FUNC) &_tensorscope_cpp_omp_max_threads, 0},
     {"_tensorscope_cpp_blas_threads", (DL_FUNC) &_tensorscope_cpp_blas_threads, 1},
-    {"_tensorscope_cpp_blas_config", (DL_FUNC) &_tensorscope_cpp_blas_config, 0},
     {NULL, NULL, 0}
 };
 

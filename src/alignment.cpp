@@ -10,19 +10,21 @@ Rcpp::List cpp_cka_matrix(Rcpp::List xs, Rcpp::List ys, std::string kernel, std:
                           std::string bandwidth, double t, Rcpp::NumericVector sigma_x,
                           Rcpp::NumericVector sigma_y, std::string path, double max_gram_bytes,
                           int threads) {
-  CkaOptions o;
-  o.kernel = kernel == "rbf" ? Kernel::rbf : Kernel::linear;
-  o.estimator = estimator == "debiased" ? Estimator::debiased : Estimator::biased;
-  o.bandwidth = bandwidth == "median_nonzero" ? Bandwidth::median_nonzero : Bandwidth::median;
-  o.t = t;
-  o.path = path == "feature" ? CkaPath::feature : (path == "gram" ? CkaPath::gram : CkaPath::automatic);
-  o.max_gram_bytes = max_gram_bytes;
-  const auto mx = glue::map_list(xs);
-  const auto my = glue::map_list(ys);
-  std::vector<double> sx(sigma_x.begin(), sigma_x.end()), sy(sigma_y.begin(), sigma_y.end());
-  CkaResult r = cka_matrix(glue::refs(mx), glue::refs(my), o, sx, sy, glue::exec(threads));
-  return Rcpp::List::create(Rcpp::Named("cka") = Rcpp::wrap(r.cka),
-                            Rcpp::Named("sigma_x") = Rcpp::wrap(r.sigma_x),
-                            Rcpp::Named("sigma_y") = Rcpp::wrap(r.sigma_y),
-                            Rcpp::Named("gram_path") = r.gram_path);
+  return glue::guard([&]() -> Rcpp::List {
+    CkaOptions o;
+    o.kernel = kernel == "rbf" ? Kernel::rbf : Kernel::linear;
+    o.estimator = estimator == "debiased" ? Estimator::debiased : Estimator::biased;
+    o.bandwidth = bandwidth == "median_nonzero" ? Bandwidth::median_nonzero : Bandwidth::median;
+    o.t = t;
+    o.path = path == "feature" ? CkaPath::feature : (path == "gram" ? CkaPath::gram : CkaPath::automatic);
+    o.max_gram_bytes = max_gram_bytes;
+    const auto mx = glue::map_list(xs);
+    const auto my = glue::map_list(ys);
+    std::vector<double> sx(sigma_x.begin(), sigma_x.end()), sy(sigma_y.begin(), sigma_y.end());
+    CkaResult r = cka_matrix(glue::refs(mx), glue::refs(my), o, sx, sy, glue::exec(threads));
+    return Rcpp::List::create(Rcpp::Named("cka") = Rcpp::wrap(r.cka),
+                              Rcpp::Named("sigma_x") = Rcpp::wrap(r.sigma_x),
+                              Rcpp::Named("sigma_y") = Rcpp::wrap(r.sigma_y),
+                              Rcpp::Named("gram_path") = r.gram_path);
+  });
 }

@@ -1,14 +1,47 @@
 // Shared helpers of the Rcpp glue: map R memory into Eigen (no copies), build the
-// execution settings (threads, interrupt policy) for the core.
+// execution settings (threads, interrupt policy) for the core, and raise C++ errors in
+// R with their class (guard()).
 #pragma once
 
 #include <RcppEigen.h>
 
 #include <tensorscope/common.hpp>
 
+#include "errors.h"
+
+#ifndef RCPP_USING_UNWIND_PROTECT
+#error "glue::guard() needs Rcpp's unwind protection (R >= 3.5, RCPP_NO_UNWIND_PROTECT unset)"
+#endif
+
+#include <string>
+#include <utility>
 #include <vector>
 
 namespace glue {
+
+// Every cpp_ function's body runs in guard(): an exception from the core (or the glue)
+// becomes the R condition of its kind (errors.h: class tensorscope_error_<kind>). stop()
+// is evaluated under R_UnwindProtect (Rcpp_fast_eval), so Rcpp unwinds the C++ stack
+// (destructors run) before R's error continues. Interrupts (Rcpp's own exception type)
+// pass through untouched.
+template <class F>
+auto guard(F&& f) -> decltype(f()) {
+  try {
+    return f();
+  } catch (const std::exception&) {
+    std::string message;
+    const tensorscope::ErrorKind kind = ts_errors::current(message);
+    Rcpp::Shield<SEXP> cond(ts_errors::condition(kind, message));
+    Rcpp::Shield<SEXP> call(Rf_lang2(Rf_install("stop"), cond));
+    Rcpp::Rcpp_fast_eval(call, R_BaseEnv);
+    throw;  // not reached: stop() does not return
+  }
+}
+
+// A glue-level check failed.
+[[noreturn]] inline void fail(tensorscope::ErrorKind kind, const std::string& message) {
+  throw tensorscope::ts_error(kind, message);
+}
 
 using MapMat = Eigen::Map<Eigen::MatrixXd>;
 using MapVec = Eigen::Map<Eigen::VectorXd>;

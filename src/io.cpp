@@ -1,6 +1,5 @@
-// Rcpp glue for NumPy .npy / .npz files (core: npy.hpp). Failures come back as a
-// list of class "ts_io_failure" (kind, message) so that the R layer raises the
-// classed error; nothing here throws to R except out-of-memory.
+// Rcpp glue for NumPy .npy / .npz files (core: npy.hpp). Failures are ts_errors of
+// kind file, corrupt or type, raised in R with their class by glue::guard().
 #include "glue.h"
 
 #include <tensorscope/npy.hpp>
@@ -11,18 +10,11 @@ namespace npy = tensorscope::npy;
 
 namespace {
 
-Rcpp::List failure(const npy::io_error& e) {
-  const char* kind = e.kind == npy::ErrKind::file ? "file" : e.kind == npy::ErrKind::corrupt ? "corrupt" : "type";
-  Rcpp::List out = Rcpp::List::create(Rcpp::Named("kind") = kind, Rcpp::Named("message") = std::string(e.what()));
-  out.attr("class") = "ts_io_failure";
-  return out;
-}
-
 // One array from the .npy bytes p[0, n).
 SEXP array_from(const unsigned char* p, std::size_t n) {
   const npy::Header h = npy::parse_header(p, n);
   for (auto d : h.shape)
-    if (d > INT_MAX) throw npy::io_error(npy::ErrKind::type, "a dimension of " + std::to_string(d) + " is too large for an R array");
+    if (d > INT_MAX) throw tensorscope::ts_error(tensorscope::ErrorKind::type, "a dimension of " + std::to_string(d) + " is too large for an R array");
   const unsigned char* data = p + h.data_offset;
   const R_xlen_t len = static_cast<R_xlen_t>(h.count);
   SEXP out;
@@ -58,8 +50,8 @@ SEXP npz_from(const std::vector<unsigned char>& z) {
     std::vector<unsigned char> bytes = npy::zip_extract(z.data(), z.size(), members[k]);
     try {
       out[k] = array_from(bytes.data(), bytes.size());
-    } catch (const npy::io_error& e) {
-      throw npy::io_error(e.kind, "member '" + members[k].name + "': " + e.what());
+    } catch (const tensorscope::ts_error& e) {
+      throw tensorscope::ts_error(e.kind, "member '" + members[k].name + "': " + e.what());
     }
     std::string nm = members[k].name;
     if (nm.size() > 4 && nm.compare(nm.size() - 4, 4, ".npy") == 0) nm.resize(nm.size() - 4);
@@ -73,48 +65,38 @@ SEXP npz_from(const std::vector<unsigned char>& z) {
 
 // [[Rcpp::export]]
 SEXP cpp_read_npy(std::string path) {
-  try {
+  return glue::guard([&] {
     const std::vector<unsigned char> bytes = npy::read_file(path);
     return array_from(bytes.data(), bytes.size());
-  } catch (const npy::io_error& e) {
-    return failure(e);
-  }
+  });
 }
 
 // [[Rcpp::export]]
 SEXP cpp_read_npz(std::string path) {
-  try {
-    return npz_from(npy::read_file(path));
-  } catch (const npy::io_error& e) {
-    return failure(e);
-  }
+  return glue::guard([&] { return npz_from(npy::read_file(path)); });
 }
 
 // The same readers on bytes already in memory (a raw vector): used by the fuzz tests.
 // [[Rcpp::export]]
 SEXP cpp_read_npy_raw(Rcpp::RawVector bytes, bool npz) {
-  std::vector<unsigned char> b(bytes.begin(), bytes.end());
-  try {
+  return glue::guard([&] {
+    std::vector<unsigned char> b(bytes.begin(), bytes.end());
     return npz ? npz_from(b) : array_from(b.data(), b.size());
-  } catch (const npy::io_error& e) {
-    return failure(e);
-  }
+  });
 }
 
 // x: a double, integer or logical vector/array (R validated: no NA in integer or
 // logical data); dims: its shape.
 // [[Rcpp::export]]
 SEXP cpp_write_npy(SEXP x, std::string path, Rcpp::NumericVector dims, bool fortran) {
-  std::vector<std::int64_t> shape(dims.begin(), dims.end());
-  try {
+  return glue::guard([&] {
+    std::vector<std::int64_t> shape(dims.begin(), dims.end());
     switch (TYPEOF(x)) {
       case REALSXP: npy::write_npy<double>(path, "<f8", REAL(x), shape, fortran); break;
       case INTSXP: npy::write_npy<std::int32_t>(path, "<i4", INTEGER(x), shape, fortran); break;
       case LGLSXP: npy::write_npy<std::uint8_t>(path, "|b1", LOGICAL(x), shape, fortran); break;
-      default: Rcpp::stop("cpp_write_npy: unsupported type");
+      default: glue::fail(tensorscope::ErrorKind::type, "cpp_write_npy: unsupported type");
     }
-  } catch (const npy::io_error& e) {
-    return failure(e);
-  }
-  return R_NilValue;
+    return R_NilValue;
+  });
 }

@@ -35,49 +35,45 @@ Rcpp::List wrap_cv(const CvResult& r) {
 Rcpp::List cpp_ridge_cv(SEXP x, SEXP y, Rcpp::List train, Rcpp::List test, std::vector<double> alphas,
                         std::string select, bool per_target, int inner_folds, double seed, bool pooled,
                         bool keep, int threads, SEXP decomposer) {
-  const auto X = glue::map_matrix(x);
-  const auto Y = glue::map_matrix(y);
-  RidgeOptions o;
-  o.alphas = alphas;
-  o.select = select == "loo" ? AlphaSelect::loo : (select == "kfold" ? AlphaSelect::kfold : AlphaSelect::gcv);
-  o.per_target = per_target;
-  o.inner_folds = inner_folds;
-  o.seed = static_cast<std::uint64_t>(seed);
-  // decomposer: NULL (Eigen), or the LibTorch backend's (ts_torch_ridge_decomposer(),
-  // an external pointer tagged "tensorscope_ridge_decomposer" to a RidgeDecomposer)
-  RidgeDecomposer decompose;
-  if (!Rf_isNull(decomposer)) {
-    if (TYPEOF(decomposer) != EXTPTRSXP || R_ExternalPtrTag(decomposer) != Rf_install("tensorscope_ridge_decomposer") ||
-        R_ExternalPtrAddr(decomposer) == nullptr)
-      Rcpp::stop("[argument] the ridge decomposer is not valid");
-    decompose = *static_cast<RidgeDecomposer*>(R_ExternalPtrAddr(decomposer));
-  }
-  return wrap_cv(ridge_cv(X, Y, as_splits(train, test), o, pooled, keep, glue::exec(threads), decompose));
+  return glue::guard([&]() -> Rcpp::List {
+    const auto X = glue::map_matrix(x);
+    const auto Y = glue::map_matrix(y);
+    RidgeOptions o;
+    o.alphas = alphas;
+    o.select = select == "loo" ? AlphaSelect::loo : (select == "kfold" ? AlphaSelect::kfold : AlphaSelect::gcv);
+    o.per_target = per_target;
+    o.inner_folds = inner_folds;
+    o.seed = static_cast<std::uint64_t>(seed);
+    // decomposer: NULL (Eigen), or the LibTorch backend's (ts_torch_ridge_decomposer(),
+    // an external pointer tagged "tensorscope_ridge_decomposer" to a RidgeDecomposer)
+    RidgeDecomposer decompose;
+    if (!Rf_isNull(decomposer)) {
+      if (TYPEOF(decomposer) != EXTPTRSXP || R_ExternalPtrTag(decomposer) != Rf_install("tensorscope_ridge_decomposer") ||
+          R_ExternalPtrAddr(decomposer) == nullptr)
+        glue::fail(ErrorKind::argument, "the ridge decomposer is not valid");
+      decompose = *static_cast<RidgeDecomposer*>(R_ExternalPtrAddr(decomposer));
+    }
+    return wrap_cv(ridge_cv(X, Y, as_splits(train, test), o, pooled, keep, glue::exec(threads), decompose));
+  });
 }
 
 // [[Rcpp::export]]
 Rcpp::List cpp_pls_cv(SEXP x, SEXP y, Rcpp::List train, Rcpp::List test, int ncomp, bool pooled, bool keep,
                       int threads) {
-  const auto X = glue::map_matrix(x);
-  const auto Y = glue::map_matrix(y);
-  return wrap_cv(pls_cv(X, Y, as_splits(train, test), ncomp, pooled, keep, glue::exec(threads)));
+  return glue::guard([&]() -> Rcpp::List {
+    const auto X = glue::map_matrix(x);
+    const auto Y = glue::map_matrix(y);
+    return wrap_cv(pls_cv(X, Y, as_splits(train, test), ncomp, pooled, keep, glue::exec(threads)));
+  });
 }
 
 // [[Rcpp::export]]
 Rcpp::List cpp_ridge_coef(SEXP x, SEXP y, std::vector<double> alphas, bool centre) {
-  const auto X = glue::map_matrix(x);
-  const auto Y = glue::map_matrix(y);
-  RidgeCoef r = ridge_coef(X, Y, alphas, centre);
-  return Rcpp::List::create(Rcpp::Named("coef") = Rcpp::wrap(r.coef),
-                            Rcpp::Named("intercept") = Rcpp::wrap(r.intercept));
-}
-
-// [[Rcpp::export]]
-Rcpp::List cpp_pls_fit(SEXP x, SEXP y, int ncomp) {
-  const auto X = glue::map_matrix(x);
-  const auto Y = glue::map_matrix(y);
-  PlsFit f = pls_fit(X, Y, ncomp, glue::exec(1));
-  return Rcpp::List::create(Rcpp::Named("weights") = Rcpp::wrap(f.R), Rcpp::Named("y_loadings") = Rcpp::wrap(f.Q),
-                            Rcpp::Named("x_means") = Rcpp::wrap(f.x_mean), Rcpp::Named("y_means") = Rcpp::wrap(f.y_mean),
-                            Rcpp::Named("ncomp") = f.ncomp);
+  return glue::guard([&]() -> Rcpp::List {
+    const auto X = glue::map_matrix(x);
+    const auto Y = glue::map_matrix(y);
+    RidgeCoef r = ridge_coef(X, Y, alphas, centre);
+    return Rcpp::List::create(Rcpp::Named("coef") = Rcpp::wrap(r.coef),
+                              Rcpp::Named("intercept") = Rcpp::wrap(r.intercept));
+  });
 }

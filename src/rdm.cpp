@@ -16,7 +16,7 @@ RdmMethod rdm_method(const std::string& m) {
   if (m == "sqeuclidean") return RdmMethod::sqeuclidean;
   if (m == "mahalanobis") return RdmMethod::mahalanobis;
   if (m == "crossnobis") return RdmMethod::crossnobis;
-  Rcpp::stop("unknown RDM method '%s'", m);
+  glue::fail(ErrorKind::argument, "unknown RDM method '" + m + "'");
 }
 Compare compare_method(const std::string& m) {
   if (m == "spearman") return Compare::spearman;
@@ -27,48 +27,57 @@ Compare compare_method(const std::string& m) {
   if (m == "corr_cov") return Compare::corr_cov;
   if (m == "cosine_cov") return Compare::cosine_cov;
   if (m == "bures") return Compare::bures;
-  Rcpp::stop("unknown comparison method '%s'", m);
+  glue::fail(ErrorKind::argument, "unknown comparison method '" + m + "'");
 }
 std::uint64_t seed_of(double seed) { return static_cast<std::uint64_t>(static_cast<long long>(seed)); }
 }  // namespace
 
 // [[Rcpp::export]]
 Eigen::VectorXd cpp_rdm(SEXP x, std::string method, SEXP noise_cov) {
-  return rdm_vector(glue::map_matrix(x), rdm_method(method), glue::map_matrix(noise_cov));
+  return glue::guard([&]() -> Eigen::VectorXd {
+    return rdm_vector(glue::map_matrix(x), rdm_method(method), glue::map_matrix(noise_cov));
+  });
 }
 
 // [[Rcpp::export]]
 Eigen::VectorXd cpp_crossnobis(Rcpp::List run_means, SEXP noise_cov) {
-  std::vector<Matrix> means;
-  for (R_xlen_t i = 0; i < run_means.size(); ++i) means.emplace_back(glue::map_matrix(run_means[i]));
-  return crossnobis_vector(means, glue::map_matrix(noise_cov));
+  return glue::guard([&]() -> Eigen::VectorXd {
+    std::vector<Matrix> means;
+    for (R_xlen_t i = 0; i < run_means.size(); ++i) means.emplace_back(glue::map_matrix(run_means[i]));
+    return crossnobis_vector(means, glue::map_matrix(noise_cov));
+  });
 }
 
 // [[Rcpp::export]]
 Eigen::MatrixXd cpp_noise_cov(SEXP residuals, double dof, std::string shrinkage) {
-  Shrinkage s = shrinkage == "eye" ? Shrinkage::eye : (shrinkage == "none" ? Shrinkage::none : Shrinkage::diag);
-  return noise_covariance(glue::map_matrix(residuals), dof, s);
+  return glue::guard([&]() -> Eigen::MatrixXd {
+    Shrinkage s = shrinkage == "eye" ? Shrinkage::eye : (shrinkage == "none" ? Shrinkage::none : Shrinkage::diag);
+    return noise_covariance(glue::map_matrix(residuals), dof, s);
+  });
 }
 
 // [[Rcpp::export]]
 Eigen::MatrixXd cpp_compare_rdms(SEXP a, SEXP b, std::string method, int n_cond, int threads) {
-  return compare_matrix(glue::map_matrix(a), glue::map_matrix(b), compare_method(method), n_cond,
-                        glue::exec(threads));
+  return glue::guard([&]() -> Eigen::MatrixXd {
+    return compare_matrix(glue::map_matrix(a), glue::map_matrix(b), compare_method(method), n_cond,
+                          glue::exec(threads));
+  });
 }
 
 // [[Rcpp::export]]
 Eigen::MatrixXd cpp_permutation_null(SEXP model, SEXP neural, int n_cond, std::string method, int n_perm,
                                      double seed, int threads) {
-  return permutation_null(glue::map_vector(model), glue::map_matrix(neural), n_cond, compare_method(method),
-                          n_perm, seed_of(seed), glue::exec(threads));
+  return glue::guard([&]() -> Eigen::MatrixXd {
+    return permutation_null(glue::map_vector(model), glue::map_matrix(neural), n_cond, compare_method(method),
+                            n_perm, seed_of(seed), glue::exec(threads));
+  });
 }
 
 // [[Rcpp::export]]
 Eigen::MatrixXd cpp_bootstrap_conditions(SEXP models, SEXP neural, int n_cond, std::string method,
                                          int n_boot, double seed, int threads) {
-  return bootstrap_conditions(glue::map_matrix(models), glue::map_matrix(neural), n_cond,
-                              compare_method(method), n_boot, seed_of(seed), glue::exec(threads));
+  return glue::guard([&]() -> Eigen::MatrixXd {
+    return bootstrap_conditions(glue::map_matrix(models), glue::map_matrix(neural), n_cond,
+                                compare_method(method), n_boot, seed_of(seed), glue::exec(threads));
+  });
 }
-
-// [[Rcpp::export]]
-Eigen::VectorXd cpp_rank(SEXP x) { return rank_average(glue::map_vector(x)); }

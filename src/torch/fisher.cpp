@@ -20,7 +20,7 @@ torch::Tensor sample_loss(const torch::Tensor& out, torch::Tensor target, const 
     // logits at positions 1..T-1 predict tokens 2..T (the R layer passes those).
     torch::Tensor o = out;
     if (loss == "next_token") {
-      if (out.dim() != 3) throw std::invalid_argument("[mismatch] next_token needs outputs [batch, positions, vocabulary]");
+      if (out.dim() != 3) ts_torch::fail(tensorscope::ErrorKind::mismatch, "next_token needs outputs [batch, positions, vocabulary]");
       o = out.narrow(1, 0, out.size(1) - 1);
     }
     torch::Tensor logits = o.reshape({-1, o.size(-1)});
@@ -31,9 +31,9 @@ torch::Tensor sample_loss(const torch::Tensor& out, torch::Tensor target, const 
                    .reshape({-1}).to(logits.device());
     }
     target = target.reshape({-1}).to(torch::kInt64);
-    if (target.numel() != logits.size(0)) throw std::invalid_argument("[mismatch] targets do not match the model output");
+    if (target.numel() != logits.size(0)) ts_torch::fail(tensorscope::ErrorKind::mismatch, "targets do not match the model output");
     if (target.min().item<int64_t>() < 0 || target.max().item<int64_t>() >= logits.size(1)) {
-      throw std::invalid_argument("[mismatch] a target class is outside 0.." + std::to_string(logits.size(1) - 1) +
+      ts_torch::fail(tensorscope::ErrorKind::mismatch, "a target class is outside 0.." + std::to_string(logits.size(1) - 1) +
                                   " (the model has " + std::to_string(logits.size(1)) + " outputs)");
     }
     return -torch::log_softmax(logits, -1).gather(1, target.unsqueeze(1)).mean();
@@ -45,7 +45,7 @@ torch::Tensor sample_loss(const torch::Tensor& out, torch::Tensor target, const 
       target = torch::bernoulli(torch::sigmoid(z.detach().to(torch::kCPU, torch::kFloat64)), gen).to(z.device());
     }
     target = target.reshape({-1}).to(z.scalar_type());
-    if (target.numel() != z.numel()) throw std::invalid_argument("[mismatch] targets do not match the model output");
+    if (target.numel() != z.numel()) ts_torch::fail(tensorscope::ErrorKind::mismatch, "targets do not match the model output");
     // sum over outputs of log(1 + exp(z)) - y z, computed stably
     return (torch::log1p(torch::exp(-z.abs())) + z.clamp_min(0) - z * target).sum();
   }
@@ -56,7 +56,7 @@ torch::Tensor sample_loss(const torch::Tensor& out, torch::Tensor target, const 
     target = y.detach() + torch::randn(y.sizes(), gen, y.options());
   }
   target = target.reshape({-1}).to(y.scalar_type());
-  if (target.numel() != y.numel()) throw std::invalid_argument("[mismatch] targets do not match the model output");
+  if (target.numel() != y.numel()) ts_torch::fail(tensorscope::ErrorKind::mismatch, "targets do not match the model output");
   return (y - target).pow(2).sum().mul(0.5);
 }
 
@@ -83,7 +83,7 @@ extern "C" SEXP ts_torch_fisher_sums(SEXP ptr, SEXP inputs, SEXP targets, SEXP l
       params.push_back(p.value);
       sums.push_back(torch::zeros(p.value.sizes(), p.value.options().dtype(torch::kFloat64)));
     }
-    if (params.empty()) throw std::invalid_argument("[argument] the model has no trainable parameters");
+    if (params.empty()) ts_torch::fail(tensorscope::ErrorKind::argument, "the model has no trainable parameters");
     auto gen = torch::make_generator<at::CPUGeneratorImpl>(static_cast<uint64_t>(REAL(seed)[0]));
     const int64_t n = x[0].size(0);
     for (int64_t i = 0; i < n; ++i) {

@@ -87,10 +87,10 @@ std::shared_ptr<jit::Graph> capture_graph(const jit::Module& m, const std::vecto
     if (last == nullptr) {
       std::string why = nested ? "it is only called inside a branch or loop of forward()"
                                : "its forward() is not called by the model's forward() (or the export inlined it)";
-      throw std::invalid_argument("[argument] cannot capture layer '" + layer + "': " + why);
+      ts_torch::fail(tensorscope::ErrorKind::argument, "cannot capture layer '" + layer + "': " + why);
     }
     if (last->outputs().size() != 1 || !last->output()->type()->isSubtypeOf(*c10::TensorType::get())) {
-      throw std::invalid_argument("[argument] layer '" + layer + "' does not return a single tensor");
+      ts_torch::fail(tensorscope::ErrorKind::argument, "layer '" + layer + "' does not return a single tensor");
     }
     found.push_back(last->output());
   }
@@ -106,7 +106,7 @@ std::shared_ptr<jit::Graph> capture_graph(const jit::Module& m, const std::vecto
 torch::Device parse_device(const std::string& d) {
   torch::Device dev(d);
   if (dev.is_cuda() && !torch::cuda::is_available()) {
-    throw std::invalid_argument("[cuda_unavailable] device '" + d + "' asked for, but this LibTorch has no usable CUDA");
+    ts_torch::fail(tensorscope::ErrorKind::cuda_unavailable, "device '" + d + "' asked for, but this LibTorch has no usable CUDA");
   }
   return dev;
 }
@@ -127,9 +127,9 @@ extern "C" SEXP ts_torch_load(SEXP path, SEXP device) {
     try {
       m->module = torch::jit::load(as_string(path), m->device);
     } catch (const c10::Error& e) {
-      throw std::invalid_argument(std::string("[not_torchscript] ") + e.what_without_backtrace());
+      ts_torch::fail(tensorscope::ErrorKind::not_torchscript, std::string() + e.what_without_backtrace());
     } catch (const std::exception& e) {
-      throw std::invalid_argument(std::string("[not_torchscript] ") + e.what());
+      ts_torch::fail(tensorscope::ErrorKind::not_torchscript, std::string() + e.what());
     }
     m->module.eval();
     return wrap_model(std::move(m));
@@ -204,7 +204,7 @@ extern "C" SEXP ts_torch_forward(SEXP ptr, SEXP inputs, SEXP layers, SEXP first)
       m->pending_names = {"output"};
       m->pending_names.insert(m->pending_names.end(), names.begin(), names.end());
     }
-    if (m->pending.size() != names.size() + 1) throw std::invalid_argument("ts_torch_forward: layers changed within a run");
+    if (m->pending.size() != names.size() + 1) ts_torch::fail(tensorscope::ErrorKind::internal, "ts_torch_forward: layers changed within a run");
     torch::NoGradGuard no_grad;
     jit::Stack stack{m->module._ivalue()};
     int64_t batch = -1;  // stimuli in this batch: the first input tensor's leading dim
@@ -217,12 +217,12 @@ extern "C" SEXP ts_torch_forward(SEXP ptr, SEXP inputs, SEXP layers, SEXP first)
     auto elems = stack.back().toTupleRef().elements();
     for (size_t i = 0; i < elems.size(); ++i) {
       torch::Tensor t = i == 0 ? first_tensor(elems[0]) : elems[i].toTensor();
-      if (t.dim() == 0) throw std::invalid_argument("[mismatch] output " + m->pending_names[i] + " is a scalar, not one value per stimulus");
+      if (t.dim() == 0) ts_torch::fail(tensorscope::ErrorKind::mismatch, "output " + m->pending_names[i] + " is a scalar, not one value per stimulus");
       if (batch > 0 && t.size(0) != batch) {
         // a leading dim of 1 broadcasts over the batch (a positional embedding, say):
         // the same values for every stimulus
         if (t.size(0) != 1)
-          throw std::invalid_argument("[mismatch] output " + m->pending_names[i] + " has leading dimension " +
+          ts_torch::fail(tensorscope::ErrorKind::mismatch, "output " + m->pending_names[i] + " has leading dimension " +
                                       std::to_string(t.size(0)) + ", not one row per stimulus (batch of " +
                                       std::to_string(batch) + ")");
         std::vector<int64_t> sz(t.sizes().begin(), t.sizes().end());
@@ -233,7 +233,7 @@ extern "C" SEXP ts_torch_forward(SEXP ptr, SEXP inputs, SEXP layers, SEXP first)
       if (m->pending[i].empty()) {
         m->pending_shapes[i] = shape;
       } else if (shape != m->pending_shapes[i]) {
-        throw std::invalid_argument("[mismatch] output " + m->pending_names[i] + " changes shape between batches");
+        ts_torch::fail(tensorscope::ErrorKind::mismatch, "output " + m->pending_names[i] + " changes shape between batches");
       }
       const int64_t b = t.size(0);
       // features in R's column-major order of the per-stimulus dims (first dim fastest)
@@ -305,7 +305,7 @@ extern "C" SEXP ts_torch_ablate(SEXP ptr, SEXP multipliers) {
       auto f = mult.find(p.name);
       if (f == mult.end()) continue;
       torch::Tensor w = to_tensor(f->second, p.value.scalar_type(), p.value.device());
-      if (!w.sizes().equals(p.value.sizes())) throw std::invalid_argument("mask for '" + p.name + "' has the wrong shape");
+      if (!w.sizes().equals(p.value.sizes())) ts_torch::fail(tensorscope::ErrorKind::mismatch, "mask for '" + p.name + "' has the wrong shape");
       p.value.mul_(w);
     }
     return wrap_model(std::move(copy));

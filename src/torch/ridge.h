@@ -37,8 +37,19 @@ inline tensorscope::Matrix tensor_eigen(const torch::Tensor& t0) {
 struct TorchRidgeDecomposer {
   torch::Device device = torch::kCPU;
 
+  // Runs inside the main library's cpp_ridge_cv(): a LibTorch failure (out of GPU
+  // memory, say) leaves as a ts_error of kind torch, which that glue raises classed.
   tensorscope::RidgeDecomp operator()(const tensorscope::Matrix& Xc0, const tensorscope::Matrix& Yc0,
                                       const tensorscope::Matrix& Xt0, bool want_u) const {
+    try {
+      return decompose(Xc0, Yc0, Xt0, want_u);
+    } catch (const c10::Error& e) {
+      throw tensorscope::ts_error(tensorscope::ErrorKind::torch, e.what_without_backtrace());
+    }
+  }
+
+  tensorscope::RidgeDecomp decompose(const tensorscope::Matrix& Xc0, const tensorscope::Matrix& Yc0,
+                                     const tensorscope::Matrix& Xt0, bool want_u) const {
     torch::NoGradGuard no_grad;
     tensorscope::RidgeDecomp d;
     const int64_t n = Xc0.rows(), p = Xc0.cols();

@@ -7,6 +7,8 @@
 #include <R.h>
 #include <Rinternals.h>
 
+#include "../errors.h"
+
 #include <cstring>
 #include <map>
 #include <memory>
@@ -15,29 +17,38 @@
 
 namespace ts_torch {
 
-// Runs f(); a C++ exception becomes an R error only after f's objects are destroyed
-// (no longjmp over destructors). The message starts with a tag R maps to an error class.
+// Runs f(); a C++ exception becomes the R condition of its kind (../errors.h, the same
+// classes as the Rcpp glue's) only after f's objects are destroyed (no longjmp over
+// destructors). A LibTorch error (c10::Error) is of kind `torch`; the R layer may
+// name it more precisely for the call (torch_run(kind = ) in R/models.R).
 template <class F>
 SEXP guarded(F&& f) {
-  static char error_buffer[8192];
-  bool failed = false;
+  SEXP cond = R_NilValue;
   SEXP out = R_NilValue;
   try {
     out = f();
   } catch (const c10::Error& e) {
-    failed = true;
-    std::strncpy(error_buffer, e.what_without_backtrace(), sizeof(error_buffer) - 1);
-    error_buffer[sizeof(error_buffer) - 1] = '\0';
-  } catch (const std::exception& e) {
-    failed = true;
-    std::strncpy(error_buffer, e.what(), sizeof(error_buffer) - 1);
-    error_buffer[sizeof(error_buffer) - 1] = '\0';
+    cond = PROTECT(ts_errors::condition(tensorscope::ErrorKind::torch, e.what_without_backtrace()));
   } catch (...) {
-    failed = true;
-    std::strncpy(error_buffer, "unknown C++ error in the LibTorch backend", sizeof(error_buffer) - 1);
+    std::string message = "unknown C++ error in the LibTorch backend";
+    tensorscope::ErrorKind kind = tensorscope::ErrorKind::internal;
+    try {
+      kind = ts_errors::current(message);
+    } catch (...) {
+    }
+    cond = PROTECT(ts_errors::condition(kind, message));
   }
-  if (failed) Rf_error("%s", error_buffer);
+  if (cond != R_NilValue) {
+    SEXP call = PROTECT(Rf_lang2(Rf_install("stop"), cond));
+    Rf_eval(call, R_BaseEnv);  // does not return
+    UNPROTECT(2);
+  }
   return out;
+}
+
+// An error of the backend's own checks.
+[[noreturn]] inline void fail(tensorscope::ErrorKind kind, const std::string& message) {
+  throw tensorscope::ts_error(kind, message);
 }
 
 // A loaded TorchScript module and the forward functions built for sets of layers.
@@ -55,7 +66,7 @@ struct Model {
 
 inline Model* get_model(SEXP ptr) {
   if (TYPEOF(ptr) != EXTPTRSXP || R_ExternalPtrAddr(ptr) == nullptr) {
-    throw std::invalid_argument("the model handle is not valid (was the model saved and reloaded? use ts_model() again)");
+    fail(tensorscope::ErrorKind::argument, "the model handle is not valid (was the model saved and reloaded? use ts_model() again)");
   }
   return static_cast<Model*>(R_ExternalPtrAddr(ptr));
 }
@@ -100,7 +111,7 @@ inline torch::Tensor to_tensor(SEXP x, torch::ScalarType float_type, const torch
   } else if (TYPEOF(x) == INTSXP) {
     t = torch::from_blob(INTEGER(x), rev, torch::kInt32).permute(perm).to(torch::kInt64).contiguous();
   } else {
-    throw std::invalid_argument("inputs must be double or integer arrays");
+    fail(tensorscope::ErrorKind::type, "inputs must be double or integer arrays");
   }
   return t.to(device);
 }
@@ -137,7 +148,7 @@ inline torch::Tensor first_tensor(const c10::IValue& v) {
   if (v.isTensor()) return v.toTensor();
   if (v.isTuple() && !v.toTupleRef().elements().empty()) return first_tensor(v.toTupleRef().elements()[0]);
   if (v.isList() && v.toListRef().size() > 0) return first_tensor(v.toListRef()[0]);
-  throw std::invalid_argument("the model's forward() did not return a tensor (or a tuple/list starting with one)");
+  fail(tensorscope::ErrorKind::type, "the model's forward() did not return a tensor (or a tuple/list starting with one)");
 }
 
 inline SEXP named_list(std::vector<SEXP> values, const std::vector<std::string>& names) {

@@ -342,6 +342,28 @@ test_that("separability: separable categories score near 1, noise near chance", 
   expect_error(separability(sig, lab, folds = 1), class = "tensorscope_error_argument")
 })
 
+test_that("separability and predictivity split the same data the same way for the same seed", {
+  set.seed(3)
+  lab <- sample(rep(c("a", "b", "c"), c(13, 11, 12)))
+  x <- model.matrix(~ lab - 1) + matrix(rnorm(36 * 4), 36)
+  # the folds predictivity(stratify = lab, folds = 4, seed = 7) uses
+  spl <- tensorscope:::kfold_splits(36, 4, lab, 7)
+  acc <- vapply(spl$test, function(te) {
+    tr <- setdiff(seq_len(36), te)
+    pred <- tensorscope:::centroid_predict(x[tr, ], factor(lab[tr]), x[te, , drop = FALSE])
+    mean(as.character(pred) == lab[te])
+  }, numeric(1))
+  s <- separability(list(l = x), lab, method = "nearest_centroid", folds = 4, seed = 7)
+  expect_equal(s$value, mean(acc))
+  expect_equal(s$sd, sd(acc))
+  # stratified: each category is spread over the folds within one stimulus
+  counts <- sapply(spl$test, function(te) table(factor(lab[te], levels = c("a", "b", "c"))))
+  expect_true(all(apply(counts, 1, function(r) max(r) - min(r)) <= 1))
+  expect_identical(sort(unlist(spl$test)), 1:36)
+  # another seed, other folds
+  expect_false(identical(tensorscope:::kfold_splits(36, 4, lab, 8)$test, spl$test))
+})
+
 test_that("invariance is 1 for an isometry and lower for a distortion", {
   set.seed(15)
   x <- matrix(rnorm(50 * 6), 50)

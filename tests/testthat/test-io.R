@@ -166,10 +166,15 @@ test_that("malformed .npz archives give classed errors", {
   expect_corrupt(readBin(fx("f8.npy"), "raw", 1e4), reader = read_npz, ext = ".npz")
 })
 
-# The glue's answer for some bytes: an R array or a failure object (never a crash).
-# (cpp_read_npy_raw runs the file readers' code on bytes in memory, so that thousands
-# of variants need no temporary files.)
-raw_read <- function(bytes, npz = FALSE) tensorscope:::cpp_read_npy_raw(bytes, npz)
+# The glue's answer for some bytes: an R array or its classed error, as a failure object
+# (kind, message), never a crash. (cpp_read_npy_raw runs the file readers' code on bytes
+# in memory, so that thousands of variants need no temporary files.)
+raw_read <- function(bytes, npz = FALSE) {
+  tryCatch(tensorscope:::cpp_read_npy_raw(bytes, npz), tensorscope_error = function(e) {
+    stopifnot(inherits(e, paste0("tensorscope_error_", e$kind)))
+    structure(list(kind = e$kind, message = conditionMessage(e)), class = "ts_io_failure")
+  })
+}
 
 test_that("fuzz: every truncation and seeded byte mutations of valid files give a value or a classed failure", {
   set.seed(20240607)

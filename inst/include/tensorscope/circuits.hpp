@@ -86,23 +86,16 @@ inline Vector diagonal_mean(const double* a, Index nq, Index nk, Index m, Index 
 // head-fused n x n attention of each layer in order; with `residual`, each becomes
 // 0.5 A + 0.5 I, rows renormalised (their treatment of the skip connection).
 
-inline std::vector<Matrix> residual_attention(const std::vector<Matrix>& layers, bool residual) {
-  std::vector<Matrix> out;
-  out.reserve(layers.size());
-  for (const Matrix& A : layers) {
-    Matrix B = A;
-    if (residual) B += Matrix::Identity(A.rows(), A.cols());
-    const Vector r = B.rowwise().sum();
-    for (Index i = 0; i < B.rows(); ++i)
-      if (r(i) > 0) B.row(i) /= r(i);
-    out.push_back(std::move(B));
-  }
-  return out;
+// Rows divided by their sums (rows summing to zero are left as they are).
+inline void make_row_stochastic(Matrix& A) {
+  const Vector r = A.rowwise().sum();
+  for (Index i = 0; i < A.rows(); ++i)
+    if (r(i) > 0) A.row(i) /= r(i);
 }
 
 // Rollout: R_1 = A_1, R_l = A_l R_{l-1}; returns R_L (n x n, output token x input token).
 inline Matrix attention_rollout(const std::vector<Matrix>& A) {
-  if (A.empty()) throw invalid_input("attention_rollout: no layers");
+  if (A.empty()) throw ts_error(ErrorKind::empty, "attention_rollout: no layers");
   Matrix R = A[0];
   for (std::size_t l = 1; l < A.size(); ++l) R = A[l] * R;
   return R;
@@ -172,7 +165,7 @@ class MaxFlow {
 // (L, i) to input token (0, j), each row then normalised to sum to 1 (as in Abnar &
 // Zuidema's code). Rows (output tokens) run in parallel, each on its own graph.
 inline Matrix attention_flow(const std::vector<Matrix>& A, const Exec& ex) {
-  if (A.empty()) throw invalid_input("attention_flow: no layers");
+  if (A.empty()) throw ts_error(ErrorKind::empty, "attention_flow: no layers");
   const Index L = static_cast<Index>(A.size()), n = A[0].rows();
   auto build = [&]() {
     MaxFlow g((L + 1) * n);
@@ -201,29 +194,44 @@ inline Matrix attention_flow(const std::vector<Matrix>& A, const Exec& ex) {
 
 enum class HeadFusion { mean, max, min };
 
-// Rollout or flow for every sequence of an n x n x H x B x L pattern array (layers
-// 0..n_layers-1 used), heads fused first. Returns n x (n B): sequence b's n x n result
-// (output token x input token) in columns [b n, (b + 1) n).
+// Head-fused attention of sequence b for layers 0..n_layers-1 of an n x n x H x B x L
+// pattern array (heads fused by mean, max or min); with `residual`, A + I with rows
+// renormalised. What rollout and flow propagate, and what attention_graph() draws.
+inline std::vector<Matrix> fused_attention(const double* a, Index n, Index H, Index B, Index n_layers, Index b,
+                                           HeadFusion fusion, bool residual) {
+  const Index mat = n * n;
+  std::vector<Matrix> layers;
+  layers.reserve(static_cast<std::size_t>(n_layers));
+  for (Index l = 0; l < n_layers; ++l) {
+    Matrix F(n, n);
+    for (Index h = 0; h < H; ++h) {
+      Eigen::Map<const Matrix> A(a + ((l * B + b) * H + h) * mat, n, n);
+      if (h == 0) F = A;
+      else if (fusion == HeadFusion::mean) F += A;
+      else if (fusion == HeadFusion::max) F = F.cwiseMax(A);
+      else F = F.cwiseMin(A);
+    }
+    if (fusion == HeadFusion::mean) F /= static_cast<double>(H);
+    if (residual) {
+      F += Matrix::Identity(n, n);
+      make_row_stochastic(F);
+    }
+    layers.push_back(std::move(F));
+  }
+  return layers;
+}
+
+// Rollout or flow for every sequence, heads fused first (rows of each layer
+// renormalised). Returns n x (n B): sequence b's n x n result (output token x input
+// token) in columns [b n, (b + 1) n).
 inline Matrix attention_propagate(const double* a, Index n, Index H, Index B, Index n_layers,
                                   HeadFusion fusion, bool residual, bool flow, const Exec& ex) {
   Matrix out(n, n * B);
-  const Index mat = n * n;
   for (Index b = 0; b < B; ++b) {
     ex.check();
-    std::vector<Matrix> layers;
-    for (Index l = 0; l < n_layers; ++l) {
-      Matrix F(n, n);
-      for (Index h = 0; h < H; ++h) {
-        Eigen::Map<const Matrix> A(a + ((l * B + b) * H + h) * mat, n, n);
-        if (h == 0) F = A;
-        else if (fusion == HeadFusion::mean) F += A;
-        else if (fusion == HeadFusion::max) F = F.cwiseMax(A);
-        else F = F.cwiseMin(A);
-      }
-      if (fusion == HeadFusion::mean) F /= static_cast<double>(H);
-      layers.push_back(std::move(F));
-    }
-    layers = residual_attention(layers, residual);
+    std::vector<Matrix> layers = fused_attention(a, n, H, B, n_layers, b, fusion, residual);
+    if (!residual)
+      for (Matrix& A : layers) make_row_stochastic(A);
     out.middleCols(b * n, n) = flow ? attention_flow(layers, ex) : attention_rollout(layers);
   }
   return out;
@@ -303,7 +311,7 @@ inline Matrix composition_scores(const HeadWeights& W, const std::vector<CompTyp
   if (G == 0 || W.Q.cols() % G || W.V.cols() % G || W.K.cols() != W.Q.cols() ||
       W.Ot.cols() != W.V.cols() || W.K.rows() != W.Q.rows() || W.V.rows() != W.Q.rows() ||
       W.Ot.rows() != W.Q.rows())
-    throw invalid_input("composition_scores: inconsistent weight shapes");
+    throw ts_error(ErrorKind::mismatch, "composition_scores: inconsistent weight shapes");
   const Index hq = W.Q.cols() / G, hv = W.V.cols() / G;
   const detail::CompFactors f = detail::comp_factors(W, types);
   const Index n_layer_pairs = n_pairs(L);

@@ -4,6 +4,8 @@
 
 #include <Eigen/Dense>
 
+#include "errors.hpp"
+
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -24,11 +26,8 @@ using Index = Eigen::Index;
 using MatRef = Eigen::Ref<const Eigen::MatrixXd>;
 using VecRef = Eigen::Ref<const Eigen::VectorXd>;
 
-// Raised for arguments the core cannot work with. The R layer validates first; this
-// is the last line of defence (and what a C++ caller such as bench/ sees).
-struct invalid_input : std::invalid_argument {
-  using std::invalid_argument::invalid_argument;
-};
+// Errors: ts_error(kind, message) from errors.hpp. The R layer validates first; the
+// core's checks are the last line of defence (and what a C++ caller such as bench/ sees).
 
 // Interrupt policy: the glue passes a callable that may throw to abort (R's
 // checkUserInterrupt). The core calls it only from the calling thread, outside

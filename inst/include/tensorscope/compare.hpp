@@ -256,7 +256,7 @@ inline Vector prepare(const VecRef& d, Compare method, Index n_cond) {
       break;
     }
     default:
-      throw invalid_input("prepare: not a linear comparison method");
+      throw ts_error(ErrorKind::argument, "prepare: not a linear comparison method");
   }
   const double nrm = u.norm();
   if (!(nrm > 0)) return Vector::Constant(u.size(), std::numeric_limits<double>::quiet_NaN());
@@ -297,7 +297,7 @@ inline double bures_similarity(const BuresSide& a, const Matrix& B, double trace
 inline Matrix compare_matrix(const MatRef& A, const MatRef& B, Compare method, Index n_cond,
                              const Exec& ex) {
   const Index k = A.rows(), l = B.rows();
-  if (A.cols() != B.cols()) throw invalid_input("compare: RDMs have different numbers of pairs");
+  if (A.cols() != B.cols()) throw ts_error(ErrorKind::mismatch, "compare: RDMs have different numbers of pairs");
   Matrix out(k, l);
   if (is_linear(method)) {
     const Index mp = uses_matrix(method) ? n_cond * (n_cond + 1) / 2 : A.cols();

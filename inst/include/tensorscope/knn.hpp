@@ -113,7 +113,7 @@ inline std::vector<Index> unique_rows(const MatRef& X) {
 // Exact kNN of every row of X (self excluded). Needs 1 <= k < n.
 inline Knn knn(const MatRef& X, int k, const Exec& ex, Index block_rows = 0) {
   const Index n = X.rows();
-  if (k < 1 || k >= n) throw invalid_input("knn: k must be in [1, n - 1]");
+  if (k < 1 || k >= n) throw ts_error(ErrorKind::argument, "knn: k must be in [1, n - 1]");
   Matrix Xc = centre_columns(X);
   const double scale = Xc.cwiseAbs().maxCoeff();
   if (scale > 0) Xc /= scale;

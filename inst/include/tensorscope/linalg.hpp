@@ -60,7 +60,7 @@ struct SymEigen {
 };
 
 inline SymEigen sym_eigen(const MatRef& A, bool want_vectors = true) {
-  if (A.rows() != A.cols()) throw invalid_input("sym_eigen: matrix is not square");
+  if (A.rows() != A.cols()) throw ts_error(ErrorKind::argument, "sym_eigen: matrix is not square");
   const int n = static_cast<int>(A.rows());
   SymEigen out;
   out.vectors = A;
@@ -77,7 +77,7 @@ inline SymEigen sym_eigen(const MatRef& A, bool want_vectors = true) {
   std::vector<int> iwork(static_cast<std::size_t>(std::max(1, liwork)));
   dsyevd_(&jobz, &uplo, &n, out.vectors.data(), &n, out.values.data(), work.data(), &lwork,
           iwork.data(), &liwork, &info, 1, 1);
-  if (info != 0) throw std::runtime_error("LAPACK dsyevd failed (info = " + std::to_string(info) + ")");
+  if (info != 0) throw ts_error(ErrorKind::internal, "LAPACK dsyevd failed (info = " + std::to_string(info) + ")");
   if (!want_vectors) out.vectors.resize(0, 0);
   return out;
 }
@@ -111,7 +111,7 @@ inline Svd svd_thin(const MatRef& X) {
   std::vector<double> work(static_cast<std::size_t>(std::max(1, lwork)));
   dgesdd_(&jobz, &m, &n, A.data(), &m, out.s.data(), out.U.data(), &m, Vt.data(), &r,
           work.data(), &lwork, iwork.data(), &info, 1);
-  if (info != 0) throw std::runtime_error("LAPACK dgesdd failed (info = " + std::to_string(info) + ")");
+  if (info != 0) throw ts_error(ErrorKind::internal, "LAPACK dgesdd failed (info = " + std::to_string(info) + ")");
   out.V = Vt.transpose();
   return out;
 }

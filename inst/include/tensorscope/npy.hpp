@@ -1,7 +1,7 @@
 // tensorscope core: NumPy .npy / .npz reading and .npy writing.
 // Header-only C++17, std + zlib only; no R headers. Every size read from a file is
 // validated against the bytes actually present before anything is allocated, so a
-// corrupt or hostile file gives an io_error, never a crash or a huge allocation.
+// corrupt or hostile file gives a ts_error, never a crash or a huge allocation.
 //
 // Format references: NEP 1 / numpy.lib.format (magic "\x93NUMPY", version 1.0, 2.0,
 // 3.0, a Python dict literal header {'descr', 'fortran_order', 'shape'}); PKWARE
@@ -9,6 +9,8 @@
 #pragma once
 
 #include <zlib.h>
+
+#include "errors.hpp"
 
 #include <cmath>
 #include <cstdint>
@@ -22,15 +24,9 @@
 namespace tensorscope {
 namespace npy {
 
-// What went wrong, so that the R layer can raise the right classed error.
-enum class ErrKind { file, corrupt, type };
-
-struct io_error : std::runtime_error {
-  ErrKind kind;
-  io_error(ErrKind k, const std::string& msg) : std::runtime_error(msg), kind(k) {}
-};
-
-[[noreturn]] inline void corrupt(const std::string& msg) { throw io_error(ErrKind::corrupt, msg); }
+// Failures are ts_error (errors.hpp) of kind file (open/read/write), corrupt (the bytes
+// are not a valid file) or type (a valid file of a dtype R cannot hold).
+[[noreturn]] inline void corrupt(const std::string& msg) { throw ts_error(ErrorKind::corrupt, msg); }
 
 enum class Type { b1, i1, i2, i4, i8, u1, u2, u4, u8, f2, f4, f8 };
 
@@ -111,14 +107,14 @@ inline void parse_descr(const std::string& d, Header& h) {
   for (char c : rest) {
     if (c < '0' || c > '9' || size > 1000) {
       if (kind == 'c' || kind == 'U' || kind == 'S' || kind == 'O' || kind == 'M' || kind == 'm' || kind == 'V')
-        throw io_error(ErrKind::type, "unsupported .npy dtype '" + d + "'");
+        throw ts_error(ErrorKind::type, "unsupported .npy dtype '" + d + "'");
       corrupt("invalid .npy header: unknown dtype '" + d + "'");
     }
     size = size * 10 + (c - '0');
   }
-  if (kind == 'c') throw io_error(ErrKind::type, "complex .npy dtype '" + d + "' is not supported (numeric real types only)");
+  if (kind == 'c') throw ts_error(ErrorKind::type, "complex .npy dtype '" + d + "' is not supported (numeric real types only)");
   if (kind == 'U' || kind == 'S' || kind == 'O' || kind == 'M' || kind == 'm' || kind == 'V' || kind == 'a')
-    throw io_error(ErrKind::type, "unsupported .npy dtype '" + d + "' (numeric types only)");
+    throw ts_error(ErrorKind::type, "unsupported .npy dtype '" + d + "' (numeric types only)");
   const bool little = host_little();
   if (order == '<') h.swap = !little;
   else if (order == '>') h.swap = little;
@@ -137,7 +133,7 @@ inline void parse_descr(const std::string& d, Header& h) {
   else if (kind == 'f' && size == 2) h.type = Type::f2;
   else if (kind == 'f' && size == 4) h.type = Type::f4;
   else if (kind == 'f' && size == 8) h.type = Type::f8;
-  else if (kind == 'f') throw io_error(ErrKind::type, "unsupported .npy dtype '" + d + "' (float16/32/64 only)");
+  else if (kind == 'f') throw ts_error(ErrorKind::type, "unsupported .npy dtype '" + d + "' (float16/32/64 only)");
   else corrupt("invalid .npy header: unknown dtype '" + d + "'");
   if (size > 1 && order == '|') corrupt("invalid .npy header: dtype '" + d + "' needs a byte order");
 }
@@ -177,7 +173,7 @@ inline Header parse_header(const unsigned char* p, std::size_t n) {
     c.expect(':', "after a key");
     if (key == "descr") {
       c.ws();
-      if (c.i < s.size() && s[c.i] == '[') throw io_error(ErrKind::type, "structured .npy dtypes are not supported (numeric arrays only)");
+      if (c.i < s.size() && s[c.i] == '[') throw ts_error(ErrorKind::type, "structured .npy dtypes are not supported (numeric arrays only)");
       detail::parse_descr(c.str(), h);
       have_descr = true;
     } else if (key == "fortran_order") {
@@ -316,12 +312,12 @@ inline void decode(const unsigned char* data, const Header& h, T* out) {
 
 inline std::vector<unsigned char> read_file(const std::string& path) {
   std::ifstream f(path, std::ios::binary | std::ios::ate);
-  if (!f) throw io_error(ErrKind::file, "cannot open '" + path + "'");
+  if (!f) throw ts_error(ErrorKind::file, "cannot open '" + path + "'");
   std::streamoff size = f.tellg();
-  if (size < 0) throw io_error(ErrKind::file, "cannot read '" + path + "'");
+  if (size < 0) throw ts_error(ErrorKind::file, "cannot read '" + path + "'");
   std::vector<unsigned char> buf(static_cast<std::size_t>(size));
   f.seekg(0);
-  if (size > 0 && !f.read(reinterpret_cast<char*>(buf.data()), size)) throw io_error(ErrKind::file, "cannot read '" + path + "'");
+  if (size > 0 && !f.read(reinterpret_cast<char*>(buf.data()), size)) throw ts_error(ErrorKind::file, "cannot read '" + path + "'");
   return buf;
 }
 
@@ -401,7 +397,7 @@ inline std::vector<ZipMember> zip_members(const unsigned char* z, std::size_t n)
       }
       q += 4 + len;
     }
-    if (flags & 1u) throw io_error(ErrKind::type, "encrypted zip member '" + m.name + "' is not supported");
+    if (flags & 1u) throw ts_error(ErrorKind::type, "encrypted zip member '" + m.name + "' is not supported");
     out.push_back(std::move(m));
     p += 46 + nlen + xlen + clen;
   }
@@ -426,7 +422,7 @@ inline std::vector<unsigned char> zip_extract(const unsigned char* z, std::size_
     if (m.usize > m.csize * 1032 + 1024) corrupt("corrupt zip archive: member '" + m.name + "' claims an impossible size");
     out.resize(static_cast<std::size_t>(m.usize));
     z_stream s{};
-    if (inflateInit2(&s, -MAX_WBITS) != Z_OK) throw std::runtime_error("zlib inflateInit2 failed");
+    if (inflateInit2(&s, -MAX_WBITS) != Z_OK) throw ts_error(ErrorKind::internal, "zlib inflateInit2 failed");
     s.next_in = const_cast<Bytef*>(src);
     s.next_out = out.data();
     std::uint64_t in_left = m.csize, out_left = m.usize;
@@ -444,7 +440,7 @@ inline std::vector<unsigned char> zip_extract(const unsigned char* z, std::size_
     inflateEnd(&s);
     if (rc != Z_STREAM_END || out_left != 0) corrupt("corrupt zip archive: member '" + m.name + "' does not inflate to its recorded size");
   } else {
-    throw io_error(ErrKind::type, "zip member '" + m.name + "' uses compression method " + std::to_string(m.method) +
+    throw ts_error(ErrorKind::type, "zip member '" + m.name + "' uses compression method " + std::to_string(m.method) +
                                       " (only stored and deflate are supported)");
   }
   uLong crc = crc32(0L, Z_NULL, 0);
@@ -471,7 +467,7 @@ inline std::string make_header(const std::string& descr, bool fortran, const std
   std::size_t pad = (64 - total % 64) % 64;
   dict.append(pad, ' ');
   dict += '\n';
-  if (dict.size() > 65535) throw io_error(ErrKind::type, "array has too many dimensions for a .npy v1.0 header");
+  if (dict.size() > 65535) throw ts_error(ErrorKind::type, "array has too many dimensions for a .npy v1.0 header");
   std::string out("\x93NUMPY\x01\x00", 8);
   out += static_cast<char>(dict.size() & 0xff);
   out += static_cast<char>((dict.size() >> 8) & 0xff);
@@ -487,7 +483,7 @@ inline void write_npy(const std::string& path, const std::string& descr, const I
   std::uint64_t n = 1;
   for (auto d : shape) n *= static_cast<std::uint64_t>(d);
   std::ofstream f(path, std::ios::binary | std::ios::trunc);
-  if (!f) throw io_error(ErrKind::file, "cannot open '" + path + "' for writing");
+  if (!f) throw ts_error(ErrorKind::file, "cannot open '" + path + "' for writing");
   const std::string hdr = make_header(descr, fortran, shape);
   f.write(hdr.data(), static_cast<std::streamsize>(hdr.size()));
   const bool swap = !host_little();  // always write little-endian
@@ -521,7 +517,7 @@ inline void write_npy(const std::string& path, const std::string& descr, const I
     }
   }
   f.write(reinterpret_cast<const char*>(buf.data()), static_cast<std::streamsize>(buf.size()));
-  if (!f) throw io_error(ErrKind::file, "error while writing '" + path + "'");
+  if (!f) throw ts_error(ErrorKind::file, "error while writing '" + path + "'");
 }
 
 }  // namespace npy

@@ -156,7 +156,7 @@ inline Vector top_eigenvector(Matrix G) {
   std::vector<int> iwork(static_cast<std::size_t>(std::max(1, liwork)));
   dsyevr_(&jobz, &range, &uplo, &n, G.data(), &n, &vl, &vu, &il, &iu, &abstol, &m, w.data(), z.data(), &n,
           isuppz.data(), work.data(), &lwork, iwork.data(), &liwork, &info, 1, 1, 1);
-  if (info != 0) throw std::runtime_error("LAPACK dsyevr failed (info = " + std::to_string(info) + ")");
+  if (info != 0) throw ts_error(ErrorKind::internal, "LAPACK dsyevr failed (info = " + std::to_string(info) + ")");
   return z;
 }
 
@@ -653,7 +653,7 @@ CvResult cross_validate(const MatRef& X, const MatRef& Y, const std::vector<Spli
 
 inline CvResult ridge_cv(const MatRef& X, const MatRef& Y, const std::vector<Split>& splits, const RidgeOptions& o,
                          bool pooled, bool keep, const Exec& ex, const RidgeDecomposer& decompose = {}) {
-  if (o.alphas.empty()) throw invalid_input("ridge_cv: no alphas");
+  if (o.alphas.empty()) throw ts_error(ErrorKind::empty, "ridge_cv: no alphas");
   auto fit = [&](const Matrix& Xc, const Matrix& Yc, const Matrix& Xte, Index s, Vector& alpha_row) {
     const bool loo = o.select == AlphaSelect::loo && o.alphas.size() > 1;
     const RidgeDecomp d = decompose_with(decompose, Xc, Yc, Xte, loo);

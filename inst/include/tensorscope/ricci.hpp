@@ -42,8 +42,8 @@ inline Graph make_graph(Index n, const std::vector<int>& a, const std::vector<in
   e.reserve(a.size());
   for (std::size_t i = 0; i < a.size(); ++i) {
     if (a[i] == b[i]) continue;
-    if (a[i] < 0 || b[i] < 0 || a[i] >= n || b[i] >= n) throw invalid_input("graph: vertex out of range");
-    if (!(len[i] > 0) || !std::isfinite(len[i])) throw invalid_input("graph: edge lengths must be positive and finite");
+    if (a[i] < 0 || b[i] < 0 || a[i] >= n || b[i] >= n) throw ts_error(ErrorKind::argument, "graph: vertex out of range");
+    if (!(len[i] > 0) || !std::isfinite(len[i])) throw ts_error(ErrorKind::argument, "graph: edge lengths must be positive and finite");
     e.emplace_back(std::min(a[i], b[i]), std::max(a[i], b[i]), len[i]);
   }
   std::sort(e.begin(), e.end());

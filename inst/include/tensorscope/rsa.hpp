@@ -41,8 +41,8 @@ inline std::vector<std::int32_t> pair_lookup(Index n, bool packed) {
 inline Matrix permutation_null(const VecRef& model, const MatRef& neural, Index n_cond, Compare method,
                                Index n_perm, std::uint64_t seed, const Exec& ex) {
   const Index m = model.size(), s = neural.rows();
-  if (neural.cols() != m) throw invalid_input("permutation: RDMs have different numbers of pairs");
-  if (n_pairs(n_cond) != m) throw invalid_input("permutation: vector length does not match n_cond");
+  if (neural.cols() != m) throw ts_error(ErrorKind::mismatch, "permutation: RDMs have different numbers of pairs");
+  if (n_pairs(n_cond) != m) throw ts_error(ErrorKind::mismatch, "permutation: vector length does not match n_cond");
   Matrix null(n_perm, s);
   const Index chunk = 2048;
 
@@ -163,9 +163,9 @@ inline Matrix permutation_null(const VecRef& model, const MatRef& neural, Index 
 inline Matrix bootstrap_conditions(const MatRef& models, const MatRef& neural, Index n_cond,
                                    Compare method, Index n_boot, std::uint64_t seed, const Exec& ex) {
   if (uses_matrix(method) || method == Compare::bures)
-    throw invalid_input("bootstrap over conditions supports pearson, spearman, cosine, kendall_tau_a and rho_a");
+    throw ts_error(ErrorKind::argument, "bootstrap over conditions supports pearson, spearman, cosine, kendall_tau_a and rho_a");
   const Index k = models.rows(), s = neural.rows(), m = models.cols();
-  if (neural.cols() != m || n_pairs(n_cond) != m) throw invalid_input("bootstrap: RDM sizes differ");
+  if (neural.cols() != m || n_pairs(n_cond) != m) throw ts_error(ErrorKind::mismatch, "bootstrap: RDM sizes differ");
   const Index nv = k + s;
   auto row = [&](Index v) { return v < k ? models.row(v) : neural.row(v - k); };
   const bool ranked = method == Compare::spearman || method == Compare::rho_a || method == Compare::kendall_tau_a;
