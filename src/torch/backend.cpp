@@ -27,10 +27,21 @@ extern "C" SEXP ts_torch_info() {
   });
 }
 
+// Throws ts_error(kind, message), or for kind "c10" a LibTorch error: the tests check
+// that each kind of the table (errors.hpp) arrives in R with its class from this library
+// too.
+extern "C" SEXP ts_torch_raise_error(SEXP kind, SEXP message) {
+  return guarded([&]() -> SEXP {
+    const std::string k = ts_torch::as_string(kind), msg = ts_torch::as_string(message);
+    if (k == "c10") TORCH_CHECK(false, msg);
+    tensorscope::ErrorKind ek;
+    if (!tensorscope::kind_from_name(k, ek)) ts_torch::fail(tensorscope::ErrorKind::argument, "no error kind '" + k + "'");
+    ts_torch::fail(ek, msg);
+  });
+}
+
 // ---- dense metrics (backend = "torch") ------------------------------------------------
 #include "dense.h"
-
-#include <tensorscope/alignment.hpp>
 
 namespace {
 // R double matrix (column-major n x p) -> n x p tensor on `device` (no copy on the CPU).
@@ -50,27 +61,25 @@ std::vector<double> doubles(SEXP x) { return std::vector<double>(REAL(x), REAL(x
 
 }  // namespace
 
-// CKA of every layer in xs with every layer in ys (or within xs when ys is empty);
-// path "auto" picks the route with the core's cost model (alignment.hpp).
+// CKA of every layer in xs with every layer in ys (or within xs when ys is empty): the
+// core's algorithm (alignment.hpp) with the LibTorch dense policy (dense.h).
 extern "C" SEXP ts_torch_cka_matrix(SEXP xs, SEXP ys, SEXP kernel, SEXP estimator, SEXP bandwidth, SEXP t,
                                     SEXP sig_x, SEXP sig_y, SEXP path, SEXP device) {
   return guarded([&]() -> SEXP {
+    using namespace tensorscope;
     const std::string dev = ts_torch::as_string(device), p = ts_torch::as_string(path);
-    const bool rbf = ts_torch::as_string(kernel) == "rbf";
-    bool gram = rbf || p == "gram";
-    if (!rbf && p == "auto") {
-      std::vector<tensorscope::Index> px, py;
-      for (R_xlen_t i = 0; i < XLENGTH(xs); ++i) px.push_back(INTEGER(Rf_getAttrib(VECTOR_ELT(xs, i), R_DimSymbol))[1]);
-      for (R_xlen_t i = 0; i < XLENGTH(ys); ++i) py.push_back(INTEGER(Rf_getAttrib(VECTOR_ELT(ys, i), R_DimSymbol))[1]);
-      gram = tensorscope::prefer_gram(INTEGER(Rf_getAttrib(VECTOR_ELT(xs, 0), R_DimSymbol))[0], px, py);
-    }
-    const auto res = ts_torch::cka_matrix(matrix_tensors(xs, dev), matrix_tensors(ys, dev), rbf,
-                                          ts_torch::as_string(estimator) == "debiased", gram, doubles(sig_x),
-                                          doubles(sig_y), ts_torch::as_string(bandwidth) == "median", Rf_asReal(t));
+    CkaOptions o;
+    o.kernel = ts_torch::as_string(kernel) == "rbf" ? Kernel::rbf : Kernel::linear;
+    o.estimator = ts_torch::as_string(estimator) == "debiased" ? Estimator::debiased : Estimator::biased;
+    o.bandwidth = ts_torch::as_string(bandwidth) == "median_nonzero" ? Bandwidth::median_nonzero : Bandwidth::median;
+    o.t = Rf_asReal(t);
+    o.path = p == "feature" ? CkaPath::feature : (p == "gram" ? CkaPath::gram : CkaPath::automatic);
+    const CkaResult res = ts_torch::cka_matrix(matrix_tensors(xs, dev), matrix_tensors(ys, dev), o, doubles(sig_x),
+                                               doubles(sig_y));
     const int nx = static_cast<int>(XLENGTH(xs)), ny = XLENGTH(ys) > 0 ? static_cast<int>(XLENGTH(ys)) : nx;
     SEXP out = PROTECT(Rf_allocVector(VECSXP, 3));
     SEXP m = PROTECT(Rf_allocMatrix(REALSXP, nx, ny));
-    std::copy(res.cka.begin(), res.cka.end(), REAL(m));
+    std::copy(res.cka.data(), res.cka.data() + res.cka.size(), REAL(m));
     SET_VECTOR_ELT(out, 0, m);
     SEXP a = PROTECT(Rf_allocVector(REALSXP, static_cast<R_xlen_t>(res.sigma_x.size())));
     std::copy(res.sigma_x.begin(), res.sigma_x.end(), REAL(a));
@@ -91,7 +100,14 @@ extern "C" SEXP ts_torch_cka_matrix(SEXP xs, SEXP ys, SEXP kernel, SEXP estimato
 extern "C" SEXP ts_torch_rdm(SEXP x, SEXP method, SEXP device) {
   return guarded([&]() -> SEXP {
     const std::string dev = ts_torch::as_string(device);
-    auto v = ts_torch::rdm_upper(matrix_tensor(x, dev), ts_torch::as_string(method));
+    const std::string m = ts_torch::as_string(method);
+    using tensorscope::RdmMethod;
+    const RdmMethod rm = m == "correlation" ? RdmMethod::correlation
+                         : m == "cosine"    ? RdmMethod::cosine
+                         : m == "euclidean" ? RdmMethod::euclidean
+                         : m == "sqeuclidean" ? RdmMethod::sqeuclidean
+                                              : RdmMethod::mahalanobis;  // not supported: a classed error
+    auto v = ts_torch::rdm_upper(matrix_tensor(x, dev), rm);
     return ts_torch::from_tensor(v.reshape({1, -1}));
   });
 }
@@ -153,6 +169,7 @@ SEXP ts_torch_ablate(SEXP, SEXP);
 void R_init_tensorscope_torch(DllInfo* dll) {
   static const R_CallMethodDef calls[] = {
       TS_CALL(ts_torch_info, 0),
+      TS_CALL(ts_torch_raise_error, 2),
       TS_CALL(ts_torch_cka_matrix, 10),
       TS_CALL(ts_torch_rdm, 3),
       TS_CALL(ts_torch_ridge_decomposer, 1),

@@ -42,42 +42,102 @@ inline double kth(std::vector<double>& v, std::size_t k) {
   return v[k];
 }
 
-// Median of the n^2 squared distances of the full matrix (zero diagonal included,
-// each off-diagonal value twice), given the n(n-1)/2 off-diagonal values.
-inline double median_full(std::vector<double> u, Index n) {
-  const std::size_t N = static_cast<std::size_t>(n) * static_cast<std::size_t>(n);
-  auto full = [&](std::size_t q) -> double {
-    if (q < static_cast<std::size_t>(n)) return 0.0;
-    return kth(u, (q - static_cast<std::size_t>(n)) / 2);
-  };
-  if (N % 2 == 1) return full((N - 1) / 2);
-  return 0.5 * (full(N / 2 - 1) + full(N / 2));
-}
-
-// Median of the non-zero squared distances (each off-diagonal counts twice, which
-// leaves the median unchanged).
-inline double median_nonzero(const std::vector<double>& u) {
-  std::vector<double> nz;
-  nz.reserve(u.size());
-  for (double v : u)
-    if (v > 0) nz.push_back(v);
-  if (nz.empty()) return 0.0;
-  const std::size_t m = nz.size();
-  if (m % 2 == 1) return kth(nz, m / 2);
-  const double hi = kth(nz, m / 2);
-  const double lo = *std::max_element(nz.begin(), nz.begin() + static_cast<std::ptrdiff_t>(m / 2));
-  return 0.5 * (lo + hi);
-}
-
 }  // namespace detail
 
-// One layer's kernel in the form the pairwise sums need.
+// ---- what every backend shares: the bandwidth rule, the route, the estimators --------
+
+// RBF bandwidth from order statistics of the n(n-1)/2 off-diagonal squared distances u
+// (i < j) of a layer: kth(k, positive) is the k-th smallest (0-based) of u, or of its
+// positive values when `positive`; n_positive() counts those. "median": t times the root
+// of the median of all n^2 squared distances (zero diagonal included, each off-diagonal
+// value twice), as in Kornblith et al.; "median_nonzero": the root of the median of the
+// non-zero ones (counting each twice leaves it unchanged), as Brain-Score. Each backend
+// selects on its own storage (nth_element here, torch::kthvalue on a GPU).
+template <class Kth, class Count>
+inline double rbf_bandwidth(const CkaOptions& o, Index n, Kth&& kth, Count&& n_positive) {
+  if (o.bandwidth == Bandwidth::median) {
+    const std::size_t N = static_cast<std::size_t>(n) * static_cast<std::size_t>(n);
+    auto full = [&](std::size_t q) -> double {
+      if (q < static_cast<std::size_t>(n)) return 0.0;
+      return kth(static_cast<Index>((q - static_cast<std::size_t>(n)) / 2), false);
+    };
+    const double med = N % 2 == 1 ? full((N - 1) / 2) : 0.5 * (full(N / 2 - 1) + full(N / 2));
+    return o.t * std::sqrt(med);
+  }
+  const Index m = n_positive();
+  if (m == 0) return 0.0;
+  const double med = m % 2 == 1 ? kth(m / 2, true) : 0.5 * (kth(m / 2 - 1, true) + kth(m / 2, true));
+  return std::sqrt(med);
+}
+
+// The bandwidth of one layer: `given` when positive, otherwise the rule.
+template <class Kth, class Count>
+inline double layer_bandwidth(const CkaOptions& o, double given, Index n, Kth&& kth, Count&& n_positive) {
+  const double sigma = given > 0 ? given : rbf_bandwidth(o, n, kth, n_positive);
+  if (!(sigma > 0) || !std::isfinite(sigma))
+    throw ts_error(ErrorKind::zero_variance, "RBF bandwidth is zero: all points coincide");
+  return sigma;
+}
+
+// One layer's kernel statistics, whatever the backend holds of it. The raw dot of two
+// layers is tr(Kc Lc) (biased) or tr(K~ L~) (debiased) on the sample-space route, and
+// ||Xc^T Yc||_F^2 = tr(K L) on the feature route, where, as Xc's columns sum to zero,
+// K~ 1 = -diag(K): rowsum holds -||x_i||^2 there and tr(K~ L~) = tr(K L) - rowsum . rowsum'.
 struct LayerKernel {
-  double hsic_self = 0;  // HSIC(K, K), same scale as hsic_pair()
+  double self_dot = 0;   // raw dot of the layer with itself
+  double hsic_self = 0;  // HSIC(K, K), same scale as hsic_value()
   Vector rowsum;         // debiased: K~ 1
   double total = 0;      // debiased: 1^T K~ 1
   double sigma = detail::nan();
 };
+
+// HSIC from the dot product tr(Kc Lc) or tr(K~ L~) and, for the debiased estimator, the
+// row sums. Biased: tr(Kc Lc) / (n-1)^2. Debiased: Song et al. (2012) eq. 5.
+inline double hsic_value(double dot, const LayerKernel& a, const LayerKernel& b, Index n,
+                         Estimator e) {
+  const double nd = static_cast<double>(n);
+  if (e == Estimator::biased) return dot / ((nd - 1) * (nd - 1));
+  return (dot + a.total * b.total / ((nd - 1) * (nd - 2)) - 2.0 / (nd - 2) * a.rowsum.dot(b.rowsum)) /
+         (nd * (nd - 3));
+}
+
+// HSIC of two layers from their raw dot (see LayerKernel) on either route.
+inline double hsic_of(double raw, const LayerKernel& a, const LayerKernel& b, Index n, Estimator e, bool gram) {
+  const double dot = (!gram && e == Estimator::debiased) ? raw - a.rowsum.dot(b.rowsum) : raw;
+  return hsic_value(dot, a, b, n, e);
+}
+
+inline double cka_from_hsic(double xy, double xx, double yy) {
+  const double den = std::sqrt(xx * yy);
+  if (!(xx > 0) || !(yy > 0)) return detail::nan();
+  return xy / den;
+}
+
+// Cost of the two routes for layer widths px (and py; empty = within px), in GEMM
+// flop-equivalents. Feature space: n p q per pair (GEMM, plus syrk per layer).
+// Sample space: the syrk of each layer runs at about half the GEMM rate (2 n^2 p) and
+// the kernel's memory passes (centring, packing, the packed product) cost about 300
+// flop-equivalents per kernel entry per layer; both constants were measured with
+// OpenBLAS on this project's 2-core machines (bench/alignment.R, W2 at two sizes).
+inline bool prefer_gram(Index n, const std::vector<Index>& px, const std::vector<Index>& py) {
+  double sx = 0, sy = 0;
+  for (Index p : px) sx += static_cast<double>(p);
+  for (Index p : py) sy += static_cast<double>(p);
+  const double nd = static_cast<double>(n);
+  const double layers = static_cast<double>(px.size() + py.size());
+  const double feature = py.empty() ? nd * sx * sx : nd * (sx + sy) * (sx + sy);
+  const double gram = 2.0 * nd * nd * (sx + sy) + 300.0 * nd * nd * layers;
+  return gram < feature;
+}
+
+// The route: sample space for the RBF kernel or when asked for, else by cost.
+inline bool cka_gram_route(const CkaOptions& o, Index n, const std::vector<Index>& px, const std::vector<Index>& py) {
+  if (o.kernel == Kernel::rbf || o.path == CkaPath::gram) return true;
+  if (o.path == CkaPath::feature) return false;
+  return prefer_gram(n, px, py);
+}
+
+// ---- the Eigen backend -------------------------------------------------------------
 
 // Packs layer X's kernel into column `col` of P. Biased: H K H, diagonal once and
 // off-diagonal times sqrt(2), so that P_a . P_b = tr(Kc Lc). Debiased: K with zero
@@ -97,16 +157,19 @@ inline LayerKernel pack_kernel(const MatRef& X, const CkaOptions& o, double sigm
 #pragma omp parallel for num_threads(nt) schedule(static)
     for (Index j = 0; j < n; ++j)
       for (Index i = j; i < n; ++i) K(i, j) = std::max(0.0, d(i) + d(j) - 2.0 * K(i, j));
+    std::vector<double> u, pos;
     if (!(sigma > 0)) {
-      std::vector<double> u;
       u.reserve(static_cast<std::size_t>(n_pairs(n)));
       for (Index j = 0; j < n; ++j)
         for (Index i = j + 1; i < n; ++i) u.push_back(K(i, j));
-      sigma = o.bandwidth == Bandwidth::median ? o.t * std::sqrt(detail::median_full(std::move(u), n))
-                                               : std::sqrt(detail::median_nonzero(u));
+      if (o.bandwidth == Bandwidth::median_nonzero)
+        for (double v : u)
+          if (v > 0) pos.push_back(v);
     }
-    if (!(sigma > 0) || !std::isfinite(sigma))
-      throw invalid_input("RBF bandwidth is zero: all points coincide");
+    sigma = layer_bandwidth(
+        o, sigma, n,
+        [&](Index k, bool positive) { return detail::kth(positive ? pos : u, static_cast<std::size_t>(k)); },
+        [&] { return static_cast<Index>(pos.size()); });
     out.sigma = sigma;
     const double g = -1.0 / (2.0 * sigma * sigma);
 #pragma omp parallel for num_threads(nt) schedule(static)
@@ -157,69 +220,77 @@ inline LayerKernel pack_kernel(const MatRef& X, const CkaOptions& o, double sigm
       for (Index i = j + 1; i < n; ++i) p[k + i - j - 1] = r2 * c[i];
     }
   }
+  out.self_dot = P.col(col).squaredNorm();
   return out;
 }
 
-// HSIC from the packed dot product and, for the debiased estimator, the row sums.
-// Biased: tr(Kc Lc) / (n-1)^2. Debiased: Song et al. (2012) eq. 5.
-inline double hsic_value(double dot, const LayerKernel& a, const LayerKernel& b, Index n,
-                         Estimator e) {
-  const double nd = static_cast<double>(n);
-  if (e == Estimator::biased) return dot / ((nd - 1) * (nd - 1));
-  return (dot + a.total * b.total / ((nd - 1) * (nd - 2)) - 2.0 / (nd - 2) * a.rowsum.dot(b.rowsum)) /
-         (nd * (nd - 3));
-}
+// The dense work of cka_matrix() on Eigen + BLAS, as the policy cka_matrix_with() runs:
+// the feature route keeps each layer's centred matrix (pairs: one GEMM each); the
+// sample-space route packs blocks of layers' kernels (above) within a memory budget, and
+// all pairs of two blocks are one GEMM of the packed matrices.
+struct EigenCka {
+  using Layer = MatRef;
+  struct Block {
+    std::vector<LayerKernel> k;
+    std::vector<Matrix> Xc;  // feature route
+    Matrix P;                // sample-space route: packed kernels, one column per layer
+  };
 
-inline double cka_from_hsic(double xy, double xx, double yy) {
-  const double den = std::sqrt(xx * yy);
-  if (!(xx > 0) || !(yy > 0)) return detail::nan();
-  return xy / den;
-}
+  static Index rows(const Layer& x) { return x.rows(); }
+  static Index cols(const Layer& x) { return x.cols(); }
 
-// Feature-space route for the linear kernel. X, Y are column-centred.
-struct LinearLayer {
-  Matrix Xc;
-  Vector sqnorm;   // ||x_i||^2 (debiased)
-  double self = 0; // ||Xc^T Xc||_F^2
+  // Layers held at once: all on the feature route, else as many packed kernels as fit
+  // half the budget (two blocks are held for their product).
+  static std::size_t per_block(Index n, bool gram, const CkaOptions& o, std::size_t layers) {
+    if (!gram) return std::max<std::size_t>(1, layers);
+    const Index m = o.estimator == Estimator::biased ? n * (n + 1) / 2 : n * (n - 1) / 2;
+    return std::max<std::size_t>(1, static_cast<std::size_t>(o.max_gram_bytes / 2.0 / (8.0 * static_cast<double>(m))));
+  }
+
+  static Block prepare(const std::vector<Layer>& layers, std::size_t b0, std::size_t b1, bool gram,
+                       const CkaOptions& o, const std::vector<double>& sigma, const Exec& ex) {
+    Block B;
+    const Index n = layers[b0].rows();
+    if (gram) B.P.resize(o.estimator == Estimator::biased ? n * (n + 1) / 2 : n * (n - 1) / 2,
+                         static_cast<Index>(b1 - b0));
+    for (std::size_t l = b0; l < b1; ++l) {
+      if (gram) {
+        B.k.push_back(pack_kernel(layers[l], o, sigma[l], B.P, static_cast<Index>(l - b0), ex));
+      } else {
+        B.Xc.push_back(centre_columns(layers[l]));
+        LayerKernel k;
+        const Matrix& Xc = B.Xc.back();
+        k.self_dot = crossprod(Xc).squaredNorm();
+        if (o.estimator == Estimator::debiased) {
+          k.rowsum = -Xc.rowwise().squaredNorm();
+          k.total = k.rowsum.sum();
+        }
+        B.k.push_back(std::move(k));
+      }
+      ex.check();
+    }
+    return B;
+  }
+
+  // Raw dots of every layer of a with every layer of b (only j > i when `upper`).
+  static Matrix dots(const Block& a, const Block& b, bool gram, bool upper, const Exec& ex) {
+    if (gram) return a.P.transpose() * b.P;  // one GEMM for all pairs of the two blocks
+    Matrix D = Matrix::Constant(static_cast<Index>(a.Xc.size()), static_cast<Index>(b.Xc.size()), detail::nan());
+    for (std::size_t i = 0; i < a.Xc.size(); ++i) {
+      for (std::size_t j = upper ? i + 1 : 0; j < b.Xc.size(); ++j)
+        D(static_cast<Index>(i), static_cast<Index>(j)) = (a.Xc[i].transpose() * b.Xc[j]).squaredNorm();
+      ex.check();
+    }
+    return D;
+  }
 };
 
-inline LinearLayer linear_layer(const MatRef& X) {
-  LinearLayer L;
-  L.Xc = centre_columns(X);
-  L.sqnorm = L.Xc.rowwise().squaredNorm();
-  L.self = crossprod(L.Xc).squaredNorm();
-  return L;
-}
+// ---- the algorithm -------------------------------------------------------------------
 
-inline double linear_hsic(double tr_kl, const LinearLayer& a, const LinearLayer& b, Estimator e) {
-  const Index n = a.Xc.rows();
-  const double nd = static_cast<double>(n);
-  if (e == Estimator::biased) return tr_kl / ((nd - 1) * (nd - 1));
-  // K~ = K - diag(K); K 1 = 0 for centred X, so K~ 1 = -diag(K), 1^T K~ 1 = -tr(K).
-  const double ab = a.sqnorm.dot(b.sqnorm);
-  const double sa = a.sqnorm.sum(), sb = b.sqnorm.sum();
-  const double dot = tr_kl - ab;  // tr(K~ L~)
-  return (dot + sa * sb / ((nd - 1) * (nd - 2)) - 2.0 / (nd - 2) * ab) / (nd * (nd - 3));
-}
-
-// Cost of the two routes for layer widths px (and py; empty = within px), in GEMM
-// flop-equivalents. Feature space: n p q per pair (GEMM, plus syrk per layer).
-// Sample space: the syrk of each layer runs at about half the GEMM rate (2 n^2 p) and
-// the kernel's memory passes (centring, packing, the packed product) cost about 300
-// flop-equivalents per kernel entry per layer; both constants were measured with
-// OpenBLAS on this project's 2-core machines (bench/alignment.R, W2 at two sizes).
-inline bool prefer_gram(Index n, const std::vector<Index>& px, const std::vector<Index>& py) {
-  double sx = 0, sy = 0;
-  for (Index p : px) sx += static_cast<double>(p);
-  for (Index p : py) sy += static_cast<double>(p);
-  const double nd = static_cast<double>(n);
-  const double layers = static_cast<double>(px.size() + py.size());
-  const double feature = py.empty() ? nd * sx * sx : nd * (sx + sy) * (sx + sy);
-  const double gram = 2.0 * nd * nd * (sx + sy) + 300.0 * nd * nd * layers;
-  return gram < feature;
-}
-
-// CKA for every pair of layers: xs with ys, or xs with itself when ys is empty.
+// CKA for every pair of layers: xs with ys, or xs with itself when ys is empty, with the
+// dense work done by the backend policy B (EigenCka; the LibTorch backend's TorchCka in
+// src/torch/dense.h), as ridge_cv() takes a decomposer. The checks, the route, the
+// bandwidth rule, the estimators and the assembly are all here.
 // sig_x / sig_y: RBF bandwidths per layer (<= 0 or NaN: from the bandwidth rule).
 // Returns |xs| x |ys| (or |xs| x |xs|). Also reports the bandwidths used.
 struct CkaResult {
@@ -228,137 +299,84 @@ struct CkaResult {
   bool gram_path = false;
 };
 
-inline CkaResult cka_matrix(const std::vector<MatRef>& xs, const std::vector<MatRef>& ys,
-                            const CkaOptions& o, std::vector<double> sig_x,
-                            std::vector<double> sig_y, const Exec& ex) {
+template <class B>
+inline CkaResult cka_matrix_with(const std::vector<typename B::Layer>& xs, const std::vector<typename B::Layer>& ys,
+                                 const CkaOptions& o, std::vector<double> sig_x, std::vector<double> sig_y,
+                                 const Exec& ex, const B& backend) {
   const bool within = ys.empty();
   const std::size_t lx = xs.size(), ly = within ? xs.size() : ys.size();
-  if (lx == 0 || ly == 0) throw invalid_input("cka: no layers");
-  const Index n = xs[0].rows();
+  if (lx == 0 || ly == 0) throw ts_error(ErrorKind::empty, "cka: no layers");
+  const Index n = backend.rows(xs[0]);
   for (const auto& x : xs)
-    if (x.rows() != n) throw invalid_input("cka: layers differ in the number of stimuli");
+    if (backend.rows(x) != n) throw ts_error(ErrorKind::mismatch, "cka: layers differ in the number of stimuli");
   for (const auto& y : ys)
-    if (y.rows() != n) throw invalid_input("cka: layers differ in the number of stimuli");
+    if (backend.rows(y) != n) throw ts_error(ErrorKind::mismatch, "cka: layers differ in the number of stimuli");
   if (o.estimator == Estimator::debiased && n < 4)
-    throw invalid_input("cka: the debiased estimator needs at least 4 stimuli");
-  if (n < 2) throw invalid_input("cka: need at least 2 stimuli");
+    throw ts_error(ErrorKind::too_few, "cka: the debiased estimator needs at least 4 stimuli");
+  if (n < 2) throw ts_error(ErrorKind::too_few, "cka: need at least 2 stimuli");
   sig_x.resize(lx, detail::nan());
   sig_y.resize(within ? 0 : ly, detail::nan());
 
   CkaResult res;
   res.cka.resize(lx, ly);
-  res.sigma_x = sig_x;
-  res.sigma_y = sig_y;
-
   std::vector<Index> px, py;
-  for (const auto& x : xs) px.push_back(x.cols());
-  for (const auto& y : ys) py.push_back(y.cols());
-  bool gram = o.kernel == Kernel::rbf;
-  if (!gram) {
-    if (o.path == CkaPath::gram) gram = true;
-    else if (o.path == CkaPath::automatic) gram = prefer_gram(n, px, py);
-  }
+  for (const auto& x : xs) px.push_back(backend.cols(x));
+  for (const auto& y : ys) py.push_back(backend.cols(y));
+  const bool gram = cka_gram_route(o, n, px, py);
   res.gram_path = gram;
+  const std::size_t per_block = backend.per_block(n, gram, o, lx + (within ? 0 : ly));
 
-  if (!gram) {
-    std::vector<LinearLayer> a(lx), b(within ? 0 : ly);
-    for (std::size_t i = 0; i < lx; ++i) {
-      a[i] = linear_layer(xs[i]);
-      ex.check();
-    }
-    for (std::size_t j = 0; j < b.size(); ++j) {
-      b[j] = linear_layer(ys[j]);
-      ex.check();
-    }
-    const std::vector<LinearLayer>& bb = within ? a : b;
-    std::vector<double> self_a(lx), self_b(ly);
-    for (std::size_t i = 0; i < lx; ++i) self_a[i] = linear_hsic(a[i].self, a[i], a[i], o.estimator);
-    for (std::size_t j = 0; j < ly; ++j) self_b[j] = linear_hsic(bb[j].self, bb[j], bb[j], o.estimator);
-    for (std::size_t i = 0; i < lx; ++i) {
-      for (std::size_t j = within ? i : 0; j < ly; ++j) {
-        double v;
-        if (within && i == j) {
-          v = cka_from_hsic(self_a[i], self_a[i], self_a[i]);
-        } else {
-          const double tr = (a[i].Xc.transpose() * bb[j].Xc).squaredNorm();
-          v = cka_from_hsic(linear_hsic(tr, a[i], bb[j], o.estimator), self_a[i], self_b[j]);
-        }
-        res.cka(i, j) = v;
-        if (within) res.cka(j, i) = v;
-      }
-      ex.check();
-    }
-    return res;
-  }
-
-  // Sample-space route, in blocks of layers that fit the memory budget.
-  const Index m = o.estimator == Estimator::biased ? n * (n + 1) / 2 : n * (n - 1) / 2;
-  const double bytes = 8.0 * static_cast<double>(m);
-  const std::size_t per_block =
-      std::max<std::size_t>(1, static_cast<std::size_t>(o.max_gram_bytes / 2.0 / bytes));
-
-  struct Block {
-    std::size_t begin = 0, end = 0;
-    Matrix P;
-    std::vector<LayerKernel> k;
-  };
-  auto build = [&](const std::vector<MatRef>& layers, std::vector<double>& sig, std::size_t b0,
+  auto build = [&](const std::vector<typename B::Layer>& layers, std::vector<double>& sig, std::size_t b0,
                    std::size_t b1) {
-    Block B;
-    B.begin = b0;
-    B.end = b1;
-    B.P.resize(m, static_cast<Index>(b1 - b0));
+    auto blk = backend.prepare(layers, b0, b1, gram, o, sig, ex);
     for (std::size_t l = b0; l < b1; ++l) {
-      LayerKernel lk = pack_kernel(layers[l], o, sig[l], B.P, static_cast<Index>(l - b0), ex);
-      if (o.kernel == Kernel::rbf) sig[l] = lk.sigma;
-      B.k.push_back(std::move(lk));
-      ex.check();
+      LayerKernel& k = blk.k[l - b0];
+      if (o.kernel == Kernel::rbf) sig[l] = k.sigma;
+      k.hsic_self = hsic_of(k.self_dot, k, k, n, o.estimator, gram);
     }
-    // self HSIC of each layer in the block
-    for (std::size_t l = 0; l < B.k.size(); ++l) {
-      const double d = B.P.col(static_cast<Index>(l)).squaredNorm();
-      B.k[l].hsic_self = hsic_value(d, B.k[l], B.k[l], n, o.estimator);
-    }
-    return B;
+    return blk;
   };
-  auto fill = [&](const Block& A, const Block& Bk) {
-    const Matrix dots = A.P.transpose() * Bk.P;  // one GEMM for all pairs in the blocks
-    for (std::size_t i = A.begin; i < A.end; ++i)
-      for (std::size_t j = Bk.begin; j < Bk.end; ++j) {
-        const LayerKernel& ka = A.k[i - A.begin];
-        const LayerKernel& kb = Bk.k[j - Bk.begin];
-        const double h = hsic_value(dots(static_cast<Index>(i - A.begin), static_cast<Index>(j - Bk.begin)),
-                                    ka, kb, n, o.estimator);
-        res.cka(static_cast<Index>(i), static_cast<Index>(j)) = cka_from_hsic(h, ka.hsic_self, kb.hsic_self);
+  // pairs (i in A, j in C); same: A is C, within, so only j > i (mirrored afterwards)
+  // and the diagonal from the self HSIC
+  auto fill = [&](const typename B::Block& A, std::size_t a0, const typename B::Block& C, std::size_t c0, bool same) {
+    const Matrix d = backend.dots(A, C, gram, same, ex);
+    for (std::size_t i = 0; i < A.k.size(); ++i)
+      for (std::size_t j = same ? i : 0; j < C.k.size(); ++j) {
+        const LayerKernel& ka = A.k[i];
+        const LayerKernel& kc = C.k[j];
+        const double h = same && i == j ? ka.hsic_self
+                                        : hsic_of(d(static_cast<Index>(i), static_cast<Index>(j)), ka, kc, n,
+                                                  o.estimator, gram);
+        res.cka(static_cast<Index>(a0 + i), static_cast<Index>(c0 + j)) = cka_from_hsic(h, ka.hsic_self, kc.hsic_self);
       }
   };
 
-  if (within) {
-    for (std::size_t b0 = 0; b0 < lx; b0 += per_block) {
-      Block A = build(xs, sig_x, b0, std::min(lx, b0 + per_block));
-      fill(A, A);
-      for (std::size_t c0 = A.end; c0 < lx; c0 += per_block) {
-        Block C = build(xs, sig_x, c0, std::min(lx, c0 + per_block));
-        fill(A, C);
-      }
+  for (std::size_t b0 = 0; b0 < lx; b0 += per_block) {
+    const auto A = build(xs, sig_x, b0, std::min(lx, b0 + per_block));
+    if (within) {
+      fill(A, b0, A, b0, true);
+      for (std::size_t c0 = b0 + per_block; c0 < lx; c0 += per_block)
+        fill(A, b0, build(xs, sig_x, c0, std::min(lx, c0 + per_block)), c0, false);
+    } else {
+      for (std::size_t c0 = 0; c0 < ly; c0 += per_block)
+        fill(A, b0, build(ys, sig_y, c0, std::min(ly, c0 + per_block)), c0, false);
     }
+  }
+  if (within) {
     for (std::size_t i = 0; i < lx; ++i) {
       for (std::size_t j = 0; j < i; ++j) res.cka(i, j) = res.cka(j, i);
       // exactly 1 on the diagonal when defined
       if (std::isfinite(res.cka(i, i))) res.cka(i, i) = 1.0;
     }
-  } else {
-    for (std::size_t b0 = 0; b0 < lx; b0 += per_block) {
-      Block A = build(xs, sig_x, b0, std::min(lx, b0 + per_block));
-      for (std::size_t c0 = 0; c0 < ly; c0 += per_block) {
-        Block C = build(ys, sig_y, c0, std::min(ly, c0 + per_block));
-        fill(A, C);
-      }
-    }
   }
   res.sigma_x = sig_x;
   res.sigma_y = sig_y;
   return res;
+}
+
+inline CkaResult cka_matrix(const std::vector<MatRef>& xs, const std::vector<MatRef>& ys, const CkaOptions& o,
+                            std::vector<double> sig_x, std::vector<double> sig_y, const Exec& ex) {
+  return cka_matrix_with(xs, ys, o, std::move(sig_x), std::move(sig_y), ex, EigenCka{});
 }
 
 }  // namespace tensorscope

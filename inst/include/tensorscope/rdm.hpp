@@ -56,12 +56,53 @@ inline Matrix normalise_rows(const MatRef& X, bool centre) {
   return Z;
 }
 
-// Squared Euclidean distances of the rows of X (column-centred first, which leaves the
-// distances unchanged and limits cancellation).
+// The dense operations of the direct RDM methods on Eigen + BLAS, as rdm_upper_with()
+// runs them (the LibTorch backend's TorchRdm in src/torch/dense.h is the other policy).
+// Grams are lower triangles of one syrk; an Upper is the dist-order vector.
+struct EigenRdm {
+  using Mat = Matrix;
+  using Upper = Vector;
+  static Index cols(const MatRef& X) { return X.cols(); }
+  static Matrix unit_rows(const MatRef& X, bool centre) { return normalise_rows(X, centre); }
+  static Matrix centred(const MatRef& X) { return centre_columns(X); }
+  static Matrix gram(const MatRef& X) { return detail::gram_lower(X); }
+  static Vector one_minus(const Matrix& G) {
+    return detail::upper_of(G.rows(), [&](Index i, Index j) { return 1.0 - G(j, i); });
+  }
+  // d_i + d_j - 2 g_ij (>= 0) from the Gram of column-centred rows
+  static Vector sq_distances(const Matrix& G) {
+    const Vector d = G.diagonal();
+    return detail::upper_of(G.rows(), [&](Index i, Index j) { return std::max(0.0, d(i) + d(j) - 2.0 * G(j, i)); });
+  }
+  static Vector sqrt(const Vector& v) { return v.cwiseSqrt(); }
+  static Vector divide(const Vector& v, double c) { return v / c; }
+};
+
+// The direct methods (correlation, cosine, euclidean, sqeuclidean) of the rows of X on
+// backend policy B. Correlation and cosine: 1 - the Gram of the rows scaled to unit norm
+// (after removing each row's mean); a zero row gives NaN pairs. Euclidean: from the Gram
+// of the column-centred rows (which leaves the distances unchanged and limits
+// cancellation).
+template <class B, class M>
+inline typename B::Upper rdm_upper_with(const M& X, RdmMethod method, const B& be) {
+  switch (method) {
+    case RdmMethod::correlation:
+    case RdmMethod::cosine:
+      return be.one_minus(be.gram(be.unit_rows(X, method == RdmMethod::correlation)));
+    case RdmMethod::euclidean:
+      return be.sqrt(be.sq_distances(be.gram(be.centred(X))));
+    case RdmMethod::sqeuclidean:
+      return be.divide(be.sq_distances(be.gram(be.centred(X))), static_cast<double>(be.cols(X)));
+    default:
+      throw ts_error(ErrorKind::argument,
+                     "rdm: this backend supports correlation, cosine, euclidean and sqeuclidean only");
+  }
+}
+
+// Squared Euclidean distances of the rows of X.
 inline Vector sq_distances(const MatRef& X) {
-  const Matrix G = detail::gram_lower(centre_columns(X));
-  const Vector d = G.diagonal();
-  return detail::upper_of(G.rows(), [&](Index i, Index j) { return std::max(0.0, d(i) + d(j) - 2.0 * G(j, i)); });
+  const EigenRdm be;
+  return be.sq_distances(be.gram(be.centred(X)));
 }
 
 // Whitening factor W with W W^T = S^-1 for a symmetric positive definite S.
@@ -69,7 +110,7 @@ inline Matrix whitener(const MatRef& S) {
   SymEigen e = sym_eigen(S, true);
   const double tol = e.values.cwiseAbs().maxCoeff() * 1e-12 * static_cast<double>(S.rows());
   if (!(e.values.minCoeff() > tol))
-    throw invalid_input("rdm: the noise covariance is not positive definite");
+    throw ts_error(ErrorKind::argument, "rdm: the noise covariance is not positive definite");
   return e.vectors * e.values.cwiseSqrt().cwiseInverse().asDiagonal();
 }
 
@@ -78,23 +119,19 @@ inline Vector rdm_vector(const MatRef& X, RdmMethod method, const MatRef& noise_
   const double p = static_cast<double>(X.cols());
   switch (method) {
     case RdmMethod::correlation:
-    case RdmMethod::cosine: {
-      const Matrix G = detail::gram_lower(normalise_rows(X, method == RdmMethod::correlation));
-      return detail::upper_of(G.rows(), [&](Index i, Index j) { return 1.0 - G(j, i); });
-    }
+    case RdmMethod::cosine:
     case RdmMethod::euclidean:
-      return sq_distances(X).cwiseSqrt();
     case RdmMethod::sqeuclidean:
-      return sq_distances(X) / p;
+      return rdm_upper_with(X, method, EigenRdm{});
     case RdmMethod::mahalanobis: {
       if (noise_cov.size() == 0) return sq_distances(X) / p;
       if (noise_cov.rows() != X.cols() || noise_cov.cols() != X.cols())
-        throw invalid_input("rdm: noise covariance must be channels x channels");
+        throw ts_error(ErrorKind::mismatch, "rdm: noise covariance must be channels x channels");
       const Matrix XW = X * whitener(noise_cov);
       return sq_distances(XW) / p;
     }
     default:
-      throw invalid_input("rdm_vector: use crossnobis_vector() for crossnobis");
+      throw ts_error(ErrorKind::argument, "rdm_vector: use crossnobis_vector() for crossnobis");
   }
 }
 
@@ -103,13 +140,13 @@ inline Vector rdm_vector(const MatRef& X, RdmMethod method, const MatRef& noise_
 //   sum_{a != b} d_a . d_b = ||T_i - T_j||^2 - sum_a ||(mu_ia - mu_ja) W||^2.
 inline Vector crossnobis_vector(const std::vector<Matrix>& means, const MatRef& noise_cov) {
   const std::size_t R = means.size();
-  if (R < 2) throw invalid_input("rdm: crossnobis needs at least 2 runs (partitions)");
+  if (R < 2) throw ts_error(ErrorKind::too_few, "rdm: crossnobis needs at least 2 runs (partitions)");
   const Index k = means[0].rows(), p = means[0].cols();
   Matrix W;
   const bool white = noise_cov.size() > 0;
   if (white) {
     if (noise_cov.rows() != p || noise_cov.cols() != p)
-      throw invalid_input("rdm: noise covariance must be channels x channels");
+      throw ts_error(ErrorKind::mismatch, "rdm: noise covariance must be channels x channels");
     W = whitener(noise_cov);
   }
   Matrix T = Matrix::Zero(k, p);
@@ -133,14 +170,14 @@ enum class Shrinkage { diag, eye, none };
 
 inline Matrix noise_covariance(const MatRef& R, double dof, Shrinkage how) {
   const Index n = R.rows(), p = R.cols();
-  if (n < 2) throw invalid_input("noise covariance: need at least 2 residual rows");
+  if (n < 2) throw ts_error(ErrorKind::too_few, "noise covariance: need at least 2 residual rows");
   if (!(dof > 0)) dof = static_cast<double>(n - 1);
   const Matrix S0 = crossprod(R);  // sum of outer products
   if (how == Shrinkage::none) return S0 / dof;
   if (how == Shrinkage::diag) {
     const Matrix S = S0 / dof;
     const Vector var = S.diagonal();
-    if (!(var.minCoeff() > 0)) throw invalid_input("noise covariance: a channel has zero residual variance");
+    if (!(var.minCoeff() > 0)) throw ts_error(ErrorKind::zero_variance, "noise covariance: a channel has zero residual variance");
     const Vector sd = var.cwiseSqrt();
     const Matrix R2 = R.cwiseAbs2();
     const Matrix s2_sum = crossprod(R2);
