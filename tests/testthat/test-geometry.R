@@ -345,7 +345,7 @@ test_that("separability: separable categories score near 1, noise near chance", 
 test_that("separability and predictivity split the same data the same way for the same seed", {
   set.seed(3)
   lab <- sample(rep(c("a", "b", "c"), c(13, 11, 12)))
-  x <- model.matrix(~ lab - 1) + matrix(rnorm(36 * 4), 36)
+  x <- model.matrix(~ lab - 1) + matrix(rnorm(36 * 3), 36)
   # the folds predictivity(stratify = lab, folds = 4, seed = 7) uses
   spl <- tensorscope:::kfold_splits(36, 4, lab, 7)
   acc <- vapply(spl$test, function(te) {
