@@ -808,3 +808,42 @@ as_igraph.ts_composition <- function(x, type = c("k", "q", "v"), threshold = NUL
                       weight = x$score, ratio = x$ratio)
   igraph::graph_from_data_frame(edges, directed = TRUE, vertices = nodes)
 }
+
+# ---- metrics of analyze_models() (R/metrics.R) ----------------------------------------
+
+rlang::on_load({
+  circuit_needs <- c("model_file", "torch", "attention")
+  register_metric(new_metric(
+    "composition_scores", family = "circuits", scope = "model", fn = "composition_scores", aliases = "qkov_pairing",
+    needs = circuit_needs, defaults = list(n_baseline = 100),
+    description = "Q-, K- and V-composition between heads of different layers",
+    compute = function(x, args, ctx) composition_scores(ctx$model, n_baseline = args$n_baseline, seed = ctx$seed)))
+  register_metric(new_metric(
+    "induction_head_strength", family = "circuits", scope = "model", fn = "head_scores", aliases = "head_scores",
+    needs = circuit_needs, defaults = list(seq_len = NULL, n_seqs = 20, bos = NULL, vocab_size = NULL),
+    description = "induction and previous-token scores per head on repeated random tokens",
+    compute = function(x, args, ctx) {
+      # on repeated random tokens, not on `inputs`: the score needs sequences whose
+      # second half repeats the first (seq_len = NULL: the longest that fits)
+      args <- args[!vapply(args, is.null, logical(1))]
+      do.call(head_scores, c(list(ctx$model, type = c("induction", "previous_token"), seed = ctx$seed), args))
+    },
+    tidy = function(out, ctx) {
+      tibble::tibble(layer = paste0("block", out$layer - 1L), statistic = paste0("head", out$head, ":", out$type),
+                     value = out$score, head = as.integer(out$head), type = as.character(out$type))
+    }))
+  register_metric(new_metric(
+    "attention_flow_patterns", family = "circuits", scope = "model", fn = "attention_flow", aliases = "attention_flow",
+    needs = circuit_needs, defaults = list(method = "rollout"),
+    description = "attention rollout / flow from the inputs, mean over sequences",
+    compute = function(x, args, ctx) attention_flow(attention_patterns(ctx$model, ctx$inputs[[1]]), method = args$method),
+    tidy = function(out, ctx) {
+      agg <- stats::aggregate(weight ~ query + key, data = out, FUN = mean)
+      tibble::tibble(layer = NA_character_, statistic = sprintf("q%d:k%d", agg$query, agg$key), value = agg$weight,
+                     query = as.integer(agg$query), key = as.integer(agg$key))
+    }))
+  register_metric(new_metric(
+    "attention_entropy", family = "circuits", scope = "model", fn = "attention_entropy",
+    needs = circuit_needs, defaults = list(by = "head"), description = "entropy of the attention of each head",
+    compute = function(x, args, ctx) attention_entropy(attention_patterns(ctx$model, ctx$inputs[[1]]), by = args$by)))
+})
