@@ -218,7 +218,7 @@ run_unit <- function(pl, metrics, objs, inputs, labels, seed, opts, keep_activat
   rdm_ok <- !vapply(rdms, inherits, logical(1), "error")
   has_attn <- NULL
   ctx <- c(base, list(layers = names(reduced), has_attention = function() {
-    if (is.null(has_attn)) has_attn <<- !is.null(model) && any(grepl("hook_pattern$", layers(model)))
+    if (is.null(has_attn)) has_attn <<- !is.null(model) && has_pattern_hooks(model)
     has_attn
   }))
   for (m in scope_of(objs, "model")) {
