@@ -331,9 +331,10 @@ as_metrics <- function(metrics, call = rlang::caller_env()) {
   stats::setNames(lapply(nm, function(m) registry$metrics[[m]]$defaults), nm)
 }
 
-# The default tidy(): a tibble -> (layer, statistic, value). Columns `statistic`/`value`
-# or `metric`/`value` are used when present; otherwise every numeric column is a
-# statistic and the other columns (except layer) identify it.
+# The default tidy(): a tibble -> (layer, statistic, value, ...). A table with columns
+# `statistic`/`value` is taken as it is (other columns are typed columns); with
+# `metric`/`value`, the other non-double columns identify the statistic; otherwise
+# every numeric column is a statistic and the other columns (except layer) identify it.
 tidy_long <- function(out, ctx = NULL) {
   if (is.atomic(out) && is.null(dim(out))) {
     return(tibble::tibble(statistic = names(out) %||% "value", value = as.double(out)))
@@ -343,7 +344,9 @@ tidy_long <- function(out, ctx = NULL) {
   lay <- if ("layer" %in% names(df)) as.character(df$layer) else rep(NA_character_, nrow(df))
   df$layer <- NULL
   if (all(c("statistic", "value") %in% names(df))) {
-    return(tibble::tibble(layer = lay, statistic = as.character(df$statistic), value = as.double(df$value)))
+    # a table in the contract already: its other columns are the metric's typed columns
+    out <- tibble::tibble(layer = lay, statistic = as.character(df$statistic), value = as.double(df$value))
+    return(tibble::as_tibble(c(out, df[setdiff(names(df), c("statistic", "value"))])))
   }
   if (all(c("metric", "value") %in% names(df))) {
     ids <- setdiff(names(df)[!vapply(df, is.double, logical(1))], "metric")
