@@ -270,9 +270,12 @@ run_unit <- function(pl, metrics, objs, inputs, labels, seed, opts, keep_activat
 #'   [ts_reps()] or a (named) list of them. A named list names the models.
 #' @param inputs The stimuli fed to every model (see [activations()]); not needed for
 #'   `ts_reps` input.
-#' @param metrics [ts_metrics()] or a character vector of metric names or aliases (see
-#'   [ts_metrics()] for the list); unknown names give an error of class
-#'   `tensorscope_error_unknown_metric`.
+#' @param metrics [ts_metrics()], a character vector of metric names or aliases (see
+#'   [ts_metrics()] for the list), or a list of names and `name = list(argument =
+#'   value)` overrides (e.g. `list("effective_rank", rsa_similarity = list(rdm_method =
+#'   "euclidean"))`); unknown names give an error of class
+#'   `tensorscope_error_unknown_metric`, unknown arguments one of class
+#'   `tensorscope_error_unknown_argument`.
 #' @param neural Optional neural data (see [compare_to_neural()]): matrices, lists of
 #'   them or `ts_rdm` objects; when given, the `rsa_similarity` metric aligns every
 #'   layer to each data set.

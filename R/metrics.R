@@ -275,18 +275,12 @@ ts_metrics <- function(alignment = TRUE, geometry = TRUE, superposition = TRUE, 
   }
   for (f in names(fam)) check_setting(fam[[f]], f)
   for (m in names(per_metric)) check_setting(per_metric[[m]], m)
-  unknown_args <- function(bad, where, valid) {
-    cli::cli_abort(c("Unknown argument{cli::qty(length(bad))}{?s} {.val {bad}} for {where}.", i = "Arguments: {.val {valid}}."),
-                   class = c("tensorscope_error_unknown_argument", "tensorscope_error_argument", "tensorscope_error"),
-                   call = call)
-  }
   # family overrides must be an argument of at least one metric of the family
   for (f in names(fam)) {
     v <- fam[[f]]
     if (!is.list(v) || !length(v)) next
     valid <- unique(unlist(lapply(reg[vapply(reg, function(r) r$family == f, logical(1))], function(r) names(r$defaults))))
-    bad <- setdiff(names(v), valid)
-    if (length(bad)) unknown_args(bad, sprintf("the metrics of family `%s`", f), valid)
+    check_overrides(v, stats::setNames(vector("list", length(valid)), valid), sprintf("the metrics of family `%s`", f), call)
   }
   out <- list()
   for (m in names(reg)) {
@@ -297,8 +291,7 @@ ts_metrics <- function(alignment = TRUE, geometry = TRUE, superposition = TRUE, 
     a <- r$defaults
     if (is.list(v)) a[intersect(names(v), names(a))] <- v[intersect(names(v), names(a))]
     if (is.list(pm)) {
-      bad <- setdiff(names(pm), names(a))
-      if (length(bad)) unknown_args(bad, sprintf("metric `%s`", m), names(a))
+      check_overrides(pm, a, sprintf("metric `%s`", m), call)
       a[names(pm)] <- pm
     }
     out[m] <- list(a)
@@ -316,19 +309,53 @@ print.ts_metrics <- function(x, ...) {
   invisible(x)
 }
 
-# ts_metrics or names -> named list metric -> args (canonical names, registry defaults).
+# ts_metrics, names, or a list of names and `name = list(overrides)` -> named list
+# metric -> args (canonical names, registry defaults with the overrides).
 as_metrics <- function(metrics, call = rlang::caller_env()) {
   if (inherits(metrics, "ts_metrics")) {
     out <- unclass(metrics)
     names(out) <- resolve_metric_names(names(out), call = call)
     return(out)
   }
+  if (is.list(metrics) && length(metrics)) {
+    nm <- names(metrics) %||% rep("", length(metrics))
+    plain <- !nzchar(nm)
+    if (!all(vapply(metrics[plain], function(v) is.character(v) && length(v) == 1 && !is.na(v), logical(1))) ||
+        !all(vapply(metrics[!plain], function(v) isTRUE(v) || is.list(v), logical(1)))) {
+      ts_abort("{.arg metrics}: a list holds metric names or {.code name = list(argument = value)} overrides.", "argument", call = call)
+    }
+    nm[plain] <- unlist(metrics[plain])
+    nm <- resolve_metric_names(nm, call = call)
+    out <- list()
+    for (i in seq_along(nm)) {
+      a <- out[[nm[i]]] %||% registry$metrics[[nm[i]]]$defaults
+      v <- metrics[[i]]
+      if (is.list(v)) {
+        check_overrides(v, a, sprintf("metric `%s`", nm[i]), call)
+        a[names(v)] <- v
+      }
+      out[nm[i]] <- list(a)
+    }
+    return(out)
+  }
   if (!is.character(metrics) || !length(metrics) || anyNA(metrics)) {
-    ts_abort("{.arg metrics} must be {.fn ts_metrics} or a character vector of metric names, not {describe(metrics)}.",
+    ts_abort("{.arg metrics} must be {.fn ts_metrics}, metric names or a list of them with overrides, not {describe(metrics)}.",
              "argument", call = call)
   }
   nm <- unique(resolve_metric_names(metrics, call = call))
   stats::setNames(lapply(nm, function(m) registry$metrics[[m]]$defaults), nm)
+}
+
+check_overrides <- function(v, defaults, where, call) {
+  if (length(v) && (is.null(names(v)) || !all(nzchar(names(v))))) {
+    ts_abort("The overrides for {where} must be a named list of arguments.", "argument", call = call)
+  }
+  bad <- setdiff(names(v), names(defaults))
+  if (length(bad)) {
+    cli::cli_abort(c("Unknown argument{cli::qty(length(bad))}{?s} {.val {bad}} for {where}.", i = "Arguments: {.val {names(defaults)}}."),
+                   class = c("tensorscope_error_unknown_argument", "tensorscope_error_argument", "tensorscope_error"),
+                   call = call)
+  }
 }
 
 # The default tidy(): a tibble -> (layer, statistic, value, ...). A table with columns

@@ -113,9 +113,11 @@ test_that("analyze_models on the shipped CNN recovers the planted layers and equ
   fin <- activations(ck[2], x)
   neural <- list(V1 = simulate_neural(fin, "pool1", 100, noise = 1, n_subjects = 2, seed = 2),
                  IT = simulate_neural(fin, "relu3", 100, noise = 1, n_subjects = 2, seed = 3))
+  # the planted areas are random linear read-outs, which keep Euclidean distances (the
+  # default dissimilarity is the correlation distance)
   res <- analyze_models(ck, x, neural = neural, labels = s$labels[1:80],
-                        metrics = c("effective_rank", "cka_similarity", "grouped_fisher", "cka_trajectory",
-                                    "rsa_similarity", "induction_head_strength"))
+                        metrics = list("effective_rank", "cka_similarity", "grouped_fisher", "cka_trajectory",
+                                       rsa_similarity = list(rdm_method = "euclidean"), "induction_head_strength"))
   b <- attr(res$neural, "best")
   expect_equal(as.character(b$layer[b$step == 1125 & b$area == "V1"]), "pool1")
   expect_equal(as.character(b$layer[b$step == 1125 & b$area == "IT"]), "relu3")

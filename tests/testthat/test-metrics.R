@@ -189,3 +189,14 @@ test_that("one model load and one forward pass per unit for all layers", {
   expect_equal(res$get("effective_rank")$value, effective_rank(direct)$value, tolerance = 1e-8)
   expect_equal(levels(res$values$layer)[seq_along(direct$layers)], names(direct$layers))
 })
+
+test_that("metrics as a list of names and overrides", {
+  m <- tensorscope:::as_metrics(list("effective_rank", rsa_similarity = list(rdm_method = "euclidean"), manifold_curvature = list(k = 5)))
+  expect_named(m, c("effective_rank", "rsa_similarity", "ricci_curvature"))
+  expect_equal(m$rsa_similarity$rdm_method, "euclidean")
+  expect_equal(m$rsa_similarity$n_boot, 200)
+  expect_equal(m$ricci_curvature, list(k = 5, alpha = 0.5))
+  expect_error(tensorscope:::as_metrics(list(effective_rank = list(bogus = 1))), class = "tensorscope_error_unknown_argument")
+  expect_error(tensorscope:::as_metrics(list(1)), class = "tensorscope_error_argument")
+  expect_error(tensorscope:::as_metrics(list("bogus")), class = "tensorscope_error_unknown_metric")
+})
