@@ -201,3 +201,55 @@ as.matrix.ts_cka <- function(x, ...) {
   m[cbind(as.integer(x$layer_x), as.integer(x$layer_y))] <- x$cka
   m
 }
+
+# ---- metrics of analyze_models() (R/metrics.R) ----------------------------------------
+
+# Mean within-block minus between-block linear CKA, maximised over contiguous cuts.
+block_cka_gap <- function(ck, n_blocks = 2) {
+  n_blocks <- check_count(n_blocks, min = 2)
+  lv <- levels(ck$layer_x)
+  L <- length(lv)
+  m <- matrix(ck$cka, L, L, dimnames = list(lv, lv))
+  if (L < 2 * n_blocks) return(metric_skip(sprintf("needs at least %d layers for %d blocks", 2 * n_blocks, n_blocks)))
+  cuts <- utils::combn(seq_len(L - 1), n_blocks - 1, simplify = FALSE)
+  best <- NULL
+  off <- row(m) != col(m)
+  for (cc in cuts) {
+    b <- findInterval(seq_len(L), cc + 1) + 1
+    if (any(tabulate(b, n_blocks) < 2)) next
+    same <- outer(b, b, `==`)
+    w <- mean(m[same & off])
+    btw <- mean(m[!same])
+    if (is.null(best) || w - btw > best$gap) best <- list(gap = w - btw, within = w, between = btw, block = b)
+  }
+  rbind(tibble::tibble(layer = NA_character_, statistic = c("gap", "within", "between"),
+                       value = c(best$gap, best$within, best$between)),
+        tibble::tibble(layer = rownames(m), statistic = "block", value = as.double(best$block)))
+}
+
+rlang::on_load({
+  register_metric(new_metric(
+    "cka_similarity", family = "alignment", scope = "model", fn = "cka_layers", aliases = "cka_layers",
+    defaults = list(kernel = "linear", estimator = "biased"), description = "CKA between all pairs of layers",
+    compute = function(x, args, ctx) cka_layers(x, kernel = args$kernel, estimator = args$estimator),
+    tidy = function(out, ctx) {
+      tibble::tibble(layer = as.character(out$layer_x), statistic = paste0("cka:", out$layer_y), value = out$cka,
+                     layer_y = factor(as.character(out$layer_y), levels = levels(out$layer_y)))
+    },
+    plot = plot_cka_matrix))
+  register_metric(new_metric(
+    "block_cka_gap", family = "alignment", scope = "model", defaults = list(n_blocks = 2),
+    description = "best cut of the layers into blocks of high linear CKA (see Details)",
+    compute = function(x, args, ctx) block_cka_gap(cka_layers(x), args$n_blocks)))
+  register_metric(new_metric(
+    "cka_trajectory", family = "dynamics", scope = "steps", needs = "checkpoints", fn = "cka",
+    defaults = list(kernel = "linear", estimator = "biased"),
+    description = "CKA of every layer at every checkpoint with the same layer at the last checkpoint",
+    compute = function(x, args, ctx) {
+      last <- ctx$steps[[ctx$last]]
+      common <- intersect(names(x$layers), names(last$layers))
+      tibble::tibble(layer = common, statistic = "cka_to_last",
+                     value = vapply(common, function(l) cka(x$layers[[l]], last$layers[[l]], kernel = args$kernel,
+                                                           estimator = args$estimator), 0))
+    }))
+})

@@ -308,3 +308,25 @@ ablate <- function(model, mask, ablate = c("pruned", "kept")) {
   out$ablated <- list(group = attr(mask, "group"), which = ablate, n_groups = sum(zero))
   out
 }
+
+# ---- metrics of analyze_models() (R/metrics.R) ----------------------------------------
+
+unit_fisher <- function(args, ctx) {
+  fisher(ctx$model, ctx$inputs, ctx$labels, type = args$type, group = args$group, batch_size = ctx$opts$batch_size,
+         seed = ctx$seed)
+}
+
+rlang::on_load({
+  register_metric(new_metric(
+    "grouped_fisher", family = "fisher", scope = "model", fn = "fisher", aliases = "fisher",
+    needs = c("model_file", "torch", "labels"), defaults = list(group = "layer", type = "empirical"),
+    description = "diagonal Fisher information per module",
+    compute = function(x, args, ctx) unit_fisher(args, ctx),
+    tidy = function(out, ctx) tibble::tibble(layer = out$module, statistic = "fisher", value = out$fisher)))
+  register_metric(new_metric(
+    "fisher_pruning_masks", family = "fisher", scope = "model", fn = "fisher_mask", aliases = "fisher_mask",
+    needs = c("model_file", "torch", "labels"), defaults = list(group = "layer", type = "empirical", keep = 0.2),
+    description = "groups kept by a Fisher pruning mask",
+    compute = function(x, args, ctx) fisher_mask(unit_fisher(args, ctx), keep = args$keep),
+    tidy = function(out, ctx) tibble::tibble(layer = out$module, statistic = "kept", value = as.double(out$keep))))
+})

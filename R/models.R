@@ -391,3 +391,59 @@ activations_rtorch <- function(model, inputs, layers, batch_size, stimuli, call)
   names(out) <- layers
   ts_reps(out, stimuli = stimuli, model = class(model)[1], batch_size = batch_size, source = "torch for R")
 }
+
+# ---- model introspection (transformers) -------------------------------------------------
+
+# Hook names for a model: every "...hook_pattern" submodule, or the chosen blocks.
+pattern_hooks <- function(model, layers, call = rlang::caller_env()) {
+  all <- layers(model)
+  hooks <- grep("hook_pattern$", all, value = TRUE)
+  if (is.null(layers)) {
+    if (!length(hooks)) {
+      ts_abort("The model has no {.code hook_pattern} submodules; name the attention-pattern layers in {.arg layers}.",
+               "argument", call = call)
+    }
+    return(hooks)
+  }
+  if (is.numeric(layers)) layers <- sprintf("blocks.%d.attn.hook_pattern", as.integer(layers) - 1L)
+  bad <- setdiff(layers, all)
+  if (length(bad)) {
+    ts_abort(c("Unknown layer{?s} {.val {bad}}.", i = "Pattern hooks of this model: {.val {hooks}}."),
+             "argument", call = call)
+  }
+  layers
+}
+
+# TRUE when the model has TransformerLens-style attention-pattern hooks.
+has_pattern_hooks <- function(model) any(grepl("hook_pattern$", layers(model)))
+
+# Per-layer parameters of a model, stacked into [layer, ...] arrays. `names` maps
+# W_Q, ... to name templates with {layer} for the 0-based block.
+model_weights <- function(model, names, call = rlang::caller_env()) {
+  params <- model_parameters(model)
+  lapply(names[c("W_Q", "W_K", "W_V", "W_O")], function(tmpl) {
+    re <- paste0("^", gsub("\\{layer\\}", "([0-9]+)", gsub(".", "\\.", tmpl, fixed = TRUE)), "$")
+    hit <- grep(re, names(params), value = TRUE)
+    if (!length(hit)) {
+      ts_abort("The model has no parameter matching {.val {tmpl}}; see {.arg names}.", "argument", call = call)
+    }
+    hit <- hit[order(as.integer(sub(re, "\\1", hit)))]
+    stacked <- simplify2array(unname(params[hit]))    # [head, ., ., layer]
+    aperm(stacked, c(4, 1, 2, 3))
+  })
+}
+
+# Context length from a learned positional embedding ([n_ctx, d_model]), or NA.
+model_context_size <- function(model) {
+  p <- model_parameters(model)
+  pos <- grep("(^|\\.)W_pos$|pos.*embed.*weight$", names(p), value = TRUE)
+  if (!length(pos)) return(NA_integer_)
+  dim(p[[pos[1]]])[1]
+}
+
+model_vocab_size <- function(model) {
+  p <- model_parameters(model)
+  emb <- grep("(^|\\.)W_E$|embed.*weight$", names(p), value = TRUE)
+  if (!length(emb)) ts_abort("Cannot find the model's embedding; give {.arg vocab_size}.", "argument")
+  dim(p[[emb[1]]])[1]
+}

@@ -4,11 +4,15 @@
 #'
 #' A `ts_results` object holds every value [analyze_models()] computed in one long
 #' table, a record per model x step x (layer) x metric of what happened (`status`
-#' `"ok"`, `"skipped"` or `"error"`, the `reason`, the `seconds` it took) and the
+#' `"ok"`, `"skipped"` or `"error"`, the `reason`, the `seconds` it took and, for
+#' errors, the `condition` class, e.g. `"tensorscope_error_too_few"`) and the
 #' provenance of the run (package and LibTorch versions, seed, device, batch size, a
 #' hash of the inputs, the future plan, the metric arguments).
 #'
-#' * `results$get(name)` / `get_metric(results, name)`: the rows of one metric.
+#' * `results$get(name)` / `get_metric(results, name)`: the rows of one metric (by
+#'   name or alias), with the metric's own typed columns (e.g. `layer_y` of
+#'   `cka_similarity`, `head` of `induction_head_strength`) after the contract columns.
+#'   In every table `layer` is a factor with the layers in model order.
 #' * `as_tibble(results)`: the long table `model`, `step`, `layer`, `metric`,
 #'   `statistic`, `value`.
 #' * `summary(results)`: one row per metric: `metric`, `n_ok`, `n_skipped`, `n_error`,
@@ -20,7 +24,7 @@
 #' @param name A metric name (see [ts_metrics()]).
 #' @param ... Unused.
 #' @return `get_metric()`: a tibble (`model`, `step`, `layer`, `metric`, `statistic`,
-#'   `value`) with, for metrics that were skipped or failed, no rows and an attribute
+#'   `value`, then the metric's typed columns) with, for metrics that were skipped or failed, no rows and an attribute
 #'   `records`.
 #' @name ts_results
 #' @examples
@@ -31,25 +35,80 @@
 #' summary(res)
 NULL
 
-new_results <- function(values, records, provenance, ...) {
-  structure(list(values = values, records = records, provenance = provenance, ...), class = "ts_results")
+# Metric entries (unit, metric, layer, run) -> a ts_results with the records, the long
+# table `values` (the contract columns) and, per metric, its typed columns (`extras`,
+# rows aligned with that metric's rows of `values`). Layers are factors: every unit's
+# layers in model order, then the other layer labels metrics report (weights, blocks).
+new_results <- function(entries, layer_order = list()) {
+  rec <- lapply(entries, function(e) {
+    tibble::tibble(model = e$unit$model, step = as.double(e$unit$step), layer = as.character(e$layer), metric = e$metric,
+                   status = e$r$status, reason = e$r$reason, seconds = e$r$seconds, condition = e$r$condition)
+  })
+  records <- do.call(rbind, rec) %||% empty_records()
+  rows <- lapply(entries, function(e) {
+    t <- e$r$table
+    if (is.null(t) || !nrow(t)) return(NULL)
+    lay <- if (!is.na(e$layer)) rep(as.character(e$layer), nrow(t)) else t$layer
+    core <- tibble::tibble(model = if ("model" %in% names(t)) as.character(t$model) else e$unit$model,
+                           step = if ("step" %in% names(t)) as.double(t$step) else as.double(e$unit$step),
+                           layer = lay, metric = e$metric, statistic = t$statistic, value = t$value)
+    list(core = core, extra = t[, setdiff(names(t), c("model", "step", "layer", "statistic", "value")), drop = FALSE])
+  })
+  rows <- rows[!vapply(rows, is.null, logical(1))]
+  values <- do.call(rbind, lapply(rows, `[[`, "core")) %||% empty_values()
+  mets <- vapply(rows, function(r) r$core$metric[1], "")
+  extras <- list()
+  for (m in unique(mets)) {
+    ex <- lapply(rows[mets == m], `[[`, "extra")
+    if (ncol(ex[[1]])) extras[[m]] <- do.call(rbind, ex)
+  }
+  lv <- unique(c(unlist(layer_order), records$layer, values$layer))
+  lv <- lv[!is.na(lv)]
+  records$layer <- factor(records$layer, levels = lv)
+  values$layer <- factor(values$layer, levels = lv)
+  structure(list(values = values, records = records, extras = extras), class = "ts_results")
 }
 
-make_getter <- function(res) {
-  force(res)
-  function(name) get_metric(res, name)
+empty_values <- function() {
+  tibble::tibble(model = character(), step = double(), layer = factor(), metric = character(),
+                 statistic = character(), value = double())
+}
+
+empty_records <- function() {
+  tibble::tibble(model = character(), step = double(), layer = factor(), metric = character(),
+                 status = character(), reason = character(), seconds = double(), condition = character())
+}
+
+# `results$get(name)`: made when asked for, so that the object holds no closure over
+# itself (a saved report is no larger than its contents).
+#' @export
+`$.ts_results` <- function(x, name) {
+  if (identical(name, "get")) return(function(name) get_metric(x, name))
+  .subset2(x, name)
+}
+
+#' @importFrom utils .DollarNames
+#' @export
+.DollarNames.ts_results <- function(x, pattern = "") {
+  grep(pattern, c(names(x), "get"), value = TRUE)
 }
 
 #' @rdname ts_results
 #' @export
 get_metric <- function(results, name) {
   if (!inherits(results, "ts_results")) ts_abort("{.arg results} must be a {.cls ts_results}, not {describe(results)}.", "type")
-  if (!is.character(name) || length(name) != 1 || !name %in% metric_names()) {
+  if (!is.character(name) || length(name) != 1 || is.na(name)) {
     cli::cli_abort(c("{.arg name} must be one metric name, not {.val {name}}.", i = "Valid metrics: {.val {metric_names()}}."),
                    class = c("tensorscope_error_unknown_metric", "tensorscope_error_argument", "tensorscope_error"))
   }
-  out <- results$values[results$values$metric == name, ]
-  attr(out, "records") <- results$records[results$records$metric == name, ]
+  name <- resolve_metric_names(name, arg = "name")
+  v <- .subset2(results, "values")
+  rows <- v$metric == name
+  out <- v[rows, ]
+  ex <- .subset2(results, "extras")[[name]]
+  if (!is.null(ex) && nrow(ex) == nrow(out)) out <- tibble::as_tibble(cbind(out, ex))
+  r <- .subset2(results, "records")
+  attr(out, "records") <- r[r$metric == name, ]
   out
 }
 
@@ -153,7 +212,7 @@ report_list <- function(results) {
   p <- results$provenance
   p$metrics <- lapply(p$metrics, function(a) if (length(a)) a else structure(list(), names = character()))
   out <- list(schema_version = "1.0", generator = "tensorscope", provenance = p,
-              stimuli = results$stimuli,
+              stimuli = results$stimuli, layers = levels(results$values$layer),
               records = as.data.frame(results$records), values = as.data.frame(results$values))
   if (!is.null(results$neural)) {
     out$neural <- as.data.frame(unclass_df(results$neural))
@@ -184,23 +243,26 @@ read_report <- function(path) {
     if (!length(df) || !NROW(df)) return(template[0, ])
     df <- tibble::as_tibble(df)
     for (nm in names(template)) {
+      if (is.null(df[[nm]])) df[[nm]] <- rep(NA, nrow(df))
       if (is.double(template[[nm]])) df[[nm]] <- as.double(df[[nm]])
-      if (is.character(template[[nm]])) df[[nm]] <- as.character(df[[nm]])
+      if (is.character(template[[nm]]) || is.factor(template[[nm]])) df[[nm]] <- as.character(df[[nm]])
     }
     df[, names(template)]
   }
   values <- tbl(j$values, empty_values())
-  records <- tbl(j$records, tibble::tibble(model = character(), step = double(), layer = character(), metric = character(),
-                                           status = character(), reason = character(), seconds = double()))
+  records <- tbl(j$records, empty_records())
+  lv <- unlist(j$layers) %||% unique(c(records$layer, values$layer))
+  values$layer <- factor(values$layer, levels = lv[!is.na(lv)])
+  records$layer <- factor(records$layer, levels = lv[!is.na(lv)])
   units <- unique(records[!is.na(records$model), c("model", "step")])
-  res <- new_results(values = values, records = records, provenance = j$provenance,
-                     units = lapply(seq_len(nrow(units)), function(i) list(model = units$model[i], step = units$step[i], kind = "report")),
-                     stimuli = j$stimuli)
+  res <- structure(list(values = values, records = records, extras = list(), provenance = j$provenance,
+                        units = lapply(seq_len(nrow(units)), function(i) list(model = units$model[i], step = units$step[i], kind = "report")),
+                        stimuli = j$stimuli), class = "ts_results")
   if (!is.null(j$neural)) {
-    res$neural <- structure(tibble::as_tibble(j$neural), best = tibble::as_tibble(j$neural[j$neural$best, ]),
-                            ranking = tibble::as_tibble(j$ranking))
+    nt <- tibble::as_tibble(j$neural)
+    nt$layer <- factor(nt$layer, levels = lv[!is.na(lv)])
+    res$neural <- structure(nt, best = nt[nt$best, ], ranking = tibble::as_tibble(j$ranking))
   }
-  res$get <- make_getter(res)
   res
 }
 

@@ -387,3 +387,30 @@ welch_category_p <- function(x, y) {
   }
   out
 }
+
+# ---- metrics of analyze_models() (R/metrics.R) ----------------------------------------
+
+rlang::on_load({
+  register_metric(new_metric(
+    "feature_sparsity", family = "superposition", scope = "layer", fn = "feature_sparsity", defaults = list(threshold = 0),
+    description = "L0, L1, Hoyer, Gini, kurtosis of each layer, summarised",
+    compute = function(x, args, ctx) summary(feature_sparsity(one_layer(x, ctx), threshold = args$threshold))))
+  register_metric(new_metric(
+    "vector_interference", family = "superposition", scope = "layer", fn = "vector_interference",
+    defaults = list(centre = FALSE), description = "interference between unit directions vs the Welch bound",
+    compute = function(x, args, ctx) vector_interference(one_layer(x, ctx), centre = args$centre)))
+  register_metric(new_metric(
+    "superposition_regime", family = "superposition", scope = "model", fn = "superposition", aliases = "superposition",
+    needs = c("model_file", "torch"), defaults = list(tol = 0.1),
+    description = "feature dimensionality of every 2-d weight matrix of the model",
+    compute = function(x, args, ctx) {
+      p <- model_parameters(ctx$model)
+      w <- p[vapply(p, function(v) length(dim(v)) == 2 && min(dim(v)) > 1, logical(1))]
+      if (!length(w)) return(metric_skip("the model has no 2-d weight matrices"))
+      do.call(rbind, lapply(names(w), function(nm) {
+        t <- tidy_long(superposition(w[[nm]], orientation = "dims_by_features", tol = args$tol)$summary)
+        t$layer <- nm
+        t
+      }))
+    }))
+})
