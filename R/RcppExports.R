@@ -13,6 +13,14 @@ cpp_rows_constant <- function(x) {
     .Call(`_tensorscope_cpp_rows_constant`, x)
 }
 
+cpp_is_regular_file <- function(path) {
+    .Call(`_tensorscope_cpp_is_regular_file`, path)
+}
+
+cpp_max_abs <- function(x) {
+    .Call(`_tensorscope_cpp_max_abs`, x)
+}
+
 cpp_pattern_row_sums <- function(a, nq, nk, threads) {
     .Call(`_tensorscope_cpp_pattern_row_sums`, a, nq, nk, threads)
 }

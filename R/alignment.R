@@ -67,6 +67,10 @@ cka <- function(x, y, kernel = c("linear", "rbf"), estimator = c("biased", "debi
   opts <- cka_options(kernel, estimator, sigma, bandwidth, t, path, n = nrow(x))
   check_variance(x, "x")
   check_variance(y, "y")
+  if (opts$kernel == "linear") {  # linear CKA is scale-invariant: no overflow at x 1e300
+    x <- scale_extreme_data(x)
+    y <- scale_extreme_data(y)
+  }
   dev <- dense_backend(backend, length(x) + length(y))
   sig <- opts$sigma
   res <- cka_engine(list(x), list(y), opts, sig[1], sig[length(sig)], dev)
@@ -165,7 +169,13 @@ cka_layers <- function(reps, reps2 = NULL, kernel = c("linear", "rbf"),
   sy <- if (within) numeric(0) else layer_sigmas(sigma, ny)
   size <- sum(lengths(reps$layers)) + if (within) 0 else sum(lengths(reps2$layers))
   dev <- dense_backend(backend, size)
-  res <- cka_engine(unname(reps$layers), if (within) list() else unname(reps2$layers), opts, sx, sy, dev)
+  xs <- unname(reps$layers)
+  ys <- if (within) list() else unname(reps2$layers)
+  if (opts$kernel == "linear") {
+    xs <- lapply(xs, scale_extreme_data)
+    ys <- lapply(ys, scale_extreme_data)
+  }
+  res <- cka_engine(xs, ys, opts, sx, sy, dev)
   m <- res$cka
   dimnames(m) <- list(nx, ny)
   out <- tibble::tibble(

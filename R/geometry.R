@@ -107,7 +107,7 @@ spectral_metric <- function(x, which, metric, arg = "x", call = rlang::caller_en
     m <- as_data_matrix(m, arg = arg, call = call)
     check_min_rows(m, 2, arg, "A spectrum", call = call)
     check_variance(m, arg, call = call)
-    cpp_spectral_dims(m)[which]
+    cpp_spectral_dims(scale_extreme_data(m))[which]
   }
   layers <- reps_layers(x, arg = arg, call = call)
   if (is.null(layers)) return(one(x, arg))
@@ -196,7 +196,7 @@ intrinsic_dim <- function(x, method = c("twonn", "twonn_mle", "mle_levina_bickel
     d <- distinct_rows(m, arg, call = call)
     kk <- if (method == "mle_levina_bickel") k else 2L
     check_k(kk, nrow(d$x), arg, call = call)
-    r <- cpp_intrinsic_dim(d$x, method, k, keep, threads_now())
+    r <- cpp_intrinsic_dim(scale_extreme_data(d$x), method, k, keep, threads_now())
     if (is.infinite(r$dim)) {
       cli::cli_warn("Every neighbour-distance ratio in {.arg {arg}} is 1 (equidistant neighbours): the intrinsic dimension is infinite.",
                     class = "tensorscope_warning_degenerate")
@@ -231,7 +231,9 @@ intrinsic_dim <- function(x, method = c("twonn", "twonn_mle", "mle_levina_bickel
 #'   solved exactly (transportation simplex, not a Sinkhorn approximation) with
 #'   shortest-path ground costs, computed only between the two supports. Note that on
 #'   a kNN graph the weights \eqn{e^{-w^p}} depend on the units of the data, as in
-#'   GraphRicciCurvature; `exp_power = 0` gives uniform weights.
+#'   GraphRicciCurvature; `exp_power = 0` gives uniform weights. Forman curvature and
+#'   uniform-weight Ollivier curvature are scale-invariant (data x 1e300 or x 1e-300
+#'   give the unscaled curvature: extreme scales are brought near 1 internally).
 #' * `"forman"`: Forman curvature with unit node weights (Sreejith et al. 2016),
 #'   \eqn{F(e) = w_e (2/w_e - \sum_{e' \sim x} 1/\sqrt{w_e w_{e'}} - \sum_{e' \sim y}
 #'   1/\sqrt{w_e w_{e'}})}, i.e. \eqn{4 - \deg x - \deg y} when unweighted.
@@ -283,8 +285,12 @@ ricci_curvature <- function(x, k = 10, alpha = 0.5, method = c("ollivier", "form
     check_not_constant(m, arg, call = call)
     d <- distinct_rows(m, arg, call = call)
     check_k(k, nrow(d$x), arg, call = call)
-    r <- cpp_ricci_knn(d$x, k, method, alpha, exp_power, threads_now())
-    tibble::tibble(from = d$rows[r$from], to = d$rows[r$to], length = r$weight, curvature = r$curvature)
+    # Forman and uniform-weight Ollivier curvature are scale-invariant: extreme scales are
+    # brought near 1 (lengths scaled back). The weights e^{-w^p} (exp_power > 0) depend
+    # on the units of w by definition, so those data are used as they are.
+    s <- if (method == "forman" || exp_power == 0) scale_extreme_data(d$x, with_factor = TRUE) else list(x = d$x, factor = 1)
+    r <- cpp_ricci_knn(s$x, k, method, alpha, exp_power, threads_now())
+    tibble::tibble(from = d$rows[r$from], to = d$rows[r$to], length = r$weight / s$factor, curvature = r$curvature)
   }
   layers <- reps_layers(x)
   settings <- list(method = method, alpha = alpha, k = k, exp_power = exp_power)
@@ -392,14 +398,14 @@ fiber_bundle_one <- function(x, arg, k_range, window, step, alpha, p_adjust, cal
   kmax <- as.integer(min(k_range[2], n - 2))
   m <- kmax - kmin + 1L
   if (is.null(window)) window <- min(40L, m %/% 5L)
-  window <- check_count(window, min = 1, call = call)
+  window <- check_count(window, min = 1, max = m, call = call)
   if (window < 5 || m <= 4 * window) {
     ts_abort(c("The fiber-bundle test needs a neighbour range of more than 4 windows of at least 5 spacings.",
                x = "{.arg {arg}} has {n} distinct points: neighbour ranks {kmin}..{kmax} ({m} spacings) with {.arg window} = {window}."),
              "too_few", call = call)
   }
   if (is.null(step)) step <- max(1L, window %/% 2L)
-  step <- check_count(step, min = 1, call = call)
+  step <- check_count(step, min = 1, max = m, call = call)
   r <- cpp_fiber_windows(d$x, kmin, kmax, window, step, threads_now())
   df <- 2 * window
   p_inc <- stats::pf(r$ratio, df, df, lower.tail = FALSE)
@@ -515,7 +521,7 @@ separability <- function(reps, labels, method = c("lda", "nearest_centroid"), fo
   y <- check_labels(labels, n, min_per_class = 2)
   fold <- with_seed(seed, stratified_folds(y, folds))
   layer_profile(map_layers(layers, function(m, arg) {
-    m <- as_data_matrix(m, arg = arg)
+    m <- scale_extreme_data(as_data_matrix(m, arg = arg))
     check_variance(m, arg)
     acc <- vapply(seq_len(folds), function(f) {
       test <- fold == f

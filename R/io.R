@@ -13,6 +13,9 @@ check_path <- function(path, exists = TRUE, arg = rlang::caller_arg(path), call 
   if (exists && dir.exists(path)) {
     ts_abort("{.arg {arg}} is a directory, not a file: {.path {path}}.", "file", call = call)
   }
+  if (exists && !cpp_is_regular_file(path)) {
+    ts_abort("{.arg {arg}} is not a regular file (a named pipe, socket or device): {.path {path}}.", "file", call = call)
+  }
   if (!exists && !dir.exists(dirname(path))) {
     ts_abort("{.arg {arg}} is in a directory that does not exist: {.path {dirname(path)}}.", "file", call = call)
   }

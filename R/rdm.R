@@ -114,6 +114,7 @@ rdm_one <- function(x, method, conditions, runs, noise, shrinkage, arg, backend 
   } else {
     m <- x
   }
+  if (method %in% c("correlation", "cosine")) m <- scale_extreme_data(m)  # scale-invariant
   S <- matrix(0, 0, 0)
   if (method == "mahalanobis") S <- noise_matrix(noise, x, cond, shrinkage, p, call)
   dev <- dense_backend(backend, length(m), supported = method %in% c("correlation", "cosine", "euclidean", "sqeuclidean"),
@@ -388,7 +389,8 @@ compare_rdms <- function(a, b, method = c("spearman", "pearson", "kendall_tau_a"
   b <- as_rdm(b)
   check_same_conditions(a, b)
   n <- length(a$conditions)
-  s <- cpp_compare_rdms(a$dissimilarities, b$dissimilarities, method, n, threads_now())
+  s <- cpp_compare_rdms(comparable_rdms(a, method, "a"), comparable_rdms(b, method, "b"), method, n, threads_now())
+  check_similarities(s, method)
   if (nrow(s) == 1 && ncol(s) == 1) return(s[1, 1])
   tibble::tibble(
     rdm_a = rep(a$descriptors$name, times = ncol(s)),
@@ -399,6 +401,44 @@ compare_rdms <- function(a, b, method = c("spearman", "pearson", "kendall_tau_a"
 }
 
 compare_methods <- c("spearman", "pearson", "kendall_tau_a", "rho_a", "cosine", "corr_cov", "cosine_cov", "bures")
+
+# The dissimilarities of x (one RDM per row) ready for cpp_compare_rdms: an RDM on which
+# `method` is undefined is an error naming it (a constant RDM has no correlation, an
+# all-zero RDM no cosine; correlations and tau-a/rho-a need at least 2 pairs, i.e. 3
+# conditions), and RDMs whose largest |value| would overflow or underflow sums of
+# squares (beyond 1e+-100) are scaled by a power of two -- every method is invariant
+# to the scale of each RDM, so the result is the unscaled one.
+comparable_rdms <- function(x, method, arg, call = rlang::caller_env()) {
+  D <- x$dissimilarities
+  n <- length(x$conditions)
+  if (n < 3 && !method %in% c("cosine", "cosine_cov", "bures")) {
+    ts_abort("{.arg {arg}} has {n} conditions (one pair); the {method} similarity needs at least 3 conditions.",
+             "too_few", call = call)
+  }
+  rg <- vapply(seq_len(nrow(D)), function(i) range(D[i, ]), numeric(2))
+  lo <- rg[1, ]
+  hi <- rg[2, ]
+  big <- pmax(abs(lo), abs(hi))
+  bad <- if (method %in% c("pearson", "spearman", "corr_cov")) lo == hi else if (method %in% c("cosine", "cosine_cov", "bures")) big == 0 else rep(FALSE, nrow(D))
+  if (any(bad)) {
+    what <- if (method %in% c("pearson", "spearman", "corr_cov")) "constant (every dissimilarity is the same), so it has no correlation" else "all zero, so it has no cosine or Bures similarity"
+    ts_abort("{.arg {arg}}: RDM{?s} {.val {x$descriptors$name[bad]}} {?is/are} {what} ({.arg method} = {.val {method}}).",
+             "zero_variance", call = call)
+  }
+  f <- extreme_scale(big)
+  if (any(f != 1)) D <- D * f
+  D
+}
+
+# Anything the core still returns as NaN (after comparable_rdms) is an error, never a
+# silent NaN.
+check_similarities <- function(s, method, call = rlang::caller_env()) {
+  if (anyNA(s)) {
+    ts_abort("The {method} similarity is undefined for {sum(is.na(s))} pair{?s} of RDMs (degenerate RDMs).",
+             "zero_variance", call = call)
+  }
+  invisible(s)
+}
 
 check_same_conditions <- function(a, b, arg_a = "a", arg_b = "b", call = rlang::caller_env()) {
   na <- length(a$conditions)

@@ -63,8 +63,8 @@ rsa <- function(reps, neural, method = c("spearman", "pearson", "kendall_tau_a",
   method <- check_choice(method, compare_methods)
   rdm_method <- check_choice(rdm_method, c("correlation", "euclidean", "sqeuclidean", "cosine", "mahalanobis"))
   boot <- check_choice(boot, c("auto", "stimuli", "subjects", "both", "none"))
-  n_boot <- check_count(n_boot, min = 0)
-  n_perm <- check_count(n_perm, min = 0)
+  n_boot <- check_count(n_boot, min = 0, max = 1e7)
+  n_perm <- check_count(n_perm, min = 0, max = 1e8)
   conf_level <- check_number(conf_level, lower = 0.5, upper = 0.9999)
   seed <- check_seed(seed)
 
@@ -88,14 +88,11 @@ rsa <- function(reps, neural, method = c("spearman", "pearson", "kendall_tau_a",
     ts_abort("{.arg boot} = {.val {boot}} resamples subjects, but {.arg neural} holds one RDM.", "too_few")
   }
 
-  D <- models$dissimilarities
-  N <- neural$dissimilarities
+  D <- comparable_rdms(models, method, "reps")
+  N <- comparable_rdms(neural, method, "neural")
   th <- threads_now()
   obs <- cpp_compare_rdms(D, N, method, n, th)  # k x s
-  if (anyNA(obs)) {
-    ts_abort("Some RDMs are constant, so the {method} similarity is undefined (layers: {.val {layers[rowSums(is.na(obs)) > 0]}}).",
-             "zero_variance")
-  }
+  check_similarities(obs, method)
 
   # permutation p-values
   p_subject <- matrix(NA_real_, k, s)
@@ -118,6 +115,12 @@ rsa <- function(reps, neural, method = c("spearman", "pearson", "kendall_tau_a",
     if (boot %in% c("stimuli", "both")) {
       bs <- cpp_bootstrap_conditions(D, N, n, method, n_boot, seed + 1, th)  # n_boot x (k*s)
       dim(bs) <- c(n_boot, k, s)
+      dropped <- sum(apply(is.na(bs), 1, any))
+      if (dropped > 0) {
+        cli::cli_warn(c("{dropped} of {n_boot} bootstrap sample{?s} over stimuli left fewer than 3 distinct conditions (or a constant RDM) and {?was/were} dropped from the intervals.",
+                        i = "{n} conditions are few for a bootstrap over stimuli."),
+                      class = "tensorscope_warning_bootstrap")
+      }
       for (i in seq_len(k)) for (j in seq_len(s)) {
         ci_subject[i, j, ] <- stats::quantile(bs[, i, j], c(alpha, 1 - alpha), na.rm = TRUE, names = FALSE)
       }

@@ -307,7 +307,7 @@ polysemanticity <- function(reps, labels, test = c("permutation", "welch"), n_pe
   y <- check_labels(labels, n, min_per_class = 2)
   pvals <- list()
   units <- map_layers(layers, function(m, arg) {
-    m <- as_data_matrix(m, arg = arg)
+    m <- scale_extreme_data(as_data_matrix(m, arg = arg))  # every statistic is scale-invariant
     if (nrow(m) != n) ts_abort("{.arg {arg}} has {nrow(m)} stimuli but {.arg labels} has {n}.", "mismatch")
     p <- if (test == "welch") welch_category_p(m, y) else with_seed(seed, permutation_category_p(m, y, n_perm))
     p <- t(apply(p, 1, stats::p.adjust, method = p_adjust))
