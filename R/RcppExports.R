@@ -93,6 +93,10 @@ cpp_write_npy <- function(x, path, dims, fortran) {
     .Call(`_tensorscope_cpp_write_npy`, x, path, dims, fortran)
 }
 
+cpp_zip_bad_member <- function(path) {
+    .Call(`_tensorscope_cpp_zip_bad_member`, path)
+}
+
 cpp_ridge_cv <- function(x, y, train, test, alphas, select, per_target, inner_folds, seed, pooled, keep, threads, decomposer) {
     .Call(`_tensorscope_cpp_ridge_cv`, x, y, train, test, alphas, select, per_target, inner_folds, seed, pooled, keep, threads, decomposer)
 }

@@ -11,12 +11,32 @@ reps_layers <- function(x, arg = rlang::caller_arg(x), call = rlang::caller_env(
 }
 
 # Applies fn(matrix, arg) to every layer and binds the tibbles, with a `layer` column
-# (a factor in layer order) first.
+# (a factor in layer order) first. A layer with zero variance (e.g. a zero-initialised
+# head) is unusable but does not stop the others: it gets one row of NA values (text
+# columns kept from another layer) and a warning of class
+# tensorscope_warning_unusable_layer naming it. If every layer is unusable, the first
+# error is raised.
 map_layers <- function(layers, fn, arg) {
+  failed <- list()
   rows <- lapply(names(layers), function(nm) {
-    out <- fn(layers[[nm]], sprintf("%s$%s", arg, nm))
+    out <- tryCatch(fn(layers[[nm]], sprintf("%s$%s", arg, nm)), tensorscope_error_zero_variance = function(e) {
+      failed[[nm]] <<- e
+      NULL
+    })
+    if (is.null(out)) return(NULL)
     tibble::add_column(tibble::as_tibble(out), layer = nm, .before = 1)
   })
+  if (length(failed) == length(layers)) rlang::cnd_signal(failed[[1]])
+  if (length(failed)) {
+    proto <- rows[[which(!vapply(rows, is.null, logical(1)))[1]]][1, ]
+    for (j in seq_along(proto)) if (!is.character(proto[[j]])) proto[[j]] <- proto[[j]][NA_integer_]
+    for (nm in names(failed)) {
+      proto$layer <- nm
+      rows[[match(nm, names(layers))]] <- proto
+    }
+    cli::cli_warn(c("Layer{?s} {.val {names(failed)}} {?is/are} unusable (zero variance across stimuli) and gave NA; the other layers were computed.",
+                    i = "{msg}"), msg = conditionMessage(failed[[1]]), class = c("tensorscope_warning_unusable_layer", "tensorscope_warning"))
+  }
   out <- do.call(rbind, rows)
   out$layer <- factor(out$layer, levels = names(layers))
   out
@@ -633,10 +653,16 @@ invariance <- function(reps, reps_transformed, method = c("pearson", "spearman")
     check_min_rows(a, 3, arg, "Invariance")
     check_variance(a, arg)
     check_variance(b, sprintf("reps_transformed$%s", nm))
+    a <- scale_extreme_data(a)  # both metrics are invariant to each side's scale
+    b <- scale_extreme_data(b)
     da <- rdm(a, method = "euclidean")$dissimilarities[1, ]
     db <- rdm(b, method = "euclidean")$dissimilarities[1, ]
-    tibble::tibble(metric = c("distance_correlation", "cka"),
-                   value = c(stats::cor(da, db, method = method), cka(a, b)))
+    dc <- if (stats::sd(da) > 0 && stats::sd(db) > 0) stats::cor(da, db, method = method) else {
+      cli::cli_warn("Every pair of stimuli of layer {.val {nm}} is equally far apart in {.arg {if (stats::sd(da) > 0) 'reps_transformed' else 'reps'}}: the distance correlation is NA.",
+                    class = c("tensorscope_warning_degenerate", "tensorscope_warning"))
+      NA_real_
+    }
+    tibble::tibble(metric = c("distance_correlation", "cka"), value = c(dc, cka(a, b)))
   }, "reps"))
 }
 

@@ -314,7 +314,8 @@ print.ts_predictivity <- function(x, ...) {
 #' @param na Targets with missing values: `"error"` or `"drop"` (with a warning).
 #' @param seed Seed of the random halves.
 #' @return A tibble of class `ts_noise_ceiling`, one row per target: `target`,
-#'   `reliability`. `summary()` gives `method`, `ceiling`, `n_targets`, `n_stimuli`,
+#'   `reliability` (NA, with a warning, for a target with zero variance across stimuli;
+#'   an error of class `tensorscope_error_zero_variance` when every target has). `summary()` gives `method`, `ceiling`, `n_targets`, `n_stimuli`,
 #'   `n_repetitions`, `n_splits`.
 #' @references Schrimpf et al. (2018). Brain-Score. bioRxiv 407007. Spearman (1910),
 #'   Brown (1910), Br J Psychol 3.
@@ -367,8 +368,20 @@ noise_ceiling <- function(trials, method = c("spearman_brown", "split_half"), n_
   }))
   rs <- matrix(rs, nrow = length(targets))  # targets x splits
   rel <- if (method == "spearman_brown") spearman_brown(rs) else rs
+  rel[!is.finite(rel)] <- NA_real_
+  flat <- rowSums(!is.na(rel)) == 0
+  if (all(flat)) {
+    ts_abort("Every target of {.arg trials} has zero variance across stimuli in its split halves: the reliability is undefined.",
+             "zero_variance")
+  }
+  if (any(flat)) {
+    cli::cli_warn("Target{?s} {.val {targets[flat]}} of {.arg trials} {?has/have} zero variance across stimuli: reliability NA (left out of the ceiling).",
+                  class = c("tensorscope_warning_degenerate", "tensorscope_warning"))
+  }
   summ <- mean(apply(rel, 2, stats::median, na.rm = TRUE), na.rm = TRUE)
-  out <- tibble::tibble(target = targets, reliability = rowMeans(rel, na.rm = TRUE))
+  rs_mean <- rowMeans(rel, na.rm = TRUE)
+  rs_mean[is.nan(rs_mean)] <- NA_real_
+  out <- tibble::tibble(target = targets, reliability = rs_mean)
   structure(out, class = c("ts_noise_ceiling", class(out)),
             summary = tibble::tibble(method = method, ceiling = summ, n_targets = length(targets),
                                      n_stimuli = d[1], n_repetitions = R, n_splits = n_splits),

@@ -59,10 +59,26 @@ rdm <- function(x, method = c("correlation", "euclidean", "sqeuclidean", "cosine
   method <- check_choice(method, c("correlation", "euclidean", "sqeuclidean", "cosine", "mahalanobis", "crossnobis"))
   shrinkage <- check_choice(shrinkage, c("diag", "eye", "none"))
   if (inherits(x, "ts_reps")) {
+    failed <- character(0)
     vecs <- lapply(names(x$layers), function(nm) {
-      rdm_one(x$layers[[nm]], method, conditions, runs, noise, shrinkage, arg = sprintf("x$%s", nm), backend = backend)
+      tryCatch(rdm_one(x$layers[[nm]], method, conditions, runs, noise, shrinkage, arg = sprintf("x$%s", nm), backend = backend),
+               tensorscope_error_zero_variance = function(e) {
+                 if (length(x$layers) == 1) rlang::cnd_signal(e)
+                 failed <<- c(failed, nm)
+                 NULL
+               })
     })
-    labels <- vecs[[1]]$labels
+    ok <- !vapply(vecs, is.null, logical(1))
+    if (!any(ok)) ts_abort("The {method} RDM is undefined for every layer of {.arg x} (zero variance).", "zero_variance")
+    if (length(failed)) {
+      # an unusable layer (all-zero or constant patterns) gets a row of NA; compare_rdms()
+      # and rsa() report NA for it
+      np <- length(vecs[[which(ok)[1]]]$d)
+      for (i in which(!ok)) vecs[[i]] <- list(d = rep(NA_real_, np))
+      cli::cli_warn("The {method} RDM is undefined for layer{?s} {.val {failed}} (zero variance or all-zero patterns) and is NA there.",
+                    class = c("tensorscope_warning_unusable_layer", "tensorscope_warning"))
+    }
+    labels <- vecs[[which(ok)[1]]]$labels
     return(new_rdm(do.call(rbind, lapply(vecs, `[[`, "d")), labels,
                    tibble::tibble(name = names(x$layers)), method))
   }
@@ -186,7 +202,10 @@ new_rdm <- function(d, labels, descriptors, method) {
 #' conditions), an n x n x k array, or a numeric vector holding an upper triangle
 #' (i < j, `dist()` order) into a `ts_rdm`. Anything else, a
 #' non-square, asymmetric or non-finite matrix, or a non-zero diagonal is an error of
-#' class `tensorscope_error_not_rdm` naming the argument.
+#' class `tensorscope_error_not_rdm` naming the argument, and so are negative
+#' dissimilarities (unless `allow_negative = TRUE`: crossnobis estimates can be
+#' negative) and duplicated condition labels; `labels` of the wrong length are a
+#' `tensorscope_error_mismatch`.
 #'
 #' `as.matrix()` returns the square matrix of one RDM (`i` selects which), `as.dist()`
 #' a `dist` object, and `x$dissimilarities` is the rsatoolbox layout (one row per RDM,
@@ -195,6 +214,7 @@ new_rdm <- function(d, labels, descriptors, method) {
 #' @param x The object to convert.
 #' @param labels Condition labels (default: from the dimnames, or `"1"`, `"2"`, ...).
 #' @param names Names of the RDMs (default: from list names or `"rdm1"`, ...).
+#' @param allow_negative Accept negative dissimilarities (cross-validated distances).
 #' @param ... Unused.
 #' @return A `ts_rdm` object (see [rdm()]).
 #' @export
@@ -203,10 +223,31 @@ new_rdm <- function(d, labels, descriptors, method) {
 #' r <- as_rdm(d)
 #' as.matrix(r)
 #' as.dist(r)
-as_rdm <- function(x, labels = NULL, names = NULL, ...) {
+as_rdm <- function(x, labels = NULL, names = NULL, allow_negative = FALSE, ...) {
   arg <- rlang::caller_arg(x)
   call <- rlang::caller_env()
   if (inherits(x, "ts_rdm")) return(x)
+  if (!is.logical(allow_negative) || length(allow_negative) != 1 || is.na(allow_negative)) {
+    ts_abort("{.arg allow_negative} must be TRUE or FALSE, not {describe(allow_negative)}.", "argument", call = call)
+  }
+  out <- as_rdm_convert(x, labels, names, arg, call)
+  n <- length(out$conditions)
+  if (!is.null(labels) && length(labels) != n) {
+    ts_abort("{.arg labels} has {length(labels)} value{?s} but {.arg {arg}} has {n} conditions.", "mismatch", call = call)
+  }
+  if (anyDuplicated(out$conditions)) {
+    ts_abort("{.arg {if (is.null(labels)) arg else 'labels'}} has duplicated condition labels ({.val {out$conditions[duplicated(out$conditions)][1]}}).",
+             "not_rdm", call = call)
+  }
+  if (!allow_negative && any(out$dissimilarities < 0)) {
+    ts_abort(c("{.arg {arg}} has negative dissimilarities (the smallest is {signif(min(out$dissimilarities), 4)}).",
+               i = "Cross-validated estimates (crossnobis) can be negative: use {.code allow_negative = TRUE}."),
+             "not_rdm", call = call)
+  }
+  out
+}
+
+as_rdm_convert <- function(x, labels, names, arg, call) {
   if (inherits(x, "dist")) {
     n <- attr(x, "Size")
     lab <- attr(x, "Labels") %||% as.character(seq_len(n))
@@ -415,11 +456,12 @@ comparable_rdms <- function(x, method, arg, call = rlang::caller_env()) {
     ts_abort("{.arg {arg}} has {n} conditions (one pair); the {method} similarity needs at least 3 conditions.",
              "too_few", call = call)
   }
-  rg <- vapply(seq_len(nrow(D)), function(i) range(D[i, ]), numeric(2))
-  lo <- rg[1, ]
-  hi <- rg[2, ]
-  big <- pmax(abs(lo), abs(hi))
-  bad <- if (method %in% c("pearson", "spearman", "corr_cov")) lo == hi else if (method %in% c("cosine", "cosine_cov", "bures")) big == 0 else rep(FALSE, nrow(D))
+  if (anyNA(D)) {
+    ts_abort("{.arg {arg}}: RDM{?s} {.val {x$descriptors$name[rowSums(is.na(D)) > 0]}} {?is/are} NA (an unusable layer).",
+             "zero_variance", call = call)
+  }
+  big <- rdm_max_abs(D)
+  bad <- unusable_rdms(x, method)
   if (any(bad)) {
     what <- if (method %in% c("pearson", "spearman", "corr_cov")) "constant (every dissimilarity is the same), so it has no correlation" else "all zero, so it has no cosine or Bures similarity"
     ts_abort("{.arg {arg}}: RDM{?s} {.val {x$descriptors$name[bad]}} {?is/are} {what} ({.arg method} = {.val {method}}).",
@@ -428,6 +470,20 @@ comparable_rdms <- function(x, method, arg, call = rlang::caller_env()) {
   f <- extreme_scale(big)
   if (any(f != 1)) D <- D * f
   D
+}
+
+rdm_max_abs <- function(D) vapply(seq_len(nrow(D)), function(i) max(abs(D[i, ])), numeric(1))
+
+# TRUE for each RDM of x on which `method` is undefined: NA (an unusable layer), constant
+# (correlations) or all zero (cosines, Bures).
+unusable_rdms <- function(x, method) {
+  D <- x$dissimilarities
+  na <- rowSums(is.na(D)) > 0
+  rg <- vapply(seq_len(nrow(D)), function(i) if (na[i]) c(0, 0) else range(D[i, ]), numeric(2))
+  deg <- if (method %in% c("pearson", "spearman", "corr_cov")) rg[1, ] == rg[2, ]
+         else if (method %in% c("cosine", "cosine_cov", "bures")) pmax(abs(rg[1, ]), abs(rg[2, ])) == 0
+         else rep(FALSE, nrow(D))
+  na | deg
 }
 
 # Anything the core still returns as NaN (after comparable_rdms) is an error, never a

@@ -70,6 +70,18 @@ rsa <- function(reps, neural, method = c("spearman", "pearson", "kendall_tau_a",
 
   models <- if (inherits(reps, "ts_rdm")) reps else rdm(as_reps(reps), rdm_method)
   neural <- as_rdm(neural)
+  bad <- unusable_rdms(models, method)
+  if (any(bad) && !all(bad)) {
+    # an unusable layer (NA or degenerate RDM) gets NA; the others are computed as usual
+    all_layers <- models$descriptors$name
+    cli::cli_warn("Layer{?s} {.val {all_layers[bad]}} {?has/have} an RDM on which the {method} similarity is undefined (NA, constant or all zero): NA there; the other layers were computed.",
+                  class = c("tensorscope_warning_unusable_layer", "tensorscope_warning"))
+    keep <- new_rdm(models$dissimilarities[!bad, , drop = FALSE], models$conditions,
+                    models$descriptors[!bad, , drop = FALSE], models$method)
+    res <- rsa(keep, neural, method = method, boot = boot, n_boot = n_boot, n_perm = n_perm,
+               conf_level = conf_level, seed = seed)
+    return(expand_rsa(res, all_layers))
+  }
   check_same_conditions(models, neural, "reps", "neural")
   n <- length(models$conditions)
   if (n < 3) ts_abort("RSA needs at least 3 conditions; there are {n}.", "too_few")
@@ -165,6 +177,21 @@ rsa <- function(reps, neural, method = c("spearman", "pearson", "kendall_tau_a",
                             boot = boot, n_boot = n_boot, n_perm = n_perm, conf_level = conf_level, seed = seed))
 }
 
+# An rsa() result over a subset of the layers, over all_layers (NA for the others).
+expand_rsa <- function(res, all_layers) {
+  subjects <- unique(res$subject)
+  grid <- tibble::tibble(layer = factor(rep(all_layers, times = length(subjects)), levels = all_layers),
+                         subject = rep(subjects, each = length(all_layers)))
+  idx <- match(paste(grid$layer, grid$subject, sep = "\r"), paste(res$layer, res$subject, sep = "\r"))
+  for (col in setdiff(names(res), c("layer", "subject"))) grid[[col]] <- res[[col]][idx]
+  sm <- attr(res, "summary")
+  si <- match(all_layers, as.character(sm$layer))
+  summ <- sm[si, ]
+  summ$layer <- factor(all_layers, levels = all_layers)
+  for (col in c("ceiling_lower", "ceiling_upper", "n_subjects", "n_conditions")) summ[[col]] <- sm[[col]][1]
+  structure(grid, class = class(res), summary = summ, settings = attr(res, "settings"))
+}
+
 # Subject RDMs transformed the way rsatoolbox's pool_rdm does for each method before
 # averaging: ranked for rank correlations, z-scored for correlations, scaled to unit
 # root-mean-square for cosines.
@@ -211,7 +238,7 @@ print.ts_rsa <- function(x, ...) {
     cli::cat_line(sprintf("noise ceiling: [%.3f, %.3f]", sm$ceiling_lower[1], sm$ceiling_upper[1]))
   }
   best <- sm$layer[which.max(sm$similarity)]
-  cli::cat_line("best layer: ", as.character(best), sprintf(" (mean %s = %.3f)", st$method, max(sm$similarity)))
+  cli::cat_line("best layer: ", as.character(best), sprintf(" (mean %s = %.3f)", st$method, max(sm$similarity, na.rm = TRUE)))
   print(tibble::as_tibble(structure(x, class = class(x)[-1], summary = NULL, settings = NULL)), ...)
   invisible(x)
 }

@@ -336,6 +336,17 @@ BEGIN_RCPP
     return rcpp_result_gen;
 END_RCPP
 }
+// cpp_zip_bad_member
+SEXP cpp_zip_bad_member(std::string path);
+RcppExport SEXP _tensorscope_cpp_zip_bad_member(SEXP pathSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::RNGScope rcpp_rngScope_gen;
+    Rcpp::traits::input_parameter< std::string >::type path(pathSEXP);
+    rcpp_result_gen = Rcpp::wrap(cpp_zip_bad_member(path));
+    return rcpp_result_gen;
+END_RCPP
+}
 // cpp_ridge_cv
 Rcpp::List cpp_ridge_cv(SEXP x, SEXP y, Rcpp::List train, Rcpp::List test, std::vector<double> alphas, std::string select, bool per_target, int inner_folds, double seed, bool pooled, bool keep, int threads, SEXP decomposer);
 RcppExport SEXP _tensorscope_cpp_ridge_cv(SEXP xSEXP, SEXP ySEXP, SEXP trainSEXP, SEXP testSEXP, SEXP alphasSEXP, SEXP selectSEXP, SEXP per_targetSEXP, SEXP inner_foldsSEXP, SEXP seedSEXP, SEXP pooledSEXP, SEXP keepSEXP, SEXP threadsSEXP, SEXP decomposerSEXP) {
@@ -595,6 +606,7 @@ static const R_CallMethodDef CallEntries[] = {
     {"_tensorscope_cpp_read_npz", (DL_FUNC) &_tensorscope_cpp_read_npz, 1},
     {"_tensorscope_cpp_read_npy_raw", (DL_FUNC) &_tensorscope_cpp_read_npy_raw, 2},
     {"_tensorscope_cpp_write_npy", (DL_FUNC) &_tensorscope_cpp_write_npy, 4},
+    {"_tensorscope_cpp_zip_bad_member", (DL_FUNC) &_tensorscope_cpp_zip_bad_member, 1},
     {"_tensorscope_cpp_ridge_cv", (DL_FUNC) &_tensorscope_cpp_ridge_cv, 13},
     {"_tensorscope_cpp_pls_cv", (DL_FUNC) &_tensorscope_cpp_pls_cv, 8},
     {"_tensorscope_cpp_ridge_coef", (DL_FUNC) &_tensorscope_cpp_ridge_coef, 4},
