@@ -28,6 +28,7 @@ map_layers <- function(layers, fn, arg) {
   })
   if (length(failed) == length(layers)) rlang::cnd_signal(failed[[1]])
   if (length(failed)) {
+    msg <- conditionMessage(failed[[1]])
     proto <- rows[[which(!vapply(rows, is.null, logical(1)))[1]]][1, ]
     for (j in seq_along(proto)) if (!is.character(proto[[j]])) proto[[j]] <- proto[[j]][NA_integer_]
     for (nm in names(failed)) {
@@ -35,7 +36,7 @@ map_layers <- function(layers, fn, arg) {
       rows[[match(nm, names(layers))]] <- proto
     }
     cli::cli_warn(c("Layer{?s} {.val {names(failed)}} {?is/are} unusable (zero variance across stimuli) and gave NA; the other layers were computed.",
-                    i = "{msg}"), msg = conditionMessage(failed[[1]]), class = c("tensorscope_warning_unusable_layer", "tensorscope_warning"))
+                    i = "{msg}"), class = c("tensorscope_warning_unusable_layer", "tensorscope_warning"))
   }
   out <- do.call(rbind, rows)
   out$layer <- factor(out$layer, levels = names(layers))

@@ -93,7 +93,8 @@
 #'   CUDA GPU (see [cka()]).
 #' @return A tibble of class `ts_predictivity`, one row per layer x target: `layer`
 #'   (factor), `target`, `r`, `r2`, `alpha` (ridge: the median over folds of the chosen
-#'   alpha; `NA` for PLS). Attributes: `splits` (per split, layer and target: `split`,
+#'   alpha; `NA` for PLS). A layer with zero variance across stimuli gets `NA` with a
+#'   warning of class `tensorscope_warning_unusable_layer`. Attributes: `splits` (per split, layer and target: `split`,
 #'   `r`, `r2`, `alpha`), `settings`, `ceiling`. `summary()` gives one row per layer (see
 #'   [summary.ts_predictivity()]); `autoplot()` plots it.
 #' @references Schrimpf et al. (2018). Brain-Score: which artificial neural network for
@@ -164,8 +165,16 @@ predictivity <- function(reps, responses, method = c("ridge", "pls"), alphas = 1
   per_split <- vector("list", length(layers))
   preds <- if (return_predictions) stats::setNames(vector("list", length(layers)), layers)
   ncomp_used <- integer(0)
+  unusable <- character(0)
   for (i in seq_along(layers)) {
     X <- reps$layers[[i]]
+    if (cpp_rows_constant(X)) {
+      # a layer with zero variance predicts nothing (a fold-mean artefact otherwise)
+      unusable <- c(unusable, layers[i])
+      rows[[i]] <- tibble::tibble(layer = layers[i], target = colnames(Y), r = NA_real_, r2 = NA_real_, alpha = NA_real_)
+      if (return_predictions) preds[i] <- list(NULL)
+      next
+    }
     res <- if (method == "ridge") {
       ridge_cv_call(X, Y, spl, alphas, alpha_select, alpha_per_target, inner_folds, seed, pooled,
                     return_predictions, th, decomposer)
@@ -192,6 +201,13 @@ predictivity <- function(reps, responses, method = c("ridge", "pls"), alphas = 1
         m
       })
     }
+  }
+  if (length(unusable) == length(layers)) {
+    ts_abort("Every layer of {.arg reps} has zero variance across stimuli: nothing to predict from.", "zero_variance")
+  }
+  if (length(unusable)) {
+    cli::cli_warn("Layer{?s} {.val {unusable}} of {.arg reps} {?has/have} zero variance across stimuli: predictivity NA there; the other layers were computed.",
+                  class = c("tensorscope_warning_unusable_layer", "tensorscope_warning"))
   }
   out <- do.call(rbind, rows)
   out$layer <- factor(out$layer, levels = layers)

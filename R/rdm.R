@@ -231,7 +231,7 @@ as_rdm <- function(x, labels = NULL, names = NULL, allow_negative = FALSE, ...) 
     ts_abort("{.arg allow_negative} must be TRUE or FALSE, not {describe(allow_negative)}.", "argument", call = call)
   }
   out <- as_rdm_convert(x, labels, names, arg, call)
-  n <- length(out$conditions)
+  n <- as.integer(round((1 + sqrt(1 + 8 * ncol(out$dissimilarities))) / 2))
   if (!is.null(labels) && length(labels) != n) {
     ts_abort("{.arg labels} has {length(labels)} value{?s} but {.arg {arg}} has {n} conditions.", "mismatch", call = call)
   }

@@ -74,7 +74,8 @@ rsa <- function(reps, neural, method = c("spearman", "pearson", "kendall_tau_a",
   if (any(bad) && !all(bad)) {
     # an unusable layer (NA or degenerate RDM) gets NA; the others are computed as usual
     all_layers <- models$descriptors$name
-    cli::cli_warn("Layer{?s} {.val {all_layers[bad]}} {?has/have} an RDM on which the {method} similarity is undefined (NA, constant or all zero): NA there; the other layers were computed.",
+    cli::cli_warn(c("Layer{?s} {.val {all_layers[bad]}} {?has/have} an RDM on which the similarity is undefined (NA, constant or all zero): NA there; the other layers were computed.",
+                    i = "{.arg method} = {.val {method}}."),
                   class = c("tensorscope_warning_unusable_layer", "tensorscope_warning"))
     keep <- new_rdm(models$dissimilarities[!bad, , drop = FALSE], models$conditions,
                     models$descriptors[!bad, , drop = FALSE], models$method)
