@@ -87,12 +87,13 @@ bench: install
 # are not instrumented), and the whole suite runs with libasan preloaded into R.
 # Sanitizer reports go to sanitize-logs/; any report fails the target.
 ASAN_LIB := $(LIB)-asan
+CCACHE := $(shell command -v ccache)
 SAN_FLAGS := -g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize=vptr
 sanitize: deps
 	rm -rf build-asan sanitize-logs $(ASAN_LIB) && mkdir -p build-asan sanitize-logs $(ASAN_LIB)
 	tar --exclude='./lib*' --exclude='./build-*' --exclude='*.o' --exclude='*.so' --exclude='./.git' \
 	  --exclude='./sanitize-logs' --exclude='./valgrind-logs' -cf - . | tar -xf - -C build-asan
-	printf 'CXX17 = g++\nCXX = g++\nCC = gcc\nCXX17FLAGS = $(SAN_FLAGS)\nCXXFLAGS = $(SAN_FLAGS)\nCFLAGS = $(SAN_FLAGS)\nLDFLAGS = -fsanitize=address,undefined\n' > build-asan/Makevars.asan
+	printf 'CXX17 = $(CCACHE) g++\nCXX = $(CCACHE) g++\nCC = $(CCACHE) gcc\nCXX17FLAGS = $(SAN_FLAGS)\nCXXFLAGS = $(SAN_FLAGS)\nCFLAGS = $(SAN_FLAGS)\nLDFLAGS = -fsanitize=address,undefined\n' > build-asan/Makevars.asan
 	cd build-asan && TENSORSCOPE_NO_TORCH=1 R_MAKEVARS_USER=$(CURDIR)/build-asan/Makevars.asan MAKEFLAGS=-j2 \
 	  $(R) CMD INSTALL --no-test-load --library=$(ASAN_LIB) .
 	LD_PRELOAD=$$(gcc -print-file-name=libasan.so) \

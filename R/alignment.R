@@ -131,7 +131,12 @@ cka_memory <- function() getOption("tensorscope.memory_gb", 4) * 1e9
 #' @return A tibble of class `ts_cka` with one row per pair (both orders and the
 #'   diagonal, for plotting): `layer_x`, `layer_y` (factors in layer order) and
 #'   `cka`. `as.matrix()` gives the square (or rectangular) matrix; `autoplot()` a
-#'   heatmap.
+#'   heatmap. The linear CKA is computed on data brought near unit scale when their
+#'   largest |value| is beyond 1e+-100, so x 1e300 gives the unscaled value.
+#'   A layer with zero variance across stimuli (e.g. a zero-initialised head) is
+#'   unusable: it gets `NA`, with a warning of class `tensorscope_warning_unusable_layer`
+#'   naming it, and the other layers are computed (every layer unusable: an error of
+#'   class `tensorscope_error_zero_variance`).
 #' @export
 #' @examples
 #' set.seed(1)

@@ -104,7 +104,12 @@ distinct_rows <- function(x, arg, call = rlang::caller_env()) {
 #'   list of layers.
 #' @param on `"singular_values"` or `"eigenvalues"`, see Details.
 #' @return For a matrix, a single number. For layers, a `ts_layer_profile` tibble with
-#'   columns `layer`, `metric` and `value`.
+#'   columns `layer`, `metric` and `value`. Both are scale-invariant (data x 1e300 or
+#'   x 1e-300 give the unscaled value).
+#'   A layer with zero variance across stimuli (e.g. a zero-initialised head) is
+#'   unusable: it gets `NA`, with a warning of class `tensorscope_warning_unusable_layer`
+#'   naming it, and the other layers are computed (every layer unusable: an error of
+#'   class `tensorscope_error_zero_variance`).
 #' @references Roy & Vetterli (2007). The effective rank: a measure of effective
 #'   dimensionality. EUSIPCO.
 #' @export
@@ -196,6 +201,10 @@ check_k <- function(k, n, arg, call = rlang::caller_env()) {
 #' @return For a matrix, a single number (attributes `n_used`, the points in the
 #'   estimate, and `n_duplicates`). For layers, a `ts_layer_profile` tibble: `layer`,
 #'   `metric` (`"intrinsic_dim"`), `value`, `method`, `n_used`, `n_duplicates`.
+#'   A layer with zero variance across stimuli (e.g. a zero-initialised head) is
+#'   unusable: it gets `NA`, with a warning of class `tensorscope_warning_unusable_layer`
+#'   naming it, and the other layers are computed (every layer unusable: an error of
+#'   class `tensorscope_error_zero_variance`).
 #' @references Facco, d'Errico, Rodriguez & Laio (2017). Estimating the intrinsic
 #'   dimension of datasets by a minimal neighborhood information. Sci. Rep. 7, 12140.
 #'   Levina & Bickel (2005). Maximum likelihood estimation of intrinsic dimension. NIPS.
@@ -628,7 +637,9 @@ lda_predict <- function(xtr, ytr, xte, gamma) {
 #'   ([ts_reps()] objects, named lists with the same layer names, or two matrices).
 #' @param method Correlation of the distances: `"pearson"` or `"spearman"`.
 #' @return A `ts_layer_profile` tibble with two rows per layer: `layer`, `metric`
-#'   (`"distance_correlation"`, `"cka"`), `value`.
+#'   (`"distance_correlation"`, `"cka"`), `value` (both scale-invariant; the distance
+#'   correlation is `NA`, with a warning of class `tensorscope_warning_degenerate`,
+#'   when every pair of stimuli is equally far apart on one side).
 #' @export
 #' @examples
 #' set.seed(1)

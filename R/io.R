@@ -49,7 +49,8 @@ io_result <- function(res, path, arg = "path", call = rlang::caller_env()) {
 #' arrays are plain vectors and 0-d arrays length-one vectors.
 #'
 #' Every size in the file is checked against the file's length before anything is
-#' allocated. Errors: a missing file is `tensorscope_error_file`; a malformed,
+#' allocated. Errors: a missing file, or one that is not a regular file (a named pipe
+#' or device, which would block), is `tensorscope_error_file`; a malformed,
 #' truncated or otherwise corrupt file (bad magic, unknown version, broken header,
 #' a shape larger than the data, a bad zip structure or CRC) is
 #' `tensorscope_error_corrupt`; complex, string, object and structured dtypes are

@@ -39,6 +39,10 @@
 #'   column per pair i < j, in [stats::dist()] / scipy `squareform` order -- the layout
 #'   of rsatoolbox's `RDMs.dissimilarities`), `conditions` (labels), `descriptors`
 #'   (a tibble with a `name` per RDM) and `method`. See [as_rdm()] for conversions.
+#'   Correlation and cosine RDMs are scale-invariant (data x 1e300 give the unscaled
+#'   RDM). For layers, a layer whose RDM is undefined (zero variance or all-zero
+#'   patterns) gets a row of `NA`, with a warning of class
+#'   `tensorscope_warning_unusable_layer`; [rsa()] reports `NA` for it.
 #' @references Walther, Nili, Ejaz, Alink, Kriegeskorte & Diedrichsen (2016).
 #'   Reliability of dissimilarity measures for multi-voxel pattern analysis.
 #'   NeuroImage 137. Nili et al. (2014). A toolbox for representational similarity
@@ -410,7 +414,13 @@ as.dist.ts_rdm <- function(m, diag = FALSE, upper = FALSE) {
 #'   conditions.
 #' @param method The similarity, see Details.
 #' @return One number when `a` and `b` each hold one RDM; otherwise a tibble with
-#'   columns `rdm_a`, `rdm_b`, `method` and `similarity`.
+#'   columns `rdm_a`, `rdm_b`, `method` and `similarity`. Never NaN: an RDM on which
+#'   the method is undefined is an error of class `tensorscope_error_zero_variance`
+#'   naming it (a constant RDM for `"pearson"`, `"spearman"` and `"corr_cov"`, an
+#'   all-zero RDM for `"cosine"`, `"cosine_cov"` and `"bures"`; tau-a and rho-a give 0
+#'   for a constant RDM, since ties count against them), and 2 conditions (one pair)
+#'   are a `tensorscope_error_too_few` except for the cosines and Bures. Every method
+#'   is invariant to the scale of each RDM, also at 1e300 and 1e-300.
 #' @references Nili et al. (2014) PLoS Comput Biol 10: e1003553. Diedrichsen et al.
 #'   (2021) Comparing representational geometries using whitened unbiased-distance-
 #'   matrix similarity. Neurons, Behavior, Data analysis and Theory 5(3). Knight (1966)

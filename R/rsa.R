@@ -36,7 +36,11 @@
 #'   random number generator, so `set.seed()` applies).
 #' @return A tibble of class `ts_rsa`, one row per layer x subject: `layer`,
 #'   `subject`, `similarity`, `p_value` (permutation, per subject), `ci_lower`,
-#'   `ci_upper` (per subject; stimulus bootstrap only, else `NA`). `summary()` gives one
+#'   `ci_upper` (per subject; stimulus bootstrap only, else `NA`). A layer whose RDM the
+#'   method cannot compare (see [compare_rdms()]) gets `NA` with a warning of class
+#'   `tensorscope_warning_unusable_layer`; degenerate neural RDMs are an error. With
+#'   few conditions, stimulus-bootstrap samples drawing fewer than 3 distinct
+#'   conditions are dropped, with a warning of class `tensorscope_warning_bootstrap`. `summary()` gives one
 #'   row per layer: `layer`, `similarity` (mean over subjects), `se` (bootstrap
 #'   standard error), `ci_lower`, `ci_upper`, `p_value` (permutation test of the mean),
 #'   `ceiling_lower`, `ceiling_upper`, `n_subjects`, `n_conditions`. `autoplot()` plots
