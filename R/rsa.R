@@ -85,7 +85,9 @@ rsa <- function(reps, neural, method = c("spearman", "pearson", "kendall_tau_a",
                     models$descriptors[!bad, , drop = FALSE], models$method)
     res <- rsa(keep, neural, method = method, boot = boot, n_boot = n_boot, n_perm = n_perm,
                conf_level = conf_level, seed = seed)
-    return(expand_rsa(res, all_layers))
+    out <- expand_rsa(res, all_layers)
+    attr(out, "settings")$rdm_method <- if (inherits(reps, "ts_rdm")) NA else rdm_method
+    return(out)
   }
   check_same_conditions(models, neural, "reps", "neural")
   n <- length(models$conditions)
