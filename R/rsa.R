@@ -138,7 +138,7 @@ rsa <- function(reps, neural, method = c("spearman", "pearson", "kendall_tau_a",
       if (dropped > 0) {
         cli::cli_warn(c("{dropped} of {n_boot} bootstrap sample{?s} over stimuli left fewer than 3 distinct conditions (or a constant RDM) and {?was/were} dropped from the intervals.",
                         i = "{n} conditions are few for a bootstrap over stimuli."),
-                      class = "tensorscope_warning_bootstrap")
+                      class = c("tensorscope_warning_bootstrap", "tensorscope_warning"))
       }
       for (i in seq_len(k)) for (j in seq_len(s)) {
         ci_subject[i, j, ] <- stats::quantile(bs[, i, j], c(alpha, 1 - alpha), na.rm = TRUE, names = FALSE)
