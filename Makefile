@@ -5,6 +5,8 @@
 #   make check   R CMD check --as-cran on the built tarball
 #   make bench   the benchmarks in bench/
 #   make docs    regenerate NAMESPACE, man/ and the Rcpp glue
+#   make sanitize  the suite on an AddressSanitizer + UBSan build (lib-asan/), no LibTorch
+#   make valgrind  a subset of the suite under valgrind (memcheck) on the plain build
 
 SHELL := /bin/bash
 R ?= R
@@ -18,9 +20,10 @@ DEB_PACKAGES := r-base-dev r-cran-rcpp r-cran-rcppeigen r-cran-rlang r-cran-cli 
   r-cran-jsonlite r-cran-bench r-cran-future r-cran-future.apply r-cran-future.batchtools r-cran-progressr \
   r-cran-igraph r-cran-pls libopenblas0-pthread libtorch-dev pandoc \
   python3-torch python3-torchvision dataset-fashion-mnist cmake zlib1g-dev r-cran-hdf5r python3-h5py \
-  r-cran-roxygen2 r-cran-generics
+  r-cran-roxygen2 r-cran-generics valgrind
 
-.PHONY: all deps build install install-notorch test test-torch test-notorch torch-check check demo bench docs clean
+.PHONY: all deps build install install-notorch test test-torch test-notorch torch-check check demo bench docs clean \
+  sanitize valgrind
 
 all: install
 
@@ -78,6 +81,41 @@ demo: install
 bench: install
 	for f in bench/*.R; do echo "== $$f"; R_LIBS=$(LIB) $(RSCRIPT) $$f || exit 1; done
 
+# AddressSanitizer + UBSan: the package is built from a clean copy of the sources
+# (build-asan/, so no plain object file is reused) with -fsanitize=address,undefined
+# into lib-asan/, without LibTorch (its own allocator and the separately built backend
+# are not instrumented), and the whole suite runs with libasan preloaded into R.
+# Sanitizer reports go to sanitize-logs/; any report fails the target.
+ASAN_LIB := $(LIB)-asan
+CCACHE := $(shell command -v ccache)
+SAN_FLAGS := -g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize=vptr
+sanitize: deps
+	rm -rf build-asan sanitize-logs $(ASAN_LIB) && mkdir -p build-asan sanitize-logs $(ASAN_LIB)
+	tar --exclude='./lib*' --exclude='./build-*' --exclude='*.o' --exclude='*.so' --exclude='./.git' \
+	  --exclude='./sanitize-logs' --exclude='./valgrind-logs' -cf - . | tar -xf - -C build-asan
+	printf 'CXX17 = $(CCACHE) g++\nCXX = $(CCACHE) g++\nCC = $(CCACHE) gcc\nCXX17FLAGS = $(SAN_FLAGS)\nCXXFLAGS = $(SAN_FLAGS)\nCFLAGS = $(SAN_FLAGS)\nLDFLAGS = -fsanitize=address,undefined\n' > build-asan/Makevars.asan
+	cd build-asan && TENSORSCOPE_NO_TORCH=1 R_MAKEVARS_USER=$(CURDIR)/build-asan/Makevars.asan MAKEFLAGS=-j2 \
+	  $(R) CMD INSTALL --no-test-load --library=$(ASAN_LIB) .
+	LD_PRELOAD=$$(gcc -print-file-name=libasan.so) \
+	  ASAN_OPTIONS=detect_leaks=0:abort_on_error=0:log_path=$(CURDIR)/sanitize-logs/asan \
+	  UBSAN_OPTIONS=print_stacktrace=1:log_path=$(CURDIR)/sanitize-logs/ubsan \
+	  TS_TEST_LIB=$(ASAN_LIB) TS_EXPECT_TORCH=0 $(RSCRIPT) tools/run-tests.R
+	@if ls sanitize-logs/* >/dev/null 2>&1; then echo "sanitizer reports:"; cat sanitize-logs/*; exit 1; fi
+	@echo "sanitize: no sanitizer report"
+
+# memcheck on the plain no-LibTorch build for the test files that exercise the C++
+# core most (VALGRIND_TESTS); an error whose stack passes through tensorscope.so fails.
+VALGRIND_TESTS ?= rdm rsa bad-input geometry alignment
+valgrind: install-notorch
+	rm -rf valgrind-logs && mkdir -p valgrind-logs
+	for t in $(VALGRIND_TESTS); do \
+	  echo "== valgrind test-$$t.R"; \
+	  TS_TEST_LIB=$(LIB_NOTORCH) OMP_NUM_THREADS=2 $(R) -d "valgrind --error-limit=no --num-callers=30 --log-file=$(CURDIR)/valgrind-logs/$$t.log" \
+	    --vanilla --slave -e 'lib <- Sys.getenv("TS_TEST_LIB"); .libPaths(c(lib, .libPaths())); library(testthat); library(tensorscope); test_file("tests/testthat/test-'$$t'.R", package = "tensorscope", load_package = "installed", reporter = "summary")' || exit 1; \
+	done
+	@$(RSCRIPT) tools/valgrind-report.R valgrind-logs
+
 clean:
 	./cleanup
-	rm -rf $(LIB) $(LIB_NOTORCH) build-bench tensorscope_*.tar.gz tensorscope.Rcheck demo-output check-cran
+	rm -rf $(LIB) $(LIB_NOTORCH) $(ASAN_LIB) build-asan sanitize-logs valgrind-logs build-bench tensorscope_*.tar.gz \
+	  tensorscope.Rcheck demo-output check-cran

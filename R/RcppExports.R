@@ -13,6 +13,14 @@ cpp_rows_constant <- function(x) {
     .Call(`_tensorscope_cpp_rows_constant`, x)
 }
 
+cpp_is_regular_file <- function(path) {
+    .Call(`_tensorscope_cpp_is_regular_file`, path)
+}
+
+cpp_max_abs <- function(x) {
+    .Call(`_tensorscope_cpp_max_abs`, x)
+}
+
 cpp_pattern_row_sums <- function(a, nq, nk, threads) {
     .Call(`_tensorscope_cpp_pattern_row_sums`, a, nq, nk, threads)
 }
@@ -95,6 +103,10 @@ cpp_read_npy_raw <- function(bytes, npz) {
 
 cpp_write_npy <- function(x, path, dims, fortran) {
     .Call(`_tensorscope_cpp_write_npy`, x, path, dims, fortran)
+}
+
+cpp_zip_bad_member <- function(path) {
+    .Call(`_tensorscope_cpp_zip_bad_member`, path)
 }
 
 cpp_ridge_cv <- function(x, y, train, test, alphas, select, per_target, inner_folds, seed, pooled, keep, threads, decomposer) {

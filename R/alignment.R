@@ -67,6 +67,10 @@ cka <- function(x, y, kernel = c("linear", "rbf"), estimator = c("biased", "debi
   opts <- cka_options(kernel, estimator, sigma, bandwidth, t, path, n = nrow(x))
   check_variance(x, "x")
   check_variance(y, "y")
+  if (opts$kernel == "linear") {  # linear CKA is scale-invariant: no overflow at x 1e300
+    x <- scale_extreme_data(x)
+    y <- scale_extreme_data(y)
+  }
   dev <- dense_backend(backend, length(x) + length(y))
   sig <- opts$sigma
   res <- cka_engine(list(x), list(y), opts, sig[1], sig[length(sig)], dev)
@@ -127,7 +131,12 @@ cka_memory <- function() getOption("tensorscope.memory_gb", 4) * 1e9
 #' @return A tibble of class `ts_cka` with one row per pair (both orders and the
 #'   diagonal, for plotting): `layer_x`, `layer_y` (factors in layer order) and
 #'   `cka`. `as.matrix()` gives the square (or rectangular) matrix; `autoplot()` a
-#'   heatmap.
+#'   heatmap. The linear CKA is computed on data brought near unit scale when their
+#'   largest |value| is beyond 1e+-100, so x 1e300 gives the unscaled value.
+#'   A layer with zero variance across stimuli (e.g. a zero-initialised head) is
+#'   unusable: it gets `NA`, with a warning of class `tensorscope_warning_unusable_layer`
+#'   naming it, and the other layers are computed (every layer unusable: an error of
+#'   class `tensorscope_error_zero_variance`).
 #' @export
 #' @examples
 #' set.seed(1)
@@ -157,15 +166,39 @@ cka_layers <- function(reps, reps2 = NULL, kernel = c("linear", "rbf"),
   }
   n <- length(reps$stimuli)
   opts <- cka_options(kernel, estimator, NULL, bandwidth, t, path, n = n)
-  for (nm in names(reps$layers)) check_variance(reps$layers[[nm]], sprintf("reps$%s", nm))
-  if (!within) for (nm in names(reps2$layers)) check_variance(reps2$layers[[nm]], sprintf("reps2$%s", nm))
+  # a layer with zero variance (e.g. a zero-initialised head) gets NA, with a warning
+  usable <- function(layers) vapply(layers, function(m) !cpp_rows_constant(m), logical(1))
+  okx <- usable(reps$layers)
+  oky <- if (within) okx else usable(reps2$layers)
+  if (!all(okx) || !all(oky)) {
+    bad <- unique(c(names(reps$layers)[!okx], if (!within) names(reps2$layers)[!oky]))
+    if (!any(okx) || !any(oky)) {
+      ts_abort("Every layer of {.arg {if (!any(okx)) 'reps' else 'reps2'}} has zero variance across stimuli.", "zero_variance")
+    }
+    cli::cli_warn("Layer{?s} {.val {bad}} {?has/have} zero variance across stimuli (every stimulus has the same pattern): CKA is NA there; the other layers were computed.",
+                  class = c("tensorscope_warning_unusable_layer", "tensorscope_warning"))
+    full_x <- names(reps$layers)
+    full_y <- if (within) full_x else names(reps2$layers)
+    reps$layers <- reps$layers[okx]
+    if (!within) reps2$layers <- reps2$layers[oky]
+    if (!is.null(sigma) && !is.null(names(sigma))) sigma <- sigma[names(sigma) %in% c(names(reps$layers), if (!within) names(reps2$layers))]
+    res <- cka_layers(reps, if (within) NULL else reps2, kernel = kernel, estimator = estimator, sigma = sigma,
+                      bandwidth = bandwidth, t = t, path = path, backend = backend)
+    return(expand_cka(res, full_x, full_y))
+  }
   nx <- names(reps$layers)
   ny <- if (within) nx else names(reps2$layers)
   sx <- layer_sigmas(sigma, nx)
   sy <- if (within) numeric(0) else layer_sigmas(sigma, ny)
   size <- sum(lengths(reps$layers)) + if (within) 0 else sum(lengths(reps2$layers))
   dev <- dense_backend(backend, size)
-  res <- cka_engine(unname(reps$layers), if (within) list() else unname(reps2$layers), opts, sx, sy, dev)
+  xs <- unname(reps$layers)
+  ys <- if (within) list() else unname(reps2$layers)
+  if (opts$kernel == "linear") {
+    xs <- lapply(xs, scale_extreme_data)
+    ys <- lapply(ys, scale_extreme_data)
+  }
+  res <- cka_engine(xs, ys, opts, sx, sy, dev)
   m <- res$cka
   dimnames(m) <- list(nx, ny)
   out <- tibble::tibble(
@@ -179,6 +212,20 @@ cka_layers <- function(reps, reps2 = NULL, kernel = c("linear", "rbf"),
                             model_y = if (within) reps$provenance$model else reps2$provenance$model,
                             sigma_x = stats::setNames(res$sigma_x, nx),
                             sigma_y = if (within) NULL else stats::setNames(res$sigma_y, ny)))
+}
+
+# The ts_cka result res (over the usable layers) over all layers full_x x full_y, NA
+# where a layer was unusable.
+expand_cka <- function(res, full_x, full_y) {
+  grid <- tibble::tibble(layer_x = factor(rep(full_x, times = length(full_y)), levels = full_x),
+                         layer_y = factor(rep(full_y, each = length(full_x)), levels = unique(full_y)))
+  key <- paste(res$layer_x, res$layer_y, sep = "\r")
+  grid$cka <- res$cka[match(paste(grid$layer_x, grid$layer_y, sep = "\r"), key)]
+  st <- attr(res, "settings")
+  st$sigma_x <- st$sigma_x[full_x]
+  if (!is.null(st$sigma_y)) st$sigma_y <- st$sigma_y[full_y]
+  names(st$sigma_x) <- full_x
+  structure(grid, class = c("ts_cka", class(grid)), settings = st)
 }
 
 layer_sigmas <- function(sigma, layers, call = rlang::caller_env()) {

@@ -263,7 +263,9 @@ check_types <- function(type, choices, call = rlang::caller_env(), arg = rlang::
 #' @param ... Passed on to methods.
 #' @return A tibble of class `ts_composition` with `src_layer`, `src_head`,
 #'   `dst_layer`, `dst_head` (1-based), `type`, `score`, `baseline`, `baseline_sd` and
-#'   `ratio`. `autoplot()` draws a source x destination heatmap; `as_igraph()` gives
+#'   `ratio` (`score` is NA, with a warning of class `tensorscope_warning_degenerate`, for
+#'   a pair involving a head whose weights are all zero). `autoplot()` draws a source x
+#'   destination heatmap; `as_igraph()` gives
 #'   the weighted head graph.
 #' @references Elhage et al. (2021). A mathematical framework for transformer circuits.
 #'   Transformer Circuits Thread.
@@ -340,6 +342,13 @@ composition_scores.default <- function(W_Q, W_K, W_V, W_O, type = c("q", "k", "v
                    type = type[i], score = s[, i], baseline = mean(base[, i]),
                    baseline_sd = if (nrow(base) > 1) stats::sd(base[, i]) else NA_real_)
   }))
+  if (anyNA(out$score)) {
+    # a head with all-zero weights has no composition (0 / 0): NA, with a warning
+    z <- unique(out[is.na(out$score), c("src_layer", "src_head")])
+    cli::cli_warn("{nrow(z)} head pair{?s} involve{?s/} a head with all-zero weights (e.g. layer {z$src_layer[1]}, head {z$src_head[1]}): the composition score is NA there.",
+                  class = c("tensorscope_warning_degenerate", "tensorscope_warning"))
+    out$score[is.na(out$score)] <- NA_real_
+  }
   out$ratio <- out$score / out$baseline
   out$type <- factor(out$type, levels = c("q", "k", "v"))
   structure(out, class = c("ts_composition", class(out)),

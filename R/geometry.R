@@ -11,12 +11,33 @@ reps_layers <- function(x, arg = rlang::caller_arg(x), call = rlang::caller_env(
 }
 
 # Applies fn(matrix, arg) to every layer and binds the tibbles, with a `layer` column
-# (a factor in layer order) first.
+# (a factor in layer order) first. A layer with zero variance (e.g. a zero-initialised
+# head) is unusable but does not stop the others: it gets one row of NA values (text
+# columns kept from another layer) and a warning of class
+# tensorscope_warning_unusable_layer naming it. If every layer is unusable, the first
+# error is raised.
 map_layers <- function(layers, fn, arg) {
+  failed <- list()
   rows <- lapply(names(layers), function(nm) {
-    out <- fn(layers[[nm]], sprintf("%s$%s", arg, nm))
+    out <- tryCatch(fn(layers[[nm]], sprintf("%s$%s", arg, nm)), tensorscope_error_zero_variance = function(e) {
+      failed[[nm]] <<- e
+      NULL
+    })
+    if (is.null(out)) return(NULL)
     tibble::add_column(tibble::as_tibble(out), layer = nm, .before = 1)
   })
+  if (length(failed) == length(layers)) rlang::cnd_signal(failed[[1]])
+  if (length(failed)) {
+    msg <- conditionMessage(failed[[1]])
+    proto <- rows[[which(!vapply(rows, is.null, logical(1)))[1]]][1, ]
+    for (j in seq_along(proto)) if (!is.character(proto[[j]])) proto[[j]] <- proto[[j]][NA_integer_]
+    for (nm in names(failed)) {
+      proto$layer <- nm
+      rows[[match(nm, names(layers))]] <- proto
+    }
+    cli::cli_warn(c("Layer{?s} {.val {names(failed)}} {?is/are} unusable (zero variance across stimuli) and gave NA; the other layers were computed.",
+                    i = "{msg}"), class = c("tensorscope_warning_unusable_layer", "tensorscope_warning"))
+  }
   out <- do.call(rbind, rows)
   out$layer <- factor(out$layer, levels = names(layers))
   out
@@ -73,7 +94,12 @@ distinct_rows <- function(x, arg, call = rlang::caller_env()) {
 #'   list of layers.
 #' @param on `"singular_values"` or `"eigenvalues"`, see Details.
 #' @return For a matrix, a single number. For layers, a `ts_layer_profile` tibble with
-#'   columns `layer`, `metric` and `value`.
+#'   columns `layer`, `metric` and `value`. Both are scale-invariant (data x 1e300 or
+#'   x 1e-300 give the unscaled value).
+#'   A layer with zero variance across stimuli (e.g. a zero-initialised head) is
+#'   unusable: it gets `NA`, with a warning of class `tensorscope_warning_unusable_layer`
+#'   naming it, and the other layers are computed (every layer unusable: an error of
+#'   class `tensorscope_error_zero_variance`).
 #' @references Roy & Vetterli (2007). The effective rank: a measure of effective
 #'   dimensionality. EUSIPCO.
 #' @export
@@ -97,7 +123,7 @@ spectral_metric <- function(x, which, metric, arg = "x", call = rlang::caller_en
     m <- as_data_matrix(m, arg = arg, call = call)
     check_min_rows(m, 2, arg, "A spectrum", call = call)
     check_variance(m, arg, call = call)
-    cpp_spectral_dims(m)[which]
+    cpp_spectral_dims(scale_extreme_data(m))[which]
   }
   layers <- reps_layers(x, arg = arg, call = call)
   if (is.null(layers)) return(one(x, arg))
@@ -165,6 +191,10 @@ check_k <- function(k, n, arg, call = rlang::caller_env()) {
 #' @return For a matrix, a single number (attributes `n_used`, the points in the
 #'   estimate, and `n_duplicates`). For layers, a `ts_layer_profile` tibble: `layer`,
 #'   `metric` (`"intrinsic_dim"`), `value`, `method`, `n_used`, `n_duplicates`.
+#'   A layer with zero variance across stimuli (e.g. a zero-initialised head) is
+#'   unusable: it gets `NA`, with a warning of class `tensorscope_warning_unusable_layer`
+#'   naming it, and the other layers are computed (every layer unusable: an error of
+#'   class `tensorscope_error_zero_variance`).
 #' @references Facco, d'Errico, Rodriguez & Laio (2017). Estimating the intrinsic
 #'   dimension of datasets by a minimal neighborhood information. Sci. Rep. 7, 12140.
 #'   Levina & Bickel (2005). Maximum likelihood estimation of intrinsic dimension. NIPS.
@@ -186,7 +216,7 @@ intrinsic_dim <- function(x, method = c("twonn", "twonn_mle", "mle_levina_bickel
     d <- distinct_rows(m, arg, call = call)
     kk <- if (method == "mle_levina_bickel") k else 2L
     check_k(kk, nrow(d$x), arg, call = call)
-    r <- cpp_intrinsic_dim(d$x, method, k, keep, threads_now())
+    r <- cpp_intrinsic_dim(scale_extreme_data(d$x), method, k, keep, threads_now())
     if (is.infinite(r$dim)) {
       cli::cli_warn("Every neighbour-distance ratio in {.arg {arg}} is 1 (equidistant neighbours): the intrinsic dimension is infinite.",
                     class = "tensorscope_warning_degenerate")
@@ -221,7 +251,9 @@ intrinsic_dim <- function(x, method = c("twonn", "twonn_mle", "mle_levina_bickel
 #'   solved exactly (transportation simplex, not a Sinkhorn approximation) with
 #'   shortest-path ground costs, computed only between the two supports. Note that on
 #'   a kNN graph the weights \eqn{e^{-w^p}} depend on the units of the data, as in
-#'   GraphRicciCurvature; `exp_power = 0` gives uniform weights.
+#'   GraphRicciCurvature; `exp_power = 0` gives uniform weights. Forman curvature and
+#'   uniform-weight Ollivier curvature are scale-invariant (data x 1e300 or x 1e-300
+#'   give the unscaled curvature: extreme scales are brought near 1 internally).
 #' * `"forman"`: Forman curvature with unit node weights (Sreejith et al. 2016),
 #'   \eqn{F(e) = w_e (2/w_e - \sum_{e' \sim x} 1/\sqrt{w_e w_{e'}} - \sum_{e' \sim y}
 #'   1/\sqrt{w_e w_{e'}})}, i.e. \eqn{4 - \deg x - \deg y} when unweighted.
@@ -273,8 +305,12 @@ ricci_curvature <- function(x, k = 10, alpha = 0.5, method = c("ollivier", "form
     check_variance(m, arg, call = call)
     d <- distinct_rows(m, arg, call = call)
     check_k(k, nrow(d$x), arg, call = call)
-    r <- cpp_ricci_knn(d$x, k, method, alpha, exp_power, threads_now())
-    tibble::tibble(from = d$rows[r$from], to = d$rows[r$to], length = r$weight, curvature = r$curvature)
+    # Forman and uniform-weight Ollivier curvature are scale-invariant: extreme scales are
+    # brought near 1 (lengths scaled back). The weights e^{-w^p} (exp_power > 0) depend
+    # on the units of w by definition, so those data are used as they are.
+    s <- if (method == "forman" || exp_power == 0) scale_extreme_data(d$x, with_factor = TRUE) else list(x = d$x, factor = 1)
+    r <- cpp_ricci_knn(s$x, k, method, alpha, exp_power, threads_now())
+    tibble::tibble(from = d$rows[r$from], to = d$rows[r$to], length = r$weight / s$factor, curvature = r$curvature)
   }
   layers <- reps_layers(x)
   settings <- list(method = method, alpha = alpha, k = k, exp_power = exp_power)
@@ -382,14 +418,14 @@ fiber_bundle_one <- function(x, arg, k_range, window, step, alpha, p_adjust, cal
   kmax <- as.integer(min(k_range[2], n - 2))
   m <- kmax - kmin + 1L
   if (is.null(window)) window <- min(40L, m %/% 5L)
-  window <- check_count(window, min = 1, call = call)
+  window <- check_count(window, min = 1, max = m, call = call)
   if (window < 5 || m <= 4 * window) {
     ts_abort(c("The fiber-bundle test needs a neighbour range of more than 4 windows of at least 5 spacings.",
                x = "{.arg {arg}} has {n} distinct points: neighbour ranks {kmin}..{kmax} ({m} spacings) with {.arg window} = {window}."),
              "too_few", call = call)
   }
   if (is.null(step)) step <- max(1L, window %/% 2L)
-  step <- check_count(step, min = 1, call = call)
+  step <- check_count(step, min = 1, max = m, call = call)
   r <- cpp_fiber_windows(d$x, kmin, kmax, window, step, threads_now())
   df <- 2 * window
   p_inc <- stats::pf(r$ratio, df, df, lower.tail = FALSE)
@@ -505,7 +541,7 @@ separability <- function(reps, labels, method = c("lda", "nearest_centroid"), fo
   y <- check_labels(labels, n, min_per_class = 2)
   fold <- kfold_ids(n, folds, stratify = y, seed = seed)
   layer_profile(map_layers(layers, function(m, arg) {
-    m <- as_data_matrix(m, arg = arg)
+    m <- scale_extreme_data(as_data_matrix(m, arg = arg))
     check_variance(m, arg)
     acc <- vapply(seq_len(folds), function(f) {
       test <- fold == f
@@ -581,7 +617,9 @@ lda_predict <- function(xtr, ytr, xte, gamma) {
 #'   ([ts_reps()] objects, named lists with the same layer names, or two matrices).
 #' @param method Correlation of the distances: `"pearson"` or `"spearman"`.
 #' @return A `ts_layer_profile` tibble with two rows per layer: `layer`, `metric`
-#'   (`"distance_correlation"`, `"cka"`), `value`.
+#'   (`"distance_correlation"`, `"cka"`), `value` (both scale-invariant; the distance
+#'   correlation is `NA`, with a warning of class `tensorscope_warning_degenerate`,
+#'   when every pair of stimuli is equally far apart on one side).
 #' @export
 #' @examples
 #' set.seed(1)
@@ -607,10 +645,16 @@ invariance <- function(reps, reps_transformed, method = c("pearson", "spearman")
     check_min_rows(a, 3, arg, "Invariance")
     check_variance(a, arg)
     check_variance(b, sprintf("reps_transformed$%s", nm))
+    a <- scale_extreme_data(a)  # both metrics are invariant to each side's scale
+    b <- scale_extreme_data(b)
     da <- rdm(a, method = "euclidean")$dissimilarities[1, ]
     db <- rdm(b, method = "euclidean")$dissimilarities[1, ]
-    tibble::tibble(metric = c("distance_correlation", "cka"),
-                   value = c(stats::cor(da, db, method = method), cka(a, b)))
+    dc <- if (stats::sd(da) > 0 && stats::sd(db) > 0) stats::cor(da, db, method = method) else {
+      cli::cli_warn("Every pair of stimuli of layer {.val {nm}} is equally far apart in {.arg {if (stats::sd(da) > 0) 'reps_transformed' else 'reps'}}: the distance correlation is NA.",
+                    class = c("tensorscope_warning_degenerate", "tensorscope_warning"))
+      NA_real_
+    }
+    tibble::tibble(metric = c("distance_correlation", "cka"), value = c(dc, cka(a, b)))
   }, "reps"))
 }
 

@@ -3,6 +3,7 @@
 
 # A single existing file path (kind "file" when missing, "argument" when not a path).
 check_path <- function(path, exists = TRUE, arg = rlang::caller_arg(path), call = rlang::caller_env()) {
+  force(arg)
   if (!is.character(path) || length(path) != 1 || is.na(path) || !nzchar(path)) {
     ts_abort("{.arg {arg}} must be a single file path (a string), not {describe(path)}.", "argument", call = call)
   }
@@ -12,6 +13,9 @@ check_path <- function(path, exists = TRUE, arg = rlang::caller_arg(path), call 
   }
   if (exists && dir.exists(path)) {
     ts_abort("{.arg {arg}} is a directory, not a file: {.path {path}}.", "file", call = call)
+  }
+  if (exists && !cpp_is_regular_file(path)) {
+    ts_abort("{.arg {arg}} is not a regular file (a named pipe, socket or device): {.path {path}}.", "file", call = call)
   }
   if (!exists && !dir.exists(dirname(path))) {
     ts_abort("{.arg {arg}} is in a directory that does not exist: {.path {dirname(path)}}.", "file", call = call)
@@ -42,7 +46,8 @@ io_result <- function(expr, path, arg = "path", call = rlang::caller_env()) {
 #' arrays are plain vectors and 0-d arrays length-one vectors.
 #'
 #' Every size in the file is checked against the file's length before anything is
-#' allocated. Errors: a missing file is `tensorscope_error_file`; a malformed,
+#' allocated. Errors: a missing file, or one that is not a regular file (a named pipe
+#' or device, which would block), is `tensorscope_error_file`; a malformed,
 #' truncated or otherwise corrupt file (bad magic, unknown version, broken header,
 #' a shape larger than the data, a bad zip structure or CRC) is
 #' `tensorscope_error_corrupt`; complex, string, object and structured dtypes are

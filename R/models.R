@@ -26,13 +26,14 @@
 #' }
 ts_model <- function(path, device = "cpu") {
   call <- rlang::current_env()
-  if (!is.character(path) || length(path) != 1 || is.na(path)) {
-    ts_abort("{.arg path} must be one file path, not {describe(path)}.", "argument", call = call)
-  }
-  if (!file.exists(path) || dir.exists(path)) {
-    ts_abort("{.arg path} {.file {path}} does not exist (or is a directory).", "file", call = call)
-  }
+  path <- check_path(path, call = call)  # a regular file: a named pipe would block the loader
   device <- check_device(device, call = call)
+  bad <- cpp_zip_bad_member(path)
+  if (!is.null(bad)) {
+    # LibTorch does not check the archive's CRCs: a damaged file would load
+    ts_abort("{.arg path} {.file {path}} is corrupt: the CRC of archive member {.val {bad}} does not match its data.",
+             "not_torchscript", call = call)
+  }
   torch_backend(call = call)
   ptr <- torch_run("ts_torch_load", normalizePath(path), device, kind = "not_torchscript",
                    what = "{.arg path} {.file {path}} could not be loaded as a TorchScript model.", call = call)

@@ -93,7 +93,8 @@
 #'   CUDA GPU (see [cka()]).
 #' @return A tibble of class `ts_predictivity`, one row per layer x target: `layer`
 #'   (factor), `target`, `r`, `r2`, `alpha` (ridge: the median over folds of the chosen
-#'   alpha; `NA` for PLS). Attributes: `splits` (per split, layer and target: `split`,
+#'   alpha; `NA` for PLS). A layer with zero variance across stimuli gets `NA` with a
+#'   warning of class `tensorscope_warning_unusable_layer`. Attributes: `splits` (per split, layer and target: `split`,
 #'   `r`, `r2`, `alpha`), `settings`, `ceiling`. `summary()` gives one row per layer (see
 #'   [summary.ts_predictivity()]); `autoplot()` plots it.
 #' @references Schrimpf et al. (2018). Brain-Score: which artificial neural network for
@@ -164,8 +165,16 @@ predictivity <- function(reps, responses, method = c("ridge", "pls"), alphas = 1
   per_split <- vector("list", length(layers))
   preds <- if (return_predictions) stats::setNames(vector("list", length(layers)), layers)
   ncomp_used <- integer(0)
+  unusable <- character(0)
   for (i in seq_along(layers)) {
     X <- reps$layers[[i]]
+    if (cpp_rows_constant(X)) {
+      # a layer with zero variance predicts nothing (a fold-mean artefact otherwise)
+      unusable <- c(unusable, layers[i])
+      rows[[i]] <- tibble::tibble(layer = layers[i], target = colnames(Y), r = NA_real_, r2 = NA_real_, alpha = NA_real_)
+      if (return_predictions) preds[i] <- list(NULL)
+      next
+    }
     res <- if (method == "ridge") {
       ridge_cv_call(X, Y, spl, alphas, alpha_select, alpha_per_target, inner_folds, seed, pooled,
                     return_predictions, th, decomposer)
@@ -192,6 +201,13 @@ predictivity <- function(reps, responses, method = c("ridge", "pls"), alphas = 1
         m
       })
     }
+  }
+  if (length(unusable) == length(layers)) {
+    ts_abort("Every layer of {.arg reps} has zero variance across stimuli: nothing to predict from.", "zero_variance")
+  }
+  if (length(unusable)) {
+    cli::cli_warn("Layer{?s} {.val {unusable}} of {.arg reps} {?has/have} zero variance across stimuli: predictivity NA there; the other layers were computed.",
+                  class = c("tensorscope_warning_unusable_layer", "tensorscope_warning"))
   }
   out <- do.call(rbind, rows)
   out$layer <- factor(out$layer, levels = layers)
@@ -314,7 +330,8 @@ print.ts_predictivity <- function(x, ...) {
 #' @param na Targets with missing values: `"error"` or `"drop"` (with a warning).
 #' @param seed Seed of the random halves.
 #' @return A tibble of class `ts_noise_ceiling`, one row per target: `target`,
-#'   `reliability`. `summary()` gives `method`, `ceiling`, `n_targets`, `n_stimuli`,
+#'   `reliability` (NA, with a warning, for a target with zero variance across stimuli;
+#'   an error of class `tensorscope_error_zero_variance` when every target has). `summary()` gives `method`, `ceiling`, `n_targets`, `n_stimuli`,
 #'   `n_repetitions`, `n_splits`.
 #' @references Schrimpf et al. (2018). Brain-Score. bioRxiv 407007. Spearman (1910),
 #'   Brown (1910), Br J Psychol 3.
@@ -367,8 +384,20 @@ noise_ceiling <- function(trials, method = c("spearman_brown", "split_half"), n_
   }))
   rs <- matrix(rs, nrow = length(targets))  # targets x splits
   rel <- if (method == "spearman_brown") spearman_brown(rs) else rs
+  rel[!is.finite(rel)] <- NA_real_
+  flat <- rowSums(!is.na(rel)) == 0
+  if (all(flat)) {
+    ts_abort("Every target of {.arg trials} has zero variance across stimuli in its split halves: the reliability is undefined.",
+             "zero_variance")
+  }
+  if (any(flat)) {
+    cli::cli_warn("Target{?s} {.val {targets[flat]}} of {.arg trials} {?has/have} zero variance across stimuli: reliability NA (left out of the ceiling).",
+                  class = c("tensorscope_warning_degenerate", "tensorscope_warning"))
+  }
   summ <- mean(apply(rel, 2, stats::median, na.rm = TRUE), na.rm = TRUE)
-  out <- tibble::tibble(target = targets, reliability = rowMeans(rel, na.rm = TRUE))
+  rs_mean <- rowMeans(rel, na.rm = TRUE)
+  rs_mean[is.nan(rs_mean)] <- NA_real_
+  out <- tibble::tibble(target = targets, reliability = rs_mean)
   structure(out, class = c("ts_noise_ceiling", class(out)),
             summary = tibble::tibble(method = method, ceiling = summ, n_targets = length(targets),
                                      n_stimuli = d[1], n_repetitions = R, n_splits = n_splits),

@@ -39,6 +39,10 @@
 #'   column per pair i < j, in [stats::dist()] / scipy `squareform` order -- the layout
 #'   of rsatoolbox's `RDMs.dissimilarities`), `conditions` (labels), `descriptors`
 #'   (a tibble with a `name` per RDM) and `method`. See [as_rdm()] for conversions.
+#'   Correlation and cosine RDMs are scale-invariant (data x 1e300 give the unscaled
+#'   RDM). For layers, a layer whose RDM is undefined (zero variance or all-zero
+#'   patterns) gets a row of `NA`, with a warning of class
+#'   `tensorscope_warning_unusable_layer`; [rsa()] reports `NA` for it.
 #' @references Walther, Nili, Ejaz, Alink, Kriegeskorte & Diedrichsen (2016).
 #'   Reliability of dissimilarity measures for multi-voxel pattern analysis.
 #'   NeuroImage 137. Nili et al. (2014). A toolbox for representational similarity
@@ -59,10 +63,26 @@ rdm <- function(x, method = c("correlation", "euclidean", "sqeuclidean", "cosine
   method <- check_choice(method, c("correlation", "euclidean", "sqeuclidean", "cosine", "mahalanobis", "crossnobis"))
   shrinkage <- check_choice(shrinkage, c("diag", "eye", "none"))
   if (inherits(x, "ts_reps")) {
+    failed <- character(0)
     vecs <- lapply(names(x$layers), function(nm) {
-      rdm_one(x$layers[[nm]], method, conditions, runs, noise, shrinkage, arg = sprintf("x$%s", nm), backend = backend)
+      tryCatch(rdm_one(x$layers[[nm]], method, conditions, runs, noise, shrinkage, arg = sprintf("x$%s", nm), backend = backend),
+               tensorscope_error_zero_variance = function(e) {
+                 if (length(x$layers) == 1) rlang::cnd_signal(e)
+                 failed <<- c(failed, nm)
+                 NULL
+               })
     })
-    labels <- vecs[[1]]$labels
+    ok <- !vapply(vecs, is.null, logical(1))
+    if (!any(ok)) ts_abort("The {method} RDM is undefined for every layer of {.arg x} (zero variance).", "zero_variance")
+    if (length(failed)) {
+      # an unusable layer (all-zero or constant patterns) gets a row of NA; compare_rdms()
+      # and rsa() report NA for it
+      np <- length(vecs[[which(ok)[1]]]$d)
+      for (i in which(!ok)) vecs[[i]] <- list(d = rep(NA_real_, np))
+      cli::cli_warn("The {method} RDM is undefined for layer{?s} {.val {failed}} (zero variance or all-zero patterns) and is NA there.",
+                    class = c("tensorscope_warning_unusable_layer", "tensorscope_warning"))
+    }
+    labels <- vecs[[which(ok)[1]]]$labels
     return(new_rdm(do.call(rbind, lapply(vecs, `[[`, "d")), labels,
                    tibble::tibble(name = names(x$layers)), method))
   }
@@ -114,6 +134,7 @@ rdm_one <- function(x, method, conditions, runs, noise, shrinkage, arg, backend 
   } else {
     m <- x
   }
+  if (method %in% c("correlation", "cosine")) m <- scale_extreme_data(m)  # scale-invariant
   S <- matrix(0, 0, 0)
   if (method == "mahalanobis") S <- noise_matrix(noise, x, cond, shrinkage, p, call)
   dev <- dense_backend(backend, length(m), supported = method %in% c("correlation", "cosine", "euclidean", "sqeuclidean"),
@@ -185,7 +206,10 @@ new_rdm <- function(d, labels, descriptors, method) {
 #' conditions), an n x n x k array, or a numeric vector holding an upper triangle
 #' (i < j, `dist()` order) into a `ts_rdm`. Anything else, a
 #' non-square, asymmetric or non-finite matrix, or a non-zero diagonal is an error of
-#' class `tensorscope_error_not_rdm` naming the argument.
+#' class `tensorscope_error_not_rdm` naming the argument, and so are negative
+#' dissimilarities (unless `allow_negative = TRUE`: crossnobis estimates can be
+#' negative) and duplicated condition labels; `labels` of the wrong length are a
+#' `tensorscope_error_mismatch`.
 #'
 #' `as.matrix()` returns the square matrix of one RDM (`i` selects which), `as.dist()`
 #' a `dist` object, and `x$dissimilarities` is the rsatoolbox layout (one row per RDM,
@@ -194,6 +218,7 @@ new_rdm <- function(d, labels, descriptors, method) {
 #' @param x The object to convert.
 #' @param labels Condition labels (default: from the dimnames, or `"1"`, `"2"`, ...).
 #' @param names Names of the RDMs (default: from list names or `"rdm1"`, ...).
+#' @param allow_negative Accept negative dissimilarities (cross-validated distances).
 #' @param ... Unused.
 #' @return A `ts_rdm` object (see [rdm()]).
 #' @export
@@ -202,10 +227,31 @@ new_rdm <- function(d, labels, descriptors, method) {
 #' r <- as_rdm(d)
 #' as.matrix(r)
 #' as.dist(r)
-as_rdm <- function(x, labels = NULL, names = NULL, ...) {
+as_rdm <- function(x, labels = NULL, names = NULL, allow_negative = FALSE, ...) {
   arg <- rlang::caller_arg(x)
   call <- rlang::caller_env()
   if (inherits(x, "ts_rdm")) return(x)
+  if (!is.logical(allow_negative) || length(allow_negative) != 1 || is.na(allow_negative)) {
+    ts_abort("{.arg allow_negative} must be TRUE or FALSE, not {describe(allow_negative)}.", "argument", call = call)
+  }
+  out <- as_rdm_convert(x, labels, names, arg, call)
+  n <- as.integer(round((1 + sqrt(1 + 8 * ncol(out$dissimilarities))) / 2))
+  if (!is.null(labels) && length(labels) != n) {
+    ts_abort("{.arg labels} has {length(labels)} value{?s} but {.arg {arg}} has {n} conditions.", "mismatch", call = call)
+  }
+  if (anyDuplicated(out$conditions)) {
+    ts_abort("{.arg {if (is.null(labels)) arg else 'labels'}} has duplicated condition labels ({.val {out$conditions[duplicated(out$conditions)][1]}}).",
+             "not_rdm", call = call)
+  }
+  if (!allow_negative && any(out$dissimilarities < 0)) {
+    ts_abort(c("{.arg {arg}} has negative dissimilarities (the smallest is {signif(min(out$dissimilarities), 4)}).",
+               i = "Cross-validated estimates (crossnobis) can be negative: use {.code allow_negative = TRUE}."),
+             "not_rdm", call = call)
+  }
+  out
+}
+
+as_rdm_convert <- function(x, labels, names, arg, call) {
   if (inherits(x, "dist")) {
     n <- attr(x, "Size")
     lab <- attr(x, "Labels") %||% as.character(seq_len(n))
@@ -368,7 +414,13 @@ as.dist.ts_rdm <- function(m, diag = FALSE, upper = FALSE) {
 #'   conditions.
 #' @param method The similarity, see Details.
 #' @return One number when `a` and `b` each hold one RDM; otherwise a tibble with
-#'   columns `rdm_a`, `rdm_b`, `method` and `similarity`.
+#'   columns `rdm_a`, `rdm_b`, `method` and `similarity`. Never NaN: an RDM on which
+#'   the method is undefined is an error of class `tensorscope_error_zero_variance`
+#'   naming it (a constant RDM for `"pearson"`, `"spearman"` and `"corr_cov"`, an
+#'   all-zero RDM for `"cosine"`, `"cosine_cov"` and `"bures"`; tau-a and rho-a give 0
+#'   for a constant RDM, since ties count against them), and 2 conditions (one pair)
+#'   are a `tensorscope_error_too_few` except for the cosines and Bures. Every method
+#'   is invariant to the scale of each RDM, also at 1e300 and 1e-300.
 #' @references Nili et al. (2014) PLoS Comput Biol 10: e1003553. Diedrichsen et al.
 #'   (2021) Comparing representational geometries using whitened unbiased-distance-
 #'   matrix similarity. Neurons, Behavior, Data analysis and Theory 5(3). Knight (1966)
@@ -388,7 +440,8 @@ compare_rdms <- function(a, b, method = c("spearman", "pearson", "kendall_tau_a"
   b <- as_rdm(b)
   check_same_conditions(a, b)
   n <- length(a$conditions)
-  s <- cpp_compare_rdms(a$dissimilarities, b$dissimilarities, method, n, threads_now())
+  s <- cpp_compare_rdms(comparable_rdms(a, method, "a"), comparable_rdms(b, method, "b"), method, n, threads_now())
+  check_similarities(s, method)
   if (nrow(s) == 1 && ncol(s) == 1) return(s[1, 1])
   tibble::tibble(
     rdm_a = rep(a$descriptors$name, times = ncol(s)),
@@ -399,6 +452,59 @@ compare_rdms <- function(a, b, method = c("spearman", "pearson", "kendall_tau_a"
 }
 
 compare_methods <- c("spearman", "pearson", "kendall_tau_a", "rho_a", "cosine", "corr_cov", "cosine_cov", "bures")
+
+# The dissimilarities of x (one RDM per row) ready for cpp_compare_rdms: an RDM on which
+# `method` is undefined is an error naming it (a constant RDM has no correlation, an
+# all-zero RDM no cosine; correlations and tau-a/rho-a need at least 2 pairs, i.e. 3
+# conditions), and RDMs whose largest |value| would overflow or underflow sums of
+# squares (beyond 1e+-100) are scaled by a power of two -- every method is invariant
+# to the scale of each RDM, so the result is the unscaled one.
+comparable_rdms <- function(x, method, arg, call = rlang::caller_env()) {
+  D <- x$dissimilarities
+  n <- length(x$conditions)
+  if (n < 3 && !method %in% c("cosine", "cosine_cov", "bures")) {
+    ts_abort("{.arg {arg}} has {n} conditions (one pair); the {method} similarity needs at least 3 conditions.",
+             "too_few", call = call)
+  }
+  if (anyNA(D)) {
+    ts_abort("{.arg {arg}}: RDM{?s} {.val {x$descriptors$name[rowSums(is.na(D)) > 0]}} {?is/are} NA (an unusable layer).",
+             "zero_variance", call = call)
+  }
+  big <- rdm_max_abs(D)
+  bad <- unusable_rdms(x, method)
+  if (any(bad)) {
+    what <- if (method %in% c("pearson", "spearman", "corr_cov")) "constant (every dissimilarity is the same), so it has no correlation" else "all zero, so it has no cosine or Bures similarity"
+    ts_abort("{.arg {arg}}: RDM{?s} {.val {x$descriptors$name[bad]}} {?is/are} {what} ({.arg method} = {.val {method}}).",
+             "zero_variance", call = call)
+  }
+  f <- extreme_scale(big)
+  if (any(f != 1)) D <- D * f
+  D
+}
+
+rdm_max_abs <- function(D) vapply(seq_len(nrow(D)), function(i) max(abs(D[i, ])), numeric(1))
+
+# TRUE for each RDM of x on which `method` is undefined: NA (an unusable layer), constant
+# (correlations) or all zero (cosines, Bures).
+unusable_rdms <- function(x, method) {
+  D <- x$dissimilarities
+  na <- rowSums(is.na(D)) > 0
+  rg <- vapply(seq_len(nrow(D)), function(i) if (na[i]) c(0, 0) else range(D[i, ]), numeric(2))
+  deg <- if (method %in% c("pearson", "spearman", "corr_cov")) rg[1, ] == rg[2, ]
+         else if (method %in% c("cosine", "cosine_cov", "bures")) pmax(abs(rg[1, ]), abs(rg[2, ])) == 0
+         else rep(FALSE, nrow(D))
+  na | deg
+}
+
+# Anything the core still returns as NaN (after comparable_rdms) is an error, never a
+# silent NaN.
+check_similarities <- function(s, method, call = rlang::caller_env()) {
+  if (anyNA(s)) {
+    ts_abort("The {method} similarity is undefined for {sum(is.na(s))} pair{?s} of RDMs (degenerate RDMs).",
+             "zero_variance", call = call)
+  }
+  invisible(s)
+}
 
 check_same_conditions <- function(a, b, arg_a = "a", arg_b = "b", call = rlang::caller_env()) {
   na <- length(a$conditions)

@@ -36,7 +36,11 @@
 #'   random number generator, so `set.seed()` applies).
 #' @return A tibble of class `ts_rsa`, one row per layer x subject: `layer`,
 #'   `subject`, `similarity`, `p_value` (permutation, per subject), `ci_lower`,
-#'   `ci_upper` (per subject; stimulus bootstrap only, else `NA`). `summary()` gives one
+#'   `ci_upper` (per subject; stimulus bootstrap only, else `NA`). A layer whose RDM the
+#'   method cannot compare (see [compare_rdms()]) gets `NA` with a warning of class
+#'   `tensorscope_warning_unusable_layer`; degenerate neural RDMs are an error. With
+#'   few conditions, stimulus-bootstrap samples drawing fewer than 3 distinct
+#'   conditions are dropped, with a warning of class `tensorscope_warning_bootstrap`. `summary()` gives one
 #'   row per layer: `layer`, `similarity` (mean over subjects), `se` (bootstrap
 #'   standard error), `ci_lower`, `ci_upper`, `p_value` (permutation test of the mean),
 #'   `ceiling_lower`, `ceiling_upper`, `n_subjects`, `n_conditions`. `autoplot()` plots
@@ -63,13 +67,28 @@ rsa <- function(reps, neural, method = c("spearman", "pearson", "kendall_tau_a",
   method <- check_choice(method, compare_methods)
   rdm_method <- check_choice(rdm_method, c("correlation", "euclidean", "sqeuclidean", "cosine", "mahalanobis"))
   boot <- check_choice(boot, c("auto", "stimuli", "subjects", "both", "none"))
-  n_boot <- check_count(n_boot, min = 0)
-  n_perm <- check_count(n_perm, min = 0)
+  n_boot <- check_count(n_boot, min = 0, max = 1e7)
+  n_perm <- check_count(n_perm, min = 0, max = 1e8)
   conf_level <- check_number(conf_level, lower = 0.5, upper = 0.9999)
   seed <- check_seed(seed)
 
   models <- if (inherits(reps, "ts_rdm")) reps else rdm(as_reps(reps), rdm_method)
   neural <- as_rdm(neural)
+  bad <- unusable_rdms(models, method)
+  if (any(bad) && !all(bad)) {
+    # an unusable layer (NA or degenerate RDM) gets NA; the others are computed as usual
+    all_layers <- models$descriptors$name
+    cli::cli_warn(c("Layer{?s} {.val {all_layers[bad]}} {?has/have} an RDM on which the similarity is undefined (NA, constant or all zero): NA there; the other layers were computed.",
+                    i = "{.arg method} = {.val {method}}."),
+                  class = c("tensorscope_warning_unusable_layer", "tensorscope_warning"))
+    keep <- new_rdm(models$dissimilarities[!bad, , drop = FALSE], models$conditions,
+                    models$descriptors[!bad, , drop = FALSE], models$method)
+    res <- rsa(keep, neural, method = method, boot = boot, n_boot = n_boot, n_perm = n_perm,
+               conf_level = conf_level, seed = seed)
+    out <- expand_rsa(res, all_layers)
+    attr(out, "settings")$rdm_method <- if (inherits(reps, "ts_rdm")) NA else rdm_method
+    return(out)
+  }
   check_same_conditions(models, neural, "reps", "neural")
   n <- length(models$conditions)
   if (n < 3) ts_abort("RSA needs at least 3 conditions; there are {n}.", "too_few")
@@ -88,14 +107,11 @@ rsa <- function(reps, neural, method = c("spearman", "pearson", "kendall_tau_a",
     ts_abort("{.arg boot} = {.val {boot}} resamples subjects, but {.arg neural} holds one RDM.", "too_few")
   }
 
-  D <- models$dissimilarities
-  N <- neural$dissimilarities
+  D <- comparable_rdms(models, method, "reps")
+  N <- comparable_rdms(neural, method, "neural")
   th <- threads_now()
   obs <- cpp_compare_rdms(D, N, method, n, th)  # k x s
-  if (anyNA(obs)) {
-    ts_abort("Some RDMs are constant, so the {method} similarity is undefined (layers: {.val {layers[rowSums(is.na(obs)) > 0]}}).",
-             "zero_variance")
-  }
+  check_similarities(obs, method)
 
   # permutation p-values
   p_subject <- matrix(NA_real_, k, s)
@@ -118,6 +134,12 @@ rsa <- function(reps, neural, method = c("spearman", "pearson", "kendall_tau_a",
     if (boot %in% c("stimuli", "both")) {
       bs <- cpp_bootstrap_conditions(D, N, n, method, n_boot, seed + 1, th)  # n_boot x (k*s)
       dim(bs) <- c(n_boot, k, s)
+      dropped <- sum(apply(is.na(bs), 1, any))
+      if (dropped > 0) {
+        cli::cli_warn(c("{dropped} of {n_boot} bootstrap sample{?s} over stimuli left fewer than 3 distinct conditions (or a constant RDM) and {?was/were} dropped from the intervals.",
+                        i = "{n} conditions are few for a bootstrap over stimuli."),
+                      class = c("tensorscope_warning_bootstrap", "tensorscope_warning"))
+      }
       for (i in seq_len(k)) for (j in seq_len(s)) {
         ci_subject[i, j, ] <- stats::quantile(bs[, i, j], c(alpha, 1 - alpha), na.rm = TRUE, names = FALSE)
       }
@@ -160,6 +182,21 @@ rsa <- function(reps, neural, method = c("spearman", "pearson", "kendall_tau_a",
   structure(out, class = c("ts_rsa", class(out)), summary = summ,
             settings = list(method = method, rdm_method = if (inherits(reps, "ts_rdm")) NA else rdm_method,
                             boot = boot, n_boot = n_boot, n_perm = n_perm, conf_level = conf_level, seed = seed))
+}
+
+# An rsa() result over a subset of the layers, over all_layers (NA for the others).
+expand_rsa <- function(res, all_layers) {
+  subjects <- unique(res$subject)
+  grid <- tibble::tibble(layer = factor(rep(all_layers, times = length(subjects)), levels = all_layers),
+                         subject = rep(subjects, each = length(all_layers)))
+  idx <- match(paste(grid$layer, grid$subject, sep = "\r"), paste(res$layer, res$subject, sep = "\r"))
+  for (col in setdiff(names(res), c("layer", "subject"))) grid[[col]] <- res[[col]][idx]
+  sm <- attr(res, "summary")
+  si <- match(all_layers, as.character(sm$layer))
+  summ <- sm[si, ]
+  summ$layer <- factor(all_layers, levels = all_layers)
+  for (col in c("ceiling_lower", "ceiling_upper", "n_subjects", "n_conditions")) summ[[col]] <- sm[[col]][1]
+  structure(grid, class = class(res), summary = summ, settings = attr(res, "settings"))
 }
 
 # Subject RDMs transformed the way rsatoolbox's pool_rdm does for each method before
@@ -208,7 +245,7 @@ print.ts_rsa <- function(x, ...) {
     cli::cat_line(sprintf("noise ceiling: [%.3f, %.3f]", sm$ceiling_lower[1], sm$ceiling_upper[1]))
   }
   best <- sm$layer[which.max(sm$similarity)]
-  cli::cat_line("best layer: ", as.character(best), sprintf(" (mean %s = %.3f)", st$method, max(sm$similarity)))
+  cli::cat_line("best layer: ", as.character(best), sprintf(" (mean %s = %.3f)", st$method, max(sm$similarity, na.rm = TRUE)))
   print(tibble::as_tibble(structure(x, class = class(x)[-1], summary = NULL, settings = NULL)), ...)
   invisible(x)
 }

@@ -111,7 +111,13 @@ superposition <- function(W, orientation = c("features_by_dims", "dims_by_featur
   norm_tol <- check_number(norm_tol, lower = 0, upper = 1)
   bins <- check_count(bins, min = 1)
   if (all(W == 0)) ts_abort("{.arg W} is all zeros: there are no feature directions.", "zero_variance")
-  r <- cpp_feature_geometry(W, bins, threads_now())
+  if (ncol(W) < 1 || nrow(W) < 2) {
+    ts_abort("{.arg W} needs at least 2 features and 1 dimension; it is {nrow(W)} x {ncol(W)} (after {.arg orientation}).", "too_few")
+  }
+  # cosines are scale-invariant; squared norms are scaled back (so 1e300 does not overflow)
+  sc <- scale_extreme_data(W, with_factor = TRUE)
+  r <- cpp_feature_geometry(sc$x, bins, threads_now())
+  r$norm2 <- r$norm2 / sc$factor^2
   n <- nrow(W)
   m <- ncol(W)
   rep_ <- r$norm2 > norm_tol * max(r$norm2)
@@ -307,7 +313,7 @@ polysemanticity <- function(reps, labels, test = c("permutation", "welch"), n_pe
   y <- check_labels(labels, n, min_per_class = 2)
   pvals <- list()
   units <- map_layers(layers, function(m, arg) {
-    m <- as_data_matrix(m, arg = arg)
+    m <- scale_extreme_data(as_data_matrix(m, arg = arg))  # every statistic is scale-invariant
     if (nrow(m) != n) ts_abort("{.arg {arg}} has {nrow(m)} stimuli but {.arg labels} has {n}.", "mismatch")
     p <- if (test == "welch") welch_category_p(m, y) else with_seed(seed, permutation_category_p(m, y, n_perm))
     p <- t(apply(p, 1, stats::p.adjust, method = p_adjust))

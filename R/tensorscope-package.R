@@ -36,6 +36,14 @@
 #'
 #' Errors raised in C++ also carry the kind as a field (`e$kind`).
 #'
+#' @section Warnings:
+#' Degenerate but usable input gives a result with `NA` where a value is undefined,
+#' never a bare NaN, and a warning of class `tensorscope_warning` plus
+#' `tensorscope_warning_unusable_layer` (a layer with zero variance in an all-layer
+#' function: `NA` for it, the other layers computed), `tensorscope_warning_degenerate`
+#' (a target, head or distance profile with zero variance) or
+#' `tensorscope_warning_bootstrap` (bootstrap samples that could not be used).
+#'
 #' @keywords internal
 #' @useDynLib tensorscope, .registration = TRUE
 #' @importFrom Rcpp sourceCpp

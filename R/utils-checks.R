@@ -22,7 +22,8 @@ cpp_errors <- function(expr, what, hint = NULL, torch_kind = NULL, call = rlang:
     kind <- e$kind %||% "torch"
     if (kind == "torch") kind <- torch_kind %||% if (is.null(e$kind)) "internal" else "torch"
     env <- new.env(parent = envir)   # `what` may refer to the caller's variables
-    env$msg <- sub("\n.*", "", conditionMessage(e))
+    # a damaged file can put invalid UTF-8 in LibTorch's message: replace those bytes
+    env$msg <- sub("\n.*", "", iconv(conditionMessage(e), "UTF-8", "UTF-8", sub = "?"))
     ts_abort(c(what, x = "{msg}", hint), kind, call = call, .envir = env)
   })
 }
@@ -98,9 +99,15 @@ check_choice <- function(x, choices, arg = rlang::caller_arg(x), call = rlang::c
   x
 }
 
-check_count <- function(x, min = 0, arg = rlang::caller_arg(x), call = rlang::caller_env()) {
-  if (!is.numeric(x) || length(x) != 1 || is.na(x) || x != round(x) || x < min) {
-    ts_abort("{.arg {arg}} must be a whole number >= {min}, not {describe(x)}.", "argument", call = call)
+# A size argument: a whole number in [min, max]. max defaults to the largest R integer,
+# so a count never overflows the int the core receives (1e10 or Inf is an error here,
+# not a wrapped negative number or a huge allocation there); callers pass a tighter
+# max where the size is bounded by the data.
+check_count <- function(x, min = 0, max = .Machine$integer.max, arg = rlang::caller_arg(x),
+                        call = rlang::caller_env()) {
+  if (!is.numeric(x) || length(x) != 1 || !is.finite(x) || x != round(x) || x < min || x > max) {
+    range <- if (max < .Machine$integer.max) sprintf("in [%s, %s]", format(min), format(max)) else sprintf(">= %s", format(min))
+    ts_abort("{.arg {arg}} must be a whole number {range}, not {describe(x)}.", "argument", call = call)
   }
   as.integer(x)
 }
@@ -120,6 +127,23 @@ check_seed <- function(seed, arg = rlang::caller_arg(seed), call = rlang::caller
              "argument", call = call)
   }
   as.double(seed)
+}
+
+# Power-of-two factors (one per value of `big`, the largest |value| of a matrix, row or
+# RDM) that bring values beyond 1e+-100 near 1 (exactly: no rounding), and 1 otherwise.
+extreme_scale <- function(big) {
+  ifelse(big > 1e100 | (big < 1e-100 & big > 0), 2^-ceiling(log2(big)), 1)
+}
+
+# x (a finite double matrix) scaled by a power of two when its largest |value| is beyond
+# 1e+-100, where sums of squares overflow or underflow; unchanged (no copy) otherwise.
+# For scale-invariant metrics only (CKA, correlation/cosine RDMs, spectra, ...): they
+# then give the unscaled answer for data x 1e300 or x 1e-300. with_factor: also return
+# the factor, to scale a distance-valued output back.
+scale_extreme_data <- function(x, with_factor = FALSE) {
+  f <- extreme_scale(cpp_max_abs(x))
+  if (f != 1) x <- x * f
+  if (with_factor) list(x = x, factor = f) else x
 }
 
 # Total variance of a layer is zero: every stimulus has the same pattern.

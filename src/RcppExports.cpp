@@ -54,6 +54,28 @@ BEGIN_RCPP
     return rcpp_result_gen;
 END_RCPP
 }
+// cpp_is_regular_file
+bool cpp_is_regular_file(std::string path);
+RcppExport SEXP _tensorscope_cpp_is_regular_file(SEXP pathSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::RNGScope rcpp_rngScope_gen;
+    Rcpp::traits::input_parameter< std::string >::type path(pathSEXP);
+    rcpp_result_gen = Rcpp::wrap(cpp_is_regular_file(path));
+    return rcpp_result_gen;
+END_RCPP
+}
+// cpp_max_abs
+double cpp_max_abs(SEXP x);
+RcppExport SEXP _tensorscope_cpp_max_abs(SEXP xSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::RNGScope rcpp_rngScope_gen;
+    Rcpp::traits::input_parameter< SEXP >::type x(xSEXP);
+    rcpp_result_gen = Rcpp::wrap(cpp_max_abs(x));
+    return rcpp_result_gen;
+END_RCPP
+}
 // cpp_pattern_row_sums
 Eigen::MatrixXd cpp_pattern_row_sums(Rcpp::NumericVector a, int nq, int nk, int threads);
 RcppExport SEXP _tensorscope_cpp_pattern_row_sums(SEXP aSEXP, SEXP nqSEXP, SEXP nkSEXP, SEXP threadsSEXP) {
@@ -354,6 +376,17 @@ BEGIN_RCPP
     return rcpp_result_gen;
 END_RCPP
 }
+// cpp_zip_bad_member
+SEXP cpp_zip_bad_member(std::string path);
+RcppExport SEXP _tensorscope_cpp_zip_bad_member(SEXP pathSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::RNGScope rcpp_rngScope_gen;
+    Rcpp::traits::input_parameter< std::string >::type path(pathSEXP);
+    rcpp_result_gen = Rcpp::wrap(cpp_zip_bad_member(path));
+    return rcpp_result_gen;
+END_RCPP
+}
 // cpp_ridge_cv
 Rcpp::List cpp_ridge_cv(SEXP x, SEXP y, Rcpp::List train, Rcpp::List test, std::vector<double> alphas, std::string select, bool per_target, int inner_folds, double seed, bool pooled, bool keep, int threads, SEXP decomposer);
 RcppExport SEXP _tensorscope_cpp_ridge_cv(SEXP xSEXP, SEXP ySEXP, SEXP trainSEXP, SEXP testSEXP, SEXP alphasSEXP, SEXP selectSEXP, SEXP per_targetSEXP, SEXP inner_foldsSEXP, SEXP seedSEXP, SEXP pooledSEXP, SEXP keepSEXP, SEXP threadsSEXP, SEXP decomposerSEXP) {
@@ -549,6 +582,8 @@ static const R_CallMethodDef CallEntries[] = {
     {"_tensorscope_cpp_cka_matrix", (DL_FUNC) &_tensorscope_cpp_cka_matrix, 11},
     {"_tensorscope_cpp_first_non_finite", (DL_FUNC) &_tensorscope_cpp_first_non_finite, 1},
     {"_tensorscope_cpp_rows_constant", (DL_FUNC) &_tensorscope_cpp_rows_constant, 1},
+    {"_tensorscope_cpp_is_regular_file", (DL_FUNC) &_tensorscope_cpp_is_regular_file, 1},
+    {"_tensorscope_cpp_max_abs", (DL_FUNC) &_tensorscope_cpp_max_abs, 1},
     {"_tensorscope_cpp_pattern_row_sums", (DL_FUNC) &_tensorscope_cpp_pattern_row_sums, 4},
     {"_tensorscope_cpp_attention_entropy", (DL_FUNC) &_tensorscope_cpp_attention_entropy, 4},
     {"_tensorscope_cpp_diagonal_mean", (DL_FUNC) &_tensorscope_cpp_diagonal_mean, 7},
@@ -570,6 +605,7 @@ static const R_CallMethodDef CallEntries[] = {
     {"_tensorscope_cpp_read_npz", (DL_FUNC) &_tensorscope_cpp_read_npz, 1},
     {"_tensorscope_cpp_read_npy_raw", (DL_FUNC) &_tensorscope_cpp_read_npy_raw, 2},
     {"_tensorscope_cpp_write_npy", (DL_FUNC) &_tensorscope_cpp_write_npy, 4},
+    {"_tensorscope_cpp_zip_bad_member", (DL_FUNC) &_tensorscope_cpp_zip_bad_member, 1},
     {"_tensorscope_cpp_ridge_cv", (DL_FUNC) &_tensorscope_cpp_ridge_cv, 13},
     {"_tensorscope_cpp_pls_cv", (DL_FUNC) &_tensorscope_cpp_pls_cv, 8},
     {"_tensorscope_cpp_ridge_coef", (DL_FUNC) &_tensorscope_cpp_ridge_coef, 4},

@@ -1,6 +1,8 @@
 // Rcpp glue for argument checks that must not allocate (core: common.hpp).
 #include "glue.h"
 
+#include <filesystem>
+
 // 1-based position of the first NA/NaN/Inf in a double vector or matrix, 0 if none.
 // [[Rcpp::export]]
 double cpp_first_non_finite(SEXP x) {
@@ -25,4 +27,22 @@ bool cpp_rows_constant(SEXP x) {
     }
     return true;
   });
+}
+
+// TRUE when path is a regular file (following links): readers open nothing else, since
+// opening a named pipe or a device blocks or never ends.
+// [[Rcpp::export]]
+bool cpp_is_regular_file(std::string path) {
+  std::error_code ec;
+  return std::filesystem::is_regular_file(path, ec);
+}
+
+// Largest |value| of a double vector or matrix (finite input; one pass, no allocation).
+// [[Rcpp::export]]
+double cpp_max_abs(SEXP x) {
+  const double* v = REAL(x);
+  const R_xlen_t n = XLENGTH(x);
+  double m = 0;
+  for (R_xlen_t i = 0; i < n; ++i) m = std::max(m, std::fabs(v[i]));
+  return m;
 }

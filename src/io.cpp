@@ -100,3 +100,23 @@ SEXP cpp_write_npy(SEXP x, std::string path, Rcpp::NumericVector dims, bool fort
     return R_NilValue;
   });
 }
+
+// Name of the first member of the zip archive at path whose CRC-32 does not match its
+// data (a TorchScript .pt with flipped bytes, which LibTorch would load), or NULL when
+// every CRC matches or the archive is not one this reader understands (LibTorch then
+// reports what is wrong with it).
+// [[Rcpp::export]]
+SEXP cpp_zip_bad_member(std::string path) {
+  try {
+    const std::vector<unsigned char> bytes = npy::read_file(path);
+    for (const auto& m : npy::zip_members(bytes.data(), bytes.size())) {
+      try {
+        npy::zip_extract(bytes.data(), bytes.size(), m);
+      } catch (const npy::io_error& e) {
+        if (std::string(e.what()).find("CRC mismatch") != std::string::npos) return Rcpp::wrap(m.name);
+      }
+    }
+  } catch (const npy::io_error&) {
+  }
+  return R_NilValue;
+}

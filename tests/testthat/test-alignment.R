@@ -153,7 +153,10 @@ test_that("bad input gives classed errors naming the argument", {
   expect_error(cka(x, y, kernel = "rbf", path = "feature"), class = "tensorscope_error_argument")
   expect_error(cka(letters[1:10], y), class = "tensorscope_error_type")
   expect_error(cka(x, matrix(numeric(0), 10, 0)), class = "tensorscope_error_empty")
-  expect_error(cka_layers(list(a = x, b = matrix(2, 10, 2))), class = "tensorscope_error_zero_variance")
+  # issue 15: a constant layer no longer aborts the others; it is NA with a warning
+  expect_warning(r <- cka_layers(list(a = x, b = matrix(2, 10, 2))), class = "tensorscope_warning_unusable_layer")
+  expect_true(all(is.na(as.matrix(r)["b", ])) && as.matrix(r)["a", "a"] == 1)
+  expect_error(cka_layers(list(a = matrix(1, 10, 2), b = matrix(2, 10, 2))), class = "tensorscope_error_zero_variance")
   expect_error(cka_layers(list(a = x, b = y[1:9, ])), class = "tensorscope_error_mismatch")
   expect_error(cka_layers(list(a = x), rand_mat(11, 2)), class = "tensorscope_error_mismatch")
   expect_error(cka_layers(list(a = x, b = y), kernel = "rbf", sigma = c(a = 1)), class = "tensorscope_error_argument")

@@ -124,8 +124,10 @@ inline FiberWindows fiber_windows(const Matrix& dist, int k_min, int k_max, int 
                                   const Exec& ex) {
   const Index n = dist.rows();
   const int m = k_max - k_min + 1;  // number of spacings
-  std::vector<int> cuts;
-  for (int c = w; c + w <= m; c += step) cuts.push_back(c);
+  if (w < 1 || step < 1 || k_min < 1 || k_max < k_min || k_max >= dist.cols())
+    throw invalid_input("fiber_windows: window, step and the neighbour range must be positive and within dist");
+  std::vector<int> cuts;  // 64-bit counter: c + step cannot overflow for any int step
+  for (std::int64_t c = w; c + w <= m; c += step) cuts.push_back(static_cast<int>(c));
   const int nw = m / w;
   FiberWindows out;
   out.ratio.resize(n, static_cast<Index>(cuts.size()));

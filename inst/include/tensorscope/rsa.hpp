@@ -196,6 +196,13 @@ inline Matrix bootstrap_conditions(const MatRef& models, const MatRef& neural, I
             if (smp[a] != smp[b]) idx.push_back(lrow[smp[b]]);
         }
         const Index mb = static_cast<Index>(idx.size());
+        if (mb < 2) {
+          // fewer than 3 distinct conditions drawn (likely when n_cond is tiny): no
+          // correlation is defined on 0 or 1 pair; the sample is marked NaN and the
+          // caller drops it (and says how many it dropped)
+          for (Index t = 0; t < k * s; ++t) out(b0 + c, t) = std::numeric_limits<double>::quiet_NaN();
+          continue;
+        }
         if (method == Compare::kendall_tau_a) {
           gc.resize(static_cast<std::size_t>(nv * mb));
           for (Index v = 0; v < nv; ++v)
