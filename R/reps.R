@@ -24,7 +24,9 @@
 #' loaded, the one tensorscope was built against; configure prefers torch for R's). Then
 #' [cka()], [cka_layers()] and [rdm()] (correlation, cosine, euclidean and sqeuclidean,
 #' without `conditions`) compute on the tensors in place, on their device, in float64,
-#' and only the results come back to R: a whole CKA/RDM analysis stays on the GPU. Every
+#' and only the results come back to R: a whole CKA/RDM analysis stays on the GPU (a
+#' higher-rank tensor is flattened there in its own row-major order, which neither CKA nor
+#' these distances depend on; copies into R are flattened as R arrays are). Every
 #' other function, and `backend = "eigen"`, copies the tensors into R matrices first.
 #' When the two LibTorch builds differ, a message says so once per session and the
 #' tensors are copied into R (by torch for R) here.

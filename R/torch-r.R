@@ -55,9 +55,10 @@ activations_rtorch <- function(model, inputs, layers, batch_size, device, stimul
     }
     layers <- unique(layers)
   }
-  mod_device <- ops$module_device(inst)
-  device <- rt_check_device(device %||% mod_device %||% "cpu", mod_device, ops, call)
   x <- rt_inputs(inputs, ops, call)
+  mod_device <- ops$module_device(inst)
+  in_device <- unlist(lapply(Filter(ops$is_tensor, x$inputs), ops$device))[1]   # a module without parameters
+  device <- rt_check_device(device %||% mod_device %||% in_device %||% "cpu", mod_device, ops, call)
   n <- x$n
   if (is.null(stimuli)) stimuli <- x$ids
 
@@ -165,7 +166,7 @@ rt_check_device <- function(device, mod_device, ops, call) {
   if (startsWith(device, "cuda") && !ops$cuda_available()) {
     ts_abort("{.arg device} is {.val {device}} but torch for R sees no CUDA device.", "cuda_unavailable", call = call)
   }
-  if (!is.null(mod_device) && sub(":0$", "", device) != sub(":0$", "", mod_device)) {
+  if (!is.null(mod_device) && rt_device_string(device) != rt_device_string(mod_device)) {
     ts_abort(c("{.arg device} is {.val {device}} but the {.cls nn_module}'s parameters are on {.val {mod_device}}.",
                i = "Move the module first (e.g. {.code model$to(device = \"{device}\")}); tensorscope does not move it."),
              "argument", call = call)
@@ -207,9 +208,10 @@ rt_ops <- function(call = rlang::caller_env()) {
     is_tensor = function(x) inherits(x, "torch_tensor"),
     nrow = function(x) x$size(1),
     cuda_available = function() torch::cuda_is_available(),
+    device = function(t) rt_device_string(t$device),
     module_device = function(inst) {
       p <- inst$parameters
-      if (length(p)) as.character(p[[1]]$device) else NULL
+      if (length(p)) rt_device_string(p[[1]]$device) else NULL
     },
     module_dtype = function(inst) {
       p <- Filter(function(t) t$is_floating_point(), inst$parameters)
@@ -218,7 +220,7 @@ rt_ops <- function(call = rlang::caller_env()) {
     batch = function(a, idx, device, dtype) {
       if (inherits(a, "torch_tensor")) {
         s <- a[min(idx):max(idx), ..]
-        return(if (as.character(s$device) == device) s else s$to(device = device))
+        return(if (rt_device_string(s$device) == rt_device_string(device)) s else s$to(device = device))
       }
       torch::torch_tensor(slice_rows(a, idx), dtype = if (is.integer(a)) torch::torch_long() else dtype, device = device)
     },
@@ -235,6 +237,12 @@ rt_ops <- function(call = rlang::caller_env()) {
     },
     no_grad = function(expr) torch::with_no_grad(expr)
   )
+}
+
+# "cpu", "cuda:0", ... from a torch_device (or such a string: "cuda" means "cuda:0").
+rt_device_string <- function(d) {
+  if (is.character(d)) return(if (d == "cuda") "cuda:0" else d)
+  if (is.null(d$index) || d$type == "cpu") d$type else paste0(d$type, ":", d$index)
 }
 
 # torch for R installed with its LibTorch/lantern binaries.
@@ -281,9 +289,12 @@ rtensor_mismatch <- function(maps, facts, backend) {
 }
 
 # What the backend sees of a torch_tensor: list(data_ptr ("0x..."), device, dtype,
-# shape, n, p, floating, integer, finite, constant (every stimulus the same),
-# contiguous). Only when rtensor_shared(). For checks and for the zero-copy tests.
-rtensor_info <- function(x, call = rlang::caller_env()) torch_run("ts_torch_rtensor_info", x, kind = "type", call = call)
+# shape, n, p, floating, integer, contiguous, and with `checks` (one pass over the data on
+# its device) finite and constant (every stimulus the same)). Only when
+# rtensor_shared(). For checks and for the zero-copy tests.
+rtensor_info <- function(x, checks = FALSE, call = rlang::caller_env()) {
+  torch_run("ts_torch_rtensor_info", x, checks, kind = "type", call = call)
+}
 
 # A torch_tensor layer copied into an R matrix (stimuli x flattened features): by the
 # backend when it shares torch for R's LibTorch, by torch for R otherwise.
@@ -306,7 +317,7 @@ rtensor_shape <- function(x, call = rlang::caller_env()) {
 # Checks a torch_tensor layer in the backend, on its device (no copy): numeric, stimuli
 # first, not empty, finite and (with `variance`) not the same for every stimulus.
 check_rtensor <- function(x, arg, variance = FALSE, call = rlang::caller_env()) {
-  info <- rtensor_info(x, call = call)
+  info <- rtensor_info(x, checks = TRUE, call = call)
   if (!info$floating && !info$integer) {
     ts_abort("{.arg {arg}} must be a numeric torch_tensor, not dtype {info$dtype}.", "type", call = call)
   }

@@ -92,8 +92,9 @@ SEXP doubles_sexp(const std::vector<double>& v) {
 }  // namespace
 
 // What this library sees of a torch_tensor: where its data is, on which device, its
-// dtype and shape, and the checks the metrics need (finite; every stimulus the same).
-extern "C" SEXP ts_torch_rtensor_info(SEXP x) {
+// dtype and shape, and (with `checks`: one pass over the data on its device) the checks
+// the metrics need (finite; every stimulus the same).
+extern "C" SEXP ts_torch_rtensor_info(SEXP x, SEXP checks) {
   return ts_torch::guarded([&]() -> SEXP {
     torch::NoGradGuard no_grad;
     const torch::Tensor t = rtensor(x);
@@ -103,7 +104,7 @@ extern "C" SEXP ts_torch_rtensor_info(SEXP x) {
     const bool integral = !floating && at::isIntegralType(t.scalar_type(), /*includeBool=*/true);
     bool finite = true, constant = false;
     int64_t n = t.dim() > 0 ? t.size(0) : 0, p = t.dim() > 0 && n > 0 ? t.numel() / n : 0;
-    if (t.dim() > 0 && t.numel() > 0) {
+    if (Rf_asLogical(checks) && t.dim() > 0 && t.numel() > 0) {
       const torch::Tensor m = as_layer(t);
       if (floating) finite = torch::isfinite(m).all().item<bool>();
       constant = finite && m.eq(m.narrow(0, 0, 1)).all().item<bool>();

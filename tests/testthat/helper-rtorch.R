@@ -47,6 +47,7 @@ fake_ops <- function(device = NULL) {
   list(
     is_tensor = function(x) FALSE,
     nrow = function(x) dim(x)[1],
+    device = function(t) "cpu",
     cuda_available = function() FALSE,
     module_device = function(inst) device,
     module_dtype = function(inst) "double",

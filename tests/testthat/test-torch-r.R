@@ -171,7 +171,7 @@ test_that("the backend reads the tensor in place: the data pointer does not chan
   skip_if_not(ts_torch_available())
   x <- matrix(rnorm(20 * 4), 20)
   tx <- tensorscope:::rtensor_fake(x)
-  info <- tensorscope:::rtensor_info(tx)
+  info <- tensorscope:::rtensor_info(tx, checks = TRUE)
   expect_match(info$data_ptr, "^0x[0-9a-f]+$")
   expect_identical(tensorscope:::rtensor_info(tx)$data_ptr, info$data_ptr)
   expect_identical(info$shape, c(20, 4))
@@ -279,4 +279,16 @@ test_that("CUDA: nn_module capture, and CKA/RDM on CUDA tensors in place", {
   reps <- ts_reps(list(a = a, b = b))
   expect_equal(rdm(reps)$dissimilarities, rdm(ts_reps(list(a = as.array(a$cpu()), b = as.array(b$cpu()))))$dissimilarities,
                tolerance = 1e-12)
+})
+
+test_that("CUDA tensors (laid out as torch for R's) are computed on in place on the GPU", {
+  skip_if_not(ts_torch_available())
+  skip_if_not(isTRUE(ts_build_info()$cuda), "no CUDA in tensorscope's LibTorch")
+  set.seed(4)
+  x <- matrix(rnorm(40 * 8), 40)
+  y <- matrix(rnorm(40 * 3), 40) + x[, 1:3]
+  tx <- tensorscope:::rtensor_fake(x, device = "cuda")
+  expect_identical(tensorscope:::rtensor_info(tx)$device, "cuda:0")
+  expect_equal(cka(tx, y), cka(x, y), tolerance = 1e-12)
+  expect_equal(rdm(tx)$dissimilarities, rdm(x)$dissimilarities, tolerance = 1e-12)
 })
