@@ -257,19 +257,24 @@ is_rtensor <- function(x) inherits(x, "torch_tensor")
 # Can torch for R's tensors be handed to tensorscope's backend as they are? Only when
 # both use one LibTorch in this process: one libtorch_cpu is mapped, and it is the one the
 # backend was built against (configure records its folder; it prefers torch for R's).
-# Read from /proc/self/maps, so the check itself loads no LibTorch. Cached; a mismatch is
-# said once per session, and the callers fall back to copies made by torch for R.
+# Read from /proc/self/maps, so the check itself loads no LibTorch; cached until R loads
+# another shared library (torch for R loads lantern, hence LibTorch, when it loads). A
+# mismatch is said once per session (per reason), and the callers fall back to copies
+# made by torch for R.
 rtensor_shared <- function(call = rlang::caller_env()) {
-  if (!is.null(the$rtensor_shared)) return(the$rtensor_shared)
+  key <- paste(names(getLoadedDLLs()), collapse = " ")
+  if (identical(the$rtensor_key, key)) return(the$rtensor_ok)
   why <- rtensor_mismatch(maps = if (file.exists("/proc/self/maps")) readLines("/proc/self/maps") else NULL,
                           facts = build_facts(), backend = ts_torch_available())
-  the$rtensor_shared <- is.null(why)
-  if (!is.null(why)) {
+  if (!is.null(why) && !identical(the$rtensor_said, why)) {
+    the$rtensor_said <- why
     cli::cli_inform(c("torch_tensors are copied into R for tensorscope's metrics: {why}.",
                       i = "Install tensorscope against torch for R's LibTorch (configure prefers {.code torch::torch_install_path()}) to compute on them in place."),
                     class = "tensorscope_message_rtensor_copy")
   }
-  the$rtensor_shared
+  the$rtensor_key <- key
+  the$rtensor_ok <- is.null(why)
+  the$rtensor_ok
 }
 
 # Why tensors cannot be shared (NULL when they can), from the process's memory map.
