@@ -22,7 +22,7 @@
 #'   (`"block.lin"`; `"0"`, `"1"`, ... in an `nn_sequential`; `NULL`: the leaves). For the
 #'   duration of the call, the callable each chosen submodule's parent holds (in its
 #'   private `modules_` list, which is what `self$child(x)` and `nn_sequential` call) is
-#'   replaced by one that records the output; the parents' lists and the training flag are
+#'   replaced by one that records the output; the parents' lists and every module's training flag are
 #'   put back exactly as they were on exit, also after an error or an interrupt. The
 #'   module runs in evaluation mode without gradients, one forward pass per batch, on its
 #'   own device (`device`, if given, must be that device: the module is not moved). R
@@ -75,11 +75,13 @@ activations_rtorch <- function(model, inputs, layers, batch_size, device, stimul
     cur[[mods[[l]]$name]] <- rt_wrap(cur[[mods[[l]]$name]], l, store, ops)
     assign("modules_", cur, envir = parent)
   }
-  was_training <- isTRUE(inst$training)
-  on.exit(if (was_training) inst$train(TRUE), add = TRUE)
+  # evaluation mode; every module's own training flag is put back on exit
+  insts <- c(list(inst), lapply(mods, function(m) rt_instance(m$module)))
+  flags <- lapply(insts, function(i) i$training)
+  on.exit(for (k in seq_along(insts)) if (!is.null(flags[[k]])) insts[[k]]$training <- flags[[k]], add = TRUE)
   inst$train(FALSE)
 
-  parts <- stats::setNames(vector("list", length(layers)), layers)
+  parts <- stats::setNames(lapply(layers, function(l) list()), layers)
   starts <- seq(1, n, by = batch_size)
   dtype <- ops$module_dtype(inst)
   pb <- if (length(starts) > 1) cli::cli_progress_bar("Forward passes", total = length(starts), .envir = environment())
@@ -121,7 +123,7 @@ rt_children <- function(m) {
 }
 rt_address <- function(env) sub("^<environment: (.*)>$", "\\1", utils::capture.output(print(env))[1])
 
-# Every submodule, depth first, by dotted path: list(path = list(parent, name)). A module
+# Every submodule, depth first, by dotted path: list(path = list(parent, name, module)). A module
 # instance reachable by several paths is listed (and captured) at its first path.
 rt_walk <- function(model) {
   out <- list()
@@ -135,7 +137,7 @@ rt_walk <- function(model) {
       key <- rt_address(rt_instance(ch[[i]]))
       if (key %in% seen) next
       seen <<- c(seen, key)
-      out[[path]] <<- list(parent = m, name = nms[i])
+      out[[path]] <<- list(parent = m, name = nms[i], module = ch[[i]])
       visit(ch[[i]], path)
     }
   }

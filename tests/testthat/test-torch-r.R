@@ -54,6 +54,17 @@ test_that("nested custom modules: any named submodule at any depth, shapes kept"
   expect_identical(r$shapes$head, c(1L, 2L))
   expect_identical(module_lists(net), before)
   expect_setequal(names(tensorscope:::rt_walk(net)), c("flatten", "block", "block.lin", "block.act", "head"))
+  # mixed training flags come back as they were; the pass itself ran in evaluation mode
+  attr(block, "module")$train(FALSE)
+  seen <- NULL
+  probe <- fake_sequential(fake_leaf(function(x) { seen <<- attr(net, "module")$training; x }), net)
+  attr(probe, "module")$training <- TRUE
+  fake_activations(probe, x, layers = "1.head")
+  expect_false(seen)
+  expect_true(attr(probe, "module")$training)
+  expect_true(attr(net, "module")$training)
+  expect_false(attr(block, "module")$training)
+  expect_false(attr(attr(block, "module")$.__enclos_env__$private$modules_$lin, "module")$training)
 })
 
 test_that("the module is restored on error and on interrupt", {
