@@ -23,7 +23,9 @@
 #' rule sigma^2 = median of the non-zero squared distances (`t` is not used).
 #'
 #' @param x,y Numeric matrices (or data frames, or arrays with stimuli first) with the
-#'   same stimuli in the same rows.
+#'   same stimuli in the same rows; or torch for R `torch_tensor`s (stimuli first), on
+#'   which CKA is computed in place, on their device, when tensorscope shares torch for
+#'   R's LibTorch (see [ts_reps()]; `backend = "eigen"` copies them into R).
 #' @param kernel `"linear"` or `"rbf"`.
 #' @param estimator `"biased"` (Kornblith et al.) or `"debiased"` (Song et al.).
 #' @param sigma `NULL` or the RBF bandwidth(s), see Details.
@@ -58,31 +60,39 @@
 cka <- function(x, y, kernel = c("linear", "rbf"), estimator = c("biased", "debiased"),
                 sigma = NULL, bandwidth = c("median", "median_nonzero"), t = 0.5,
                 path = c("auto", "feature", "gram"), backend = c("auto", "eigen", "torch")) {
-  x <- as_data_matrix(x)
-  y <- as_data_matrix(y)
-  if (nrow(x) != nrow(y)) {
-    ts_abort("{.arg x} and {.arg y} must have the same stimuli: {.arg x} has {nrow(x)} rows, {.arg y} has {nrow(y)}.",
+  in_place <- in_place_route(list(x, y), backend)
+  x <- as_layer_data(x, in_place, arg = "x")
+  y <- as_layer_data(y, in_place, arg = "y")
+  nx <- layer_dims(x)[1]
+  ny <- layer_dims(y)[1]
+  if (nx != ny) {
+    ts_abort("{.arg x} and {.arg y} must have the same stimuli: {.arg x} has {nx} rows, {.arg y} has {ny}.",
              "mismatch")
   }
-  opts <- cka_options(kernel, estimator, sigma, bandwidth, t, path, n = nrow(x))
-  check_variance(x, "x")
-  check_variance(y, "y")
-  if (opts$kernel == "linear") {  # linear CKA is scale-invariant: no overflow at x 1e300
+  opts <- cka_options(kernel, estimator, sigma, bandwidth, t, path, n = nx)
+  check_layer_variance(x, "x")
+  check_layer_variance(y, "y")
+  if (opts$kernel == "linear" && !in_place) {  # linear CKA is scale-invariant: no overflow at x 1e300
     x <- scale_extreme_data(x)
     y <- scale_extreme_data(y)
   }
-  dev <- dense_backend(backend, length(x) + length(y))
+  dev <- if (in_place) "tensor" else dense_backend(backend, length(x) + length(y))
   sig <- opts$sigma
   res <- cka_engine(list(x), list(y), opts, sig[1], sig[length(sig)], dev)
   res$cka[1, 1]
 }
 
-# CKA matrix of layer lists xs and ys (ys empty: within xs) on the Eigen core or a
-# LibTorch device; list(cka, sigma_x, sigma_y) either way.
+# CKA matrix of layer lists xs and ys (ys empty: within xs) on the Eigen core, a
+# LibTorch device, or ("tensor") in place on torch_tensor layers' device;
+# list(cka, sigma_x, sigma_y) either way.
 cka_engine <- function(xs, ys, opts, sx, sy, dev, call = rlang::caller_env()) {
   if (dev == "eigen") {
     return(cpp_cka_matrix(xs, ys, opts$kernel, opts$estimator, opts$bandwidth, opts$t, sx, sy, opts$path,
                           cka_memory(), threads_now()))
+  }
+  if (dev == "tensor") {
+    return(torch_run("ts_torch_cka_tensors", xs, ys, opts$kernel, opts$estimator, opts$bandwidth, opts$t,
+                     as.double(sx), as.double(sy), opts$path, kind = "argument", call = call))
   }
   torch_run("ts_torch_cka_matrix", xs, ys, opts$kernel, opts$estimator, opts$bandwidth, opts$t,
             as.double(sx), as.double(sy), opts$path, dev, kind = "argument", call = call)
@@ -149,11 +159,11 @@ cka_layers <- function(reps, reps2 = NULL, kernel = c("linear", "rbf"),
                        estimator = c("biased", "debiased"), sigma = NULL,
                        bandwidth = c("median", "median_nonzero"), t = 0.5,
                        path = c("auto", "feature", "gram"), backend = c("auto", "eigen", "torch")) {
-  reps <- as_reps(reps)
+  reps <- as_reps(reps, tensors = TRUE)
   within <- is.null(reps2)
   if (!within) {
-    if (is.matrix(reps2) || is.data.frame(reps2)) reps2 <- list(neural = reps2)
-    reps2 <- as_reps(reps2)
+    if (is.matrix(reps2) || is.data.frame(reps2) || is_rtensor(reps2)) reps2 <- list(neural = reps2)
+    reps2 <- as_reps(reps2, tensors = TRUE)
     if (length(reps2$stimuli) != length(reps$stimuli)) {
       ts_abort("{.arg reps} has {length(reps$stimuli)} stimuli but {.arg reps2} has {length(reps2$stimuli)}.",
                "mismatch")
@@ -166,8 +176,13 @@ cka_layers <- function(reps, reps2 = NULL, kernel = c("linear", "rbf"),
   }
   n <- length(reps$stimuli)
   opts <- cka_options(kernel, estimator, NULL, bandwidth, t, path, n = n)
+  in_place <- in_place_route(c(reps$layers, if (!within) reps2$layers), backend)
+  if (!in_place) {
+    reps$layers <- rtensor_to_matrices(reps$layers, "reps$")
+    if (!within) reps2$layers <- rtensor_to_matrices(reps2$layers, "reps2$")
+  }
   # a layer with zero variance (e.g. a zero-initialised head) gets NA, with a warning
-  usable <- function(layers) vapply(layers, function(m) !cpp_rows_constant(m), logical(1))
+  usable <- function(layers) vapply(layers, function(m) is_rtensor(m) || !cpp_rows_constant(m), logical(1))
   okx <- usable(reps$layers)
   oky <- if (within) okx else usable(reps2$layers)
   if (!all(okx) || !all(oky)) {
@@ -186,15 +201,17 @@ cka_layers <- function(reps, reps2 = NULL, kernel = c("linear", "rbf"),
                       bandwidth = bandwidth, t = t, path = path, backend = backend)
     return(expand_cka(res, full_x, full_y))
   }
+  for (nm in names(reps$layers)) check_layer_variance(reps$layers[[nm]], sprintf("reps$%s", nm))
+  if (!within) for (nm in names(reps2$layers)) check_layer_variance(reps2$layers[[nm]], sprintf("reps2$%s", nm))
   nx <- names(reps$layers)
   ny <- if (within) nx else names(reps2$layers)
   sx <- layer_sigmas(sigma, nx)
   sy <- if (within) numeric(0) else layer_sigmas(sigma, ny)
   size <- sum(lengths(reps$layers)) + if (within) 0 else sum(lengths(reps2$layers))
-  dev <- dense_backend(backend, size)
+  dev <- if (in_place) "tensor" else dense_backend(backend, size)
   xs <- unname(reps$layers)
   ys <- if (within) list() else unname(reps2$layers)
-  if (opts$kernel == "linear") {
+  if (opts$kernel == "linear" && !in_place) {
     xs <- lapply(xs, scale_extreme_data)
     ys <- lapply(ys, scale_extreme_data)
   }

@@ -23,7 +23,7 @@ analysis_units <- function(models, call) {
     nm <- nms[i]
     if (inherits(m, "ts_reps")) {
       units[[length(units) + 1]] <- list(model = if (nzchar(nm)) nm else m$provenance$model %||% paste0("model", i),
-                                         step = as.double(m$provenance$step %||% NA), kind = "reps", reps = m)
+                                         step = as.double(m$provenance$step %||% NA), kind = "reps", reps = as_reps(m))
     } else if (inherits(m, "ts_model") || is.character(m)) {
       path <- if (inherits(m, "ts_model")) m$path else m
       if (is_checkpoints(path)) {
@@ -42,7 +42,7 @@ analysis_units <- function(models, call) {
     } else if (is.list(m) && length(m) && all(vapply(m, inherits, logical(1), "ts_reps"))) {
       for (j in seq_along(m)) {
         st <- as.double(m[[j]]$provenance$step %||% j)
-        units[[length(units) + 1]] <- list(model = if (nzchar(nm)) nm else paste0("model", i), step = st, kind = "reps", reps = m[[j]])
+        units[[length(units) + 1]] <- list(model = if (nzchar(nm)) nm else paste0("model", i), step = st, kind = "reps", reps = as_reps(m[[j]]))
       }
     } else {
       ts_abort("{.arg models}[[{i}]] must be a ts_model, a TorchScript path, checkpoint files or a ts_reps, not {describe(m)}.",

@@ -156,7 +156,7 @@ as_inputs <- function(inputs, arg = "inputs", call = rlang::caller_env()) {
   if (!length(inputs)) ts_abort("{.arg {arg}} is empty.", "empty", call = call)
   for (i in seq_along(inputs)) {
     x <- inputs[[i]]
-    if (inherits(x, "torch_tensor")) x <- as.array(x)
+    if (inherits(x, "torch_tensor")) x <- as.array(x$detach()$cpu())   # CUDA tensors too
     if (is.data.frame(x)) x <- as.matrix(x)
     if (is.logical(x)) storage.mode(x) <- "double"
     if (!is.numeric(x)) {
@@ -280,9 +280,7 @@ reps_from_layers <- function(layers, ...) {
 #' }
 activations <- function(model, inputs, layers = NULL, batch_size = 64, device = NULL, stimuli = NULL) {
   call <- rlang::current_env()
-  if (inherits(model, "nn_module")) {
-    return(activations_rtorch(model, inputs, layers, batch_size, stimuli, call = call))
-  }
+  if (inherits(model, "nn_module")) return(activations_rtorch(model, inputs, layers, batch_size, device, stimuli, call = call))
   batch_size <- check_count(batch_size, min = 1)
   if (!is.null(device)) device <- check_device(device, call = call)
   inputs <- as_inputs(inputs, call = call)
@@ -341,59 +339,6 @@ predict.ts_model <- function(object, inputs, batch_size = 64, ...) {
   batch_size <- check_count(batch_size, min = 1)
   run_batches(object, as_inputs(inputs), character(), batch_size)$output
 }
-
-# torch for R: its nn_modules have no forward hooks, so each chosen submodule's forward
-# method is wrapped for the duration of the call (restored on exit) to record outputs.
-# Untested here: the torch package cannot be installed on the build machine.
-activations_rtorch <- function(model, inputs, layers, batch_size, stimuli, call) {
-  if (!requireNamespace("torch", quietly = TRUE)) {
-    ts_abort("An {.cls nn_module} needs the torch package.", "torch_unavailable", call = call)
-  }
-  batch_size <- check_count(batch_size, min = 1, call = call)
-  walk <- function(m, prefix) {
-    out <- list()
-    ch <- m$children
-    for (nm in names(ch)) {
-      p <- if (prefix == "") nm else paste0(prefix, ".", nm)
-      out[[p]] <- ch[[nm]]
-      out <- c(out, walk(ch[[nm]], p))
-    }
-    out
-  }
-  mods <- walk(model, "")
-  all <- names(mods)
-  if (is.null(layers)) layers <- all[vapply(all, function(a) !any(startsWith(all, paste0(a, "."))), logical(1))]
-  bad <- setdiff(layers, all)
-  if (length(bad)) ts_abort(c("{.arg layers}: no submodule{?s} {.val {bad}}.", i = "Valid names: {.val {all}}."), "argument", call = call)
-  x <- if (inherits(inputs, "torch_tensor")) inputs else torch::torch_tensor(as_inputs(inputs, call = call)[[1]])
-  n <- x$size(1)
-  captured <- list()
-  wrap <- function(l, orig) {
-    force(l); force(orig)
-    function(...) {
-      out <- orig(...)
-      captured[[l]] <<- c(captured[[l]], list(as.array(out$cpu())))
-      out
-    }
-  }
-  restore <- list()
-  on.exit(for (r in restore) { unlockBinding("forward", r$inst); assign("forward", r$orig, envir = r$inst) }, add = TRUE)
-  for (l in layers) {
-    inst <- attr(mods[[l]], "module") %||% mods[[l]]   # the R6 instance behind the callable
-    restore[[l]] <- list(inst = inst, orig = inst$forward)
-    unlockBinding("forward", inst)
-    assign("forward", wrap(l, inst$forward), envir = inst)
-  }
-  model$eval()
-  torch::with_no_grad({
-    for (s in seq(1, n, by = batch_size)) model(x[s:min(n, s + batch_size - 1), ..])
-  })
-  out <- lapply(layers, function(l) bind_rows_array(captured[[l]]))
-  names(out) <- layers
-  ts_reps(out, stimuli = stimuli, model = class(model)[1], batch_size = batch_size, source = "torch for R")
-}
-
-# ---- model introspection (transformers) -------------------------------------------------
 
 # Hook names for a model: every "...hook_pattern" submodule, or the chosen blocks.
 pattern_hooks <- function(model, layers, call = rlang::caller_env()) {

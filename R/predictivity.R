@@ -59,7 +59,8 @@
 #' listed in `attr(, "settings")$dropped_targets`). Constant targets are an error.
 #'
 #' @param reps The model: a [ts_reps()] object or anything it accepts (one matrix is
-#'   one layer).
+#'   one layer). `torch_tensor` layers are copied into R once (the folds are gathered
+#'   by the core; `backend = "torch"` then moves each fold to the device).
 #' @param responses Stimuli x targets matrix or data frame, in the stimulus order of
 #'   `reps` (row names, when present, must equal the stimulus ids), or a stimuli x
 #'   targets x repetitions array: it is averaged over repetitions and, unless `ceiling`

@@ -23,8 +23,11 @@
 #' diagonal, Schafer & Strimmer 2005; rsatoolbox's default), `"eye"` (Ledoit-Wolf
 #' towards a scaled identity) or `"none"`.
 #'
-#' @param x A numeric matrix (observations x channels), data frame, or a [ts_reps()]
-#'   object (one RDM per layer).
+#' @param x A numeric matrix (observations x channels), data frame, a [ts_reps()]
+#'   object (one RDM per layer), or a torch for R `torch_tensor` (observations first).
+#'   Tensors are read in place, on their device, for the correlation, cosine, euclidean
+#'   and sqeuclidean RDMs without `conditions` when tensorscope shares torch for R's
+#'   LibTorch (see [ts_reps()]); otherwise they are copied into R.
 #' @param method The dissimilarity, see Details.
 #' @param conditions Condition of each row (`NULL`: each row is a condition).
 #' @param runs Run / partition of each row; required for `"crossnobis"`.
@@ -65,7 +68,8 @@ rdm <- function(x, method = c("correlation", "euclidean", "sqeuclidean", "cosine
   if (inherits(x, "ts_reps")) {
     failed <- character(0)
     vecs <- lapply(names(x$layers), function(nm) {
-      tryCatch(rdm_one(x$layers[[nm]], method, conditions, runs, noise, shrinkage, arg = sprintf("x$%s", nm), backend = backend),
+      tryCatch(rdm_layer(x$layers[[nm]], x$stimuli, method, conditions, runs, noise, shrinkage, arg = sprintf("x$%s", nm),
+                         backend = backend),
                tensorscope_error_zero_variance = function(e) {
                  if (length(x$layers) == 1) rlang::cnd_signal(e)
                  failed <<- c(failed, nm)
@@ -86,9 +90,28 @@ rdm <- function(x, method = c("correlation", "euclidean", "sqeuclidean", "cosine
     return(new_rdm(do.call(rbind, lapply(vecs, `[[`, "d")), labels,
                    tibble::tibble(name = names(x$layers)), method))
   }
-  x <- as_data_matrix(x)
-  r <- rdm_one(x, method, conditions, runs, noise, shrinkage, arg = "x", backend = backend)
+  r <- rdm_layer(x, NULL, method, conditions, runs, noise, shrinkage, arg = "x", backend = backend)
   new_rdm(matrix(r$d, nrow = 1), r$labels, tibble::tibble(name = "rdm"), method)
+}
+
+# One layer (an R matrix, or a torch_tensor: computed in place on its device when the
+# backend shares torch for R's LibTorch and the method has a LibTorch path, else copied).
+rdm_layer <- function(x, stimuli, method, conditions, runs, noise, shrinkage, arg, backend, call = rlang::caller_env()) {
+  supported <- is.null(conditions) && method %in% c("correlation", "cosine", "euclidean", "sqeuclidean")
+  if (in_place_route(list(x), backend, supported, call = call)) {
+    info <- check_rtensor(x, arg, call = call)
+    if (info$n < 2) ts_abort("An RDM needs at least 2 conditions; {.arg {arg}} has {info$n}.", "too_few", call = call)
+    d <- drop(torch_run("ts_torch_rdm_tensor", x, method, kind = "zero_variance", call = call,
+                        what = "The {method} distance is undefined for a condition of {.arg {arg}}."))
+    return(list(d = d, labels = stimuli %||% as.character(seq_len(info$n))))
+  }
+  if (is_rtensor(x)) {
+    x <- rtensor_matrix(x, arg = arg, call = call)
+    if (!is.null(stimuli)) rownames(x) <- stimuli
+  } else if (is.null(stimuli)) {
+    x <- as_data_matrix(x, arg = arg, call = call)
+  }
+  rdm_one(x, method, conditions, runs, noise, shrinkage, arg = arg, backend = backend, call = call)
 }
 
 rdm_one <- function(x, method, conditions, runs, noise, shrinkage, arg, backend = "eigen", call = rlang::caller_env()) {

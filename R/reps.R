@@ -8,14 +8,28 @@
 #' computed from it can say where it came from.
 #'
 #' @param x A named list of layers (matrices, data frames or arrays whose first
-#'   dimension is stimuli), or a single matrix / data frame / array (one layer).
+#'   dimension is stimuli, or torch for R `torch_tensor`s), or a single matrix / data
+#'   frame / array / tensor (one layer).
 #' @param stimuli Stimulus ids (character, unique, one per row). `NULL` takes the row
 #'   names of the first layer, or `"1"`, `"2"`, ....
 #' @param model,step,seed Provenance: model name, training step (checkpoint) and seed.
 #' @param ... Further provenance fields (e.g. `device`, `batch_size`, `source`).
 #' @return An object of class `ts_reps`: a list with `layers` (named list of double
-#'   matrices), `stimuli`, `shapes` (original per-stimulus shape of each layer) and
-#'   `provenance`.
+#'   matrices, or `torch_tensor`s), `stimuli`, `shapes` (original per-stimulus shape of
+#'   each layer) and `provenance`.
+#'
+#' **torch for R tensors.** A `torch_tensor` layer (on the CPU or a CUDA device, any
+#' floating type) is kept as it is, not copied, when tensorscope's LibTorch backend and
+#' torch for R use the same LibTorch library in the R session (one `libtorch_cpu` is
+#' loaded, the one tensorscope was built against; configure prefers torch for R's). Then
+#' [cka()], [cka_layers()] and [rdm()] (correlation, cosine, euclidean and sqeuclidean,
+#' without `conditions`) compute on the tensors in place, on their device, in float64,
+#' and only the results come back to R: a whole CKA/RDM analysis stays on the GPU (a
+#' higher-rank tensor is flattened there in its own row-major order, which neither CKA nor
+#' these distances depend on; copies into R are flattened as R arrays are). Every
+#' other function, and `backend = "eigen"`, copies the tensors into R matrices first.
+#' When the two LibTorch builds differ, a message says so once per session and the
+#' tensors are copied into R (by torch for R) here.
 #' @seealso [cka_layers()], [rdm()], [rsa()]
 #' @export
 #' @examples
@@ -28,7 +42,7 @@
 ts_reps <- function(x, stimuli = NULL, model = NULL, step = NULL, seed = NULL, ...) {
   call <- rlang::current_env()
   if (inherits(x, "ts_reps")) return(x)
-  if (is.matrix(x) || is.data.frame(x) || is.array(x) || (is.numeric(x) && is.null(dim(x)))) {
+  if (is.matrix(x) || is.data.frame(x) || is.array(x) || (is.numeric(x) && is.null(dim(x))) || is_rtensor(x)) {
     x <- list(layer = x)
   }
   if (!is.list(x)) {
@@ -42,14 +56,16 @@ ts_reps <- function(x, stimuli = NULL, model = NULL, step = NULL, seed = NULL, .
     ts_abort("Layer names in {.arg x} must be unique; {.val {unique(nms[duplicated(nms)])}} repeat{?s}.",
              "argument", call = call)
   }
-  shapes <- lapply(x, function(l) if (is.null(dim(l))) 1L else if (length(dim(l)) > 2) dim(l)[-1] else ncol(l))
+  shapes <- lapply(x, function(l) {
+    if (is_rtensor(l)) rtensor_shape(l, call = call) else if (is.null(dim(l))) 1L else if (length(dim(l)) > 2) dim(l)[-1] else ncol(l)
+  })
   layers <- vector("list", length(x))
   for (i in seq_along(x)) {
-    layers[[i]] <- as_data_matrix(x[[i]], arg = sprintf("x$%s", nms[i]), call = call)
+    layers[[i]] <- as_layer_data(x[[i]], arg = sprintf("x$%s", nms[i]), call = call)
   }
   names(layers) <- nms
   names(shapes) <- nms
-  n <- vapply(layers, nrow, integer(1))
+  n <- vapply(layers, function(l) as.integer(layer_dims(l)[1]), integer(1))
   if (length(unique(n)) > 1) {
     ts_abort(c("Every layer must have the same stimuli (rows).",
                x = "{.arg x} has layers with {paste(sprintf('%s: %d', nms, n), collapse = ', ')} rows."),
@@ -69,6 +85,7 @@ ts_reps <- function(x, stimuli = NULL, model = NULL, step = NULL, seed = NULL, .
              "argument", call = call)
   }
   for (i in seq_along(layers)) {
+    if (is_rtensor(layers[[i]])) next   # a torch_tensor has no row names; its rows are `stimuli`
     rn <- rownames(layers[[i]])
     if (!is.null(rn) && !identical(rn, stimuli) && !identical(rn, as.character(seq_len(n)))) {
       ts_abort(c("Layer {.val {nms[i]}} has rows in another order or other stimuli than {.arg stimuli}.",
@@ -90,8 +107,10 @@ print.ts_reps <- function(x, ...) {
   cli::cat_line("<ts_reps> ", head, ": ", length(x$layers), " layer", if (length(x$layers) != 1) "s",
                 " x ", length(x$stimuli), " stimuli")
   for (nm in names(x$layers)) {
+    l <- x$layers[[nm]]
+    where <- if (is_rtensor(l)) paste0(", torch_tensor on ", rtensor_info(l)$device) else ""
     cli::cat_line("  ", format(nm, width = max(nchar(names(x$layers)))), "  ",
-                  ncol(x$layers[[nm]]), " features (", paste(x$shapes[[nm]], collapse = " x "), ")")
+                  layer_dims(l)[2], " features (", paste(x$shapes[[nm]], collapse = " x "), where, ")")
   }
   other <- p[setdiff(names(p), c("model", "step"))]
   if (length(other)) {
@@ -108,7 +127,7 @@ print.ts_reps <- function(x, ...) {
 #'   `n_constant` (features constant over stimuli).
 #' @export
 summary.ts_reps <- function(object, ...) {
-  l <- object$layers
+  l <- as_reps(object)$layers
   out <- tibble::tibble(
     layer = names(l),
     n_stimuli = vapply(l, nrow, integer(1)),
@@ -155,9 +174,15 @@ names.ts_reps <- function(x) names(x$layers)
 #' @export
 as.list.ts_reps <- function(x, ...) x$layers
 
-# Internal: anything that ts_reps() accepts, or a ts_reps.
-as_reps <- function(x, arg = rlang::caller_arg(x), call = rlang::caller_env()) {
-  if (inherits(x, "ts_reps")) return(x)
+# Internal: anything that ts_reps() accepts, or a ts_reps. torch_tensor layers are copied
+# into R matrices unless `tensors` (the callers that compute on them in place).
+as_reps <- function(x, arg = rlang::caller_arg(x), tensors = FALSE, call = rlang::caller_env()) {
+  if (!inherits(x, "ts_reps")) x <- as_reps_new(x, arg, call)
+  if (!tensors && any_rtensor(x$layers)) x$layers <- rtensor_to_matrices(x$layers, paste0(arg, "$"), x$stimuli, call = call)
+  x
+}
+
+as_reps_new <- function(x, arg, call) {
   tryCatch(ts_reps(x), tensorscope_error = function(e) {
     ts_abort(c("{.arg {arg}} is not usable as representations.", x = "{conditionMessage(e)}"),
              class(e)[1] |> sub(pattern = "tensorscope_error_", replacement = ""), call = call)

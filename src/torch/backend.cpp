@@ -163,6 +163,11 @@ SEXP ts_torch_forward(SEXP, SEXP, SEXP, SEXP);
 SEXP ts_torch_collect(SEXP);
 SEXP ts_torch_forward_count(SEXP);
 SEXP ts_torch_ablate(SEXP, SEXP);
+SEXP ts_torch_rtensor_info(SEXP, SEXP);  // rtensor.cpp: torch for R's tensors
+SEXP ts_torch_rtensor_fake(SEXP, SEXP, SEXP);
+SEXP ts_torch_rtensor_array(SEXP);
+SEXP ts_torch_cka_tensors(SEXP, SEXP, SEXP, SEXP, SEXP, SEXP, SEXP, SEXP, SEXP);
+SEXP ts_torch_rdm_tensor(SEXP, SEXP);
 
 #define TS_CALL(name, n) {#name, reinterpret_cast<DL_FUNC>(&name), n}
 
@@ -182,6 +187,11 @@ void R_init_tensorscope_torch(DllInfo* dll) {
       TS_CALL(ts_torch_collect, 1),
       TS_CALL(ts_torch_forward_count, 1),
       TS_CALL(ts_torch_ablate, 2),
+      TS_CALL(ts_torch_rtensor_info, 2),
+      TS_CALL(ts_torch_rtensor_fake, 3),
+      TS_CALL(ts_torch_rtensor_array, 1),
+      TS_CALL(ts_torch_cka_tensors, 9),
+      TS_CALL(ts_torch_rdm_tensor, 2),
       {nullptr, nullptr, 0}};
   R_registerRoutines(dll, nullptr, calls, nullptr, nullptr);
   R_useDynamicSymbols(dll, FALSE);
