@@ -19,8 +19,9 @@ namespace ts_torch {
 
 // Runs f(); a C++ exception becomes the R condition of its kind (../errors.h, the same
 // classes as the Rcpp glue's) only after f's objects are destroyed (no longjmp over
-// destructors). A LibTorch error (c10::Error) is of kind `torch`; the R layer may
-// name it more precisely for the call (torch_run(kind = ) in R/models.R).
+// destructors). A ts_error keeps its kind; any other exception is LibTorch's (c10::Error,
+// the TorchScript interpreter's JITException): kind `torch`, which the R layer may name
+// more precisely for the call (torch_run(kind = ) in R/models.R).
 template <class F>
 SEXP guarded(F&& f) {
   SEXP cond = R_NilValue;
@@ -29,14 +30,14 @@ SEXP guarded(F&& f) {
     out = f();
   } catch (const c10::Error& e) {
     cond = PROTECT(ts_errors::condition(tensorscope::ErrorKind::torch, e.what_without_backtrace()));
+  } catch (const tensorscope::ts_error& e) {
+    cond = PROTECT(ts_errors::condition(e.kind, e.what()));
+  } catch (const std::bad_alloc&) {
+    cond = PROTECT(ts_errors::condition(tensorscope::ErrorKind::memory, "out of memory"));
+  } catch (const std::exception& e) {
+    cond = PROTECT(ts_errors::condition(tensorscope::ErrorKind::torch, e.what()));
   } catch (...) {
-    std::string message = "unknown C++ error in the LibTorch backend";
-    tensorscope::ErrorKind kind = tensorscope::ErrorKind::internal;
-    try {
-      kind = ts_errors::current(message);
-    } catch (...) {
-    }
-    cond = PROTECT(ts_errors::condition(kind, message));
+    cond = PROTECT(ts_errors::condition(tensorscope::ErrorKind::internal, "unknown C++ error in the LibTorch backend"));
   }
   if (cond != R_NilValue) {
     SEXP call = PROTECT(Rf_lang2(Rf_install("stop"), cond));
