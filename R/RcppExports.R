@@ -129,6 +129,14 @@ cpp_rank <- function(x) {
     .Call(`_tensorscope_cpp_rank`, x)
 }
 
+cpp_shape_matrix <- function(xs, ys, alpha, score, centre, train, test, threads) {
+    .Call(`_tensorscope_cpp_shape_matrix`, xs, ys, alpha, score, centre, train, test, threads)
+}
+
+cpp_cca_similarity <- function(x, y, method, keep) {
+    .Call(`_tensorscope_cpp_cca_similarity`, x, y, method, keep)
+}
+
 cpp_feature_geometry <- function(w, bins, threads) {
     .Call(`_tensorscope_cpp_feature_geometry`, w, bins, threads)
 }

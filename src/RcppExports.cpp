@@ -480,6 +480,38 @@ BEGIN_RCPP
     return rcpp_result_gen;
 END_RCPP
 }
+// cpp_shape_matrix
+Eigen::MatrixXd cpp_shape_matrix(Rcpp::List xs, Rcpp::List ys, double alpha, std::string score, bool centre, Rcpp::IntegerVector train, Rcpp::IntegerVector test, int threads);
+RcppExport SEXP _tensorscope_cpp_shape_matrix(SEXP xsSEXP, SEXP ysSEXP, SEXP alphaSEXP, SEXP scoreSEXP, SEXP centreSEXP, SEXP trainSEXP, SEXP testSEXP, SEXP threadsSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::RNGScope rcpp_rngScope_gen;
+    Rcpp::traits::input_parameter< Rcpp::List >::type xs(xsSEXP);
+    Rcpp::traits::input_parameter< Rcpp::List >::type ys(ysSEXP);
+    Rcpp::traits::input_parameter< double >::type alpha(alphaSEXP);
+    Rcpp::traits::input_parameter< std::string >::type score(scoreSEXP);
+    Rcpp::traits::input_parameter< bool >::type centre(centreSEXP);
+    Rcpp::traits::input_parameter< Rcpp::IntegerVector >::type train(trainSEXP);
+    Rcpp::traits::input_parameter< Rcpp::IntegerVector >::type test(testSEXP);
+    Rcpp::traits::input_parameter< int >::type threads(threadsSEXP);
+    rcpp_result_gen = Rcpp::wrap(cpp_shape_matrix(xs, ys, alpha, score, centre, train, test, threads));
+    return rcpp_result_gen;
+END_RCPP
+}
+// cpp_cca_similarity
+Rcpp::List cpp_cca_similarity(SEXP x, SEXP y, std::string method, double keep);
+RcppExport SEXP _tensorscope_cpp_cca_similarity(SEXP xSEXP, SEXP ySEXP, SEXP methodSEXP, SEXP keepSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::RNGScope rcpp_rngScope_gen;
+    Rcpp::traits::input_parameter< SEXP >::type x(xSEXP);
+    Rcpp::traits::input_parameter< SEXP >::type y(ySEXP);
+    Rcpp::traits::input_parameter< std::string >::type method(methodSEXP);
+    Rcpp::traits::input_parameter< double >::type keep(keepSEXP);
+    rcpp_result_gen = Rcpp::wrap(cpp_cca_similarity(x, y, method, keep));
+    return rcpp_result_gen;
+END_RCPP
+}
 // cpp_feature_geometry
 Rcpp::List cpp_feature_geometry(SEXP w, int bins, int threads);
 RcppExport SEXP _tensorscope_cpp_feature_geometry(SEXP wSEXP, SEXP binsSEXP, SEXP threadsSEXP) {
@@ -582,6 +614,8 @@ static const R_CallMethodDef CallEntries[] = {
     {"_tensorscope_cpp_permutation_null", (DL_FUNC) &_tensorscope_cpp_permutation_null, 7},
     {"_tensorscope_cpp_bootstrap_conditions", (DL_FUNC) &_tensorscope_cpp_bootstrap_conditions, 7},
     {"_tensorscope_cpp_rank", (DL_FUNC) &_tensorscope_cpp_rank, 1},
+    {"_tensorscope_cpp_shape_matrix", (DL_FUNC) &_tensorscope_cpp_shape_matrix, 8},
+    {"_tensorscope_cpp_cca_similarity", (DL_FUNC) &_tensorscope_cpp_cca_similarity, 4},
     {"_tensorscope_cpp_feature_geometry", (DL_FUNC) &_tensorscope_cpp_feature_geometry, 3},
     {"_tensorscope_cpp_sparsity", (DL_FUNC) &_tensorscope_cpp_sparsity, 4},
     {"_tensorscope_cpp_has_openmp", (DL_FUNC) &_tensorscope_cpp_has_openmp, 0},
