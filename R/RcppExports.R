@@ -129,6 +129,10 @@ cpp_rank <- function(x) {
     .Call(`_tensorscope_cpp_rank`, x)
 }
 
+cpp_compare_riemannian <- function(a, b, n_cond, threads) {
+    .Call(`_tensorscope_cpp_compare_riemannian`, a, b, n_cond, threads)
+}
+
 cpp_shape_matrix <- function(xs, ys, alpha, score, centre, train, test, threads) {
     .Call(`_tensorscope_cpp_shape_matrix`, xs, ys, alpha, score, centre, train, test, threads)
 }

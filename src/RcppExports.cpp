@@ -480,6 +480,20 @@ BEGIN_RCPP
     return rcpp_result_gen;
 END_RCPP
 }
+// cpp_compare_riemannian
+Rcpp::List cpp_compare_riemannian(SEXP a, SEXP b, int n_cond, int threads);
+RcppExport SEXP _tensorscope_cpp_compare_riemannian(SEXP aSEXP, SEXP bSEXP, SEXP n_condSEXP, SEXP threadsSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::RNGScope rcpp_rngScope_gen;
+    Rcpp::traits::input_parameter< SEXP >::type a(aSEXP);
+    Rcpp::traits::input_parameter< SEXP >::type b(bSEXP);
+    Rcpp::traits::input_parameter< int >::type n_cond(n_condSEXP);
+    Rcpp::traits::input_parameter< int >::type threads(threadsSEXP);
+    rcpp_result_gen = Rcpp::wrap(cpp_compare_riemannian(a, b, n_cond, threads));
+    return rcpp_result_gen;
+END_RCPP
+}
 // cpp_shape_matrix
 Eigen::MatrixXd cpp_shape_matrix(Rcpp::List xs, Rcpp::List ys, double alpha, std::string score, bool centre, Rcpp::IntegerVector train, Rcpp::IntegerVector test, int threads);
 RcppExport SEXP _tensorscope_cpp_shape_matrix(SEXP xsSEXP, SEXP ysSEXP, SEXP alphaSEXP, SEXP scoreSEXP, SEXP centreSEXP, SEXP trainSEXP, SEXP testSEXP, SEXP threadsSEXP) {
@@ -614,6 +628,7 @@ static const R_CallMethodDef CallEntries[] = {
     {"_tensorscope_cpp_permutation_null", (DL_FUNC) &_tensorscope_cpp_permutation_null, 7},
     {"_tensorscope_cpp_bootstrap_conditions", (DL_FUNC) &_tensorscope_cpp_bootstrap_conditions, 7},
     {"_tensorscope_cpp_rank", (DL_FUNC) &_tensorscope_cpp_rank, 1},
+    {"_tensorscope_cpp_compare_riemannian", (DL_FUNC) &_tensorscope_cpp_compare_riemannian, 4},
     {"_tensorscope_cpp_shape_matrix", (DL_FUNC) &_tensorscope_cpp_shape_matrix, 8},
     {"_tensorscope_cpp_cca_similarity", (DL_FUNC) &_tensorscope_cpp_cca_similarity, 4},
     {"_tensorscope_cpp_feature_geometry", (DL_FUNC) &_tensorscope_cpp_feature_geometry, 3},

@@ -72,3 +72,11 @@ Eigen::MatrixXd cpp_bootstrap_conditions(SEXP models, SEXP neural, int n_cond, s
 
 // [[Rcpp::export]]
 Eigen::VectorXd cpp_rank(SEXP x) { return rank_average(glue::map_vector(x)); }
+
+// [[Rcpp::export]]
+Rcpp::List cpp_compare_riemannian(SEXP a, SEXP b, int n_cond, int threads) {
+  std::vector<Index> rank_b;
+  Matrix s = riemannian_matrix(glue::map_matrix(a), glue::map_matrix(b), n_cond, rank_b, glue::exec(threads));
+  return Rcpp::List::create(Rcpp::Named("similarity") = Rcpp::wrap(s),
+                            Rcpp::Named("rank_b") = Rcpp::IntegerVector(rank_b.begin(), rank_b.end()));
+}
