@@ -85,8 +85,8 @@ cpp_write_npy <- function(x, path, dims, fortran) {
     .Call(`_tensorscope_cpp_write_npy`, x, path, dims, fortran)
 }
 
-cpp_ridge_cv <- function(x, y, train, test, alphas, select, per_target, inner_folds, seed, pooled, keep, threads, decomposer) {
-    .Call(`_tensorscope_cpp_ridge_cv`, x, y, train, test, alphas, select, per_target, inner_folds, seed, pooled, keep, threads, decomposer)
+cpp_ridge_cv <- function(x, y, train, test, alphas, select, per_target, inner_folds, seed, pooled, keep, threads, decomposer, inner) {
+    .Call(`_tensorscope_cpp_ridge_cv`, x, y, train, test, alphas, select, per_target, inner_folds, seed, pooled, keep, threads, decomposer, inner)
 }
 
 cpp_pls_cv <- function(x, y, train, test, ncomp, pooled, keep, threads) {

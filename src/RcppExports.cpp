@@ -315,8 +315,8 @@ BEGIN_RCPP
 END_RCPP
 }
 // cpp_ridge_cv
-Rcpp::List cpp_ridge_cv(SEXP x, SEXP y, Rcpp::List train, Rcpp::List test, std::vector<double> alphas, std::string select, bool per_target, int inner_folds, double seed, bool pooled, bool keep, int threads, SEXP decomposer);
-RcppExport SEXP _tensorscope_cpp_ridge_cv(SEXP xSEXP, SEXP ySEXP, SEXP trainSEXP, SEXP testSEXP, SEXP alphasSEXP, SEXP selectSEXP, SEXP per_targetSEXP, SEXP inner_foldsSEXP, SEXP seedSEXP, SEXP pooledSEXP, SEXP keepSEXP, SEXP threadsSEXP, SEXP decomposerSEXP) {
+Rcpp::List cpp_ridge_cv(SEXP x, SEXP y, Rcpp::List train, Rcpp::List test, std::vector<double> alphas, std::string select, bool per_target, int inner_folds, double seed, bool pooled, bool keep, int threads, SEXP decomposer, Rcpp::List inner);
+RcppExport SEXP _tensorscope_cpp_ridge_cv(SEXP xSEXP, SEXP ySEXP, SEXP trainSEXP, SEXP testSEXP, SEXP alphasSEXP, SEXP selectSEXP, SEXP per_targetSEXP, SEXP inner_foldsSEXP, SEXP seedSEXP, SEXP pooledSEXP, SEXP keepSEXP, SEXP threadsSEXP, SEXP decomposerSEXP, SEXP innerSEXP) {
 BEGIN_RCPP
     Rcpp::RObject rcpp_result_gen;
     Rcpp::RNGScope rcpp_rngScope_gen;
@@ -333,7 +333,8 @@ BEGIN_RCPP
     Rcpp::traits::input_parameter< bool >::type keep(keepSEXP);
     Rcpp::traits::input_parameter< int >::type threads(threadsSEXP);
     Rcpp::traits::input_parameter< SEXP >::type decomposer(decomposerSEXP);
-    rcpp_result_gen = Rcpp::wrap(cpp_ridge_cv(x, y, train, test, alphas, select, per_target, inner_folds, seed, pooled, keep, threads, decomposer));
+    Rcpp::traits::input_parameter< Rcpp::List >::type inner(innerSEXP);
+    rcpp_result_gen = Rcpp::wrap(cpp_ridge_cv(x, y, train, test, alphas, select, per_target, inner_folds, seed, pooled, keep, threads, decomposer, inner));
     return rcpp_result_gen;
 END_RCPP
 }
@@ -617,7 +618,7 @@ static const R_CallMethodDef CallEntries[] = {
     {"_tensorscope_cpp_read_npz", (DL_FUNC) &_tensorscope_cpp_read_npz, 1},
     {"_tensorscope_cpp_read_npy_raw", (DL_FUNC) &_tensorscope_cpp_read_npy_raw, 2},
     {"_tensorscope_cpp_write_npy", (DL_FUNC) &_tensorscope_cpp_write_npy, 4},
-    {"_tensorscope_cpp_ridge_cv", (DL_FUNC) &_tensorscope_cpp_ridge_cv, 13},
+    {"_tensorscope_cpp_ridge_cv", (DL_FUNC) &_tensorscope_cpp_ridge_cv, 14},
     {"_tensorscope_cpp_pls_cv", (DL_FUNC) &_tensorscope_cpp_pls_cv, 8},
     {"_tensorscope_cpp_ridge_coef", (DL_FUNC) &_tensorscope_cpp_ridge_coef, 4},
     {"_tensorscope_cpp_pls_fit", (DL_FUNC) &_tensorscope_cpp_pls_fit, 3},
