@@ -141,6 +141,10 @@ cpp_cca_similarity <- function(x, y, method, keep) {
     .Call(`_tensorscope_cpp_cca_similarity`, x, y, method, keep)
 }
 
+cpp_soft_matching <- function(x, y, centre, threads) {
+    .Call(`_tensorscope_cpp_soft_matching`, x, y, centre, threads)
+}
+
 cpp_feature_geometry <- function(w, bins, threads) {
     .Call(`_tensorscope_cpp_feature_geometry`, w, bins, threads)
 }

@@ -310,3 +310,49 @@ cca_similarity <- function(x, y, method = c("mean", "svcca", "pwcca"), keep = 0.
   }
   structure(r$similarity, rho = r$rho, dims = c(x = r$kx, y = r$ky))
 }
+
+#' Soft-matching distance between the units of two representations
+#'
+#' The soft-matching distance of Khosla & Williams (2023): the optimal-transport
+#' (2-Wasserstein) distance between the two sets of units, each unit a point given by its
+#' tuning over the stimuli (a column of X or Y), with uniform masses 1/Nx and 1/Ny:
+#' \deqn{d(X, Y)^2 = \min_{P \ge 0,\ P 1 = 1/N_x,\ P^\top 1 = 1/N_y} \sum_{ij} P_{ij} \|x_i - y_j\|^2.}
+#' It is a metric, invariant to permuting the units of either side but not to rotations
+#' (unlike [shape_distance()]): it asks whether single units have matching tuning. For
+#' Nx = Ny an optimal P is a permutation / N, so d^2 is the mean squared distance under
+#' the best one-to-one matching of units (netrep's `PermutationMetric` with
+#' `score_method = "euclidean"` returns N^(1/2) times this). The transportation problem
+#' is solved exactly (successive shortest paths on integer masses), not by entropic
+#' (Sinkhorn) approximation.
+#'
+#' Units are centred over stimuli (`centre = TRUE`, as netrep); stimuli are matched by row
+#' names when both sides have them.
+#'
+#' @inheritParams shape_distance
+#' @return A single number: the distance, with attribute `plan`, the optimal transport
+#'   plan P (Nx x Ny; rows sum to 1/Nx, columns to 1/Ny).
+#' @references Khosla & Williams (2023). Soft matching distance: A metric on neural
+#'   representations that captures single-neuron tuning. UniReps workshop, NeurIPS.
+#' @seealso [shape_distance()] for rotation-invariant comparisons.
+#' @export
+#' @examples
+#' set.seed(1)
+#' x <- matrix(rnorm(50 * 6), 50)
+#' soft_matching_distance(x, x[, 6:1])          # 0: the units are only permuted
+#' soft_matching_distance(x, x %*% qr.Q(qr(matrix(rnorm(36), 6))))  # > 0 after a rotation
+#' d <- soft_matching_distance(x, cbind(x, x[, 1:3]))  # 6 units against 9
+#' round(attr(d, "plan") * 54, 2)
+soft_matching_distance <- function(x, y, centre = TRUE) {
+  x <- as_data_matrix(x)
+  y <- as_data_matrix(y)
+  y <- match_stimuli(x, y)
+  if (!is.logical(centre) || length(centre) != 1 || is.na(centre)) {
+    ts_abort("{.arg centre} must be TRUE or FALSE, not {describe(centre)}.", "argument")
+  }
+  if (ncol(x) * ncol(y) > 2e7) {
+    ts_abort("Soft matching of {ncol(x)} x {ncol(y)} units needs a {ncol(x)} x {ncol(y)} cost matrix; at most 2e7 entries are supported.",
+             "argument")
+  }
+  r <- cpp_soft_matching(x, y, centre, threads_now())
+  structure(sqrt(r$cost), plan = r$plan)
+}

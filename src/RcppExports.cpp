@@ -527,6 +527,20 @@ BEGIN_RCPP
     return rcpp_result_gen;
 END_RCPP
 }
+// cpp_soft_matching
+Rcpp::List cpp_soft_matching(SEXP x, SEXP y, bool centre, int threads);
+RcppExport SEXP _tensorscope_cpp_soft_matching(SEXP xSEXP, SEXP ySEXP, SEXP centreSEXP, SEXP threadsSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::RNGScope rcpp_rngScope_gen;
+    Rcpp::traits::input_parameter< SEXP >::type x(xSEXP);
+    Rcpp::traits::input_parameter< SEXP >::type y(ySEXP);
+    Rcpp::traits::input_parameter< bool >::type centre(centreSEXP);
+    Rcpp::traits::input_parameter< int >::type threads(threadsSEXP);
+    rcpp_result_gen = Rcpp::wrap(cpp_soft_matching(x, y, centre, threads));
+    return rcpp_result_gen;
+END_RCPP
+}
 // cpp_feature_geometry
 Rcpp::List cpp_feature_geometry(SEXP w, int bins, int threads);
 RcppExport SEXP _tensorscope_cpp_feature_geometry(SEXP wSEXP, SEXP binsSEXP, SEXP threadsSEXP) {
@@ -632,6 +646,7 @@ static const R_CallMethodDef CallEntries[] = {
     {"_tensorscope_cpp_compare_riemannian", (DL_FUNC) &_tensorscope_cpp_compare_riemannian, 4},
     {"_tensorscope_cpp_shape_matrix", (DL_FUNC) &_tensorscope_cpp_shape_matrix, 8},
     {"_tensorscope_cpp_cca_similarity", (DL_FUNC) &_tensorscope_cpp_cca_similarity, 4},
+    {"_tensorscope_cpp_soft_matching", (DL_FUNC) &_tensorscope_cpp_soft_matching, 4},
     {"_tensorscope_cpp_feature_geometry", (DL_FUNC) &_tensorscope_cpp_feature_geometry, 3},
     {"_tensorscope_cpp_sparsity", (DL_FUNC) &_tensorscope_cpp_sparsity, 4},
     {"_tensorscope_cpp_has_openmp", (DL_FUNC) &_tensorscope_cpp_has_openmp, 0},

@@ -28,3 +28,9 @@ Rcpp::List cpp_cca_similarity(SEXP x, SEXP y, std::string method, double keep) {
   return Rcpp::List::create(Rcpp::Named("similarity") = r.similarity, Rcpp::Named("rho") = Rcpp::wrap(r.rho),
                             Rcpp::Named("kx") = static_cast<int>(r.kx), Rcpp::Named("ky") = static_cast<int>(r.ky));
 }
+
+// [[Rcpp::export]]
+Rcpp::List cpp_soft_matching(SEXP x, SEXP y, bool centre, int threads) {
+  TransportResult r = soft_matching(glue::map_matrix(x), glue::map_matrix(y), centre, glue::exec(threads));
+  return Rcpp::List::create(Rcpp::Named("cost") = r.cost, Rcpp::Named("plan") = Rcpp::wrap(r.plan));
+}

@@ -242,3 +242,49 @@ test_that("autoplot draws the layer x layer heatmap", {
   expect_s3_class(p, "ggplot")
   expect_match(p$labels$title, "Procrustes")
 })
+
+perms <- function(n) {
+  if (n == 1) return(matrix(1L, 1, 1))
+  p <- perms(n - 1)
+  do.call(rbind, lapply(seq_len(n), function(i) cbind(i, ifelse(p >= i, p + 1L, p))))
+}
+
+test_that("soft matching equals brute force over all assignments (equal and unequal unit counts)", {
+  sqd <- function(x, y) outer(colSums(x^2), colSums(y^2), "+") - 2 * crossprod(x, y)
+  for (case in list(c(5, 5), c(2, 3), c(2, 4), c(3, 2), c(4, 2))) {
+    x <- scale(rand_mat(12, case[1], 81 + case[1]), scale = FALSE)
+    y <- scale(rand_mat(12, case[2], 91 + case[2]), scale = FALSE)
+    # expand units into copies with integer masses Ny/g and Nx/g: the transport optimum is
+    # the best assignment of copies
+    g <- (function(a, b) if (b == 0) a else sys.function()(b, a %% b))(case[1], case[2])
+    ix <- rep(seq_len(case[1]), each = case[2] / g)
+    iy <- rep(seq_len(case[2]), each = case[1] / g)
+    C <- sqd(x, y)[ix, iy]
+    P <- perms(length(ix))
+    best <- min(apply(P, 1, function(s) sum(C[cbind(seq_along(ix), s)]))) / length(ix)
+    d <- soft_matching_distance(x, y)
+    expect_equal(as.numeric(d)^2, best, tolerance = 1e-10, label = paste(case, collapse = "x"))
+    plan <- attr(d, "plan")
+    expect_equal(rowSums(plan), rep(1 / case[1], case[1]), tolerance = 1e-12)
+    expect_equal(colSums(plan), rep(1 / case[2], case[2]), tolerance = 1e-12)
+    expect_equal(sum(plan * sqd(x, y)), as.numeric(d)^2, tolerance = 1e-10)
+  }
+})
+
+test_that("soft matching: permutation-invariant, symmetric, not rotation-invariant, a metric", {
+  x <- rand_mat(30, 6, 101)
+  expect_lt(as.numeric(soft_matching_distance(x, x[, c(3, 1, 6, 2, 5, 4)])), 1e-7)
+  expect_gt(as.numeric(soft_matching_distance(x, x %*% rand_orth(6, 102))), 0.1)
+  y <- rand_mat(30, 4, 103)
+  z <- rand_mat(30, 5, 104)
+  dxy <- as.numeric(soft_matching_distance(x, y))
+  expect_equal(as.numeric(soft_matching_distance(y, x)), dxy, tolerance = 1e-10)
+  expect_equal(as.numeric(soft_matching_distance(x[, 6:1], y[, c(2, 4, 1, 3)])), dxy, tolerance = 1e-10)
+  expect_lte(dxy, as.numeric(soft_matching_distance(x, z)) + as.numeric(soft_matching_distance(z, y)) + 1e-10)
+  # a larger problem stays exact against the equal-count assignment found by brute force on
+  # a block structure: y = x's units each duplicated -> distance 0
+  big <- rand_mat(40, 60, 105)
+  expect_lt(as.numeric(soft_matching_distance(big, cbind(big, big)[, sample(120)])), 1e-6)
+  expect_error(soft_matching_distance(x, y[-1, ]), class = "tensorscope_error_mismatch")
+  expect_error(soft_matching_distance(x, y, centre = NA), class = "tensorscope_error_argument")
+})

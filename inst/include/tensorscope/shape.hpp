@@ -177,6 +177,127 @@ inline Matrix shape_matrix(const std::vector<MatRef>& xs, const std::vector<MatR
   return out;
 }
 
+// ---- Soft matching (Khosla & Williams 2023) ---------------------------------------------
+//
+// Optimal transport between the units of X (n x Nx) and Y (n x Ny) with uniform masses
+// 1/Nx and 1/Ny and cost C_ij = ||x_i - y_j||^2 (tuning over stimuli):
+//   d(X, Y)^2 = min_{P >= 0, P 1 = 1/Nx, P^T 1 = 1/Ny} sum_ij P_ij C_ij.
+// Scaled by Nx Ny / g (g = gcd) the masses become the integers Ny/g and Nx/g, and the
+// transportation problem is solved exactly by successive shortest paths with
+// potentials (Dijkstra on the dense residual graph); integral supplies give an
+// integral optimal flow, so for Nx = Ny this is the optimal assignment (a permutation).
+struct TransportResult {
+  double cost = 0;   // sum_ij P_ij C_ij
+  Matrix plan;       // P (Nx x Ny), rows sum to 1/Nx, columns to 1/Ny
+};
+
+inline TransportResult transport_uniform(const MatRef& C, const Exec& ex) {
+  const Index nx = C.rows(), ny = C.cols();
+  if (nx == 0 || ny == 0) throw invalid_input("transport: empty cost matrix");
+  long long a = nx, b = ny;
+  while (b) { const long long t = a % b; a = b; b = t; }
+  const long long g = a;
+  std::vector<long long> supply(static_cast<std::size_t>(nx), ny / g), demand(static_cast<std::size_t>(ny), nx / g);
+  long long left = static_cast<long long>(nx) * (ny / g);
+  Eigen::Matrix<long long, Eigen::Dynamic, Eigen::Dynamic> F =
+      Eigen::Matrix<long long, Eigen::Dynamic, Eigen::Dynamic>::Zero(nx, ny);
+  Vector hx = Vector::Zero(nx), hy = Vector::Zero(ny);  // potentials
+  const double inf = std::numeric_limits<double>::infinity();
+  Vector dx(nx), dy(ny);
+  std::vector<Index> prev_y(static_cast<std::size_t>(ny)), prev_x(static_cast<std::size_t>(nx));
+  std::vector<char> done_x(static_cast<std::size_t>(nx)), done_y(static_cast<std::size_t>(ny));
+  int iter = 0;
+  while (left > 0) {
+    if (++iter % 64 == 0) ex.check();
+    // Dijkstra with reduced costs from the super source (edges to x with supply left)
+    for (Index i = 0; i < nx; ++i) {
+      dx(i) = supply[static_cast<std::size_t>(i)] > 0 ? 0.0 : inf;
+      prev_x[static_cast<std::size_t>(i)] = -1;
+      done_x[static_cast<std::size_t>(i)] = 0;
+    }
+    dy.setConstant(inf);
+    std::fill(done_y.begin(), done_y.end(), 0);
+    for (;;) {
+      double best = inf;
+      Index u = -1;
+      bool is_x = true;
+      for (Index i = 0; i < nx; ++i)
+        if (!done_x[static_cast<std::size_t>(i)] && dx(i) < best) { best = dx(i); u = i; is_x = true; }
+      for (Index j = 0; j < ny; ++j)
+        if (!done_y[static_cast<std::size_t>(j)] && dy(j) < best) { best = dy(j); u = j; is_x = false; }
+      if (u < 0) break;
+      if (is_x) {
+        done_x[static_cast<std::size_t>(u)] = 1;
+        for (Index j = 0; j < ny; ++j) {
+          if (done_y[static_cast<std::size_t>(j)]) continue;
+          const double nd = best + std::max(0.0, C(u, j) + hx(u) - hy(j));
+          if (nd < dy(j)) { dy(j) = nd; prev_y[static_cast<std::size_t>(j)] = u; }
+        }
+      } else {
+        done_y[static_cast<std::size_t>(u)] = 1;
+        for (Index i = 0; i < nx; ++i) {
+          if (done_x[static_cast<std::size_t>(i)] || F(i, u) == 0) continue;
+          const double nd = best + std::max(0.0, -C(i, u) + hy(u) - hx(i));
+          if (nd < dx(i)) { dx(i) = nd; prev_x[static_cast<std::size_t>(i)] = u; }
+        }
+      }
+    }
+    // terminal: the y with demand left on the cheapest path in true costs
+    Index t = -1;
+    double tbest = inf;
+    for (Index j = 0; j < ny; ++j)
+      if (demand[static_cast<std::size_t>(j)] > 0 && dy(j) < inf && dy(j) + hy(j) < tbest) { tbest = dy(j) + hy(j); t = j; }
+    if (t < 0) throw std::runtime_error("transport: no augmenting path (internal error)");
+    // bottleneck along the path
+    long long flow = demand[static_cast<std::size_t>(t)];
+    Index j = t;
+    for (;;) {
+      const Index i = prev_y[static_cast<std::size_t>(j)];
+      const Index jp = prev_x[static_cast<std::size_t>(i)];
+      if (jp < 0) { flow = std::min(flow, supply[static_cast<std::size_t>(i)]); break; }
+      flow = std::min(flow, F(i, jp));
+      j = jp;
+    }
+    j = t;
+    for (;;) {
+      const Index i = prev_y[static_cast<std::size_t>(j)];
+      F(i, j) += flow;
+      const Index jp = prev_x[static_cast<std::size_t>(i)];
+      if (jp < 0) { supply[static_cast<std::size_t>(i)] -= flow; break; }
+      F(i, jp) -= flow;
+      j = jp;
+    }
+    demand[static_cast<std::size_t>(t)] -= flow;
+    left -= flow;
+    // potentials: h += d (unreached nodes: the largest finite distance)
+    double dmax = 0;
+    for (Index i = 0; i < nx; ++i) if (dx(i) < inf) dmax = std::max(dmax, dx(i));
+    for (Index jj = 0; jj < ny; ++jj) if (dy(jj) < inf) dmax = std::max(dmax, dy(jj));
+    for (Index i = 0; i < nx; ++i) hx(i) += dx(i) < inf ? dx(i) : dmax;
+    for (Index jj = 0; jj < ny; ++jj) hy(jj) += dy(jj) < inf ? dy(jj) : dmax;
+  }
+  TransportResult r;
+  const double total = static_cast<double>(nx) * static_cast<double>(ny / g);
+  r.plan = F.cast<double>() / total;
+  r.cost = r.plan.cwiseProduct(C).sum();
+  return r;
+}
+
+// Squared distances between the columns of X and of Y (units' tuning over stimuli).
+inline Matrix unit_sq_distances(const MatRef& X, const MatRef& Y) {
+  const Vector nx = X.colwise().squaredNorm().transpose(), ny = Y.colwise().squaredNorm().transpose();
+  Matrix C = -2.0 * (X.transpose() * Y);
+  C.colwise() += nx;
+  C.rowwise() += ny.transpose();
+  return C.cwiseMax(0.0);
+}
+
+inline TransportResult soft_matching(const MatRef& X, const MatRef& Y, bool centre, const Exec& ex) {
+  if (X.rows() != Y.rows()) throw invalid_input("soft matching: different numbers of stimuli");
+  if (!centre) return transport_uniform(unit_sq_distances(X, Y), ex);
+  return transport_uniform(unit_sq_distances(centre_columns(X), centre_columns(Y)), ex);
+}
+
 // ---- CCA family --------------------------------------------------------------------------
 //
 // Each side is centred and reduced to an orthonormal basis Q of its column space from the
