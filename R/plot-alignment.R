@@ -178,7 +178,7 @@ autoplot.ts_shape <- function(object, values = NULL, ...) {
   if (values) {
     p <- p + ggplot2::geom_text(ggplot2::aes(label = sprintf("%.2f", .data$distance),
                                              colour = .data$distance < mid), size = 3, show.legend = FALSE) +
-      ggplot2::scale_colour_manual(values = c(`TRUE` = "white", `FALSE` = "black"))
+      ggplot2::scale_colour_manual(values = c(`TRUE` = "black", `FALSE` = "white"))
   }
   p
 }

@@ -69,8 +69,19 @@ shape_distance <- function(x, y, alpha = 1, distance = c("angular", "euclidean")
   opts <- shape_options(alpha, distance, zero_pad, centre)
   split <- shape_split(test, rownames(x), nrow(x))
   check_shape_layers(list(x = x), list(y = y), opts, split)
-  drop(cpp_shape_matrix(list(x), list(y), opts$alpha, opts$distance, opts$centre, split$train, split$test,
-                        threads_now()))
+  d <- cpp_shape_matrix(list(x), list(y), opts$alpha, opts$distance, opts$centre, split$train, split$test,
+                        threads_now())
+  check_shape_result(d)
+  drop(d)
+}
+
+# A held-out set whose patterns all equal the training mean has no norm to take an angle with.
+check_shape_result <- function(m, call = rlang::caller_env()) {
+  if (anyNA(m)) {
+    ts_abort("The held-out stimuli of a layer do not vary around its training mean, so the angular distance is undefined.",
+             "zero_variance", call = call)
+  }
+  invisible(m)
 }
 
 #' Shape distances between every pair of layers
@@ -113,6 +124,7 @@ shape_layers <- function(reps, reps2 = NULL, alpha = 1, distance = c("angular", 
   check_shape_layers(reps$layers, if (within) reps$layers else ys, opts, split, "reps", if (within) "reps" else "reps2")
   m <- cpp_shape_matrix(unname(reps$layers), unname(ys), opts$alpha, opts$distance, opts$centre,
                         split$train, split$test, threads_now())
+  check_shape_result(m)
   nx <- names(reps$layers)
   ny <- if (within) nx else names(reps2$layers)
   out <- tibble::tibble(

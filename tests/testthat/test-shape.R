@@ -288,3 +288,10 @@ test_that("soft matching: permutation-invariant, symmetric, not rotation-invaria
   expect_error(soft_matching_distance(x, y[-1, ]), class = "tensorscope_error_mismatch")
   expect_error(soft_matching_distance(x, y, centre = NA), class = "tensorscope_error_argument")
 })
+
+test_that("a held-out set without variance around the training mean is an error, not NaN", {
+  set.seed(111)
+  a <- matrix(sample(-5:5, 30, replace = TRUE), 10)
+  x <- rbind(a, -a, matrix(0, 5, 3))  # training mean exactly 0 = every held-out pattern
+  expect_error(shape_distance(x, rand_mat(25, 3, 112), test = 21:25), class = "tensorscope_error_zero_variance")
+})
