@@ -14,7 +14,7 @@
 #' Input problems raise conditions of class `tensorscope_error` plus a specific class
 #' (`tensorscope_error_type`, `tensorscope_error_non_finite`,
 #' `tensorscope_error_mismatch`, `tensorscope_error_zero_variance`,
-#' `tensorscope_error_too_few`, `tensorscope_error_not_rdm`,
+#' `tensorscope_error_too_few`, `tensorscope_error_rank_deficient`, `tensorscope_error_not_rdm`,
 #' `tensorscope_error_argument`, `tensorscope_error_empty`,
 #' `tensorscope_error_torch_unavailable`, `tensorscope_error_cuda_unavailable`,
 #' `tensorscope_error_file`, `tensorscope_error_corrupt`,
