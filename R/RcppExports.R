@@ -109,8 +109,8 @@ cpp_zip_bad_member <- function(path) {
     .Call(`_tensorscope_cpp_zip_bad_member`, path)
 }
 
-cpp_ridge_cv <- function(x, y, train, test, alphas, select, per_target, inner_folds, seed, pooled, keep, threads, decomposer) {
-    .Call(`_tensorscope_cpp_ridge_cv`, x, y, train, test, alphas, select, per_target, inner_folds, seed, pooled, keep, threads, decomposer)
+cpp_ridge_cv <- function(x, y, train, test, alphas, select, per_target, inner_folds, seed, pooled, keep, threads, decomposer, inner) {
+    .Call(`_tensorscope_cpp_ridge_cv`, x, y, train, test, alphas, select, per_target, inner_folds, seed, pooled, keep, threads, decomposer, inner)
 }
 
 cpp_pls_cv <- function(x, y, train, test, ncomp, pooled, keep, threads) {
@@ -143,6 +143,22 @@ cpp_permutation_null <- function(model, neural, n_cond, method, n_perm, seed, th
 
 cpp_bootstrap_conditions <- function(models, neural, n_cond, method, n_boot, seed, threads) {
     .Call(`_tensorscope_cpp_bootstrap_conditions`, models, neural, n_cond, method, n_boot, seed, threads)
+}
+
+cpp_compare_riemannian <- function(a, b, n_cond, threads) {
+    .Call(`_tensorscope_cpp_compare_riemannian`, a, b, n_cond, threads)
+}
+
+cpp_shape_matrix <- function(xs, ys, alpha, score, centre, train, test, threads) {
+    .Call(`_tensorscope_cpp_shape_matrix`, xs, ys, alpha, score, centre, train, test, threads)
+}
+
+cpp_cca_similarity <- function(x, y, method, keep) {
+    .Call(`_tensorscope_cpp_cca_similarity`, x, y, method, keep)
+}
+
+cpp_soft_matching <- function(x, y, centre, threads) {
+    .Call(`_tensorscope_cpp_soft_matching`, x, y, centre, threads)
 }
 
 cpp_feature_geometry <- function(w, bins, threads) {

@@ -141,3 +141,44 @@ autoplot.ts_rsa <- function(object, alpha = 0.05, ...) {
     ggplot2::theme_minimal(base_size = 11) +
     ggplot2::theme(axis.text.x = ggplot2::element_text(angle = 45, hjust = 1))
 }
+
+#' Plot shape distances between layers
+#'
+#' Layer x layer heatmap of [shape_layers()] results (darker = closer), with the values
+#' printed when there are few layers.
+#'
+#' @param object A `ts_shape` result.
+#' @param values Print the values in the cells (default: at most 12 x 12 layers).
+#' @param ... Unused.
+#' @return A ggplot object.
+#' @method autoplot ts_shape
+#' @export
+#' @examples
+#' set.seed(1)
+#' z <- matrix(rnorm(80 * 4), 80)
+#' res <- shape_layers(list(a = z, b = z^2, c = tanh(z), d = matrix(rnorm(320), 80)))
+#' autoplot(res)
+autoplot.ts_shape <- function(object, values = NULL, ...) {
+  st <- attr(object, "settings")
+  values <- values %||% (nlevels(object$layer_x) <= 12 && nlevels(object$layer_y) <= 12)
+  df <- tibble::as_tibble(structure(object, class = class(object)[-1]))
+  df$layer_y <- factor(df$layer_y, levels = rev(levels(df$layer_y)))
+  what <- if (st$alpha == 1) "Procrustes" else if (st$alpha == 0) "CCA" else sprintf("alpha = %g", st$alpha)
+  unit <- if (st$distance == "angular") "angle (rad)" else "distance"
+  mid <- stats::median(df$distance, na.rm = TRUE)
+  p <- ggplot2::ggplot(df, ggplot2::aes(x = .data$layer_x, y = .data$layer_y, fill = .data$distance)) +
+    ggplot2::geom_tile() +
+    ggplot2::scale_fill_viridis_c(name = unit, direction = -1, limits = c(0, NA)) +
+    ggplot2::coord_equal() +
+    ggplot2::labs(x = st$model_x %||% "layer", y = st$model_y %||% "layer",
+                  title = sprintf("Shape distance (%s, %s)", what, st$distance),
+                  subtitle = if (st$cross_validated) sprintf("aligned on %d stimuli, scored on %d held out", st$n_train, st$n_test)) +
+    ggplot2::theme_minimal(base_size = 10) +
+    ggplot2::theme(axis.text.x = ggplot2::element_text(angle = 45, hjust = 1), panel.grid = ggplot2::element_blank())
+  if (values) {
+    p <- p + ggplot2::geom_text(ggplot2::aes(label = sprintf("%.2f", .data$distance),
+                                             colour = .data$distance < mid), size = 3, show.legend = FALSE) +
+      ggplot2::scale_colour_manual(values = c(`TRUE` = "black", `FALSE` = "white"))
+  }
+  p
+}

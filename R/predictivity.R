@@ -26,7 +26,10 @@
 #'   from the same decomposition;
 #' * `"loo"`: exact leave-one-out error r_i / (1 - h_ii) (the intercept's leverage 1/n
 #'   included), one n x n x targets product per alpha;
-#' * `"kfold"`: inner `inner_folds`-fold cross-validation within the training fold.
+#' * `"kfold"`: inner `inner_folds`-fold cross-validation within the training fold
+#'   (random folds from `seed`), or on the caller's inner folds (`inner_splits`); the
+#'   criterion is the held-out squared error summed over the inner folds (the pooled MSE
+#'   when they partition the training set).
 #' Ties go to the smallest alpha.
 #'
 #' **PLS** (`method = "pls"`): PLS2 regression with `ncomp` components, no scaling,
@@ -75,6 +78,13 @@
 #' @param alpha_per_target Choose alpha per target (`TRUE`) or one for all (`FALSE`).
 #' @param alpha_select `"gcv"`, `"loo"` or `"kfold"` (see Details).
 #' @param inner_folds Folds of the inner cross-validation for `alpha_select = "kfold"`.
+#' @param inner_splits `NULL` (random inner folds), or the inner folds themselves, which
+#'   implies `alpha_select = "kfold"` and makes the alpha selection reproducible fold for
+#'   fold in another tool: either one fold label per stimulus (a vector as long as the
+#'   stimuli; the inner folds of each training set are its stimuli grouped by label), or a
+#'   list with one element per outer split, each a list of inner test sets (row numbers
+#'   or stimulus ids, within that split's training set; the inner training set is the
+#'   rest of it).
 #' @param ncomp Number of PLS components (reduced, with a warning, to what the smallest
 #'   training fold supports).
 #' @param protocol `"default"` (the arguments as given) or `"brainscore"` (see Details;
@@ -120,12 +130,18 @@
 #' summary(predictivity(reps, trials, protocol = "brainscore", ncomp = 5))
 predictivity <- function(reps, responses, method = c("ridge", "pls"), alphas = 10^seq(-2, 6, length.out = 17),
                          folds = 5, splits = NULL, stratify = NULL, alpha_per_target = TRUE,
-                         alpha_select = c("gcv", "loo", "kfold"), inner_folds = 5, ncomp = 25,
-                         protocol = c("default", "brainscore"), ceiling = NULL, na = c("error", "drop"),
-                         return_predictions = FALSE, seed = 1, backend = c("auto", "eigen", "torch")) {
+                         alpha_select = c("gcv", "loo", "kfold"), inner_folds = 5, inner_splits = NULL,
+                         ncomp = 25, protocol = c("default", "brainscore"), ceiling = NULL,
+                         na = c("error", "drop"), return_predictions = FALSE, seed = 1,
+                         backend = c("auto", "eigen", "torch")) {
   protocol <- check_choice(protocol, c("default", "brainscore"))
   method <- if (protocol == "brainscore") "pls" else check_choice(method, c("ridge", "pls"))
+  if (!is.null(inner_splits) && missing(alpha_select)) alpha_select <- "kfold"
   alpha_select <- check_choice(alpha_select, c("gcv", "loo", "kfold"))
+  if (!is.null(inner_splits) && (alpha_select != "kfold" || method != "ridge")) {
+    ts_abort("{.arg inner_splits} is for ridge with {.code alpha_select = \"kfold\"}, not {.code method = \"{method}\"}, {.code alpha_select = \"{alpha_select}\"}.",
+             "argument")
+  }
   na <- check_choice(na, c("error", "drop"))
   seed <- check_seed(seed)
   ncomp <- check_count(ncomp, min = 1)
@@ -148,6 +164,7 @@ predictivity <- function(reps, responses, method = c("ridge", "pls"), alphas = 1
   } else {
     kfold_splits(n, check_count(folds, min = 2), stratify, seed)
   }
+  spl$inner <- if (is.null(inner_splits)) list() else user_inner_splits(inner_splits, spl, reps$stimuli)
   pooled <- is_partition(spl, n)
   min_train <- min(lengths(spl$train))
   if (method == "pls" && ncomp > min_train - 1) {
@@ -228,7 +245,7 @@ predictivity <- function(reps, responses, method = c("ridge", "pls"), alphas = 1
 ridge_cv_call <- function(X, Y, spl, alphas, alpha_select, alpha_per_target, inner_folds, seed, pooled,
                           keep, threads, decomposer, call = rlang::caller_env()) {
   run <- function() cpp_ridge_cv(X, Y, spl$train, spl$test, alphas, alpha_select, alpha_per_target, inner_folds,
-                                 seed, pooled, keep, threads, decomposer)
+                                 seed, pooled, keep, threads, decomposer, spl$inner)
   if (is.null(decomposer)) return(run())
   torch_errors(run(), kind = "torch", what = "Ridge regression on LibTorch failed.",
                hint = c(i = "{.code backend = \"eigen\"} runs it without LibTorch."), call = call)
@@ -793,6 +810,51 @@ user_splits <- function(splits, stimuli, call = rlang::caller_env()) {
     }
   }
   list(train = train, test = test)
+}
+
+# Inner folds per outer split as 0-based positions within its training rows (the order
+# in which the core gathers them).
+user_inner_splits <- function(inner, spl, stimuli, call = rlang::caller_env()) {
+  n <- length(stimuli)
+  S <- length(spl$train)
+  to_rows <- function(v, what) {
+    if (is.character(v)) {
+      m <- match(v, stimuli)
+      if (anyNA(m)) ts_abort("{what} names unknown stimul{?us/i} {.val {v[is.na(m)]}}.", "mismatch", call = call)
+      v <- m
+    }
+    if (!is.numeric(v) || anyNA(v) || any(v != round(v)) || any(v < 1 | v > n) || anyDuplicated(v)) {
+      ts_abort("{what} must hold distinct row numbers in 1..{n} or stimulus ids.", "argument", call = call)
+    }
+    as.integer(v)
+  }
+  if (is.atomic(inner) && length(inner) == n && !anyNA(inner)) {
+    inner <- lapply(spl$train, function(tr) unname(split(tr, inner[tr])))
+  } else if (!is.list(inner) || length(inner) != S) {
+    ts_abort("{.arg inner_splits} must be one fold label per stimulus ({n}) or a list of inner folds for each of the {S} outer splits, not {describe(inner)}.",
+             "argument", call = call)
+  }
+  lapply(seq_len(S), function(s) {
+    folds <- inner[[s]]
+    if (!is.list(folds) || length(folds) < 2) {
+      ts_abort("{.arg inner_splits}[[{s}]] must be a list of at least 2 inner test sets.", "argument", call = call)
+    }
+    tr <- spl$train[[s]]
+    lapply(seq_along(folds), function(k) {
+      what <- sprintf("`inner_splits[[%d]][[%d]]`", s, k)
+      rows <- to_rows(folds[[k]], what)
+      pos <- match(rows, tr)
+      if (anyNA(pos)) {
+        ts_abort("{what} holds stimuli outside outer split {s}'s training set (e.g. row {rows[is.na(pos)][1]}).",
+                 "argument", call = call)
+      }
+      if (length(tr) - length(pos) < 3) {
+        ts_abort("{what} leaves {length(tr) - length(pos)} inner training stimuli; at least 3 are needed.", "too_few",
+                 call = call)
+      }
+      pos - 1L
+    })
+  })
 }
 
 is_partition <- function(spl, n) {

@@ -430,7 +430,21 @@ as.dist.ts_rdm <- function(m, diag = FALSE, upper = FALSE) {
 #'   roots of the eigenvalues of A^1/2 B A^1/2 over sqrt(tr A tr B), negative
 #'   eigenvalues clipped to 0 as in rsatoolbox.
 #'
-#' Every method gives 1 for an RDM compared with itself (for tau-a and rho-a, when the
+#' * `"riemannian"`: rsatoolbox's `neg_riem_dist` (Shahbazi et al. 2021), the negative
+#'   affine-invariant Riemannian distance between the second-moment matrices the RDMs
+#'   imply. Each RDM becomes G_ij = (d_1i + d_1j - d_ij) / 2 over conditions 2..n
+#'   (the (n - 1)-dimensional projection relative to the first condition, rsatoolbox's
+#'   transform; the result does not depend on which condition is first), and
+#'   -min over (t0, t1) of ||log eig(e^t0 G_a + e^t1 Sigma, G_b)|| with Sigma = I + 11'
+#'   (Sigma_k = I). rsatoolbox minimises with Nelder-Mead from (0, 0); here the exact
+#'   reduction to one dimension is minimised by a grid plus golden section, so the value
+#'   is the same minimum or a slightly better one (typically within 1e-4). It is not
+#'   symmetric, is invariant to scaling either RDM, and is 0 (its maximum) for an RDM
+#'   with itself. `b`'s G must be positive definite (the conditions span n - 1
+#'   dimensions: an RDM of fewer than n - 1 features, or with a repeated condition, is
+#'   rank-deficient and raises `tensorscope_error_rank_deficient`).
+#'
+#' Every other method gives 1 for an RDM compared with itself (for tau-a and rho-a, when the
 #' RDM has no tied values: ties count against them by design).
 #'
 #' @param a,b RDMs: `ts_rdm` objects or anything [as_rdm()] accepts, over the same
@@ -447,7 +461,8 @@ as.dist.ts_rdm <- function(m, diag = FALSE, upper = FALSE) {
 #' @references Nili et al. (2014) PLoS Comput Biol 10: e1003553. Diedrichsen et al.
 #'   (2021) Comparing representational geometries using whitened unbiased-distance-
 #'   matrix similarity. Neurons, Behavior, Data analysis and Theory 5(3). Knight (1966)
-#'   JASA 61: 436-439.
+#'   JASA 61: 436-439. Shahbazi, Shirali, Aghajan & Nili (2021). Using distance on the
+#'   Riemannian manifold to compare representations in brain and in models. NeuroImage 239.
 #' @export
 #' @examples
 #' set.seed(2)
@@ -456,14 +471,18 @@ as.dist.ts_rdm <- function(m, diag = FALSE, upper = FALSE) {
 #' b <- rdm(x + matrix(rnorm(10 * 30, sd = 2), 10))
 #' compare_rdms(a, b)
 #' compare_rdms(a, b, method = "kendall_tau_a")
+#' compare_rdms(a, b, method = "riemannian")
 compare_rdms <- function(a, b, method = c("spearman", "pearson", "kendall_tau_a", "rho_a", "cosine",
-                                          "corr_cov", "cosine_cov", "bures")) {
-  method <- check_choice(method, compare_methods)
+                                          "corr_cov", "cosine_cov", "bures", "riemannian")) {
+  method <- check_choice(method, c(compare_methods, "riemannian"))
   a <- as_rdm(a)
   b <- as_rdm(b)
   check_same_conditions(a, b)
   n <- length(a$conditions)
-  s <- cpp_compare_rdms(comparable_rdms(a, method, "a"), comparable_rdms(b, method, "b"), method, n, threads_now())
+  da <- comparable_rdms(a, method, "a")
+  db <- comparable_rdms(b, method, "b")
+  s <- if (method == "riemannian") compare_riemannian(da, db, b$descriptors$name, n) else
+    cpp_compare_rdms(da, db, method, n, threads_now())
   check_similarities(s, method)
   if (nrow(s) == 1 && ncol(s) == 1) return(s[1, 1])
   tibble::tibble(
@@ -527,6 +546,18 @@ check_similarities <- function(s, method, call = rlang::caller_env()) {
              "zero_variance", call = call)
   }
   invisible(s)
+}
+
+compare_riemannian <- function(a, b, names_b, n, call = rlang::caller_env()) {
+  if (n < 3) ts_abort("The Riemannian distance needs at least 3 conditions; got {n}.", "too_few", call = call)
+  r <- cpp_compare_riemannian(a, b, n, threads_now())
+  bad <- which(r$rank_b < n - 1)
+  if (length(bad)) {
+    ts_abort(c("RDM {.val {names_b[bad[1]]}} of {.arg b} is too rank-deficient for the Riemannian distance: its second-moment matrix has rank {r$rank_b[bad[1]]}, not {n - 1} ({n} conditions).",
+               i = "The conditions must span {n - 1} dimensions: use at least {n - 1} features and no repeated conditions, or another {.arg method}."),
+             "rank_deficient", call = call)
+  }
+  r$similarity
 }
 
 check_same_conditions <- function(a, b, arg_a = "a", arg_b = "b", call = rlang::caller_env()) {

@@ -22,6 +22,7 @@
 #' * `tensorscope_error_mismatch`: inputs disagree (stimuli, shapes, sizes, targets);
 #' * `tensorscope_error_empty`: no rows, columns, layers or members;
 #' * `tensorscope_error_too_few`: too few stimuli, conditions, runs or samples;
+#' * `tensorscope_error_rank_deficient`: data span too few dimensions for the method;
 #' * `tensorscope_error_not_rdm`: an object is not a valid RDM;
 #' * `tensorscope_error_unknown_metric`: an analyzer metric that is not registered;
 #' * `tensorscope_error_file`: a file cannot be opened, read or written;

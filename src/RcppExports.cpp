@@ -388,8 +388,8 @@ BEGIN_RCPP
 END_RCPP
 }
 // cpp_ridge_cv
-Rcpp::List cpp_ridge_cv(SEXP x, SEXP y, Rcpp::List train, Rcpp::List test, std::vector<double> alphas, std::string select, bool per_target, int inner_folds, double seed, bool pooled, bool keep, int threads, SEXP decomposer);
-RcppExport SEXP _tensorscope_cpp_ridge_cv(SEXP xSEXP, SEXP ySEXP, SEXP trainSEXP, SEXP testSEXP, SEXP alphasSEXP, SEXP selectSEXP, SEXP per_targetSEXP, SEXP inner_foldsSEXP, SEXP seedSEXP, SEXP pooledSEXP, SEXP keepSEXP, SEXP threadsSEXP, SEXP decomposerSEXP) {
+Rcpp::List cpp_ridge_cv(SEXP x, SEXP y, Rcpp::List train, Rcpp::List test, std::vector<double> alphas, std::string select, bool per_target, int inner_folds, double seed, bool pooled, bool keep, int threads, SEXP decomposer, Rcpp::List inner);
+RcppExport SEXP _tensorscope_cpp_ridge_cv(SEXP xSEXP, SEXP ySEXP, SEXP trainSEXP, SEXP testSEXP, SEXP alphasSEXP, SEXP selectSEXP, SEXP per_targetSEXP, SEXP inner_foldsSEXP, SEXP seedSEXP, SEXP pooledSEXP, SEXP keepSEXP, SEXP threadsSEXP, SEXP decomposerSEXP, SEXP innerSEXP) {
 BEGIN_RCPP
     Rcpp::RObject rcpp_result_gen;
     Rcpp::RNGScope rcpp_rngScope_gen;
@@ -406,7 +406,8 @@ BEGIN_RCPP
     Rcpp::traits::input_parameter< bool >::type keep(keepSEXP);
     Rcpp::traits::input_parameter< int >::type threads(threadsSEXP);
     Rcpp::traits::input_parameter< SEXP >::type decomposer(decomposerSEXP);
-    rcpp_result_gen = Rcpp::wrap(cpp_ridge_cv(x, y, train, test, alphas, select, per_target, inner_folds, seed, pooled, keep, threads, decomposer));
+    Rcpp::traits::input_parameter< Rcpp::List >::type inner(innerSEXP);
+    rcpp_result_gen = Rcpp::wrap(cpp_ridge_cv(x, y, train, test, alphas, select, per_target, inner_folds, seed, pooled, keep, threads, decomposer, inner));
     return rcpp_result_gen;
 END_RCPP
 }
@@ -529,6 +530,66 @@ BEGIN_RCPP
     return rcpp_result_gen;
 END_RCPP
 }
+// cpp_compare_riemannian
+Rcpp::List cpp_compare_riemannian(SEXP a, SEXP b, int n_cond, int threads);
+RcppExport SEXP _tensorscope_cpp_compare_riemannian(SEXP aSEXP, SEXP bSEXP, SEXP n_condSEXP, SEXP threadsSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::RNGScope rcpp_rngScope_gen;
+    Rcpp::traits::input_parameter< SEXP >::type a(aSEXP);
+    Rcpp::traits::input_parameter< SEXP >::type b(bSEXP);
+    Rcpp::traits::input_parameter< int >::type n_cond(n_condSEXP);
+    Rcpp::traits::input_parameter< int >::type threads(threadsSEXP);
+    rcpp_result_gen = Rcpp::wrap(cpp_compare_riemannian(a, b, n_cond, threads));
+    return rcpp_result_gen;
+END_RCPP
+}
+// cpp_shape_matrix
+Eigen::MatrixXd cpp_shape_matrix(Rcpp::List xs, Rcpp::List ys, double alpha, std::string score, bool centre, Rcpp::IntegerVector train, Rcpp::IntegerVector test, int threads);
+RcppExport SEXP _tensorscope_cpp_shape_matrix(SEXP xsSEXP, SEXP ysSEXP, SEXP alphaSEXP, SEXP scoreSEXP, SEXP centreSEXP, SEXP trainSEXP, SEXP testSEXP, SEXP threadsSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::RNGScope rcpp_rngScope_gen;
+    Rcpp::traits::input_parameter< Rcpp::List >::type xs(xsSEXP);
+    Rcpp::traits::input_parameter< Rcpp::List >::type ys(ysSEXP);
+    Rcpp::traits::input_parameter< double >::type alpha(alphaSEXP);
+    Rcpp::traits::input_parameter< std::string >::type score(scoreSEXP);
+    Rcpp::traits::input_parameter< bool >::type centre(centreSEXP);
+    Rcpp::traits::input_parameter< Rcpp::IntegerVector >::type train(trainSEXP);
+    Rcpp::traits::input_parameter< Rcpp::IntegerVector >::type test(testSEXP);
+    Rcpp::traits::input_parameter< int >::type threads(threadsSEXP);
+    rcpp_result_gen = Rcpp::wrap(cpp_shape_matrix(xs, ys, alpha, score, centre, train, test, threads));
+    return rcpp_result_gen;
+END_RCPP
+}
+// cpp_cca_similarity
+Rcpp::List cpp_cca_similarity(SEXP x, SEXP y, std::string method, double keep);
+RcppExport SEXP _tensorscope_cpp_cca_similarity(SEXP xSEXP, SEXP ySEXP, SEXP methodSEXP, SEXP keepSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::RNGScope rcpp_rngScope_gen;
+    Rcpp::traits::input_parameter< SEXP >::type x(xSEXP);
+    Rcpp::traits::input_parameter< SEXP >::type y(ySEXP);
+    Rcpp::traits::input_parameter< std::string >::type method(methodSEXP);
+    Rcpp::traits::input_parameter< double >::type keep(keepSEXP);
+    rcpp_result_gen = Rcpp::wrap(cpp_cca_similarity(x, y, method, keep));
+    return rcpp_result_gen;
+END_RCPP
+}
+// cpp_soft_matching
+Rcpp::List cpp_soft_matching(SEXP x, SEXP y, bool centre, int threads);
+RcppExport SEXP _tensorscope_cpp_soft_matching(SEXP xSEXP, SEXP ySEXP, SEXP centreSEXP, SEXP threadsSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::RNGScope rcpp_rngScope_gen;
+    Rcpp::traits::input_parameter< SEXP >::type x(xSEXP);
+    Rcpp::traits::input_parameter< SEXP >::type y(ySEXP);
+    Rcpp::traits::input_parameter< bool >::type centre(centreSEXP);
+    Rcpp::traits::input_parameter< int >::type threads(threadsSEXP);
+    rcpp_result_gen = Rcpp::wrap(cpp_soft_matching(x, y, centre, threads));
+    return rcpp_result_gen;
+END_RCPP
+}
 // cpp_feature_geometry
 Rcpp::List cpp_feature_geometry(SEXP w, int bins, int threads);
 RcppExport SEXP _tensorscope_cpp_feature_geometry(SEXP wSEXP, SEXP binsSEXP, SEXP threadsSEXP) {
@@ -606,7 +667,7 @@ static const R_CallMethodDef CallEntries[] = {
     {"_tensorscope_cpp_read_npy_raw", (DL_FUNC) &_tensorscope_cpp_read_npy_raw, 2},
     {"_tensorscope_cpp_write_npy", (DL_FUNC) &_tensorscope_cpp_write_npy, 4},
     {"_tensorscope_cpp_zip_bad_member", (DL_FUNC) &_tensorscope_cpp_zip_bad_member, 1},
-    {"_tensorscope_cpp_ridge_cv", (DL_FUNC) &_tensorscope_cpp_ridge_cv, 13},
+    {"_tensorscope_cpp_ridge_cv", (DL_FUNC) &_tensorscope_cpp_ridge_cv, 14},
     {"_tensorscope_cpp_pls_cv", (DL_FUNC) &_tensorscope_cpp_pls_cv, 8},
     {"_tensorscope_cpp_ridge_coef", (DL_FUNC) &_tensorscope_cpp_ridge_coef, 4},
     {"_tensorscope_cpp_rdm", (DL_FUNC) &_tensorscope_cpp_rdm, 3},
@@ -615,6 +676,10 @@ static const R_CallMethodDef CallEntries[] = {
     {"_tensorscope_cpp_compare_rdms", (DL_FUNC) &_tensorscope_cpp_compare_rdms, 5},
     {"_tensorscope_cpp_permutation_null", (DL_FUNC) &_tensorscope_cpp_permutation_null, 7},
     {"_tensorscope_cpp_bootstrap_conditions", (DL_FUNC) &_tensorscope_cpp_bootstrap_conditions, 7},
+    {"_tensorscope_cpp_compare_riemannian", (DL_FUNC) &_tensorscope_cpp_compare_riemannian, 4},
+    {"_tensorscope_cpp_shape_matrix", (DL_FUNC) &_tensorscope_cpp_shape_matrix, 8},
+    {"_tensorscope_cpp_cca_similarity", (DL_FUNC) &_tensorscope_cpp_cca_similarity, 4},
+    {"_tensorscope_cpp_soft_matching", (DL_FUNC) &_tensorscope_cpp_soft_matching, 4},
     {"_tensorscope_cpp_feature_geometry", (DL_FUNC) &_tensorscope_cpp_feature_geometry, 3},
     {"_tensorscope_cpp_sparsity", (DL_FUNC) &_tensorscope_cpp_sparsity, 4},
     {"_tensorscope_cpp_has_openmp", (DL_FUNC) &_tensorscope_cpp_has_openmp, 0},

@@ -34,7 +34,7 @@ Rcpp::List wrap_cv(const CvResult& r) {
 // [[Rcpp::export]]
 Rcpp::List cpp_ridge_cv(SEXP x, SEXP y, Rcpp::List train, Rcpp::List test, std::vector<double> alphas,
                         std::string select, bool per_target, int inner_folds, double seed, bool pooled,
-                        bool keep, int threads, SEXP decomposer) {
+                        bool keep, int threads, SEXP decomposer, Rcpp::List inner) {
   return glue::guard([&]() -> Rcpp::List {
     const auto X = glue::map_matrix(x);
     const auto Y = glue::map_matrix(y);
@@ -44,6 +44,16 @@ Rcpp::List cpp_ridge_cv(SEXP x, SEXP y, Rcpp::List train, Rcpp::List test, std::
     o.per_target = per_target;
     o.inner_folds = inner_folds;
     o.seed = static_cast<std::uint64_t>(seed);
+    // inner: per outer split, a list of inner test sets (0-based positions in its training rows)
+    for (R_xlen_t s = 0; s < inner.size(); ++s) {
+      Rcpp::List folds = inner[s];
+      std::vector<std::vector<Index>> f;
+      for (R_xlen_t k = 0; k < folds.size(); ++k) {
+        Rcpp::IntegerVector te = folds[k];
+        f.emplace_back(te.begin(), te.end());
+      }
+      o.inner_tests.push_back(std::move(f));
+    }
     // decomposer: NULL (Eigen), or the LibTorch backend's (ts_torch_ridge_decomposer(),
     // an external pointer tagged "tensorscope_ridge_decomposer" to a RidgeDecomposer)
     RidgeDecomposer decompose;

@@ -81,3 +81,13 @@ Eigen::MatrixXd cpp_bootstrap_conditions(SEXP models, SEXP neural, int n_cond, s
                                 compare_method(method), n_boot, seed_of(seed), glue::exec(threads));
   });
 }
+
+// [[Rcpp::export]]
+Rcpp::List cpp_compare_riemannian(SEXP a, SEXP b, int n_cond, int threads) {
+  return glue::guard([&]() -> Rcpp::List {
+    std::vector<Index> rank_b;
+    Matrix s = riemannian_matrix(glue::map_matrix(a), glue::map_matrix(b), n_cond, rank_b, glue::exec(threads));
+    return Rcpp::List::create(Rcpp::Named("similarity") = Rcpp::wrap(s),
+                              Rcpp::Named("rank_b") = Rcpp::IntegerVector(rank_b.begin(), rank_b.end()));
+  });
+}

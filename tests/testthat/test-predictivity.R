@@ -98,6 +98,71 @@ test_that("inner K-fold alpha selection predicts as well as GCV on a linear prob
   expect_equal(kf$r, gcv$r, tolerance = 0.05)
 })
 
+test_that("user-supplied inner folds: the chosen alpha and the predictions equal a brute-force K-fold selection", {
+  d <- sim_xy(48, 12, 3, noise = 3, seed = 8)
+  rownames(d$X) <- rownames(d$Y) <- sprintf("s%02d", 1:48)
+  al <- c(0.1, 1, 10, 100, 1000)
+  outer <- three_folds(48)
+  set.seed(9)
+  labels <- sample(rep_len(1:4, 48))
+  # brute force: per outer training set, the inner folds grouped by label; summed held-out
+  # squared error per alpha and target; the smallest alpha among ties
+  bf <- function(inner_of) {
+    lapply(seq_along(outer), function(s) {
+      tr <- setdiff(1:48, outer[[s]])
+      folds <- inner_of(s, tr)
+      sse <- sapply(al, function(a) Reduce(`+`, lapply(folds, function(te_in) {
+        tr_in <- setdiff(tr, te_in)
+        colSums((d$Y[te_in, , drop = FALSE] - naive_ridge_pred(d$X[tr_in, ], d$Y[tr_in, ], d$X[te_in, , drop = FALSE], a))^2)
+      })))
+      best <- al[apply(sse, 1, which.min)]
+      pred <- sapply(seq_len(3), function(j) naive_ridge_pred(d$X[tr, ], d$Y[tr, j, drop = FALSE], d$X[outer[[s]], ], best[j]))
+      list(alpha = best, pred = pred)
+    })
+  }
+  check <- function(res, want) {
+    ps <- attr(res, "splits")
+    P <- attr(res, "predictions")$layer
+    for (s in seq_along(outer)) {
+      expect_equal(ps$alpha[ps$split == s], want[[s]]$alpha)
+      expect_equal(unname(P[[s]]), want[[s]]$pred, tolerance = 1e-8)
+    }
+  }
+  by_label <- bf(function(s, tr) unname(split(tr, labels[tr])))
+  res <- predictivity(d$X, d$Y, alphas = al, splits = outer, inner_splits = labels, return_predictions = TRUE)
+  expect_identical(attr(res, "settings")$alpha_select, "kfold")
+  check(res, by_label)
+  # the same folds given explicitly per outer split, as stimulus ids: identical results
+  explicit <- lapply(outer, function(te) {
+    tr <- setdiff(1:48, te)
+    lapply(split(tr, labels[tr]), function(i) rownames(d$X)[i])
+  })
+  res2 <- predictivity(d$X, d$Y, alphas = al, splits = outer, inner_splits = explicit, return_predictions = TRUE)
+  expect_identical(attr(res2, "splits"), attr(res, "splits"))
+  # uneven explicit folds that do not cover the training set
+  uneven <- bf(function(s, tr) list(tr[1:5], tr[6:15], tr[20:30]))
+  res3 <- predictivity(d$X, d$Y, alphas = al, splits = outer, return_predictions = TRUE,
+                       inner_splits = lapply(outer, function(te) { tr <- setdiff(1:48, te); list(tr[1:5], tr[6:15], tr[20:30]) }))
+  check(res3, uneven)
+})
+
+test_that("inner_splits rejects bad folds with classed errors", {
+  d <- sim_xy(30, 5, 2, seed = 10)
+  outer <- three_folds(30)
+  expect_error(predictivity(d$X, d$Y, splits = outer, inner_splits = list(1:3)), class = "tensorscope_error_argument")
+  expect_error(predictivity(d$X, d$Y, splits = outer, inner_splits = rep(1:2, 15), alpha_select = "gcv"),
+               class = "tensorscope_error_argument")
+  expect_error(predictivity(d$X, d$Y, splits = outer, inner_splits = rep(1:2, 15), method = "pls"),
+               class = "tensorscope_error_argument")
+  bad <- lapply(outer, function(te) list(te[1:2], setdiff(1:30, te)[1:3]))  # outer test stimuli in an inner fold
+  expect_error(predictivity(d$X, d$Y, splits = outer, inner_splits = bad), "outside outer split",
+               class = "tensorscope_error_argument")
+  big <- lapply(outer, function(te) { tr <- setdiff(1:30, te); list(tr[1:2], tr[-(1:2)]) })
+  expect_error(predictivity(d$X, d$Y, splits = outer, inner_splits = big), class = "tensorscope_error_too_few")
+  expect_error(predictivity(d$X, d$Y, splits = outer, inner_splits = lapply(outer, function(te) list("nope", 1))),
+               class = "tensorscope_error_mismatch")
+})
+
 test_that("PLS matches the pls package (kernelpls = NIPALS) on every fold", {
   skip_if_not_installed("pls")
   cases <- list(c(30, 8, 3, 4), c(20, 30, 1, 5), c(25, 6, 12, 3), c(40, 150, 100, 4), c(15, 600, 600, 2))

@@ -262,3 +262,63 @@ test_that("a list of ts_rdm objects combines into one", {
   expect_equal(as.matrix(r, 2), as.matrix(l$s2))
   expect_error(as_rdm(list(rdm(x), rdm(rand_mat(5, 4)))), class = "tensorscope_error_mismatch")
 })
+
+# rsatoolbox's neg_riem_dist recomputed from its definition: G relative to the first
+# condition, Sigma^ = P P', -min over (t0, t1) of ||log eig(e^t0 G_a + e^t1 Sigma^, G_b)||
+# (generalised eigenvalues), here by Nelder-Mead from several starts with tight tolerances.
+riemannian_bf <- function(da, db) {
+  n <- nrow(da)
+  g <- function(D) outer(D[1, -1], D[1, -1], "+") / 2 - D[-1, -1] / 2
+  ga <- g(da)
+  gb <- g(db)
+  p <- cbind(-1, diag(n - 1))
+  s <- p %*% t(p)
+  f <- function(t) {
+    ev <- Re(eigen(solve(gb, exp(t[1]) * ga + exp(t[2]) * s), only.values = TRUE)$values)
+    if (any(ev <= 0)) return(Inf)
+    sqrt(sum(log(ev)^2))
+  }
+  starts <- list(c(0, 0), c(0, -5), c(0, 5), c(2, -3))
+  -min(vapply(starts, function(s0) stats::optim(s0, f, control = list(reltol = 1e-14, maxit = 5000))$value, 0))
+}
+
+test_that("Riemannian RDM comparison equals rsatoolbox's neg_riem_dist definition", {
+  set.seed(3)
+  x <- matrix(stats::rnorm(8 * 20), 8)
+  y <- x + matrix(stats::rnorm(160, sd = 1.5), 8)
+  for (m in c("euclidean", "correlation")) {
+    a <- rdm(x, m)
+    b <- rdm(y, m)
+    expect_equal(compare_rdms(a, b, "riemannian"), riemannian_bf(as.matrix(a), as.matrix(b)), tolerance = 1e-6)
+    expect_equal(compare_rdms(b, a, "riemannian"), riemannian_bf(as.matrix(b), as.matrix(a)), tolerance = 1e-6)
+  }
+  # several RDMs at once: a tibble, each entry the single comparison
+  many <- rdm(ts_reps(list(p = x, q = y, r = x^2)), "euclidean")
+  res <- compare_rdms(many, rdm(y, "euclidean"), "riemannian")
+  expect_equal(res$similarity[3], compare_rdms(rdm(x^2, "euclidean"), rdm(y, "euclidean"), "riemannian"))
+})
+
+test_that("Riemannian RDM comparison: 0 with itself, invariant to scale and to the order of conditions", {
+  set.seed(4)
+  x <- matrix(stats::rnorm(10 * 30), 10)
+  y <- matrix(stats::rnorm(10 * 30), 10)
+  a <- rdm(x, "euclidean")
+  b <- rdm(y, "euclidean")
+  expect_equal(compare_rdms(a, a, "riemannian"), 0, tolerance = 1e-8)
+  s <- compare_rdms(a, b, "riemannian")
+  expect_lt(s, -0.1)
+  expect_equal(compare_rdms(as_rdm(3 * as.matrix(a)), as_rdm(0.5 * as.matrix(b)), "riemannian"), s, tolerance = 1e-8)
+  o <- sample(10)
+  expect_equal(compare_rdms(rdm(x[o, ], "euclidean"), rdm(y[o, ], "euclidean"), "riemannian"), s, tolerance = 1e-8)
+})
+
+test_that("Riemannian RDM comparison raises a classed error for a rank-deficient RDM", {
+  set.seed(5)
+  a <- rdm(matrix(stats::rnorm(8 * 20), 8), "euclidean")
+  low <- rdm(matrix(stats::rnorm(8 * 3), 8), "sqeuclidean")  # 3 features: rank 3 < 7
+  expect_error(compare_rdms(a, low, "riemannian"), "rank 3, not 7", class = "tensorscope_error_rank_deficient")
+  expect_error(compare_rdms(rdm(matrix(stats::rnorm(2 * 5), 2)), rdm(matrix(stats::rnorm(2 * 5), 2)), "riemannian"),
+               class = "tensorscope_error_too_few")
+  # a rank-deficient first RDM is regularised by the prior, as in rsatoolbox
+  expect_true(is.finite(compare_rdms(low, a, "riemannian")))
+})

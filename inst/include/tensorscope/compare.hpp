@@ -12,6 +12,7 @@
 //                         the tests). corr_cov subtracts each vector's mean first.
 //   bures                 sum sqrt(eig(A^1/2 B A^1/2)) / sqrt(tr A tr B), A, B = -1/2 H D H,
 //                         negative eigenvalues clipped to 0 (as rsatoolbox).
+//   riemannian            rsatoolbox's neg_riem_dist (see riemannian_matrix below).
 //
 // Linear methods are computed as dot products of "prepared" vectors, so batches of
 // comparisons (several RDMs, permutations) become one matrix product.
@@ -289,6 +290,120 @@ inline double bures_similarity(const BuresSide& a, const Matrix& B, double trace
   const double den = std::sqrt(a.trace * trace_b);
   if (!(den > 0)) return std::numeric_limits<double>::quiet_NaN();
   return fid / den;
+}
+
+// ---- Riemannian (rsatoolbox's neg_riem_dist, Shahbazi et al. 2021) ------------------
+//
+// Each RDM becomes the second moment relative to condition 1, G_ij = (d_1i + d_1j - d_ij) / 2
+// over conditions 2..n ((n-1) x (n-1); rsatoolbox's T transform), and the prior
+// Sigma^ = P Sigma_k P^T = I + 1 1^T (Sigma_k = I, P = [-1 | I]). rsatoolbox minimises
+//   f(t0, t1) = || log eig(e^t0 G_a + e^t1 Sigma^, G_b) ||_2
+// (generalised eigenvalues) with Nelder-Mead from (0, 0) and returns -min f. Since
+// log eig(e^t0 (G_a + e^u Sigma^)) = t0 + log eig(G_a + e^u Sigma^), u = t1 - t0, the
+// best t0 centres the log-eigenvalues and the problem is one-dimensional in u:
+//   f*(u) = || l - mean(l) ||, l = log eig(C_a + e^u S),  C_a = L^-1 G_a L^-T,
+//   S = L^-1 Sigma^ L^-T, G_b = L L^T,
+// minimised here by a grid over u, a golden-section refinement, and the two limits
+// u -> -inf (C_a alone, when positive definite) and u -> +inf (S alone). G_b must be
+// positive definite (an RDM of conditions spanning n - 1 dimensions); G_a need not be.
+inline Matrix second_moment_ref1(const VecRef& d, Index n) {
+  const Matrix D = square_from_upper(d, n);
+  Matrix G(n - 1, n - 1);
+  for (Index j = 1; j < n; ++j)
+    for (Index i = 1; i < n; ++i) G(i - 1, j - 1) = 0.5 * (D(0, i) + D(0, j) - D(i, j));
+  return G;
+}
+
+// Spread of the log eigenvalues, or +inf when one is not positive.
+inline double log_spread(const Matrix& M) {
+  const Vector ev = sym_eigen(0.5 * (M + M.transpose()), false).values;
+  const Index m = ev.size();
+  if (m == 0) return 0.0;
+  if (!(ev(0) > 0)) return std::numeric_limits<double>::infinity();
+  const Vector l = ev.array().log();
+  return std::sqrt((l.array() - l.mean()).square().sum());
+}
+
+// Whitened side b: L^-1 from G_b = L L^T; `ok` false when G_b is not positive definite.
+struct RiemannSide {
+  Matrix linv;    // L^-1
+  Matrix S;       // L^-1 Sigma^ L^-T
+  bool ok = false;
+  Index rank = 0; // numerical rank of G_b
+};
+
+inline RiemannSide riemann_side(const VecRef& d, Index n) {
+  RiemannSide r;
+  const Matrix G = second_moment_ref1(d, n);
+  const Vector ev = sym_eigen(G, false).values;
+  const double top = ev.size() ? ev.cwiseAbs().maxCoeff() : 0.0;
+  const double tol = top * static_cast<double>(n) * 1e3 * std::numeric_limits<double>::epsilon();
+  for (Index i = 0; i < ev.size(); ++i) r.rank += ev(i) > tol;
+  if (r.rank < n - 1) return r;
+  Eigen::LLT<Matrix> llt(G);
+  if (llt.info() != Eigen::Success) return r;
+  r.linv = llt.matrixL().solve(Matrix::Identity(n - 1, n - 1));
+  const Matrix sig = Matrix::Identity(n - 1, n - 1) + Matrix::Ones(n - 1, n - 1);
+  r.S = r.linv * sig * r.linv.transpose();
+  r.ok = true;
+  return r;
+}
+
+inline double riemannian_neg_distance(const Matrix& Ga, const RiemannSide& b) {
+  const Matrix C = b.linv * Ga * b.linv.transpose();
+  auto f = [&](double u) { return log_spread(C + std::exp(u) * b.S); };
+  double best = std::min(log_spread(C), log_spread(b.S));  // the two limits
+  // grid around the scale where C and e^u S are comparable
+  const double cn = sym_eigen(0.5 * (C + C.transpose()), false).values.cwiseAbs().maxCoeff();
+  const double sn = sym_eigen(b.S, false).values.maxCoeff();
+  const double c = std::log(std::max(cn, 1e-300) / sn);
+  const double step = 0.5, half = 30.0;
+  double bu = c, bf = std::numeric_limits<double>::infinity();
+  for (double u = c - half; u <= c + half + 1e-9; u += step) {
+    const double v = f(u);
+    if (v < bf) {
+      bf = v;
+      bu = u;
+    }
+  }
+  if (std::isfinite(bf)) {
+    // golden section on [bu - step, bu + step]
+    const double g = 0.5 * (std::sqrt(5.0) - 1.0);
+    double lo = bu - step, hi = bu + step;
+    double x1 = hi - g * (hi - lo), x2 = lo + g * (hi - lo);
+    double f1 = f(x1), f2 = f(x2);
+    for (int it = 0; it < 80 && hi - lo > 1e-12; ++it) {
+      if (f1 < f2) {
+        hi = x2; x2 = x1; f2 = f1; x1 = hi - g * (hi - lo); f1 = f(x1);
+      } else {
+        lo = x1; x1 = x2; f1 = f2; x2 = lo + g * (hi - lo); f2 = f(x2);
+      }
+    }
+    best = std::min({best, bf, f1, f2});
+  }
+  return -best;
+}
+
+// Every row of A with every row of B (k x l); rank_b: numerical rank of each G_b
+// (entries of B whose G_b is singular give NaN; the R layer reports them).
+inline Matrix riemannian_matrix(const MatRef& A, const MatRef& B, Index n_cond, std::vector<Index>& rank_b,
+                                const Exec& ex) {
+  if (A.cols() != B.cols()) throw ts_error(ErrorKind::mismatch, "compare: RDMs have different numbers of pairs");
+  if (n_cond < 3) throw ts_error(ErrorKind::too_few, "riemannian: needs at least 3 conditions");
+  const Index k = A.rows(), l = B.rows();
+  Matrix out(k, l);
+  std::vector<Matrix> ga(static_cast<std::size_t>(k));
+  for (Index i = 0; i < k; ++i) ga[i] = second_moment_ref1(A.row(i).transpose(), n_cond);
+  rank_b.assign(static_cast<std::size_t>(l), 0);
+  for (Index j = 0; j < l; ++j) {
+    const RiemannSide sb = riemann_side(B.row(j).transpose(), n_cond);
+    rank_b[static_cast<std::size_t>(j)] = sb.rank;
+    for (Index i = 0; i < k; ++i) {
+      out(i, j) = sb.ok ? riemannian_neg_distance(ga[i], sb) : std::numeric_limits<double>::quiet_NaN();
+      ex.check();
+    }
+  }
+  return out;
 }
 
 // ---- all pairs -----------------------------------------------------------------------

@@ -23,6 +23,7 @@ namespace tensorscope {
   X(mismatch, "inputs disagree: stimuli, shapes, sizes or targets")                        \
   X(empty, "an input has no rows, columns, layers or members")                             \
   X(too_few, "too few stimuli, conditions, runs or samples for the method")               \
+  X(rank_deficient, "data span too few dimensions for the method")                       \
   X(not_rdm, "an object is not a valid RDM")                                                \
   X(unknown_metric, "an analyzer metric that is not registered")                           \
   X(file, "a file cannot be opened, read or written")                                      \

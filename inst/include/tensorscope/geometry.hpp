@@ -125,7 +125,7 @@ inline FiberWindows fiber_windows(const Matrix& dist, int k_min, int k_max, int 
   const Index n = dist.rows();
   const int m = k_max - k_min + 1;  // number of spacings
   if (w < 1 || step < 1 || k_min < 1 || k_max < k_min || k_max >= dist.cols())
-    throw invalid_input("fiber_windows: window, step and the neighbour range must be positive and within dist");
+    throw ts_error(ErrorKind::argument, "fiber_windows: window, step and the neighbour range must be positive and within dist");
   std::vector<int> cuts;  // 64-bit counter: c + step cannot overflow for any int step
   for (std::int64_t c = w; c + w <= m; c += step) cuts.push_back(static_cast<int>(c));
   const int nw = m / w;

@@ -116,6 +116,27 @@ inline Svd svd_thin(const MatRef& X) {
   return out;
 }
 
+// Singular values only (LAPACK dgesdd, jobz = 'N'), descending.
+inline Vector singular_values(const MatRef& X) {
+  const int m = static_cast<int>(X.rows()), n = static_cast<int>(X.cols());
+  const int r = std::min(m, n);
+  Vector s(r);
+  if (r == 0) return s;
+  Matrix A = X;
+  const char jobz = 'N';
+  int info = 0, lwork = -1, one = 1;
+  double work_query = 0, dummy = 0;
+  std::vector<int> iwork(static_cast<std::size_t>(8) * r);
+  dgesdd_(&jobz, &m, &n, A.data(), &m, s.data(), &dummy, &one, &dummy, &one, &work_query, &lwork,
+          iwork.data(), &info, 1);
+  lwork = static_cast<int>(work_query);
+  std::vector<double> work(static_cast<std::size_t>(std::max(1, lwork)));
+  dgesdd_(&jobz, &m, &n, A.data(), &m, s.data(), &dummy, &one, &dummy, &one, work.data(), &lwork,
+          iwork.data(), &info, 1);
+  if (info != 0) throw std::runtime_error("LAPACK dgesdd failed (info = " + std::to_string(info) + ")");
+  return s;
+}
+
 // Symmetric positive semi-definite square root (negative eigenvalues clipped to 0).
 inline Matrix psd_sqrt(const MatRef& A) {
   SymEigen e = sym_eigen(A, true);

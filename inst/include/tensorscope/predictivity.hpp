@@ -56,6 +56,9 @@ struct RidgeOptions {
   bool per_target = true;         // false: one alpha shared by all targets
   int inner_folds = 5;            // for AlphaSelect::kfold
   std::uint64_t seed = 1;         // inner fold assignment
+  // AlphaSelect::kfold with the caller's inner folds: per outer split, the inner test
+  // sets as positions within that split's training rows (empty: random inner folds)
+  std::vector<std::vector<std::vector<Index>>> inner_tests;
 };
 
 struct Split {
@@ -420,21 +423,36 @@ inline std::vector<int> choose_alpha(const Matrix& crit, bool per_target) {
 }
 
 // Inner K-fold CV on a training set (each inner fold is centred on its own training
-// part, so Xtr, Ytr may be given centred or not): mean squared error of the
-// held-out predictions for every alpha and target, n_alpha x q.
+// part, so Xtr, Ytr may be given centred or not): squared error of the held-out
+// predictions summed over the inner folds, divided by n, for every alpha and target,
+// n_alpha x q. The folds are random (seed, stream) or the caller's (o.inner_tests).
 inline Matrix ridge_inner_cv(const Matrix& Xtr, const Matrix& Ytr, const RidgeOptions& o, std::uint64_t stream,
                              const Exec& ex, const RidgeDecomposer& decompose = {}) {
   const Index n = Xtr.rows(), q = Ytr.cols();
   const Index na = static_cast<Index>(o.alphas.size());
-  const int K = std::max<int>(2, std::min<int>(o.inner_folds, static_cast<int>(n)));
+  const bool given = !o.inner_tests.empty();
+  if (given && stream >= o.inner_tests.size()) throw ts_error(ErrorKind::argument, "ridge: no inner folds for this split");
+  const int K = given ? static_cast<int>(o.inner_tests[stream].size())
+                      : std::max<int>(2, std::min<int>(o.inner_folds, static_cast<int>(n)));
   std::vector<Index> perm(static_cast<std::size_t>(n));
   std::iota(perm.begin(), perm.end(), 0);
   Rng rng(o.seed, stream);
-  rng.shuffle(perm);
+  if (!given) rng.shuffle(perm);
   Matrix sse = Matrix::Zero(na, q);
   for (int f = 0; f < K; ++f) {
     std::vector<Index> tr, te;
-    for (Index i = 0; i < n; ++i) (i % K == f ? te : tr).push_back(perm[static_cast<std::size_t>(i)]);
+    if (given) {
+      te = o.inner_tests[stream][static_cast<std::size_t>(f)];
+      std::vector<char> in_test(static_cast<std::size_t>(n), 0);
+      for (Index i : te) {
+        if (i < 0 || i >= n) throw ts_error(ErrorKind::argument, "ridge: inner fold index out of range");
+        in_test[static_cast<std::size_t>(i)] = 1;
+      }
+      for (Index i = 0; i < n; ++i)
+        if (!in_test[static_cast<std::size_t>(i)]) tr.push_back(i);
+    } else {
+      for (Index i = 0; i < n; ++i) (i % K == f ? te : tr).push_back(perm[static_cast<std::size_t>(i)]);
+    }
     std::sort(tr.begin(), tr.end());
     std::sort(te.begin(), te.end());
     Matrix Xa = pred_detail::gather_rows(Xtr, tr), Xb = pred_detail::gather_rows(Xtr, te);

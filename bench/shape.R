@@ -1,0 +1,82 @@
+# Benchmark of shape metrics (issue 13): all pairs of 12 layers x 5000 stimuli x 768 units,
+# Procrustes (alpha = 1) and CCA (alpha = 0), angular distance.
+# Each line: our time, the ratio to a naive R implementation (netrep's algorithm per pair,
+# timed on a few pairs and extrapolated to all 66), and the ratio to the GEMM/SVD work the
+# algorithm needs, timed in the same run with the same BLAS/LAPACK.
+# Usage: Rscript bench/shape.R [scale]   (scale < 1 shrinks the problem)
+suppressPackageStartupMessages(library(tensorscope))
+args <- commandArgs(trailingOnly = TRUE)
+scale <- if (length(args)) as.numeric(args[1]) else 1
+ts_threads(parallel::detectCores())
+set.seed(1)
+tm <- function(expr, reps = 1) {
+  e <- substitute(expr)
+  env <- parent.frame()
+  best <- Inf
+  for (i in seq_len(reps)) best <- min(best, system.time(eval(e, env))[["elapsed"]])
+  best
+}
+row <- function(what, ours, naive = NA, bound = NA, note = "") {
+  cat(sprintf("%-52s %8.2f s  naive/ours %7s  ours/bound %5s  %s\n", what, ours,
+              if (is.na(naive)) "-" else sprintf("%.1fx", naive / ours),
+              if (is.na(bound)) "-" else sprintf("%.2f", ours / bound), note))
+}
+info <- ts_build_info()
+cat(sprintf("tensorscope %s | threads %d | BLAS %s (%s threads) | load %s\n", info$version, info$threads,
+            basename(info$blas), info$blas_threads, paste(readLines("/proc/loadavg", warn = FALSE), collapse = "")))
+
+n <- round(5000 * scale); p <- round(768 * scale); L <- 12
+z <- matrix(rnorm(n * 64), n)
+layers <- lapply(seq_len(L), function(l) {
+  w <- matrix(rnorm(64 * p), 64)
+  z <<- tanh(z + matrix(rnorm(n * 64, sd = 0.3), n))
+  z %*% w + matrix(rnorm(n * p, sd = 0.5), n)
+})
+names(layers) <- paste0("layer", seq_len(L))
+reps <- ts_reps(layers)
+pairs <- L * (L - 1) / 2
+
+# naive: netrep's LinearMetric per pair (centre, eigh-whiten both sides, full SVD of the
+# cross product, transform, angular distance), as a user would loop it in R
+naive_pair <- function(x, y, alpha) {
+  whiten <- function(X) {
+    if (alpha > 1 - 1e-7) return(X)
+    e <- eigen(crossprod(X), symmetric = TRUE)
+    lam <- pmax(e$values, 1e-7)
+    d <- alpha + (1 - alpha) / sqrt(lam)
+    d <- d * sqrt(sum(lam) / sum(alpha^2 * lam + 2 * alpha * (1 - alpha) * sqrt(lam) + (1 - alpha)^2))
+    X %*% (e$vectors %*% (d * t(e$vectors)))
+  }
+  xw <- whiten(scale(x, scale = FALSE)); yw <- whiten(scale(y, scale = FALSE))
+  s <- svd(crossprod(xw, yw))
+  tx <- xw %*% s$u; ty <- yw %*% s$v
+  acos(min(1, sum(tx * ty) / (norm(tx, "F") * norm(ty, "F"))))
+}
+k_naive <- 3
+sample_pairs <- list(c(1, 2), c(5, 9), c(11, 12))
+
+for (alpha in c(1, 0)) {
+  what <- if (alpha == 1) "Procrustes" else "CCA"
+  t_ours <- tm(res <- shape_layers(reps, alpha = alpha))
+  m <- as.matrix(res)
+  t_naive1 <- tm(ref <- vapply(sample_pairs, function(ij) naive_pair(layers[[ij[1]]], layers[[ij[2]]], alpha), 0))
+  got <- vapply(sample_pairs, function(ij) m[ij[1], ij[2]], 0)
+  stopifnot(max(abs(got - ref)) < 1e-6)
+  t_naive <- t_naive1 * pairs / k_naive
+  # the dense work the algorithm needs: per layer the centring (+ for CCA one thin SVD and
+  # the scaling of U); per pair one cross product of the prepared layers and one SVD
+  # without vectors of the p x p result
+  t_bound <- tm({
+    prep <- lapply(layers, function(x) {
+      xc <- x - rep(colMeans(x), each = nrow(x))
+      if (alpha < 1) { s <- La.svd(xc, nu = ncol(xc), nv = 0); xc <- s$u } # U (times a diagonal)
+      xc
+    })
+    for (i in 1:(L - 1)) for (j in (i + 1):L) La.svd(crossprod(prep[[i]], prep[[j]]), nu = 0, nv = 0)
+  })
+  t_gemm <- tm(for (i in 1:(L - 1)) for (j in (i + 1):L) crossprod(layers[[i]], layers[[j]]))
+  row(sprintf("shape_layers %s, %d layers x %d x %d", what, L, n, p), t_ours, t_naive, t_bound,
+      sprintf("(naive: netrep per pair, %d pairs extrapolated to %d; %d GEMMs alone %.2f s)", k_naive, pairs, pairs, t_gemm))
+}
+t_cv <- tm(shape_layers(reps, alpha = 0, test = seq_len(n %/% 5)))
+row(sprintf("shape_layers CCA cross-validated (%d train / %d test)", n - n %/% 5, n %/% 5), t_cv)

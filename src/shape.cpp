@@ -1,0 +1,42 @@
+// Rcpp glue for shape metrics and the CCA family (core: inst/include/tensorscope/shape.hpp).
+#include "glue.h"
+
+#include <tensorscope/shape.hpp>
+
+using namespace tensorscope;
+
+namespace {
+std::vector<Index> indices(const Rcpp::IntegerVector& v) { return std::vector<Index>(v.begin(), v.end()); }
+}  // namespace
+
+// [[Rcpp::export]]
+Eigen::MatrixXd cpp_shape_matrix(Rcpp::List xs, Rcpp::List ys, double alpha, std::string score, bool centre,
+                                 Rcpp::IntegerVector train, Rcpp::IntegerVector test, int threads) {
+  return glue::guard([&]() -> Eigen::MatrixXd {
+    ShapeOptions o;
+    o.alpha = alpha;
+    o.score = score == "euclidean" ? ShapeScore::euclidean : ShapeScore::angular;
+    o.centre = centre;
+    const auto mx = glue::map_list(xs);
+    const auto my = glue::map_list(ys);
+    return shape_matrix(glue::refs(mx), glue::refs(my), o, indices(train), indices(test), glue::exec(threads));
+  });
+}
+
+// [[Rcpp::export]]
+Rcpp::List cpp_cca_similarity(SEXP x, SEXP y, std::string method, double keep) {
+  return glue::guard([&]() -> Rcpp::List {
+    const CcaMethod m = method == "svcca" ? CcaMethod::svcca : (method == "pwcca" ? CcaMethod::pwcca : CcaMethod::mean);
+    CcaResult r = cca_similarity(glue::map_matrix(x), glue::map_matrix(y), m, keep);
+    return Rcpp::List::create(Rcpp::Named("similarity") = r.similarity, Rcpp::Named("rho") = Rcpp::wrap(r.rho),
+                              Rcpp::Named("kx") = static_cast<int>(r.kx), Rcpp::Named("ky") = static_cast<int>(r.ky));
+  });
+}
+
+// [[Rcpp::export]]
+Rcpp::List cpp_soft_matching(SEXP x, SEXP y, bool centre, int threads) {
+  return glue::guard([&]() -> Rcpp::List {
+    TransportResult r = soft_matching(glue::map_matrix(x), glue::map_matrix(y), centre, glue::exec(threads));
+    return Rcpp::List::create(Rcpp::Named("cost") = r.cost, Rcpp::Named("plan") = Rcpp::wrap(r.plan));
+  });
+}
