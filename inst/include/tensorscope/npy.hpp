@@ -315,7 +315,7 @@ inline std::vector<unsigned char> read_file(const std::string& path) {
   // only regular files: opening a named pipe (or a device) would block or never end
   std::error_code ec;
   if (!std::filesystem::is_regular_file(path, ec))
-    throw io_error(ErrKind::file, "'" + path + "' is not a regular file");
+    throw ts_error(ErrorKind::file, "'" + path + "' is not a regular file");
   std::ifstream f(path, std::ios::binary | std::ios::ate);
   if (!f) throw ts_error(ErrorKind::file, "cannot open '" + path + "'");
   std::streamoff size = f.tellg();
