@@ -22,8 +22,11 @@
 #' included), with `t = 0.5` as in their demo; `"median_nonzero"` is Brain-Score's
 #' rule sigma^2 = median of the non-zero squared distances (`t` is not used).
 #'
-#' @param x,y Numeric matrices (or data frames, or arrays with stimuli first) with the
-#'   same stimuli in the same rows.
+#' @param x,y Numeric matrices (or data frames, or arrays with stimuli first) over the
+#'   same stimuli. When both have row names (stimulus ids), `y`'s rows are matched to
+#'   `x`'s by id (with a message); ids that differ are an error of class
+#'   `tensorscope_error_mismatch`. Without row names on either side, rows pair by
+#'   position.
 #' @param kernel `"linear"` or `"rbf"`.
 #' @param estimator `"biased"` (Kornblith et al.) or `"debiased"` (Song et al.).
 #' @param sigma `NULL` or the RBF bandwidth(s), see Details.
@@ -60,6 +63,8 @@ cka <- function(x, y, kernel = c("linear", "rbf"), estimator = c("biased", "debi
                 path = c("auto", "feature", "gram"), backend = c("auto", "eigen", "torch")) {
   x <- as_data_matrix(x)
   y <- as_data_matrix(y)
+  idx <- match_stimuli(rownames(x), rownames(y), "x", "y")
+  if (!is.null(idx)) y <- y[idx, , drop = FALSE]
   if (nrow(x) != nrow(y)) {
     ts_abort("{.arg x} and {.arg y} must have the same stimuli: {.arg x} has {nrow(x)} rows, {.arg y} has {nrow(y)}.",
              "mismatch")
@@ -119,8 +124,9 @@ cka_memory <- function() getOption("tensorscope.memory_gb", 4) * 1e9
 #'
 #' @param reps A [ts_reps()] object or anything `ts_reps()` accepts (a named list of
 #'   layers).
-#' @param reps2 `NULL` (pairs within `reps`), or a second set of layers with the same
-#'   stimuli (a `ts_reps`, a named list, or one matrix such as neural data).
+#' @param reps2 `NULL` (pairs within `reps`), or a second set of layers over the same
+#'   stimuli (a `ts_reps`, a named list, or one matrix such as neural data), matched to
+#'   `reps` by stimulus id when both carry ids.
 #' @inheritParams cka
 #' @param sigma `NULL`, or RBF bandwidths: one number for every layer, or a named
 #'   numeric vector with one value per layer (names from both sides).
@@ -144,16 +150,7 @@ cka_layers <- function(reps, reps2 = NULL, kernel = c("linear", "rbf"),
   within <- is.null(reps2)
   if (!within) {
     if (is.matrix(reps2) || is.data.frame(reps2)) reps2 <- list(neural = reps2)
-    reps2 <- as_reps(reps2)
-    if (length(reps2$stimuli) != length(reps$stimuli)) {
-      ts_abort("{.arg reps} has {length(reps$stimuli)} stimuli but {.arg reps2} has {length(reps2$stimuli)}.",
-               "mismatch")
-    }
-    default_ids <- function(s) identical(s, as.character(seq_along(s)))
-    if (!default_ids(reps$stimuli) && !default_ids(reps2$stimuli) && !identical(reps$stimuli, reps2$stimuli)) {
-      ts_abort("{.arg reps} and {.arg reps2} have different stimulus ids (first difference: {.val {reps$stimuli[which(reps$stimuli != reps2$stimuli)[1]]}}).",
-               "mismatch")
-    }
+    reps2 <- align_reps(reps, as_reps(reps2), "reps", "reps2")
   }
   n <- length(reps$stimuli)
   opts <- cka_options(kernel, estimator, NULL, bandwidth, t, path, n = n)

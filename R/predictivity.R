@@ -60,8 +60,9 @@
 #'
 #' @param reps The model: a [ts_reps()] object or anything it accepts (one matrix is
 #'   one layer).
-#' @param responses Stimuli x targets matrix or data frame, in the stimulus order of
-#'   `reps` (row names, when present, must equal the stimulus ids), or a stimuli x
+#' @param responses Stimuli x targets matrix or data frame over the stimuli of `reps`
+#'   (when both carry stimulus ids -- row names here -- rows are matched by id, with a
+#'   message; other ids are an error), or a stimuli x
 #'   targets x repetitions array: it is averaged over repetitions and, unless `ceiling`
 #'   is given, the noise ceiling is computed from it with [noise_ceiling()].
 #' @param method `"ridge"` or `"pls"`.
@@ -615,17 +616,13 @@ prepare_responses <- function(responses, stimuli, na, call = rlang::caller_env()
   }
   storage.mode(Y) <- "double"
   if (ncol(Y) == 0) ts_abort("{.arg responses} has no targets (0 columns).", "empty", call = call)
+  idx <- match_stimuli(stimuli, rownames(Y), "reps", "responses", call = call)
+  if (!is.null(idx)) {
+    Y <- Y[idx, , drop = FALSE]
+    if (!is.null(trials)) trials <- trials[idx, , , drop = FALSE]
+  }
   if (nrow(Y) != n) {
     ts_abort("{.arg responses} has {nrow(Y)} stimuli (rows) but {.arg reps} has {n}.", "mismatch", call = call)
-  }
-  rn <- rownames(Y)
-  if (!is.null(rn) && !identical(rn, stimuli) && !identical(rn, as.character(seq_len(n)))) {
-    if (setequal(rn, stimuli)) {
-      ts_abort(c("{.arg responses} has the stimuli of {.arg reps} in another order.",
-                 i = "Reorder them, e.g. {.code responses[reps$stimuli, ]}."), "mismatch", call = call)
-    }
-    ts_abort(c("The row names of {.arg responses} are not the stimulus ids of {.arg reps}.",
-               x = "First unknown: {.val {setdiff(rn, stimuli)[1]}}."), "mismatch", call = call)
   }
   if (is.null(colnames(Y))) colnames(Y) <- as.character(seq_len(ncol(Y)))
   if (anyDuplicated(colnames(Y))) colnames(Y) <- make.unique(colnames(Y))

@@ -181,8 +181,9 @@ new_rdm <- function(d, labels, descriptors, method) {
 #' Convert to and from `ts_rdm`
 #'
 #' `as_rdm()` turns a [stats::dist()] object, a square symmetric matrix with a zero
-#' diagonal, a list of such matrices (or of `ts_rdm` objects over the same
-#' conditions), an n x n x k array, or a numeric vector holding an upper triangle
+#' diagonal, a list of such matrices or `dist` objects (or of `ts_rdm` objects over the
+#' same conditions; each element is put in the condition order of the first by its
+#' labels, with a message, and labels that differ are an error), an n x n x k array, or a numeric vector holding an upper triangle
 #' (i < j, `dist()` order) into a `ts_rdm`. Anything else, a
 #' non-square, asymmetric or non-finite matrix, or a non-zero diagonal is an error of
 #' class `tensorscope_error_not_rdm` naming the argument.
@@ -224,7 +225,7 @@ as_rdm <- function(x, labels = NULL, names = NULL, ...) {
     if (length(x) == 0) ts_abort("{.arg {arg}} is an empty list.", "empty", call = call)
     if (all(vapply(x, inherits, logical(1), "ts_rdm"))) {
       # a list of ts_rdm objects (e.g. lapply(subjects, rdm)): one object holding all
-      for (i in seq_along(x)[-1]) check_same_conditions(x[[1]], x[[i]], sprintf("%s[[1]]", arg), sprintf("%s[[%d]]", arg, i), call = call)
+      x <- align_list(x, arg, call)
       k <- vapply(x, length, integer(1))
       nm <- names %||% if (!is.null(names(x))) {
         unlist(Map(function(n, r) if (length(r) == 1) n else paste(n, r$descriptors$name, sep = "."), names(x), x))
@@ -240,9 +241,12 @@ as_rdm <- function(x, labels = NULL, names = NULL, ...) {
       ts_abort("The RDMs in {.arg {arg}} have different numbers of conditions ({paste(n, collapse = ', ')}).",
                "mismatch", call = call)
     }
+    # every element in the conditions order of the first, by label (never by position
+    # when both carry labels)
+    one <- function(r) new_rdm(matrix(r$d, nrow = 1), r$labels, tibble::tibble(name = "rdm"), "unknown")
+    d <- do.call(rbind, lapply(align_list(lapply(rs, one), arg, call), `[[`, "dissimilarities"))
     nm <- names %||% names(x) %||% paste0("rdm", seq_along(x))
-    return(new_rdm(do.call(rbind, lapply(rs, `[[`, "d")), labels %||% rs[[1]]$labels,
-                   tibble::tibble(name = nm), "unknown"))
+    return(new_rdm(d, labels %||% rs[[1]]$labels, tibble::tibble(name = nm), "unknown"))
   }
   if (is.matrix(x) || is.data.frame(x)) {
     r <- as_rdm_matrix(x, arg, call)
@@ -314,10 +318,54 @@ print.ts_rdm <- function(x, ...) {
 #' @export
 length.ts_rdm <- function(x) nrow(x$dissimilarities)
 
+#' @rdname subset-stimuli
 #' @export
-`[.ts_rdm` <- function(x, i, ...) {
-  if (is.character(i)) i <- match(i, x$descriptors$name)
-  new_rdm(x$dissimilarities[i, , drop = FALSE], x$conditions, x$descriptors[i, , drop = FALSE], x$method)
+`[.ts_rdm` <- function(x, i, j, ..., drop = FALSE) {
+  if (nargs() - (!missing(drop)) == 2L) {  # rdm[k]: RDMs
+    if (missing(i)) return(x)
+    return(subset_rdms(x, i))
+  }
+  if (!missing(j)) x <- subset_rdms(x, j)
+  if (!missing(i)) x <- rdm_conditions(x, stimulus_index(i, x$conditions))
+  x
+}
+
+subset_rdms <- function(x, i, call = rlang::caller_env()) {
+  k <- if (is.character(i)) match(i, x$descriptors$name) else seq_len(nrow(x$dissimilarities))[i]
+  if (anyNA(k) || length(k) == 0) {
+    ts_abort("Unknown RDM(s) {.val {if (is.character(i)) i[is.na(k)] else i}}; the RDMs are {.val {x$descriptors$name}}.",
+             "argument", call = call)
+  }
+  new_rdm(x$dissimilarities[k, , drop = FALSE], x$conditions, x$descriptors[k, , drop = FALSE], x$method)
+}
+
+# A list of ts_rdm, each in the conditions order of the first (one message if any moved).
+align_list <- function(x, arg, call) {
+  moved <- character(0)
+  for (i in seq_along(x)[-1]) {
+    old <- x[[i]]$conditions
+    x[[i]] <- align_conditions(x[[1]], x[[i]], sprintf("%s[[1]]", arg), sprintf("%s[[%d]]", arg, i),
+                               inform = FALSE, call = call)
+    if (!identical(old, x[[i]]$conditions)) moved <- c(moved, sprintf("%s[[%d]]", arg, i))
+  }
+  if (length(moved)) {
+    cli::cli_inform(c(i = "Matched the conditions of {.arg {moved}} to those of {.arg {arg}[[1]]} by label."),
+                    class = "tensorscope_message_realigned")
+  }
+  x
+}
+
+# The RDMs over the conditions at positions idx (a subset, in that order): each new
+# pair (a, b) takes the old pair (idx[a], idx[b]).
+rdm_conditions <- function(x, idx) {
+  n <- length(x$conditions)
+  if (length(idx) < 2) ts_abort("An RDM needs at least 2 conditions; the selection keeps {length(idx)}.", "too_few")
+  if (identical(idx, seq_len(n))) return(x)
+  pr <- upper_pairs(length(idx))
+  p <- pmin(idx[pr[, 1]], idx[pr[, 2]])
+  q <- pmax(idx[pr[, 1]], idx[pr[, 2]])
+  col <- n * (p - 1) - p * (p - 1) / 2 + q - p
+  new_rdm(x$dissimilarities[, col, drop = FALSE], x$conditions[idx], x$descriptors, x$method)
 }
 
 #' @param i Which RDM (index or name) for `as.matrix()` and `as.dist()`.
@@ -365,7 +413,8 @@ as.dist.ts_rdm <- function(m, diag = FALSE, upper = FALSE) {
 #' RDM has no tied values: ties count against them by design).
 #'
 #' @param a,b RDMs: `ts_rdm` objects or anything [as_rdm()] accepts, over the same
-#'   conditions.
+#'   conditions (matched by label when both carry labels: `b` is reordered to `a`, with
+#'   a message; different labels are an error).
 #' @param method The similarity, see Details.
 #' @return One number when `a` and `b` each hold one RDM; otherwise a tibble with
 #'   columns `rdm_a`, `rdm_b`, `method` and `similarity`.
@@ -385,8 +434,7 @@ compare_rdms <- function(a, b, method = c("spearman", "pearson", "kendall_tau_a"
                                           "corr_cov", "cosine_cov", "bures")) {
   method <- check_choice(method, compare_methods)
   a <- as_rdm(a)
-  b <- as_rdm(b)
-  check_same_conditions(a, b)
+  b <- align_conditions(a, as_rdm(b))
   n <- length(a$conditions)
   s <- cpp_compare_rdms(a$dissimilarities, b$dissimilarities, method, n, threads_now())
   if (nrow(s) == 1 && ncol(s) == 1) return(s[1, 1])
@@ -400,21 +448,9 @@ compare_rdms <- function(a, b, method = c("spearman", "pearson", "kendall_tau_a"
 
 compare_methods <- c("spearman", "pearson", "kendall_tau_a", "rho_a", "cosine", "corr_cov", "cosine_cov", "bures")
 
-check_same_conditions <- function(a, b, arg_a = "a", arg_b = "b", call = rlang::caller_env()) {
-  na <- length(a$conditions)
-  nb <- length(b$conditions)
-  if (na != nb) {
-    ts_abort("{.arg {arg_a}} has {na} conditions but {.arg {arg_b}} has {nb}.", "mismatch", call = call)
-  }
-  default <- as.character(seq_len(na))
-  if (!identical(a$conditions, default) && !identical(b$conditions, default) &&
-      !identical(a$conditions, b$conditions)) {
-    if (setequal(a$conditions, b$conditions)) {
-      ts_abort("{.arg {arg_a}} and {.arg {arg_b}} have the same conditions in a different order; reorder one of them.",
-               "mismatch", call = call)
-    }
-    ts_abort("{.arg {arg_a}} and {.arg {arg_b}} have different condition labels (first difference: {.val {a$conditions[which(a$conditions != b$conditions)[1]]}}).",
-             "mismatch", call = call)
-  }
-  invisible(TRUE)
+# `b` with its conditions in the order of `a`'s (by label, see match_stimuli()); an
+# error when the labels differ.
+align_conditions <- function(a, b, arg_a = "a", arg_b = "b", inform = TRUE, call = rlang::caller_env()) {
+  idx <- match_stimuli(a$conditions, b$conditions, arg_a, arg_b, what = "conditions", inform = inform, call = call)
+  if (is.null(idx)) b else rdm_conditions(b, idx)
 }

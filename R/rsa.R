@@ -25,7 +25,9 @@
 #' @param reps The model: a [ts_reps()] object (one RDM per layer is computed with
 #'   `rdm_method`), anything `ts_reps()` accepts, or a `ts_rdm` of model RDMs.
 #' @param neural Neural RDMs: a `ts_rdm` (e.g. from [rdm()]) or anything [as_rdm()]
-#'   accepts (a matrix, a list of matrices, an n x n x subjects array).
+#'   accepts (a matrix, a list of matrices, an n x n x subjects array). Its conditions
+#'   are matched to the stimuli of `reps` by label (with a message) when both carry
+#'   labels; labels that differ are an error of class `tensorscope_error_mismatch`.
 #' @param method RDM comparison, see [compare_rdms()].
 #' @param rdm_method Dissimilarity for the model's RDMs, see [rdm()].
 #' @param boot `"auto"`, `"stimuli"`, `"subjects"`, `"both"` or `"none"`.
@@ -69,8 +71,7 @@ rsa <- function(reps, neural, method = c("spearman", "pearson", "kendall_tau_a",
   seed <- check_seed(seed)
 
   models <- if (inherits(reps, "ts_rdm")) reps else rdm(as_reps(reps), rdm_method)
-  neural <- as_rdm(neural)
-  check_same_conditions(models, neural, "reps", "neural")
+  neural <- align_conditions(models, as_rdm(neural), "reps", "neural")
   n <- length(models$conditions)
   if (n < 3) ts_abort("RSA needs at least 3 conditions; there are {n}.", "too_few")
   layers <- models$descriptors$name

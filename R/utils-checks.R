@@ -126,3 +126,56 @@ with_seed <- function(seed, expr) {
            sample.kind = "Rejection")
   expr
 }
+
+# ---- stimuli matched by id -------------------------------------------------------------
+#
+# The one rule for every function that compares two sides over the same stimuli:
+# * a side "carries ids" unless its ids are NULL or the default "1", "2", ..., n;
+# * when both carry ids and they are the same set in another order, `b` is realigned to
+#   the order of `a` (one message of class `tensorscope_message_realigned` per call);
+# * when both carry ids and the sets differ, a `tensorscope_error_mismatch` lists the
+#   first few ids missing on either side;
+# * pairing by position happens only when at least one side has no ids.
+# Returns the row index that puts `b` in the order of `a` (NULL when nothing moves).
+
+has_ids <- function(ids) {
+  !is.null(ids) && !identical(as.character(ids), as.character(seq_along(ids)))
+}
+
+match_stimuli <- function(a, b, arg_a = "x", arg_b = "y", what = "stimuli", inform = TRUE,
+                          call = rlang::caller_env()) {
+  na <- length(a)
+  nb <- length(b)
+  ids <- has_ids(a) && has_ids(b)
+  if (ids) {
+    a <- as.character(a)
+    b <- as.character(b)
+    if (identical(a, b)) return(NULL)
+    miss_b <- setdiff(a, b)
+    miss_a <- setdiff(b, a)
+    if (length(miss_b) || length(miss_a) || na != nb) {
+      show <- function(v) paste0(paste(utils::head(v, 5), collapse = ", "), if (length(v) > 5) sprintf(", ... (%d in all)", length(v)))
+      bullets <- c("{.arg {arg_a}} and {.arg {arg_b}} are not over the same {what}.")
+      only_a <- show(miss_b)
+      only_b <- show(miss_a)
+      if (length(miss_b)) bullets <- c(bullets, x = "In {.arg {arg_a}}, not in {.arg {arg_b}}: {only_a}.")
+      if (length(miss_a)) bullets <- c(bullets, x = "In {.arg {arg_b}}, not in {.arg {arg_a}}: {only_b}.")
+      if (!length(miss_a) && !length(miss_b)) bullets <- c(bullets, x = "Some ids repeat.")
+      bullets <- c(bullets, i = "Subset both to the common {what} first, e.g. {.code x[ids, ]}.")
+      ts_abort(bullets, "mismatch", call = call)
+    }
+    idx <- match(a, b)
+    if (inform) inform_realigned(arg_b, arg_a, what, na)
+    return(idx)
+  }
+  # without ids on a side there is nothing to match; the callers check the lengths
+  if (!is.null(a) && !is.null(b) && na != nb) {
+    ts_abort("{.arg {arg_a}} has {na} {what} but {.arg {arg_b}} has {nb}.", "mismatch", call = call)
+  }
+  NULL
+}
+
+inform_realigned <- function(arg_b, arg_a, what, n) {
+  cli::cli_inform(c(i = "Matched the {what} of {.arg {arg_b}} to those of {.arg {arg_a}} by id ({n} {what})."),
+                  class = "tensorscope_message_realigned")
+}
