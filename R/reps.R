@@ -93,6 +93,10 @@ print.ts_reps <- function(x, ...) {
     cli::cat_line("  ", format(nm, width = max(nchar(names(x$layers)))), "  ",
                   ncol(x$layers[[nm]]), " features (", paste(x$shapes[[nm]], collapse = " x "), ")")
   }
+  if (!is.null(x$trials)) {
+    reps <- vapply(x$trials, function(a) dim(a)[3], integer(1))
+    cli::cat_line("  trials kept: up to ", max(reps), " repetition", if (max(reps) != 1) "s", " per stimulus ($trials)")
+  }
   other <- p[setdiff(names(p), c("model", "step"))]
   if (length(other)) {
     cli::cat_line("  provenance: ", paste(names(other), vapply(other, function(v) paste(format(v), collapse = ","), ""),
@@ -184,6 +188,7 @@ NULL
     idx <- stimulus_index(i, x$stimuli)
     x$stimuli <- x$stimuli[idx]
     x$layers <- lapply(x$layers, function(m) m[idx, , drop = FALSE])
+    if (!is.null(x$trials)) x$trials <- lapply(x$trials, function(a) a[idx, , , drop = FALSE])
   }
   x
 }
@@ -198,6 +203,7 @@ subset_layers <- function(x, i, call = rlang::caller_env()) {
   }
   x$layers <- layers[keep]
   x$shapes <- x$shapes[keep]
+  if (!is.null(x$trials)) x$trials <- x$trials[intersect(keep, names(x$trials))]
   x
 }
 
