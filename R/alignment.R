@@ -35,6 +35,8 @@
 #' @param t Multiplier of the median rule (Kornblith's "threshold").
 #' @param path `"auto"`, `"feature"` or `"gram"`: force a computation route (linear
 #'   kernel only; for checking and benchmarking).
+#' @param na Features (units, voxels) with missing values: `"error"` (default) or
+#'   `"drop_units"` (left out of each side, with a message saying how many).
 #' @param backend `"auto"`, `"eigen"` or `"torch"`: `"torch"` computes CKA (every
 #'   kernel, estimator and route) with LibTorch in float64, on the GPU when CUDA is
 #'   available (option `tensorscope.torch_device` picks the device), agreeing with Eigen
@@ -60,9 +62,11 @@
 #' cka(x, matrix(rnorm(100 * 10), 100), estimator = "debiased")  # near 0
 cka <- function(x, y, kernel = c("linear", "rbf"), estimator = c("biased", "debiased"),
                 sigma = NULL, bandwidth = c("median", "median_nonzero"), t = 0.5,
-                path = c("auto", "feature", "gram"), backend = c("auto", "eigen", "torch")) {
-  x <- as_data_matrix(x)
-  y <- as_data_matrix(y)
+                path = c("auto", "feature", "gram"), na = c("error", "drop_units"),
+                backend = c("auto", "eigen", "torch")) {
+  na <- check_na(na)
+  x <- as_data_matrix(drop_na_units(x, na))
+  y <- as_data_matrix(drop_na_units(y, na))
   idx <- match_stimuli(rownames(x), rownames(y), "x", "y")
   if (!is.null(idx)) y <- y[idx, , drop = FALSE]
   if (nrow(x) != nrow(y)) {

@@ -55,8 +55,12 @@
 #' inflated.
 #'
 #' **Missing responses**: `na = "error"` (default) stops with a classed error;
-#' `na = "drop"` removes targets with any non-finite response, with a warning (they are
-#' listed in `attr(, "settings")$dropped_targets`). Constant targets are an error.
+#' `na = "drop_units"` removes targets with any non-finite response, with a warning
+#' (they are listed in `attr(, "settings")$dropped_targets`). **Silent targets**
+#' (constant over stimuli, e.g. a neuron that never fired; r is undefined for them) are
+#' dropped with a message of class `tensorscope_message_dropped` naming how many, and
+#' listed in `attr(, "settings")$constant_targets`; only when every target is constant
+#' is it an error (`tensorscope_error_zero_variance`).
 #'
 #' @param reps The model: a [ts_reps()] object or anything it accepts (one matrix is
 #'   one layer).
@@ -81,8 +85,9 @@
 #'   sets `method`, `ncomp` and the splits).
 #' @param ceiling `NULL`, a [noise_ceiling()] result, or one reliability per target
 #'   (numeric vector) used for the ceiling-normalised score.
-#' @param na Targets with missing responses: `"error"` (classed error) or `"drop"`
-#'   (the targets are removed, with a warning).
+#' @param na Targets with missing responses: `"error"` (classed error) or
+#'   `"drop_units"` (the targets are removed, with a warning saying how many; `"drop"`
+#'   is accepted as well).
 #' @param return_predictions Keep the held-out predictions (attribute `predictions`:
 #'   per layer, a list over splits of test stimuli x targets matrices).
 #' @param seed Seed of the fold assignment (and of inner folds).
@@ -120,12 +125,12 @@
 predictivity <- function(reps, responses, method = c("ridge", "pls"), alphas = 10^seq(-2, 6, length.out = 17),
                          folds = 5, splits = NULL, stratify = NULL, alpha_per_target = TRUE,
                          alpha_select = c("gcv", "loo", "kfold"), inner_folds = 5, ncomp = 25,
-                         protocol = c("default", "brainscore"), ceiling = NULL, na = c("error", "drop"),
+                         protocol = c("default", "brainscore"), ceiling = NULL, na = c("error", "drop_units"),
                          return_predictions = FALSE, seed = 1, backend = c("auto", "eigen", "torch")) {
   protocol <- check_choice(protocol, c("default", "brainscore"))
   method <- if (protocol == "brainscore") "pls" else check_choice(method, c("ridge", "pls"))
   alpha_select <- check_choice(alpha_select, c("gcv", "loo", "kfold"))
-  na <- check_choice(na, c("error", "drop"))
+  na <- check_choice(na, c("error", "drop_units", "drop"))
   seed <- check_seed(seed)
   ncomp <- check_count(ncomp, min = 1)
   inner_folds <- check_count(inner_folds, min = 2)
@@ -201,7 +206,7 @@ predictivity <- function(reps, responses, method = c("ridge", "pls"), alphas = 1
   settings <- list(method = method, protocol = protocol, alphas = alphas, alpha_select = alpha_select,
                    alpha_per_target = alpha_per_target, ncomp = if (method == "pls") ncomp_used,
                    n_splits = length(spl$test), pooled = pooled, n_stimuli = n, n_targets = q,
-                   dropped_targets = resp$dropped, stratified = !is.null(stratify), seed = seed,
+                   dropped_targets = resp$dropped, constant_targets = resp$constant, stratified = !is.null(stratify), seed = seed,
                    model = reps$provenance$model)
   structure(out, class = c("ts_predictivity", class(out)), splits = ps, settings = settings,
             ceiling = ceiling, predictions = preds)
@@ -309,11 +314,17 @@ print.ts_predictivity <- function(x, ...) {
 #' constant within a half give `NA` for that split and are left out of the medians.
 #'
 #' @param trials A stimuli x targets x repetitions numeric array (at least 2
-#'   repetitions). A stimuli x repetitions matrix is one target.
+#'   repetitions), e.g. `as_neural(...)$trials$IT`. A matrix is accepted only with
+#'   `layout = "stimuli_x_repetitions"` (one target); without `layout` it is an error of
+#'   class `tensorscope_error_argument` (a stimuli x neurons matrix would otherwise be
+#'   read as repetitions of one neuron).
 #' @param method `"spearman_brown"` or `"split_half"`.
 #' @param n_splits Number of random split-halves.
-#' @param na Targets with missing values: `"error"` or `"drop"` (with a warning).
+#' @param na Targets with missing values: `"error"` or `"drop_units"` (with a
+#'   warning saying how many; `"drop"` is accepted as well).
 #' @param seed Seed of the random halves.
+#' @param layout For a matrix `trials` only: `"stimuli_x_repetitions"` (one target) or
+#'   `"stimuli_x_targets"` (an error: there are no repetitions).
 #' @return A tibble of class `ts_noise_ceiling`, one row per target: `target`,
 #'   `reliability`. `summary()` gives `method`, `ceiling`, `n_targets`, `n_stimuli`,
 #'   `n_repetitions`, `n_splits`.
@@ -327,14 +338,27 @@ print.ts_predictivity <- function(x, ...) {
 #' nc <- noise_ceiling(trials)
 #' nc
 #' summary(nc)
-noise_ceiling <- function(trials, method = c("spearman_brown", "split_half"), n_splits = 10, na = c("error", "drop"),
-                          seed = 1) {
+noise_ceiling <- function(trials, method = c("spearman_brown", "split_half"), n_splits = 10,
+                          na = c("error", "drop_units"), seed = 1, layout = NULL) {
   method <- check_choice(method, c("spearman_brown", "split_half"))
-  na <- check_choice(na, c("error", "drop"))
+  na <- check_choice(na, c("error", "drop_units", "drop"))
   n_splits <- check_count(n_splits, min = 1)
   seed <- check_seed(seed)
-  if (is.matrix(trials) && is.numeric(trials)) trials <- array(trials, c(nrow(trials), 1L, ncol(trials)),
-                                                              dimnames = list(rownames(trials), NULL, NULL))
+  if (is.matrix(trials) && is.numeric(trials)) {
+    # a matrix is ambiguous: stimuli x repetitions of one target, or stimuli x targets
+    # (trial means, with no repetitions left). It must be said which.
+    if (is.null(layout)) {
+      ts_abort(c("{.arg trials} is a {nrow(trials)} x {ncol(trials)} matrix: stimuli x repetitions of one target, or stimuli x targets?",
+                 i = "A noise ceiling needs repetitions: pass a stimuli x targets x repetitions array, or {.code layout = \"stimuli_x_repetitions\"} for one target's repetitions."),
+               "argument")
+    }
+    layout <- check_choice(layout, c("stimuli_x_repetitions", "stimuli_x_targets"))
+    if (layout == "stimuli_x_targets") {
+      ts_abort("{.arg trials} holds one value per stimulus and target ({.code layout = \"stimuli_x_targets\"}): a noise ceiling needs the single repetitions (a stimuli x targets x repetitions array).",
+               "too_few")
+    }
+    trials <- array(trials, c(nrow(trials), 1L, ncol(trials)), dimnames = list(rownames(trials), NULL, NULL))
+  }
   if (!is.array(trials) || !is.numeric(trials) || length(dim(trials)) != 3) {
     ts_abort("{.arg trials} must be a numeric stimuli x targets x repetitions array, not {describe(trials)}.", "type")
   }
@@ -643,12 +667,20 @@ prepare_responses <- function(responses, stimuli, na, call = rlang::caller_env()
     if (!is.null(trials)) trials <- trials[, !bad, , drop = FALSE]
   }
   const <- apply(Y, 2, function(v) max(v) - min(v) <= 1e-12 * max(1, abs(v)))
+  constant <- colnames(Y)[const]
+  if (all(const)) {
+    ts_abort(c("Every target of {.arg responses} is constant over stimuli, so r is undefined.",
+               i = "Constant: {.val {utils::head(constant, 5)}}."), "zero_variance", call = call)
+  }
   if (any(const)) {
-    ts_abort(c("{sum(const)} target{?s} of {.arg responses} {?is/are} constant over stimuli, so r is undefined.",
-               i = "Constant: {.val {utils::head(colnames(Y)[const], 5)}}."), "zero_variance", call = call)
+    n_const <- sum(const)
+    cli::cli_inform("Dropped {n_const} of {length(const)} target{?s} that {?is/are} constant over stimuli (silent; r is undefined): {.val {utils::head(constant, 5)}}.",
+                    class = "tensorscope_message_dropped")
+    Y <- Y[, !const, drop = FALSE]
+    if (!is.null(trials)) trials <- trials[, !const, , drop = FALSE]
   }
   rownames(Y) <- NULL
-  list(Y = Y, trials = trials, dropped = dropped)
+  list(Y = Y, trials = trials, dropped = dropped, constant = constant)
 }
 
 resolve_ceiling <- function(ceiling, resp, seed, call = rlang::caller_env()) {

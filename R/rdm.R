@@ -24,13 +24,16 @@
 #' towards a scaled identity) or `"none"`.
 #'
 #' @param x A numeric matrix (observations x channels), data frame, or a [ts_reps()]
-#'   object (one RDM per layer).
+#'   object or named list of layers (one RDM per layer).
 #' @param method The dissimilarity, see Details.
 #' @param conditions Condition of each row (`NULL`: each row is a condition).
 #' @param runs Run / partition of each row; required for `"crossnobis"`.
 #' @param noise `NULL` (identity), a channels x channels noise covariance matrix, or
 #'   `"residuals"`.
 #' @param shrinkage Shrinkage of the residual covariance, see Details.
+#' @param na Channels (units, voxels) with missing values: `"error"` (default; a
+#'   classed error naming the first) or `"drop_units"` (the channels with any NA are
+#'   left out, with a message saying how many).
 #' @param backend `"auto"`, `"eigen"` or `"torch"`: `"torch"` computes the
 #'   correlation, cosine, euclidean and sqeuclidean RDMs with LibTorch in float64 (on
 #'   the GPU when CUDA is available), agreeing with Eigen to rounding; `"auto"` uses it
@@ -55,9 +58,11 @@
 #' rdm(obs, "crossnobis", conditions = rep(letters[1:6], 4), runs = rep(1:4, each = 6))
 rdm <- function(x, method = c("correlation", "euclidean", "sqeuclidean", "cosine", "mahalanobis", "crossnobis"),
                 conditions = NULL, runs = NULL, noise = NULL, shrinkage = c("diag", "eye", "none"),
-                backend = c("auto", "eigen", "torch")) {
+                na = c("error", "drop_units"), backend = c("auto", "eigen", "torch")) {
   method <- check_choice(method, c("correlation", "euclidean", "sqeuclidean", "cosine", "mahalanobis", "crossnobis"))
   shrinkage <- check_choice(shrinkage, c("diag", "eye", "none"))
+  x <- drop_na_units(x, check_na(na))
+  if (is.list(x) && !is.data.frame(x) && !inherits(x, "ts_reps")) x <- as_reps(x)
   if (inherits(x, "ts_reps")) {
     vecs <- lapply(names(x$layers), function(nm) {
       rdm_one(x$layers[[nm]], method, conditions, runs, noise, shrinkage, arg = sprintf("x$%s", nm), backend = backend)

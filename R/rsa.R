@@ -36,6 +36,9 @@
 #' @param conf_level Confidence level of the intervals.
 #' @param seed Seed of the permutations and bootstrap samples (`NULL`: drawn from R's
 #'   random number generator, so `set.seed()` applies).
+#' @param na Units of `reps` (columns of a matrix or of each layer of a list) with
+#'   missing values: `"error"` (default) or `"drop_units"` (left out, with a message
+#'   saying how many).
 #' @return A tibble of class `ts_rsa`, one row per layer x subject: `layer`,
 #'   `subject`, `similarity`, `p_value` (permutation, per subject), `ci_lower`,
 #'   `ci_upper` (per subject; stimulus bootstrap only, else `NA`). `summary()` gives one
@@ -61,7 +64,7 @@ rsa <- function(reps, neural, method = c("spearman", "pearson", "kendall_tau_a",
                                          "corr_cov", "cosine_cov", "bures"),
                 rdm_method = c("correlation", "euclidean", "sqeuclidean", "cosine", "mahalanobis"),
                 boot = c("auto", "stimuli", "subjects", "both", "none"), n_boot = 1000,
-                n_perm = 10000, conf_level = 0.95, seed = 1) {
+                n_perm = 10000, conf_level = 0.95, seed = 1, na = c("error", "drop_units")) {
   method <- check_choice(method, compare_methods)
   rdm_method <- check_choice(rdm_method, c("correlation", "euclidean", "sqeuclidean", "cosine", "mahalanobis"))
   boot <- check_choice(boot, c("auto", "stimuli", "subjects", "both", "none"))
@@ -70,6 +73,8 @@ rsa <- function(reps, neural, method = c("spearman", "pearson", "kendall_tau_a",
   conf_level <- check_number(conf_level, lower = 0.5, upper = 0.9999)
   seed <- check_seed(seed)
 
+  na <- check_na(na)
+  if (!inherits(reps, "ts_rdm")) reps <- drop_na_units(reps, na)
   models <- if (inherits(reps, "ts_rdm")) reps else rdm(as_reps(reps), rdm_method)
   neural <- align_conditions(models, as_rdm(neural), "reps", "neural")
   n <- length(models$conditions)

@@ -179,3 +179,43 @@ inform_realigned <- function(arg_b, arg_a, what, n) {
   cli::cli_inform(c(i = "Matched the {what} of {.arg {arg_b}} to those of {.arg {arg_a}} by id ({n} {what})."),
                   class = "tensorscope_message_realigned")
 }
+
+# ---- missing values: drop units (columns) or error --------------------------------------
+#
+# `na = "drop_units"` removes every unit (neuron, voxel, feature: a column) holding a
+# non-finite value, with one message saying how many; `na = "error"` leaves the data to
+# the finiteness checks (a classed error naming the argument). Works on a matrix, a
+# data frame, an array with stimuli first, or a list of those (layers); ts_reps hold
+# finite data only and pass through.
+check_na <- function(na, arg = rlang::caller_arg(na), call = rlang::caller_env()) {
+  check_choice(na, c("error", "drop_units"), arg = arg, call = call)
+}
+
+drop_na_units <- function(x, na, arg = rlang::caller_arg(x), call = rlang::caller_env()) {
+  if (na == "error" || inherits(x, "ts_reps") || inherits(x, "ts_rdm")) return(x)
+  one <- function(m, a) {
+    if (is.data.frame(m)) m <- as.matrix(m)
+    if (!is.numeric(m) && !is.logical(m)) return(list(m = m, dropped = 0L, total = 0L))
+    if (is.null(dim(m))) m <- matrix(m, ncol = 1L, dimnames = list(names(m), NULL))
+    if (length(dim(m)) > 2) m <- matrix(m, nrow = dim(m)[1], dimnames = list(dimnames(m)[[1]], NULL))
+    bad <- colSums(!is.finite(m)) > 0
+    if (all(bad)) ts_abort("Every unit (column) of {.arg {a}} has missing values; nothing is left after {.code na = \"drop_units\"}.",
+                           "empty", call = call)
+    list(m = m[, !bad, drop = FALSE], dropped = sum(bad), total = length(bad))
+  }
+  if (is.list(x) && !is.data.frame(x)) {
+    nms <- names(x) %||% paste0("layer", seq_along(x))
+    res <- Map(one, x, sprintf("%s$%s", arg, nms))
+    out <- stats::setNames(lapply(res, `[[`, "m"), names(x))
+  } else {
+    res <- list(one(x, arg))
+    out <- res[[1]]$m
+  }
+  dropped <- sum(vapply(res, `[[`, integer(1), "dropped"))
+  total <- sum(vapply(res, `[[`, integer(1), "total"))
+  if (dropped > 0) {
+    cli::cli_inform("Dropped {dropped} of {total} unit{?s} of {.arg {arg}} with missing values ({.code na = \"drop_units\"}).",
+                    class = "tensorscope_message_dropped")
+  }
+  out
+}

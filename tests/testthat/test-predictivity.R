@@ -276,8 +276,13 @@ test_that("bad inputs give classed errors", {
   expect_warning(res <- predictivity(d$X, Yna, na = "drop"), class = "tensorscope_warning")
   expect_equal(unique(res$target), c("1", "3"))
   expect_error(predictivity(d$X[1:4, ], Y[1:4, ], folds = 5), class = "tensorscope_error_too_few")
+  # a silent (constant) target is dropped with a message; all silent is an error
   Yc <- Y; Yc[, 2] <- 7
-  expect_error(predictivity(d$X, Yc), class = "tensorscope_error_zero_variance")
+  expect_message(rc <- predictivity(d$X, Yc), "Dropped 1 of 3 targets", class = "tensorscope_message_dropped")
+  expect_identical(unique(rc$target), c("1", "3"))
+  expect_identical(attr(rc, "settings")$constant_targets, "2")
+  expect_equal(rc$r, predictivity(d$X, Y[, -2])$r)
+  expect_error(predictivity(d$X, Yc[, c(2, 2)]), class = "tensorscope_error_zero_variance")
   expect_error(predictivity(d$X, Y[1:19, ]), class = "tensorscope_error_mismatch")
   reps <- ts_reps(d$X, stimuli = paste0("s", 1:20))
   Yn <- Y; rownames(Yn) <- paste0("s", 20:1)
