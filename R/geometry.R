@@ -6,6 +6,7 @@
 
 # Layers of x when it is a ts_reps (or a named list of layers), else NULL.
 reps_layers <- function(x, arg = rlang::caller_arg(x), call = rlang::caller_env()) {
+  force(arg)
   if (inherits(x, "ts_reps") || (is.list(x) && !is.data.frame(x))) return(as_reps(x, arg = arg, call = call)$layers)
   NULL
 }
@@ -536,6 +537,7 @@ separability <- function(reps, labels, method = c("lda", "nearest_centroid"), fo
 
 # Labels as a factor with unused levels dropped; checks length, NA and class sizes.
 check_labels <- function(labels, n, min_per_class = 1, arg = rlang::caller_arg(labels), call = rlang::caller_env()) {
+  force(arg)
   if (!(is.atomic(labels) || is.factor(labels)) || is.null(labels)) {
     ts_abort("{.arg {arg}} must be a vector of categories, not {describe(labels)}.", "type", call = call)
   }

@@ -3,6 +3,7 @@
 
 # A single existing file path (kind "file" when missing, "argument" when not a path).
 check_path <- function(path, exists = TRUE, arg = rlang::caller_arg(path), call = rlang::caller_env()) {
+  force(arg)
   if (!is.character(path) || length(path) != 1 || is.na(path) || !nzchar(path)) {
     ts_abort("{.arg {arg}} must be a single file path (a string), not {describe(path)}.", "argument", call = call)
   }

@@ -45,6 +45,8 @@
 #' The ceiling is the split-half reliability over repetitions with the Spearman-Brown
 #' correction (see [noise_ceiling()]) and the reported score is (r / ceiling)².
 #'
+#' **Progress** (one step per layer) is reported through `progressr` (see [rsa()]).
+#'
 #' **Scores.** `r` is Pearson's correlation between predictions and held-out responses
 #' (0 when the prediction is constant). `r2` is the out-of-sample R² = 1 - SSE / SST with
 #' SST taken about the mean of the held-out responses (scikit-learn's `r2_score` on the
@@ -170,7 +172,9 @@ predictivity <- function(reps, responses, method = c("ridge", "pls"), alphas = 1
   per_split <- vector("list", length(layers))
   preds <- if (return_predictions) stats::setNames(vector("list", length(layers)), layers)
   ncomp_used <- integer(0)
+  tick <- progressr::progressor(steps = length(layers))
   for (i in seq_along(layers)) {
+    tick(sprintf("layer %s", layers[i]))
     X <- reps$layers[[i]]
     res <- if (method == "ridge") {
       ridge_cv_call(X, Y, spl, alphas, alpha_select, alpha_per_target, inner_folds, seed, pooled,
@@ -533,12 +537,16 @@ predictivity_ablation <- function(reps, responses, importance, k, n_random = 20,
   seed <- check_seed(seed)
   k <- check_count(k, min = 0)
   check_importance(importance, reps)
-  run <- function(r) layer_median_r(predictivity(r, responses, seed = seed, ...))
-  base <- run(reps)
-  top <- run(ablate_features(reps, importance, k, "top"))
-  bottom <- run(ablate_features(reps, importance, k, "bottom"))
+  tick <- progressr::progressor(steps = 3 + n_random)
+  run <- function(r, what) {
+    tick(what)
+    layer_median_r(predictivity(r, responses, seed = seed, ...))
+  }
+  base <- run(reps, "intact")
+  top <- run(ablate_features(reps, importance, k, "top"), "top")
+  bottom <- run(ablate_features(reps, importance, k, "bottom"), "bottom")
   draws <- vapply(seq_len(n_random), function(i) {
-    run(ablate_features(reps, importance, k, "random", seed = seed * 1000 + i))
+    run(ablate_features(reps, importance, k, "random", seed = seed * 1000 + i), sprintf("random %d", i))
   }, numeric(length(base)))
   draws <- matrix(draws, nrow = length(base), dimnames = list(names(base), NULL))
   drops <- base - draws
@@ -562,6 +570,7 @@ predictivity_ablation <- function(reps, responses, importance, k, n_random = 20,
 # ---- argument helpers ------------------------------------------------------------------
 
 check_flag <- function(x, arg = rlang::caller_arg(x), call = rlang::caller_env()) {
+  force(arg)
   if (!is.logical(x) || length(x) != 1 || is.na(x)) {
     ts_abort("{.arg {arg}} must be TRUE or FALSE, not {describe(x)}.", "argument", call = call)
   }
@@ -569,6 +578,7 @@ check_flag <- function(x, arg = rlang::caller_arg(x), call = rlang::caller_env()
 }
 
 check_alphas <- function(alphas, sort = TRUE, arg = rlang::caller_arg(alphas), call = rlang::caller_env()) {
+  force(arg)
   if (!is.numeric(alphas) || length(alphas) == 0 || anyNA(alphas) || any(!is.finite(alphas)) || any(alphas < 0)) {
     ts_abort("{.arg {arg}} must be a non-empty vector of finite numbers >= 0, not {describe(alphas)}.", "argument",
              call = call)

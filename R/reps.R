@@ -253,6 +253,7 @@ align_reps <- function(a, b, arg_a = "a", arg_b = "b", call = rlang::caller_env(
 
 # Internal: anything that ts_reps() accepts, or a ts_reps.
 as_reps <- function(x, arg = rlang::caller_arg(x), call = rlang::caller_env()) {
+  force(arg)
   if (inherits(x, "ts_reps")) return(x)
   tryCatch(ts_reps(x), tensorscope_error = function(e) {
     ts_abort(c("{.arg {arg}} is not usable as representations.", x = "{conditionMessage(e)}"),

@@ -21,6 +21,9 @@
 #'
 #' Permutations and bootstrap samples come from a counter-based generator seeded by
 #' `seed`: results are reproducible and do not depend on the number of threads.
+#' Progress (one step per layer's permutations, one for the bootstrap) is reported
+#' through `progressr`: wrap the call in `progressr::with_progress()` or set
+#' `progressr::handlers(global = TRUE)` to see it.
 #'
 #' @param reps The model: a [ts_reps()] object (one RDM per layer is computed with
 #'   `rdm_method`), anything `ts_reps()` accepts, or a `ts_rdm` of model RDMs.
@@ -106,8 +109,12 @@ rsa <- function(reps, neural, method = c("spearman", "pearson", "kendall_tau_a",
   # permutation p-values
   p_subject <- matrix(NA_real_, k, s)
   p_group <- rep(NA_real_, k)
+  # progress (progressr: shown under progressr::with_progress() or handlers(global = TRUE))
+  steps <- (n_perm > 0) * k + (boot != "none" && n_boot > 0)
+  tick <- if (steps > 0) progressr::progressor(steps = steps) else function(...) NULL
   if (n_perm > 0) {
     for (i in seq_len(k)) {
+      tick(sprintf("permutations: layer %s", layers[i]))
       null <- cpp_permutation_null(D[i, ], N, n, method, n_perm, seed, th)
       tol <- 1e-12 * pmax(1, abs(obs[i, ]))
       p_subject[i, ] <- (1 + colSums(sweep(null, 2, obs[i, ] - tol, `>=`), na.rm = TRUE)) / (1 + n_perm)
@@ -121,6 +128,7 @@ rsa <- function(reps, neural, method = c("spearman", "pearson", "kendall_tau_a",
   ci_subject <- array(NA_real_, c(k, s, 2))
   group_boot <- NULL
   if (boot != "none" && n_boot > 0) {
+    tick(sprintf("bootstrap (%s)", boot))
     if (boot %in% c("stimuli", "both")) {
       bs <- cpp_bootstrap_conditions(D, N, n, method, n_boot, seed + 1, th)  # n_boot x (k*s)
       dim(bs) <- c(n_boot, k, s)

@@ -19,6 +19,7 @@ describe <- function(x) {
 # Matrix (stimuli x features) from a matrix, data frame or higher-rank array whose first
 # dimension is stimuli. Numeric only; integers/logicals become double. Checks finiteness.
 as_data_matrix <- function(x, arg = rlang::caller_arg(x), call = rlang::caller_env()) {
+  force(arg)
   if (is.data.frame(x)) {
     ok <- vapply(x, function(col) is.numeric(col) || is.logical(col), logical(1))
     if (!all(ok)) {
@@ -64,6 +65,7 @@ check_finite <- function(x, arg, call = rlang::caller_env()) {
 }
 
 check_choice <- function(x, choices, arg = rlang::caller_arg(x), call = rlang::caller_env()) {
+  force(arg)  # before `x` is reassigned below, or the message names the value, not the argument
   if (!is.character(x) || length(x) < 1 || is.na(x[1])) {
     ts_abort("{.arg {arg}} must be one of {.val {choices}}, not {describe(x)}.", "argument", call = call)
   }
@@ -75,6 +77,7 @@ check_choice <- function(x, choices, arg = rlang::caller_arg(x), call = rlang::c
 }
 
 check_count <- function(x, min = 0, arg = rlang::caller_arg(x), call = rlang::caller_env()) {
+  force(arg)
   if (!is.numeric(x) || length(x) != 1 || is.na(x) || x != round(x) || x < min) {
     ts_abort("{.arg {arg}} must be a whole number >= {min}, not {describe(x)}.", "argument", call = call)
   }
@@ -83,6 +86,7 @@ check_count <- function(x, min = 0, arg = rlang::caller_arg(x), call = rlang::ca
 
 check_number <- function(x, lower = -Inf, upper = Inf, arg = rlang::caller_arg(x),
                          call = rlang::caller_env()) {
+  force(arg)
   if (!is.numeric(x) || length(x) != 1 || !is.finite(x) || x < lower || x > upper) {
     ts_abort("{.arg {arg}} must be a number in [{lower}, {upper}], not {describe(x)}.", "argument", call = call)
   }
@@ -90,6 +94,7 @@ check_number <- function(x, lower = -Inf, upper = Inf, arg = rlang::caller_arg(x
 }
 
 check_seed <- function(seed, arg = rlang::caller_arg(seed), call = rlang::caller_env()) {
+  force(arg)
   if (is.null(seed)) return(as.double(sample.int(.Machine$integer.max, 1L)))
   if (!is.numeric(seed) || length(seed) != 1 || !is.finite(seed) || seed != round(seed) || seed < 0) {
     ts_abort("{.arg {arg}} must be NULL or a non-negative whole number, not {describe(seed)}.",
@@ -188,10 +193,12 @@ inform_realigned <- function(arg_b, arg_a, what, n) {
 # data frame, an array with stimuli first, or a list of those (layers); ts_reps hold
 # finite data only and pass through.
 check_na <- function(na, arg = rlang::caller_arg(na), call = rlang::caller_env()) {
+  force(arg)
   check_choice(na, c("error", "drop_units"), arg = arg, call = call)
 }
 
 drop_na_units <- function(x, na, arg = rlang::caller_arg(x), call = rlang::caller_env()) {
+  force(arg)
   if (na == "error" || inherits(x, "ts_reps") || inherits(x, "ts_rdm")) return(x)
   one <- function(m, a) {
     if (is.data.frame(m)) m <- as.matrix(m)
