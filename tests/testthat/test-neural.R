@@ -15,7 +15,8 @@ test_that("read_nwb() reads the h5py-written NWB fixture back exactly", {
   expect_identical(nwb$session$nwb_version, "2.6.0")
   expect_identical(nwb$session$identifier, "tensorscope-toy-units")
   n_per_unit <- as.integer(e$units)
-  expect_identical(nwb$units$unit, as.character(0:4))
+  n_units <- length(n_per_unit)
+  expect_identical(nwb$units$unit, as.character(seq_len(n_units) - 1L))
   expect_identical(nwb$units$n_spikes, n_per_unit)
   # the ragged spike_times / spike_times_index pair, split exactly
   st <- as.numeric(e$spike_times)
@@ -24,7 +25,7 @@ test_that("read_nwb() reads the h5py-written NWB fixture back exactly", {
   expect_identical(nwb$spike_times[["2"]], st[sum(n_per_unit[1:2]) + seq_len(n_per_unit[3])])
   # units joined to their electrode (DynamicTableRegion, 0-based)
   expect_identical(nwb$units$location, e$location)
-  expect_identical(nwb$units$electrode, 0:4)
+  expect_identical(nwb$units$electrode, seq_len(n_units) - 1L)
   expect_identical(nwb$electrodes$group_name, paste0("array_", e$location))
   expect_false("group" %in% names(nwb$electrodes))  # object references are skipped
   # trials, with the custom stimulus column
@@ -33,7 +34,7 @@ test_that("read_nwb() reads the h5py-written NWB fixture back exactly", {
   expect_identical(nwb$trials$stop_time, as.numeric(e$stop_time))
   # epochs: ragged string column
   expect_identical(nwb$epochs$tags, list("baseline", c("task", "images")))
-  expect_output(print(nwb), "units: 5 \\(590 spikes\\)")
+  expect_output(print(nwb), sprintf("units: %d \\(%d spikes\\)", n_units, length(st)))
 })
 
 test_that("as_neural() on NWB data bins spikes per trial, one layer per area", {
@@ -42,16 +43,19 @@ test_that("as_neural() on NWB data bins spikes per trial, one layer per area", {
   neural <- as_neural(nwb, window = c(0, 0.2))
   expect_s3_class(neural, "ts_reps")
   expect_identical(names(neural), c("V4", "IT"))
-  expect_identical(neural$stimuli, sprintf("img%02d", 1:6))
-  expect_identical(dim(neural$trials$IT), c(6L, 2L, 4L))
-  # brute force: count spikes of unit "3" (IT) in [onset, onset + 0.2) per trial
+  e <- read_expected()
+  expect_identical(neural$stimuli, sort(unique(e$stimulus)))
+  n_it <- sum(e$location == "IT")
+  expect_identical(dim(neural$trials$IT), c(length(unique(e$stimulus)), n_it, 4L))
+  # brute force: count spikes of the first IT unit in [onset, onset + 0.2) per trial
   tr <- nwb$trials
-  s <- nwb$spike_times[["3"]]
+  u <- nwb$units$unit[nwb$units$location == "IT"][1]
+  s <- nwb$spike_times[[u]]
   counts <- vapply(tr$start_time, function(t) sum(s >= t & s < t + 0.2), numeric(1))
   means <- tapply(counts, tr$stimulus, mean)
-  expect_equal(neural[["IT"]][, "3"], means[neural$stimuli], ignore_attr = TRUE)
+  expect_equal(neural[["IT"]][, u], means[neural$stimuli], ignore_attr = TRUE)
   first_img01 <- counts[tr$stimulus == "img01"]
-  expect_equal(neural$trials$IT["img01", "3", ], first_img01)
+  expect_equal(neural$trials$IT["img01", u, ], first_img01)
   # the trials feed noise ceilings and predictivity
   nc <- noise_ceiling(neural$trials$V4)
   expect_s3_class(nc, "ts_noise_ceiling")
