@@ -200,6 +200,9 @@ new_rdm <- function(d, labels, descriptors, method) {
 #' @param x The object to convert.
 #' @param labels Condition labels (default: from the dimnames, or `"1"`, `"2"`, ...).
 #' @param names Names of the RDMs (default: from list names or `"rdm1"`, ...).
+#' @param na Missing dissimilarities (`NA` pairs, e.g. a pair of stimuli never shown in
+#'   one session): `"error"` (default) or `"keep"` (kept as `NA`; [compare_rdms()] with
+#'   `na = "drop_pairs"` leaves such pairs out, other functions refuse them).
 #' @param ... Unused.
 #' @return A `ts_rdm` object (see [rdm()]).
 #' @export
@@ -208,15 +211,16 @@ new_rdm <- function(d, labels, descriptors, method) {
 #' r <- as_rdm(d)
 #' as.matrix(r)
 #' as.dist(r)
-as_rdm <- function(x, labels = NULL, names = NULL, ...) {
+as_rdm <- function(x, labels = NULL, names = NULL, na = c("error", "keep"), ...) {
   arg <- rlang::caller_arg(x)
   call <- rlang::caller_env()
+  na <- check_choice(na, c("error", "keep"), call = call)
   if (inherits(x, "ts_rdm")) return(x)
   if (inherits(x, "dist")) {
     n <- attr(x, "Size")
     lab <- attr(x, "Labels") %||% as.character(seq_len(n))
     v <- as.double(x)
-    check_finite(v, arg, call = call)
+    check_finite(if (na == "keep") v[!is.na(v)] else v, arg, call = call)
     return(new_rdm(matrix(v, nrow = 1), labels %||% lab, tibble::tibble(name = names %||% "rdm"), "unknown"))
   }
   if (is.array(x) && length(dim(x)) == 3) {
@@ -240,7 +244,7 @@ as_rdm <- function(x, labels = NULL, names = NULL, ...) {
       return(new_rdm(do.call(rbind, lapply(x, `[[`, "dissimilarities")), labels %||% x[[1]]$conditions,
                      tibble::tibble(name = unname(nm)), if (length(methods) == 1) methods else "mixed"))
     }
-    rs <- lapply(seq_along(x), function(i) as_rdm_matrix(x[[i]], sprintf("%s[[%d]]", arg, i), call))
+    rs <- lapply(seq_along(x), function(i) as_rdm_matrix(x[[i]], sprintf("%s[[%d]]", arg, i), call, na))
     n <- vapply(rs, function(r) length(r$labels), integer(1))
     if (length(unique(n)) > 1) {
       ts_abort("The RDMs in {.arg {arg}} have different numbers of conditions ({paste(n, collapse = ', ')}).",
@@ -254,7 +258,7 @@ as_rdm <- function(x, labels = NULL, names = NULL, ...) {
     return(new_rdm(d, labels %||% rs[[1]]$labels, tibble::tibble(name = nm), "unknown"))
   }
   if (is.matrix(x) || is.data.frame(x)) {
-    r <- as_rdm_matrix(x, arg, call)
+    r <- as_rdm_matrix(x, arg, call, na)
     return(new_rdm(matrix(r$d, nrow = 1), labels %||% r$labels, tibble::tibble(name = names %||% "rdm"), "unknown"))
   }
   if (is.numeric(x) && is.null(dim(x))) {
@@ -270,7 +274,7 @@ as_rdm <- function(x, labels = NULL, names = NULL, ...) {
   ts_abort("{.arg {arg}} cannot be used as an RDM: {describe(x)}.", "not_rdm", call = call)
 }
 
-as_rdm_matrix <- function(m, arg, call) {
+as_rdm_matrix <- function(m, arg, call, na = "error") {
   if (is.data.frame(m)) m <- as.matrix(m)
   if (inherits(m, "dist")) m <- as.matrix(m)
   if (!is.matrix(m) || !is.numeric(m)) {
@@ -280,19 +284,22 @@ as_rdm_matrix <- function(m, arg, call) {
     ts_abort("{.arg {arg}} must be square to be an RDM; it is {nrow(m)} x {ncol(m)}.", "not_rdm", call = call)
   }
   if (nrow(m) < 2) ts_abort("{.arg {arg}} needs at least 2 conditions.", "not_rdm", call = call)
-  if (any(!is.finite(m))) {
+  if (any(if (na == "keep") is.infinite(m) | is.nan(m) else !is.finite(m))) {
     bad <- arrayInd(which(!is.finite(m))[1], dim(m))
     ts_abort("{.arg {arg}} has non-finite dissimilarities (first at row {bad[1]}, column {bad[2]}: {m[bad]}).",
              "non_finite", call = call)
   }
-  scale <- max(abs(m), 1e-300)
-  asym <- max(abs(m - t(m)))
+  scale <- max(abs(m), 1e-300, na.rm = TRUE)
+  if (na == "keep" && !identical(is.na(m), t(is.na(m)))) {
+    ts_abort("{.arg {arg}} has missing dissimilarities that are not symmetric.", "not_rdm", call = call)
+  }
+  asym <- max(abs(m - t(m)), na.rm = TRUE)
   if (asym > 1e-8 * scale) {
     w <- arrayInd(which.max(abs(m - t(m))), dim(m))
     ts_abort("{.arg {arg}} is not symmetric (entry [{w[1]}, {w[2]}] = {signif(m[w], 4)} but [{w[2]}, {w[1]}] = {signif(m[w[2], w[1]], 4)}).",
              "not_rdm", call = call)
   }
-  if (max(abs(diag(m))) > 1e-8 * scale) {
+  if (anyNA(diag(m)) || max(abs(diag(m))) > 1e-8 * scale) {
     ts_abort("{.arg {arg}} must have a zero diagonal (largest diagonal entry: {signif(max(abs(diag(m))), 4)}).",
              "not_rdm", call = call)
   }
@@ -421,6 +428,9 @@ as.dist.ts_rdm <- function(m, diag = FALSE, upper = FALSE) {
 #'   conditions (matched by label when both carry labels: `b` is reordered to `a`, with
 #'   a message; different labels are an error).
 #' @param method The similarity, see Details.
+#' @param na Missing dissimilarities (`NA` in a `dist` or matrix): `"error"` (default)
+#'   or `"drop_pairs"`: the pairs missing in any RDM of `a` or `b` are left out (with a
+#'   message saying how many), for the methods that compare vectors of pairs.
 #' @return One number when `a` and `b` each hold one RDM; otherwise a tibble with
 #'   columns `rdm_a`, `rdm_b`, `method` and `similarity`.
 #' @references Nili et al. (2014) PLoS Comput Biol 10: e1003553. Diedrichsen et al.
@@ -436,12 +446,33 @@ as.dist.ts_rdm <- function(m, diag = FALSE, upper = FALSE) {
 #' compare_rdms(a, b)
 #' compare_rdms(a, b, method = "kendall_tau_a")
 compare_rdms <- function(a, b, method = c("spearman", "pearson", "kendall_tau_a", "rho_a", "cosine",
-                                          "corr_cov", "cosine_cov", "bures")) {
+                                          "corr_cov", "cosine_cov", "bures"), na = c("error", "drop_pairs")) {
   method <- check_choice(method, compare_methods)
-  a <- as_rdm(a)
-  b <- align_conditions(a, as_rdm(b))
+  na <- check_choice(na, c("error", "drop_pairs"))
+  keep_na <- if (na == "drop_pairs") "keep" else "error"
+  a <- as_rdm(a, na = keep_na)
+  b <- align_conditions(a, as_rdm(b, na = keep_na))
   n <- length(a$conditions)
-  s <- cpp_compare_rdms(a$dissimilarities, b$dissimilarities, method, n, threads_now())
+  A <- a$dissimilarities
+  B <- b$dissimilarities
+  if (anyNA(A) || anyNA(B)) {
+    if (na == "error") {
+      ts_abort(c("{.arg a} or {.arg b} has missing dissimilarities.", i = "Use {.code na = \"drop_pairs\"} to leave those pairs out."),
+               "non_finite")
+    }
+    if (!method %in% c("spearman", "pearson", "kendall_tau_a", "rho_a", "cosine")) {
+      ts_abort("{.arg na} = \"drop_pairs\" needs a method on the vector of pairs (spearman, pearson, kendall_tau_a, rho_a, cosine), not {.val {method}}.",
+               "argument")
+    }
+    ok <- colSums(is.na(A)) == 0 & colSums(is.na(B)) == 0
+    if (sum(ok) < 3) ts_abort("Fewer than 3 pairs are complete in every RDM of {.arg a} and {.arg b}.", "too_few")
+    n_drop <- sum(!ok)
+    cli::cli_inform("Left out {n_drop} of {length(ok)} pair{?s} with missing dissimilarities ({.code na = \"drop_pairs\"}).",
+                    class = "tensorscope_message_dropped")
+    A <- A[, ok, drop = FALSE]
+    B <- B[, ok, drop = FALSE]
+  }
+  s <- cpp_compare_rdms(A, B, method, n, threads_now())
   if (nrow(s) == 1 && ncol(s) == 1) return(s[1, 1])
   tibble::tibble(
     rdm_a = rep(a$descriptors$name, times = ncol(s)),

@@ -62,3 +62,35 @@ test_that("noise_ceiling() on a matrix needs an explicit layout (it read neurons
   expect_identical(nrow(one), 1L)
   expect_equal(one$reliability, noise_ceiling(array(m, c(30, 1, 8)))$reliability)
 })
+
+test_that("a dist with one NA: an error by default, pairs left out with na = 'drop_pairs'", {
+  set.seed(8)
+  x <- matrix(rnorm(10 * 6), 10, dimnames = list(letters[1:10], NULL))
+  y <- x + matrix(rnorm(60, sd = 0.7), 10)
+  dx <- dist(x)
+  dy <- dist(y)
+  dy_na <- dy
+  dy_na[7] <- NA
+  expect_error(as_rdm(dy_na), class = "tensorscope_error_non_finite")
+  expect_error(compare_rdms(dx, dy_na), class = "tensorscope_error_non_finite")
+  expect_error(rsa(list(a = x), dy_na, n_perm = 0, n_boot = 0), class = "tensorscope_error_non_finite")
+  for (m in c("spearman", "pearson", "kendall_tau_a", "cosine")) {
+    expect_message(v <- compare_rdms(dx, dy_na, method = m, na = "drop_pairs"), "Left out 1 of 45 pairs",
+                   class = "tensorscope_message_dropped")
+    # brute force on the complete pairs
+    ref <- switch(m, spearman = cor(as.vector(dx)[-7], as.vector(dy)[-7], method = "spearman"),
+                  pearson = cor(as.vector(dx)[-7], as.vector(dy)[-7]),
+                  kendall_tau_a = cor(as.vector(dx)[-7], as.vector(dy)[-7], method = "kendall"),
+                  cosine = sum(as.vector(dx)[-7] * as.vector(dy)[-7]) / sqrt(sum(as.vector(dx)[-7]^2) * sum(as.vector(dy)[-7]^2)))
+    expect_equal(v, ref, tolerance = 1e-12, label = m)
+  }
+  # the NA pair follows its conditions when the other side is in another order
+  p <- c(3, 1, 2, 4:10)
+  dy_perm <- as.dist(as.matrix(dy_na)[p, p])
+  v2 <- suppressMessages(compare_rdms(dx, dy_perm, na = "drop_pairs"))
+  expect_equal(v2, suppressMessages(compare_rdms(dx, dy_na, na = "drop_pairs")))
+  expect_message(compare_rdms(dx, dy_perm, na = "drop_pairs"), class = "tensorscope_message_realigned")
+  expect_error(compare_rdms(dx, dy_na, method = "bures", na = "drop_pairs"), class = "tensorscope_error_argument")
+  m <- as.matrix(dy_na); m[1, 2] <- NA
+  expect_error(as_rdm(m, na = "keep"), class = "tensorscope_error_not_rdm")
+})
