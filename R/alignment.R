@@ -65,8 +65,8 @@ cka <- function(x, y, kernel = c("linear", "rbf"), estimator = c("biased", "debi
                 path = c("auto", "feature", "gram"), na = c("error", "drop_units"),
                 backend = c("auto", "eigen", "torch")) {
   na <- check_na(na)
-  x <- as_data_matrix(drop_na_units(x, na))
-  y <- as_data_matrix(drop_na_units(y, na))
+  x <- as_data_matrix(drop_na_units(x, na), arg = "x")
+  y <- as_data_matrix(drop_na_units(y, na), arg = "y")
   idx <- match_stimuli(rownames(x), rownames(y), "x", "y")
   if (!is.null(idx)) y <- y[idx, , drop = FALSE]
   if (nrow(x) != nrow(y)) {

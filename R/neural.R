@@ -4,7 +4,7 @@
 
 #' Neural data from long data frames, spike times or NWB files
 #'
-#' `as_neural()` turns recordings into a [ts_reps()] object: one layer per group
+#' `ts_neural()` turns recordings into a [ts_reps()] object: one layer per group
 #' (subject, area, session, ... -- the `group` columns), each a stimuli x units matrix
 #' of the mean response over trials, with the single trials kept in `$trials` (a
 #' named list of stimuli x units x repetitions arrays, `NA` where a stimulus was shown
@@ -44,21 +44,21 @@
 #' long <- expand.grid(stimulus = paste0("img", 1:6), unit = paste0("n", 1:4), trial = 1:3,
 #'                     area = c("V4", "IT"), stringsAsFactors = FALSE)
 #' long$response <- rpois(nrow(long), 5)
-#' neural <- as_neural(long, trial = "trial", group = "area")
+#' neural <- ts_neural(long, trial = "trial", group = "area")
 #' neural
 #' dim(neural$trials$IT)   # 6 stimuli x 4 units x 3 repetitions
 #' summary(noise_ceiling(neural$trials$IT))
-as_neural <- function(x, ...) UseMethod("as_neural")
+ts_neural <- function(x, ...) UseMethod("ts_neural")
 
-#' @rdname as_neural
+#' @rdname ts_neural
 #' @export
-as_neural.default <- function(x, ...) {
+ts_neural.default <- function(x, ...) {
   ts_abort("{.arg x} must be a long data frame or a {.cls ts_nwb} object from {.fn read_nwb}, not {describe(x)}.", "type")
 }
 
-#' @rdname as_neural
+#' @rdname ts_neural
 #' @export
-as_neural.data.frame <- function(x, stimulus = "stimulus", unit = "unit", response = "response", trial = NULL,
+ts_neural.data.frame <- function(x, stimulus = "stimulus", unit = "unit", response = "response", trial = NULL,
                                  group = NULL, stimuli = NULL, na = c("error", "drop_units"), ...) {
   na <- check_choice(na, c("error", "drop_units"))
   call <- rlang::current_env()
@@ -174,7 +174,7 @@ check_column <- function(x, col, arg, call = rlang::caller_env()) {
 #' @param window Start and end of the counting window relative to each onset (seconds).
 #' @param rate Return rates (counts / window length) instead of counts.
 #' @return A tibble in long form, one row per unit x trial: `unit`, `trial` (1, 2, ...
-#'   in onset order), `stimulus`, `response`; ready for [as_neural()].
+#'   in onset order), `stimulus`, `response`; ready for [ts_neural()].
 #' @export
 #' @examples
 #' spikes <- list(u1 = c(0.05, 0.12, 1.01, 1.02, 1.3), u2 = c(0.5, 1.1))
@@ -216,7 +216,7 @@ bin_spikes <- function(spike_times, onsets, stimulus, window = c(0.05, 0.25), ra
 #' `electrodes` region), the `intervals/trials` and `intervals/epochs` tables (every
 #' column; ragged columns such as `tags` become list columns) and the electrodes table
 #' (`general/extracellular_ephys/electrodes`; object-reference columns such as `group`
-#' are skipped, `group_name` is kept). [as_neural()] turns the result into a `ts_reps`.
+#' are skipped, `group_name` is kept). [ts_neural()] turns the result into a `ts_reps`.
 #'
 #' @param path Path of the `.nwb` file.
 #' @return An object of class `ts_nwb`: a list with `session` (identifier,
@@ -228,12 +228,12 @@ bin_spikes <- function(spike_times, onsets, stimulus, window = c(0.05, 0.25), ra
 #'   (no `nwb_version` attribute) `tensorscope_error_corrupt`.
 #' @references Rübel et al. (2022). The Neurodata Without Borders ecosystem for
 #'   neurophysiological data science. eLife 11: e78362.
-#' @seealso [as_neural()], [bin_spikes()]
+#' @seealso [ts_neural()], [bin_spikes()]
 #' @export
 #' @examplesIf requireNamespace("hdf5r", quietly = TRUE)
 #' nwb <- read_nwb(system.file("extdata", "toy_units.nwb", package = "tensorscope"))
 #' nwb
-#' neural <- as_neural(nwb, window = c(0, 0.2))
+#' neural <- ts_neural(nwb, window = c(0, 0.2))
 #' neural
 read_nwb <- function(path) {
   path <- check_path(path)
@@ -314,9 +314,9 @@ print.ts_nwb <- function(x, ...) {
   invisible(x)
 }
 
-#' @rdname as_neural
+#' @rdname ts_neural
 #' @export
-as_neural.ts_nwb <- function(x, stimulus = "stimulus", group = "location", window = c(0.05, 0.25), align = "start_time",
+ts_neural.ts_nwb <- function(x, stimulus = "stimulus", group = "location", window = c(0.05, 0.25), align = "start_time",
                              rate = FALSE, stimuli = NULL, na = c("error", "drop_units"), ...) {
   if (is.null(x$units) || is.null(x$trials)) {
     ts_abort("{.arg x} needs a units table and a trials table; {.path {x$path}} lacks {if (is.null(x$units)) 'units' else 'trials'}.",
@@ -330,5 +330,5 @@ as_neural.ts_nwb <- function(x, stimulus = "stimulus", group = "location", windo
   if (!is.null(group)) {
     for (g in group) long[[g]] <- x$units[[g]][match(long$unit, x$units$unit)]
   }
-  as_neural(long, trial = "trial", group = group, stimuli = stimuli, na = na, window = window, ...)
+  ts_neural(long, trial = "trial", group = group, stimuli = stimuli, na = na, window = window, ...)
 }

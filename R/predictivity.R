@@ -318,7 +318,7 @@ print.ts_predictivity <- function(x, ...) {
 #' constant within a half give `NA` for that split and are left out of the medians.
 #'
 #' @param trials A stimuli x targets x repetitions numeric array (at least 2
-#'   repetitions), e.g. `as_neural(...)$trials$IT`. A matrix is accepted only with
+#'   repetitions), e.g. `ts_neural(...)$trials$IT`. A matrix is accepted only with
 #'   `layout = "stimuli_x_repetitions"` (one target); without `layout` it is an error of
 #'   class `tensorscope_error_argument` (a stimuli x neurons matrix would otherwise be
 #'   read as repetitions of one neuron).

@@ -37,10 +37,10 @@ test_that("read_nwb() reads the h5py-written NWB fixture back exactly", {
   expect_output(print(nwb), sprintf("units: %d \\(%d spikes\\)", n_units, length(st)))
 })
 
-test_that("as_neural() on NWB data bins spikes per trial, one layer per area", {
+test_that("ts_neural() on NWB data bins spikes per trial, one layer per area", {
   skip_if_not_installed("hdf5r")
   nwb <- read_nwb(nwb_fixture())
-  neural <- as_neural(nwb, window = c(0, 0.2))
+  neural <- ts_neural(nwb, window = c(0, 0.2))
   expect_s3_class(neural, "ts_reps")
   expect_identical(names(neural), c("V4", "IT"))
   e <- read_expected()
@@ -59,8 +59,8 @@ test_that("as_neural() on NWB data bins spikes per trial, one layer per area", {
   # the trials feed noise ceilings and predictivity
   nc <- noise_ceiling(neural$trials$V4)
   expect_s3_class(nc, "ts_noise_ceiling")
-  expect_error(as_neural(nwb, stimulus = "nope"), class = "tensorscope_error_argument")
-  expect_error(as_neural(nwb, group = "nope"), class = "tensorscope_error_argument")
+  expect_error(ts_neural(nwb, stimulus = "nope"), class = "tensorscope_error_argument")
+  expect_error(ts_neural(nwb, group = "nope"), class = "tensorscope_error_argument")
 })
 
 test_that("read_nwb() rejects files that are not NWB", {
@@ -103,9 +103,9 @@ long_counts <- function(seed = 1) {
   long[sample(nrow(long)), ]  # rows in any order
 }
 
-test_that("as_neural() on a long data frame: means over trials, trials kept, one layer per group", {
+test_that("ts_neural() on a long data frame: means over trials, trials kept, one layer per group", {
   long <- long_counts()
-  neural <- as_neural(long, trial = "trial", group = c("subject", "area"), stimuli = paste0("img", 1:6))
+  neural <- ts_neural(long, trial = "trial", group = c("subject", "area"), stimuli = paste0("img", 1:6))
   expect_identical(sort(names(neural)), sort(c("m1.V4", "m2.V4", "m1.IT", "m2.IT")))
   expect_identical(neural$stimuli, paste0("img", 1:6))
   # brute force for one cell and one layer
@@ -119,13 +119,13 @@ test_that("as_neural() on a long data frame: means over trials, trials kept, one
   expect_identical(tr["img2", "n3", ], as.double(one$response[order(one$trial)]))
   # trial ids need not be 1..R: any values, ranked within a stimulus
   long2 <- long; long2$trial <- long2$trial * 10 + 7
-  expect_equal(as_neural(long2, trial = "trial", group = c("subject", "area"), stimuli = paste0("img", 1:6))$trials,
+  expect_equal(ts_neural(long2, trial = "trial", group = c("subject", "area"), stimuli = paste0("img", 1:6))$trials,
                neural$trials)
   # without trial: repetitions in row order; same means
-  no_trial <- as_neural(long[order(long$trial), ], group = c("subject", "area"), stimuli = paste0("img", 1:6))
+  no_trial <- ts_neural(long[order(long$trial), ], group = c("subject", "area"), stimuli = paste0("img", 1:6))
   expect_equal(no_trial[["m2.IT"]][, colnames(m)], m)
   # stimuli subset and order
-  sub <- as_neural(long, trial = "trial", group = c("subject", "area"), stimuli = c("img3", "img1"))
+  sub <- ts_neural(long, trial = "trial", group = c("subject", "area"), stimuli = c("img3", "img1"))
   expect_identical(sub$stimuli, c("img3", "img1"))
   # subsetting a neural ts_reps keeps its trials aligned
   s2 <- neural[c("img4", "img2"), "m1.V4"]
@@ -135,26 +135,26 @@ test_that("as_neural() on a long data frame: means over trials, trials kept, one
   expect_s3_class(rsa(neural["m1.IT"], rdm(neural["m2.IT"]), n_perm = 10, n_boot = 10), "ts_rsa")
 })
 
-test_that("as_neural() handles missing responses and bad input with classed errors", {
+test_that("ts_neural() handles missing responses and bad input with classed errors", {
   long <- long_counts()
   gap <- long[!(long$unit == "n2" & long$stimulus == "img5" & long$area == "IT"), ]
-  expect_error(as_neural(gap, trial = "trial", group = c("subject", "area")), class = "tensorscope_error_non_finite")
-  expect_error(as_neural(gap, trial = "trial", group = c("subject", "area")), "n2")
-  expect_message(n <- as_neural(gap, trial = "trial", group = c("subject", "area"), na = "drop_units"),
+  expect_error(ts_neural(gap, trial = "trial", group = c("subject", "area")), class = "tensorscope_error_non_finite")
+  expect_error(ts_neural(gap, trial = "trial", group = c("subject", "area")), "n2")
+  expect_message(n <- ts_neural(gap, trial = "trial", group = c("subject", "area"), na = "drop_units"),
                  "Dropped 2 units", class = "tensorscope_message_dropped")
   expect_false("n2" %in% colnames(n[["m1.IT"]]))
   expect_true("n2" %in% colnames(n[["m1.V4"]]))
   # one missing trial only: the mean is over the trials there are, the array holds NA
   miss1 <- long[!(long$unit == "n1" & long$stimulus == "img1" & long$trial == 2 & long$area == "IT" & long$subject == "m1"), ]
-  n1 <- as_neural(miss1, trial = "trial", group = c("subject", "area"))
+  n1 <- ts_neural(miss1, trial = "trial", group = c("subject", "area"))
   expect_true(is.na(n1$trials[["m1.IT"]]["img1", "n1", 2]))
   expect_equal(n1[["m1.IT"]]["img1", "n1"], mean(n1$trials[["m1.IT"]]["img1", "n1", c(1, 3)]))
-  expect_error(as_neural(long, stimulus = "stim"), class = "tensorscope_error_argument")
-  expect_error(as_neural(long, stimulus = "stim"), "stim")
-  expect_error(as_neural(long, response = "unit"), class = "tensorscope_error_type")
-  expect_error(as_neural(long, trial = "trial", group = "area"), class = "tensorscope_error_argument")  # two subjects share trial ids
-  expect_error(as_neural(long[long$subject == "m1" & long$area == "IT" & long$stimulus != "img6" | long$area == "V4", ],
+  expect_error(ts_neural(long, stimulus = "stim"), class = "tensorscope_error_argument")
+  expect_error(ts_neural(long, stimulus = "stim"), "stim")
+  expect_error(ts_neural(long, response = "unit"), class = "tensorscope_error_type")
+  expect_error(ts_neural(long, trial = "trial", group = "area"), class = "tensorscope_error_argument")  # two subjects share trial ids
+  expect_error(ts_neural(long[long$subject == "m1" & long$area == "IT" & long$stimulus != "img6" | long$area == "V4", ],
                          trial = "trial", group = c("subject", "area")), class = "tensorscope_error_mismatch")
-  expect_error(as_neural(matrix(1:4, 2)), class = "tensorscope_error_type")
-  expect_error(as_neural(long[0, ]), class = "tensorscope_error_empty")
+  expect_error(ts_neural(matrix(1:4, 2)), class = "tensorscope_error_type")
+  expect_error(ts_neural(long[0, ]), class = "tensorscope_error_empty")
 })
