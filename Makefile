@@ -2,6 +2,8 @@
 #   make demo    the main job on shipped data (writes demo-output/)
 #   make test    installs what is missing, builds, runs the whole test suite
 #                (with LibTorch, then again without it; then the CMake harness)
+#   make install build the package with its vignettes and install it into lib/
+#   make site    the pkgdown site in docs/ (offline)
 #   make check   R CMD check --as-cran on the built tarball
 #   make bench   the benchmarks in bench/
 #   make docs    regenerate NAMESPACE, man/ and the Rcpp glue
@@ -20,9 +22,9 @@ DEB_PACKAGES := r-base-dev r-cran-rcpp r-cran-rcppeigen r-cran-rlang r-cran-cli 
   r-cran-jsonlite r-cran-bench r-cran-future r-cran-future.apply r-cran-future.batchtools r-cran-progressr \
   r-cran-igraph r-cran-pls libopenblas0-pthread libtorch-dev pandoc \
   python3-torch python3-torchvision dataset-fashion-mnist cmake zlib1g-dev r-cran-hdf5r python3-h5py \
-  r-cran-roxygen2 r-cran-generics valgrind
+  r-cran-roxygen2 r-cran-generics r-cran-dplyr r-cran-pkgdown valgrind
 
-.PHONY: all deps build install install-notorch test test-torch test-notorch torch-check check demo bench docs clean \
+.PHONY: all deps build install install-dev install-notorch site test test-torch test-notorch torch-check check demo bench docs clean \
   sanitize valgrind
 
 all: install
@@ -38,7 +40,19 @@ docs:
 	$(RSCRIPT) -e 'Rcpp::compileAttributes(".")'
 	$(RSCRIPT) -e 'roxygen2::roxygenise(roclets = c("namespace", "rd"))'
 
+# `make install` builds the source package (which knits the vignettes) and installs that,
+# so vignette(package = "tensorscope") finds them: `R CMD INSTALL .` on a source
+# directory never installs vignettes. The same by hand:
+#   R CMD build . && R CMD INSTALL tensorscope_$(VERSION).tar.gz
+# `make install-dev` is the quick install without vignettes that the tests use.
+VERSION := $(shell sed -n 's/^Version: *//p' DESCRIPTION)
+
 install: deps
+	@mkdir -p $(LIB)
+	$(R) CMD build --no-manual .
+	$(R) CMD INSTALL --no-test-load --library=$(LIB) tensorscope_$(VERSION).tar.gz
+
+install-dev: deps
 	@mkdir -p $(LIB)
 	$(R) CMD INSTALL --no-test-load --library=$(LIB) .
 
@@ -46,7 +60,7 @@ install-notorch: deps
 	@mkdir -p $(LIB_NOTORCH)
 	TENSORSCOPE_NO_TORCH=1 $(R) CMD INSTALL --no-test-load --library=$(LIB_NOTORCH) .
 
-test-torch: install
+test-torch: install-dev
 	TS_TEST_LIB=$(LIB) $(RSCRIPT) tools/run-tests.R
 
 test-notorch: install-notorch
@@ -75,10 +89,10 @@ check: build
 	R_CRAN_WEB=file://$(CURDIR)/check-cran _R_CHECK_FORCE_SUGGESTS_=false _R_CHECK_CRAN_INCOMING_REMOTE_=false \
 	  $(R) CMD check --as-cran --no-manual tensorscope_*.tar.gz
 
-demo: install
+demo: install-dev
 	R_LIBS=$(LIB) $(RSCRIPT) tools/demo.R
 
-bench: install
+bench: install-dev
 	for f in bench/*.R; do echo "== $$f"; R_LIBS=$(LIB) $(RSCRIPT) $$f || exit 1; done
 
 # AddressSanitizer + UBSan: the package is built from a clean copy of the sources
@@ -114,6 +128,10 @@ valgrind: install-notorch
 	    --vanilla --slave -e 'lib <- Sys.getenv("TS_TEST_LIB"); .libPaths(c(lib, .libPaths())); library(testthat); library(tensorscope); test_file("tests/testthat/test-'$$t'.R", package = "tensorscope", load_package = "installed", reporter = "summary")' || exit 1; \
 	done
 	@$(RSCRIPT) tools/valgrind-report.R valgrind-logs
+
+# The pkgdown site (docs/), built offline from _pkgdown.yml.
+site: install-dev
+	R_LIBS=$(LIB) $(RSCRIPT) -e 'pkgdown::build_site(install = FALSE, new_process = FALSE)'
 
 clean:
 	./cleanup

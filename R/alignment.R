@@ -22,8 +22,11 @@
 #' included), with `t = 0.5` as in their demo; `"median_nonzero"` is Brain-Score's
 #' rule sigma^2 = median of the non-zero squared distances (`t` is not used).
 #'
-#' @param x,y Numeric matrices (or data frames, or arrays with stimuli first) with the
-#'   same stimuli in the same rows; or torch for R `torch_tensor`s (stimuli first), on
+#' @param x,y Numeric matrices (or data frames, or arrays with stimuli first) over the
+#'   same stimuli. When both have row names (stimulus ids), `y`'s rows are matched to
+#'   `x`'s by id (with a message); ids that differ are an error of class
+#'   `tensorscope_error_mismatch`. Without row names on either side, rows pair by
+#'   position. Or torch for R `torch_tensor`s (stimuli first, paired by position), on
 #'   which CKA is computed in place, on their device, when tensorscope shares torch for
 #'   R's LibTorch (see [ts_reps()]; `backend = "eigen"` copies them into R).
 #' @param kernel `"linear"` or `"rbf"`.
@@ -34,6 +37,8 @@
 #' @param t Multiplier of the median rule (Kornblith's "threshold").
 #' @param path `"auto"`, `"feature"` or `"gram"`: force a computation route (linear
 #'   kernel only; for checking and benchmarking).
+#' @param na Features (units, voxels) with missing values: `"error"` (default) or
+#'   `"drop_units"` (left out of each side, with a message saying how many).
 #' @param backend `"auto"`, `"eigen"` or `"torch"`: `"torch"` computes CKA (every
 #'   kernel, estimator and route) with LibTorch in float64, on the GPU when CUDA is
 #'   available (option `tensorscope.torch_device` picks the device), agreeing with Eigen
@@ -59,10 +64,18 @@
 #' cka(x, matrix(rnorm(100 * 10), 100), estimator = "debiased")  # near 0
 cka <- function(x, y, kernel = c("linear", "rbf"), estimator = c("biased", "debiased"),
                 sigma = NULL, bandwidth = c("median", "median_nonzero"), t = 0.5,
-                path = c("auto", "feature", "gram"), backend = c("auto", "eigen", "torch")) {
+                path = c("auto", "feature", "gram"), na = c("error", "drop_units"),
+                backend = c("auto", "eigen", "torch")) {
+  na <- check_na(na)
   in_place <- in_place_route(list(x, y), backend)
+  if (!is_rtensor(x)) x <- drop_na_units(x, na)
+  if (!is_rtensor(y)) y <- drop_na_units(y, na)
   x <- as_layer_data(x, in_place, arg = "x")
   y <- as_layer_data(y, in_place, arg = "y")
+  if (!is_rtensor(x) && !is_rtensor(y)) {
+    idx <- match_stimuli(rownames(x), rownames(y), "x", "y")
+    if (!is.null(idx)) y <- y[idx, , drop = FALSE]
+  }
   nx <- layer_dims(x)[1]
   ny <- layer_dims(y)[1]
   if (nx != ny) {
@@ -133,8 +146,9 @@ cka_memory <- function() getOption("tensorscope.memory_gb", 4) * 1e9
 #'
 #' @param reps A [ts_reps()] object or anything `ts_reps()` accepts (a named list of
 #'   layers).
-#' @param reps2 `NULL` (pairs within `reps`), or a second set of layers with the same
-#'   stimuli (a `ts_reps`, a named list, or one matrix such as neural data).
+#' @param reps2 `NULL` (pairs within `reps`), or a second set of layers over the same
+#'   stimuli (a `ts_reps`, a named list, or one matrix such as neural data), matched to
+#'   `reps` by stimulus id when both carry ids.
 #' @inheritParams cka
 #' @param sigma `NULL`, or RBF bandwidths: one number for every layer, or a named
 #'   numeric vector with one value per layer (names from both sides).
@@ -163,16 +177,7 @@ cka_layers <- function(reps, reps2 = NULL, kernel = c("linear", "rbf"),
   within <- is.null(reps2)
   if (!within) {
     if (is.matrix(reps2) || is.data.frame(reps2) || is_rtensor(reps2)) reps2 <- list(neural = reps2)
-    reps2 <- as_reps(reps2, tensors = TRUE)
-    if (length(reps2$stimuli) != length(reps$stimuli)) {
-      ts_abort("{.arg reps} has {length(reps$stimuli)} stimuli but {.arg reps2} has {length(reps2$stimuli)}.",
-               "mismatch")
-    }
-    default_ids <- function(s) identical(s, as.character(seq_along(s)))
-    if (!default_ids(reps$stimuli) && !default_ids(reps2$stimuli) && !identical(reps$stimuli, reps2$stimuli)) {
-      ts_abort("{.arg reps} and {.arg reps2} have different stimulus ids (first difference: {.val {reps$stimuli[which(reps$stimuli != reps2$stimuli)[1]]}}).",
-               "mismatch")
-    }
+    reps2 <- align_reps(reps, as_reps(reps2, tensors = TRUE), "reps", "reps2")
   }
   n <- length(reps$stimuli)
   opts <- cka_options(kernel, estimator, NULL, bandwidth, t, path, n = n)

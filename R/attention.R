@@ -185,6 +185,7 @@ new_attention <- function(a, layers, tokens = NULL, seq_len = NULL, prefix = NUL
 }
 
 check_tokens <- function(tokens, arg = rlang::caller_arg(tokens), call = rlang::caller_env()) {
+  force(arg)
   if (is.null(dim(tokens)) && is.numeric(tokens)) tokens <- matrix(tokens, nrow = 1)
   if (!is.numeric(tokens) || length(dim(tokens)) != 2) {
     ts_abort("{.arg {arg}} must be a matrix of integer token ids (sequences x positions), not {describe(tokens)}.",
@@ -201,6 +202,7 @@ check_tokens <- function(tokens, arg = rlang::caller_arg(tokens), call = rlang::
 
 # Coerce anything attention_patterns() accepts.
 as_attention <- function(x, arg = rlang::caller_arg(x), call = rlang::caller_env()) {
+  force(arg)
   if (inherits(x, "ts_attention")) return(x)
   attention_patterns(x)
 }

@@ -208,6 +208,7 @@ repeated_tokens <- function(n_seqs, seq_len, vocab_size, bos = NULL, seed = 1) {
 }
 
 check_types <- function(type, choices, call = rlang::caller_env(), arg = rlang::caller_arg(type)) {
+  force(arg)
   if (!is.character(type) || length(type) < 1 || anyNA(type) || !all(type %in% choices)) {
     ts_abort("{.arg {arg}} must be one or more of {.val {choices}}, not {describe(type)}.", "argument", call = call)
   }

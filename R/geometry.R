@@ -6,6 +6,7 @@
 
 # Layers of x when it is a ts_reps (or a named list of layers), else NULL.
 reps_layers <- function(x, arg = rlang::caller_arg(x), call = rlang::caller_env()) {
+  force(arg)
   if (inherits(x, "ts_reps") || (is.list(x) && !is.data.frame(x))) return(as_reps(x, arg = arg, call = call)$layers)
   NULL
 }
@@ -515,7 +516,8 @@ embedding_singularities <- function(x, hypothesis = c("fiber_bundle", "manifold"
 #'
 #' @param reps A [ts_reps()] object, a named list of layers, or one matrix.
 #' @param labels Category of each stimulus (a vector with one element per stimulus;
-#'   at least 2 categories, each with at least 2 stimuli).
+#'   at least 2 categories, each with at least 2 stimuli). A named vector is matched
+#'   to the stimulus ids of `reps` by name.
 #' @param method `"lda"` or `"nearest_centroid"`.
 #' @param folds Number of folds (>= 2).
 #' @param shrinkage LDA shrinkage \eqn{\gamma} in (0, 1].
@@ -537,7 +539,12 @@ separability <- function(reps, labels, method = c("lda", "nearest_centroid"), fo
   seed <- check_seed(seed)
   layers <- reps_layers(reps)
   if (is.null(layers)) layers <- list(layer = reps)
-  n <- nrow(as_data_matrix(layers[[1]], arg = "reps"))
+  first <- as_data_matrix(layers[[1]], arg = "reps")
+  n <- nrow(first)
+  if (!is.null(names(labels))) {
+    idx <- match_stimuli(rownames(first), names(labels), "reps", "labels")
+    if (!is.null(idx)) labels <- labels[idx]
+  }
   y <- check_labels(labels, n, min_per_class = 2)
   fold <- kfold_ids(n, folds, stratify = y, seed = seed)
   layer_profile(map_layers(layers, function(m, arg) {
@@ -556,6 +563,7 @@ separability <- function(reps, labels, method = c("lda", "nearest_centroid"), fo
 
 # Labels as a factor with unused levels dropped; checks length, NA and class sizes.
 check_labels <- function(labels, n, min_per_class = 1, arg = rlang::caller_arg(labels), call = rlang::caller_env()) {
+  force(arg)
   if (!(is.atomic(labels) || is.factor(labels)) || is.null(labels)) {
     ts_abort("{.arg {arg}} must be a vector of categories, not {describe(labels)}.", "type", call = call)
   }
@@ -614,7 +622,8 @@ lda_predict <- function(xtr, ytr, xte, gamma) {
 #' two sets of pairwise Euclidean distances (upper triangles), and linear CKA.
 #'
 #' @param reps,reps_transformed Layers for the original and the transformed stimuli
-#'   ([ts_reps()] objects, named lists with the same layer names, or two matrices).
+#'   ([ts_reps()] objects, named lists with the same layer names, or two matrices),
+#'   matched by stimulus id when both carry ids (else by position).
 #' @param method Correlation of the distances: `"pearson"` or `"spearman"`.
 #' @return A `ts_layer_profile` tibble with two rows per layer: `layer`, `metric`
 #'   (`"distance_correlation"`, `"cka"`), `value` (both scale-invariant; the distance
@@ -639,6 +648,9 @@ invariance <- function(reps, reps_transformed, method = c("pearson", "spearman")
     nm <- sub("^reps\\$", "", arg)
     a <- as_data_matrix(m, arg = arg)
     b <- as_data_matrix(lb[[nm]], arg = sprintf("reps_transformed$%s", nm))
+    idx <- match_stimuli(rownames(a), rownames(b), arg, sprintf("reps_transformed$%s", nm),
+                         inform = nm == names(la)[1])
+    if (!is.null(idx)) b <- b[idx, , drop = FALSE]
     if (nrow(a) != nrow(b)) {
       ts_abort("Layer {.val {nm}} has {nrow(a)} stimuli in {.arg reps} but {nrow(b)} in {.arg reps_transformed}.", "mismatch")
     }

@@ -37,7 +37,9 @@ io_result <- function(expr, path, arg = "path", call = rlang::caller_env()) {
 #' the same logical array. The reader is tensorscope's own (C++ core, zlib for
 #' compressed archives); it needs neither Python nor reticulate.
 #'
-#' Supported dtypes: `bool` (returned as logical), `int8`, `int16`, `uint8`, `uint16`
+#' Supported dtypes: fixed-width strings (`<U`, numpy `str_`, and `S`, `bytes_`:
+#' returned as character vectors / arrays in UTF-8, trailing NUL padding removed -- so
+#' stimulus ids saved beside activations come back as ids), `bool` (returned as logical), `int8`, `int16`, `uint8`, `uint16`
 #' and `int32` (integer; an `int32` array holding -2147483648, which is R's
 #' `NA_integer_`, comes back as double), `uint32`, `int64`, `uint64` (double: exact
 #' up to 2^53), `float16`, `float32` and `float64` (double). Either byte order, C or
@@ -50,8 +52,9 @@ io_result <- function(expr, path, arg = "path", call = rlang::caller_env()) {
 #' or device, which would block), is `tensorscope_error_file`; a malformed,
 #' truncated or otherwise corrupt file (bad magic, unknown version, broken header,
 #' a shape larger than the data, a bad zip structure or CRC) is
-#' `tensorscope_error_corrupt`; complex, string, object and structured dtypes are
-#' `tensorscope_error_type`.
+#' `tensorscope_error_corrupt`; complex, object and structured dtypes are
+#' `tensorscope_error_type` in `read_npy()`, while `read_npz()` skips such members with
+#' a warning (class `tensorscope_warning`) and returns the others.
 #'
 #' `write_npy()` writes doubles as `<f8`, integers as `<i4` and logicals as `|b1`
 #' (format version 1.0). `order = "C"` (the default) writes the data in row-major
@@ -81,7 +84,15 @@ read_npy <- function(path) {
 #' @export
 read_npz <- function(path) {
   path <- check_path(path)
-  io_result(cpp_read_npz(path), path)
+  out <- io_result(cpp_read_npz(path), path)
+  skipped <- attr(out, "skipped")
+  if (length(skipped)) {
+    attr(out, "skipped") <- NULL
+    out <- out[!vapply(out, is.null, logical(1))]
+    cli::cli_warn(c("Skipped {length(skipped)} member{?s} of {.path {path}} with an unsupported dtype:",
+                    stats::setNames(skipped, rep("*", length(skipped)))), class = "tensorscope_warning")
+  }
+  out
 }
 
 #' @rdname read_npy

@@ -48,6 +48,8 @@
 #' The ceiling is the split-half reliability over repetitions with the Spearman-Brown
 #' correction (see [noise_ceiling()]) and the reported score is (r / ceiling)².
 #'
+#' **Progress** (one step per layer) is reported through `progressr` (see [rsa()]).
+#'
 #' **Scores.** `r` is Pearson's correlation between predictions and held-out responses
 #' (0 when the prediction is constant). `r2` is the out-of-sample R² = 1 - SSE / SST with
 #' SST taken about the mean of the held-out responses (scikit-learn's `r2_score` on the
@@ -58,14 +60,19 @@
 #' inflated.
 #'
 #' **Missing responses**: `na = "error"` (default) stops with a classed error;
-#' `na = "drop"` removes targets with any non-finite response, with a warning (they are
-#' listed in `attr(, "settings")$dropped_targets`). Constant targets are an error.
+#' `na = "drop_units"` removes targets with any non-finite response, with a warning
+#' (they are listed in `attr(, "settings")$dropped_targets`). **Silent targets**
+#' (constant over stimuli, e.g. a neuron that never fired; r is undefined for them) are
+#' dropped with a message of class `tensorscope_message_dropped` naming how many, and
+#' listed in `attr(, "settings")$constant_targets`; only when every target is constant
+#' is it an error (`tensorscope_error_zero_variance`).
 #'
 #' @param reps The model: a [ts_reps()] object or anything it accepts (one matrix is
 #'   one layer). `torch_tensor` layers are copied into R once (the folds are gathered
 #'   by the core; `backend = "torch"` then moves each fold to the device).
-#' @param responses Stimuli x targets matrix or data frame, in the stimulus order of
-#'   `reps` (row names, when present, must equal the stimulus ids), or a stimuli x
+#' @param responses Stimuli x targets matrix or data frame over the stimuli of `reps`
+#'   (when both carry stimulus ids -- row names here -- rows are matched by id, with a
+#'   message; other ids are an error), or a stimuli x
 #'   targets x repetitions array: it is averaged over repetitions and, unless `ceiling`
 #'   is given, the noise ceiling is computed from it with [noise_ceiling()].
 #' @param method `"ridge"` or `"pls"`.
@@ -91,8 +98,9 @@
 #'   sets `method`, `ncomp` and the splits).
 #' @param ceiling `NULL`, a [noise_ceiling()] result, or one reliability per target
 #'   (numeric vector) used for the ceiling-normalised score.
-#' @param na Targets with missing responses: `"error"` (classed error) or `"drop"`
-#'   (the targets are removed, with a warning).
+#' @param na Targets with missing responses: `"error"` (classed error) or
+#'   `"drop_units"` (the targets are removed, with a warning saying how many; `"drop"`
+#'   is accepted as well).
 #' @param return_predictions Keep the held-out predictions (attribute `predictions`:
 #'   per layer, a list over splits of test stimuli x targets matrices).
 #' @param seed Seed of the fold assignment (and of inner folds).
@@ -132,7 +140,7 @@ predictivity <- function(reps, responses, method = c("ridge", "pls"), alphas = 1
                          folds = 5, splits = NULL, stratify = NULL, alpha_per_target = TRUE,
                          alpha_select = c("gcv", "loo", "kfold"), inner_folds = 5, inner_splits = NULL,
                          ncomp = 25, protocol = c("default", "brainscore"), ceiling = NULL,
-                         na = c("error", "drop"), return_predictions = FALSE, seed = 1,
+                         na = c("error", "drop_units"), return_predictions = FALSE, seed = 1,
                          backend = c("auto", "eigen", "torch")) {
   protocol <- check_choice(protocol, c("default", "brainscore"))
   method <- if (protocol == "brainscore") "pls" else check_choice(method, c("ridge", "pls"))
@@ -142,7 +150,7 @@ predictivity <- function(reps, responses, method = c("ridge", "pls"), alphas = 1
     ts_abort("{.arg inner_splits} is for ridge with {.code alpha_select = \"kfold\"}, not {.code method = \"{method}\"}, {.code alpha_select = \"{alpha_select}\"}.",
              "argument")
   }
-  na <- check_choice(na, c("error", "drop"))
+  na <- check_choice(na, c("error", "drop_units", "drop"))
   seed <- check_seed(seed)
   ncomp <- check_count(ncomp, min = 1)
   inner_folds <- check_count(inner_folds, min = 2)
@@ -184,7 +192,9 @@ predictivity <- function(reps, responses, method = c("ridge", "pls"), alphas = 1
   preds <- if (return_predictions) stats::setNames(vector("list", length(layers)), layers)
   ncomp_used <- integer(0)
   unusable <- character(0)
+  tick <- progressr::progressor(steps = length(layers))
   for (i in seq_along(layers)) {
+    tick(sprintf("layer %s", layers[i]))
     X <- reps$layers[[i]]
     if (cpp_rows_constant(X)) {
       # a layer with zero variance predicts nothing (a fold-mean artefact otherwise)
@@ -234,7 +244,7 @@ predictivity <- function(reps, responses, method = c("ridge", "pls"), alphas = 1
   settings <- list(method = method, protocol = protocol, alphas = alphas, alpha_select = alpha_select,
                    alpha_per_target = alpha_per_target, ncomp = if (method == "pls") ncomp_used,
                    n_splits = length(spl$test), pooled = pooled, n_stimuli = n, n_targets = q,
-                   dropped_targets = resp$dropped, stratified = !is.null(stratify), seed = seed,
+                   dropped_targets = resp$dropped, constant_targets = resp$constant, stratified = !is.null(stratify), seed = seed,
                    model = reps$provenance$model)
   structure(out, class = c("ts_predictivity", class(out)), splits = ps, settings = settings,
             ceiling = ceiling, predictions = preds)
@@ -342,11 +352,17 @@ print.ts_predictivity <- function(x, ...) {
 #' constant within a half give `NA` for that split and are left out of the medians.
 #'
 #' @param trials A stimuli x targets x repetitions numeric array (at least 2
-#'   repetitions). A stimuli x repetitions matrix is one target.
+#'   repetitions), e.g. `ts_neural(...)$trials$IT`. A matrix is accepted only with
+#'   `layout = "stimuli_x_repetitions"` (one target); without `layout` it is an error of
+#'   class `tensorscope_error_argument` (a stimuli x neurons matrix would otherwise be
+#'   read as repetitions of one neuron).
 #' @param method `"spearman_brown"` or `"split_half"`.
 #' @param n_splits Number of random split-halves.
-#' @param na Targets with missing values: `"error"` or `"drop"` (with a warning).
+#' @param na Targets with missing values: `"error"` or `"drop_units"` (with a
+#'   warning saying how many; `"drop"` is accepted as well).
 #' @param seed Seed of the random halves.
+#' @param layout For a matrix `trials` only: `"stimuli_x_repetitions"` (one target) or
+#'   `"stimuli_x_targets"` (an error: there are no repetitions).
 #' @return A tibble of class `ts_noise_ceiling`, one row per target: `target`,
 #'   `reliability` (NA, with a warning, for a target with zero variance across stimuli;
 #'   an error of class `tensorscope_error_zero_variance` when every target has). `summary()` gives `method`, `ceiling`, `n_targets`, `n_stimuli`,
@@ -361,14 +377,27 @@ print.ts_predictivity <- function(x, ...) {
 #' nc <- noise_ceiling(trials)
 #' nc
 #' summary(nc)
-noise_ceiling <- function(trials, method = c("spearman_brown", "split_half"), n_splits = 10, na = c("error", "drop"),
-                          seed = 1) {
+noise_ceiling <- function(trials, method = c("spearman_brown", "split_half"), n_splits = 10,
+                          na = c("error", "drop_units"), seed = 1, layout = NULL) {
   method <- check_choice(method, c("spearman_brown", "split_half"))
-  na <- check_choice(na, c("error", "drop"))
+  na <- check_choice(na, c("error", "drop_units", "drop"))
   n_splits <- check_count(n_splits, min = 1)
   seed <- check_seed(seed)
-  if (is.matrix(trials) && is.numeric(trials)) trials <- array(trials, c(nrow(trials), 1L, ncol(trials)),
-                                                              dimnames = list(rownames(trials), NULL, NULL))
+  if (is.matrix(trials) && is.numeric(trials)) {
+    # a matrix is ambiguous: stimuli x repetitions of one target, or stimuli x targets
+    # (trial means, with no repetitions left). It must be said which.
+    if (is.null(layout)) {
+      ts_abort(c("{.arg trials} is a {nrow(trials)} x {ncol(trials)} matrix: stimuli x repetitions of one target, or stimuli x targets?",
+                 i = "A noise ceiling needs repetitions: pass a stimuli x targets x repetitions array, or {.code layout = \"stimuli_x_repetitions\"} for one target's repetitions."),
+               "argument")
+    }
+    layout <- check_choice(layout, c("stimuli_x_repetitions", "stimuli_x_targets"))
+    if (layout == "stimuli_x_targets") {
+      ts_abort("{.arg trials} holds one value per stimulus and target ({.code layout = \"stimuli_x_targets\"}): a noise ceiling needs the single repetitions (a stimuli x targets x repetitions array).",
+               "too_few")
+    }
+    trials <- array(trials, c(nrow(trials), 1L, ncol(trials)), dimnames = list(rownames(trials), NULL, NULL))
+  }
   if (!is.array(trials) || !is.numeric(trials) || length(dim(trials)) != 3) {
     ts_abort("{.arg trials} must be a numeric stimuli x targets x repetitions array, not {describe(trials)}.", "type")
   }
@@ -555,12 +584,16 @@ predictivity_ablation <- function(reps, responses, importance, k, n_random = 20,
   seed <- check_seed(seed)
   k <- check_count(k, min = 0)
   check_importance(importance, reps)
-  run <- function(r) layer_median_r(predictivity(r, responses, seed = seed, ...))
-  base <- run(reps)
-  top <- run(ablate_features(reps, importance, k, "top"))
-  bottom <- run(ablate_features(reps, importance, k, "bottom"))
+  tick <- progressr::progressor(steps = 3 + n_random)
+  run <- function(r, what) {
+    tick(what)
+    layer_median_r(predictivity(r, responses, seed = seed, ...))
+  }
+  base <- run(reps, "intact")
+  top <- run(ablate_features(reps, importance, k, "top"), "top")
+  bottom <- run(ablate_features(reps, importance, k, "bottom"), "bottom")
   draws <- vapply(seq_len(n_random), function(i) {
-    run(ablate_features(reps, importance, k, "random", seed = seed * 1000 + i))
+    run(ablate_features(reps, importance, k, "random", seed = seed * 1000 + i), sprintf("random %d", i))
   }, numeric(length(base)))
   draws <- matrix(draws, nrow = length(base), dimnames = list(names(base), NULL))
   drops <- base - draws
@@ -584,6 +617,7 @@ predictivity_ablation <- function(reps, responses, importance, k, n_random = 20,
 # ---- argument helpers ------------------------------------------------------------------
 
 check_flag <- function(x, arg = rlang::caller_arg(x), call = rlang::caller_env()) {
+  force(arg)
   if (!is.logical(x) || length(x) != 1 || is.na(x)) {
     ts_abort("{.arg {arg}} must be TRUE or FALSE, not {describe(x)}.", "argument", call = call)
   }
@@ -591,6 +625,7 @@ check_flag <- function(x, arg = rlang::caller_arg(x), call = rlang::caller_env()
 }
 
 check_alphas <- function(alphas, sort = TRUE, arg = rlang::caller_arg(alphas), call = rlang::caller_env()) {
+  force(arg)
   if (!is.numeric(alphas) || length(alphas) == 0 || anyNA(alphas) || any(!is.finite(alphas)) || any(alphas < 0)) {
     ts_abort("{.arg {arg}} must be a non-empty vector of finite numbers >= 0, not {describe(alphas)}.", "argument",
              call = call)
@@ -662,17 +697,13 @@ prepare_responses <- function(responses, stimuli, na, call = rlang::caller_env()
   }
   storage.mode(Y) <- "double"
   if (ncol(Y) == 0) ts_abort("{.arg responses} has no targets (0 columns).", "empty", call = call)
+  idx <- match_stimuli(stimuli, rownames(Y), "reps", "responses", call = call)
+  if (!is.null(idx)) {
+    Y <- Y[idx, , drop = FALSE]
+    if (!is.null(trials)) trials <- trials[idx, , , drop = FALSE]
+  }
   if (nrow(Y) != n) {
     ts_abort("{.arg responses} has {nrow(Y)} stimuli (rows) but {.arg reps} has {n}.", "mismatch", call = call)
-  }
-  rn <- rownames(Y)
-  if (!is.null(rn) && !identical(rn, stimuli) && !identical(rn, as.character(seq_len(n)))) {
-    if (setequal(rn, stimuli)) {
-      ts_abort(c("{.arg responses} has the stimuli of {.arg reps} in another order.",
-                 i = "Reorder them, e.g. {.code responses[reps$stimuli, ]}."), "mismatch", call = call)
-    }
-    ts_abort(c("The row names of {.arg responses} are not the stimulus ids of {.arg reps}.",
-               x = "First unknown: {.val {setdiff(rn, stimuli)[1]}}."), "mismatch", call = call)
   }
   if (is.null(colnames(Y))) colnames(Y) <- as.character(seq_len(ncol(Y)))
   if (anyDuplicated(colnames(Y))) colnames(Y) <- make.unique(colnames(Y))
@@ -693,12 +724,20 @@ prepare_responses <- function(responses, stimuli, na, call = rlang::caller_env()
     if (!is.null(trials)) trials <- trials[, !bad, , drop = FALSE]
   }
   const <- apply(Y, 2, function(v) max(v) - min(v) <= 1e-12 * max(1, abs(v)))
+  constant <- colnames(Y)[const]
+  if (all(const)) {
+    ts_abort(c("Every target of {.arg responses} is constant over stimuli, so r is undefined.",
+               i = "Constant: {.val {utils::head(constant, 5)}}."), "zero_variance", call = call)
+  }
   if (any(const)) {
-    ts_abort(c("{sum(const)} target{?s} of {.arg responses} {?is/are} constant over stimuli, so r is undefined.",
-               i = "Constant: {.val {utils::head(colnames(Y)[const], 5)}}."), "zero_variance", call = call)
+    n_const <- sum(const)
+    cli::cli_inform("Dropped {n_const} of {length(const)} target{?s} that {?is/are} constant over stimuli (silent; r is undefined): {.val {utils::head(constant, 5)}}.",
+                    class = "tensorscope_message_dropped")
+    Y <- Y[, !const, drop = FALSE]
+    if (!is.null(trials)) trials <- trials[, !const, , drop = FALSE]
   }
   rownames(Y) <- NULL
-  list(Y = Y, trials = trials, dropped = dropped)
+  list(Y = Y, trials = trials, dropped = dropped, constant = constant)
 }
 
 resolve_ceiling <- function(ceiling, resp, seed, call = rlang::caller_env()) {

@@ -24,16 +24,20 @@
 #' towards a scaled identity) or `"none"`.
 #'
 #' @param x A numeric matrix (observations x channels), data frame, a [ts_reps()]
-#'   object (one RDM per layer), or a torch for R `torch_tensor` (observations first).
-#'   Tensors are read in place, on their device, for the correlation, cosine, euclidean
-#'   and sqeuclidean RDMs without `conditions` when tensorscope shares torch for R's
-#'   LibTorch (see [ts_reps()]); otherwise they are copied into R.
+#'   object or named list of layers (one RDM per layer), or a torch for R `torch_tensor`
+#'   (observations first). Tensors are read in place, on their device, for the
+#'   correlation, cosine, euclidean and sqeuclidean RDMs without `conditions` when
+#'   tensorscope shares torch for R's LibTorch (see [ts_reps()]); otherwise they are
+#'   copied into R.
 #' @param method The dissimilarity, see Details.
 #' @param conditions Condition of each row (`NULL`: each row is a condition).
 #' @param runs Run / partition of each row; required for `"crossnobis"`.
 #' @param noise `NULL` (identity), a channels x channels noise covariance matrix, or
 #'   `"residuals"`.
 #' @param shrinkage Shrinkage of the residual covariance, see Details.
+#' @param na Channels (units, voxels) with missing values: `"error"` (default; a
+#'   classed error naming the first) or `"drop_units"` (the channels with any NA are
+#'   left out, with a message saying how many).
 #' @param backend `"auto"`, `"eigen"` or `"torch"`: `"torch"` computes the
 #'   correlation, cosine, euclidean and sqeuclidean RDMs with LibTorch in float64 (on
 #'   the GPU when CUDA is available), agreeing with Eigen to rounding; `"auto"` uses it
@@ -62,9 +66,11 @@
 #' rdm(obs, "crossnobis", conditions = rep(letters[1:6], 4), runs = rep(1:4, each = 6))
 rdm <- function(x, method = c("correlation", "euclidean", "sqeuclidean", "cosine", "mahalanobis", "crossnobis"),
                 conditions = NULL, runs = NULL, noise = NULL, shrinkage = c("diag", "eye", "none"),
-                backend = c("auto", "eigen", "torch")) {
+                na = c("error", "drop_units"), backend = c("auto", "eigen", "torch")) {
   method <- check_choice(method, c("correlation", "euclidean", "sqeuclidean", "cosine", "mahalanobis", "crossnobis"))
   shrinkage <- check_choice(shrinkage, c("diag", "eye", "none"))
+  x <- drop_na_units(x, check_na(na))
+  if (is.list(x) && !is.data.frame(x) && !inherits(x, "ts_reps")) x <- as_reps(x)
   if (inherits(x, "ts_reps")) {
     failed <- character(0)
     vecs <- lapply(names(x$layers), function(nm) {
@@ -225,8 +231,9 @@ new_rdm <- function(d, labels, descriptors, method) {
 #' Convert to and from `ts_rdm`
 #'
 #' `as_rdm()` turns a [stats::dist()] object, a square symmetric matrix with a zero
-#' diagonal, a list of such matrices (or of `ts_rdm` objects over the same
-#' conditions), an n x n x k array, or a numeric vector holding an upper triangle
+#' diagonal, a list of such matrices or `dist` objects (or of `ts_rdm` objects over the
+#' same conditions; each element is put in the condition order of the first by its
+#' labels, with a message, and labels that differ are an error), an n x n x k array, or a numeric vector holding an upper triangle
 #' (i < j, `dist()` order) into a `ts_rdm`. Anything else, a
 #' non-square, asymmetric or non-finite matrix, or a non-zero diagonal is an error of
 #' class `tensorscope_error_not_rdm` naming the argument, and so are negative
@@ -242,6 +249,9 @@ new_rdm <- function(d, labels, descriptors, method) {
 #' @param labels Condition labels (default: from the dimnames, or `"1"`, `"2"`, ...).
 #' @param names Names of the RDMs (default: from list names or `"rdm1"`, ...).
 #' @param allow_negative Accept negative dissimilarities (cross-validated distances).
+#' @param na Missing dissimilarities (`NA` pairs, e.g. a pair of stimuli never shown in
+#'   one session): `"error"` (default) or `"keep"` (kept as `NA`; [compare_rdms()] with
+#'   `na = "drop_pairs"` leaves such pairs out, other functions refuse them).
 #' @param ... Unused.
 #' @return A `ts_rdm` object (see [rdm()]).
 #' @export
@@ -250,9 +260,10 @@ new_rdm <- function(d, labels, descriptors, method) {
 #' r <- as_rdm(d)
 #' as.matrix(r)
 #' as.dist(r)
-as_rdm <- function(x, labels = NULL, names = NULL, allow_negative = FALSE, ...) {
+as_rdm <- function(x, labels = NULL, names = NULL, allow_negative = FALSE, na = c("error", "keep"), ...) {
   arg <- rlang::caller_arg(x)
   call <- rlang::caller_env()
+  na <- check_choice(na, c("error", "keep"), call = call)
   if (inherits(x, "ts_rdm")) return(x)
   if (!is.logical(allow_negative) || length(allow_negative) != 1 || is.na(allow_negative)) {
     ts_abort("{.arg allow_negative} must be TRUE or FALSE, not {describe(allow_negative)}.", "argument", call = call)
@@ -279,7 +290,7 @@ as_rdm_convert <- function(x, labels, names, arg, call) {
     n <- attr(x, "Size")
     lab <- attr(x, "Labels") %||% as.character(seq_len(n))
     v <- as.double(x)
-    check_finite(v, arg, call = call)
+    check_finite(if (na == "keep") v[!is.na(v)] else v, arg, call = call)
     return(new_rdm(matrix(v, nrow = 1), labels %||% lab, tibble::tibble(name = names %||% "rdm"), "unknown"))
   }
   if (is.array(x) && length(dim(x)) == 3) {
@@ -293,7 +304,7 @@ as_rdm_convert <- function(x, labels, names, arg, call) {
     if (length(x) == 0) ts_abort("{.arg {arg}} is an empty list.", "empty", call = call)
     if (all(vapply(x, inherits, logical(1), "ts_rdm"))) {
       # a list of ts_rdm objects (e.g. lapply(subjects, rdm)): one object holding all
-      for (i in seq_along(x)[-1]) check_same_conditions(x[[1]], x[[i]], sprintf("%s[[1]]", arg), sprintf("%s[[%d]]", arg, i), call = call)
+      x <- align_list(x, arg, call)
       k <- vapply(x, length, integer(1))
       nm <- names %||% if (!is.null(names(x))) {
         unlist(Map(function(n, r) if (length(r) == 1) n else paste(n, r$descriptors$name, sep = "."), names(x), x))
@@ -303,18 +314,21 @@ as_rdm_convert <- function(x, labels, names, arg, call) {
       return(new_rdm(do.call(rbind, lapply(x, `[[`, "dissimilarities")), labels %||% x[[1]]$conditions,
                      tibble::tibble(name = unname(nm)), if (length(methods) == 1) methods else "mixed"))
     }
-    rs <- lapply(seq_along(x), function(i) as_rdm_matrix(x[[i]], sprintf("%s[[%d]]", arg, i), call))
+    rs <- lapply(seq_along(x), function(i) as_rdm_matrix(x[[i]], sprintf("%s[[%d]]", arg, i), call, na))
     n <- vapply(rs, function(r) length(r$labels), integer(1))
     if (length(unique(n)) > 1) {
       ts_abort("The RDMs in {.arg {arg}} have different numbers of conditions ({paste(n, collapse = ', ')}).",
                "mismatch", call = call)
     }
+    # every element in the conditions order of the first, by label (never by position
+    # when both carry labels)
+    one <- function(r) new_rdm(matrix(r$d, nrow = 1), r$labels, tibble::tibble(name = "rdm"), "unknown")
+    d <- do.call(rbind, lapply(align_list(lapply(rs, one), arg, call), `[[`, "dissimilarities"))
     nm <- names %||% names(x) %||% paste0("rdm", seq_along(x))
-    return(new_rdm(do.call(rbind, lapply(rs, `[[`, "d")), labels %||% rs[[1]]$labels,
-                   tibble::tibble(name = nm), "unknown"))
+    return(new_rdm(d, labels %||% rs[[1]]$labels, tibble::tibble(name = nm), "unknown"))
   }
   if (is.matrix(x) || is.data.frame(x)) {
-    r <- as_rdm_matrix(x, arg, call)
+    r <- as_rdm_matrix(x, arg, call, na)
     return(new_rdm(matrix(r$d, nrow = 1), labels %||% r$labels, tibble::tibble(name = names %||% "rdm"), "unknown"))
   }
   if (is.numeric(x) && is.null(dim(x))) {
@@ -330,7 +344,7 @@ as_rdm_convert <- function(x, labels, names, arg, call) {
   ts_abort("{.arg {arg}} cannot be used as an RDM: {describe(x)}.", "not_rdm", call = call)
 }
 
-as_rdm_matrix <- function(m, arg, call) {
+as_rdm_matrix <- function(m, arg, call, na = "error") {
   if (is.data.frame(m)) m <- as.matrix(m)
   if (inherits(m, "dist")) m <- as.matrix(m)
   if (!is.matrix(m) || !is.numeric(m)) {
@@ -340,19 +354,22 @@ as_rdm_matrix <- function(m, arg, call) {
     ts_abort("{.arg {arg}} must be square to be an RDM; it is {nrow(m)} x {ncol(m)}.", "not_rdm", call = call)
   }
   if (nrow(m) < 2) ts_abort("{.arg {arg}} needs at least 2 conditions.", "not_rdm", call = call)
-  if (any(!is.finite(m))) {
+  if (any(if (na == "keep") is.infinite(m) | is.nan(m) else !is.finite(m))) {
     bad <- arrayInd(which(!is.finite(m))[1], dim(m))
     ts_abort("{.arg {arg}} has non-finite dissimilarities (first at row {bad[1]}, column {bad[2]}: {m[bad]}).",
              "non_finite", call = call)
   }
-  scale <- max(abs(m), 1e-300)
-  asym <- max(abs(m - t(m)))
+  scale <- max(abs(m), 1e-300, na.rm = TRUE)
+  if (na == "keep" && !identical(is.na(m), t(is.na(m)))) {
+    ts_abort("{.arg {arg}} has missing dissimilarities that are not symmetric.", "not_rdm", call = call)
+  }
+  asym <- max(abs(m - t(m)), na.rm = TRUE)
   if (asym > 1e-8 * scale) {
     w <- arrayInd(which.max(abs(m - t(m))), dim(m))
     ts_abort("{.arg {arg}} is not symmetric (entry [{w[1]}, {w[2]}] = {signif(m[w], 4)} but [{w[2]}, {w[1]}] = {signif(m[w[2], w[1]], 4)}).",
              "not_rdm", call = call)
   }
-  if (max(abs(diag(m))) > 1e-8 * scale) {
+  if (anyNA(diag(m)) || max(abs(diag(m))) > 1e-8 * scale) {
     ts_abort("{.arg {arg}} must have a zero diagonal (largest diagonal entry: {signif(max(abs(diag(m))), 4)}).",
              "not_rdm", call = call)
   }
@@ -383,10 +400,54 @@ print.ts_rdm <- function(x, ...) {
 #' @export
 length.ts_rdm <- function(x) nrow(x$dissimilarities)
 
+#' @rdname subset-stimuli
 #' @export
-`[.ts_rdm` <- function(x, i, ...) {
-  if (is.character(i)) i <- match(i, x$descriptors$name)
-  new_rdm(x$dissimilarities[i, , drop = FALSE], x$conditions, x$descriptors[i, , drop = FALSE], x$method)
+`[.ts_rdm` <- function(x, i, j, ..., drop = FALSE) {
+  if (nargs() - (!missing(drop)) == 2L) {  # rdm[k]: RDMs
+    if (missing(i)) return(x)
+    return(subset_rdms(x, i))
+  }
+  if (!missing(j)) x <- subset_rdms(x, j)
+  if (!missing(i)) x <- rdm_conditions(x, stimulus_index(i, x$conditions))
+  x
+}
+
+subset_rdms <- function(x, i, call = rlang::caller_env()) {
+  k <- if (is.character(i)) match(i, x$descriptors$name) else seq_len(nrow(x$dissimilarities))[i]
+  if (anyNA(k) || length(k) == 0) {
+    ts_abort("Unknown RDM(s) {.val {if (is.character(i)) i[is.na(k)] else i}}; the RDMs are {.val {x$descriptors$name}}.",
+             "argument", call = call)
+  }
+  new_rdm(x$dissimilarities[k, , drop = FALSE], x$conditions, x$descriptors[k, , drop = FALSE], x$method)
+}
+
+# A list of ts_rdm, each in the conditions order of the first (one message if any moved).
+align_list <- function(x, arg, call) {
+  moved <- character(0)
+  for (i in seq_along(x)[-1]) {
+    old <- x[[i]]$conditions
+    x[[i]] <- align_conditions(x[[1]], x[[i]], sprintf("%s[[1]]", arg), sprintf("%s[[%d]]", arg, i),
+                               inform = FALSE, call = call)
+    if (!identical(old, x[[i]]$conditions)) moved <- c(moved, sprintf("%s[[%d]]", arg, i))
+  }
+  if (length(moved)) {
+    cli::cli_inform(c(i = "Matched the conditions of {.arg {moved}} to those of {.arg {arg}[[1]]} by label."),
+                    class = "tensorscope_message_realigned")
+  }
+  x
+}
+
+# The RDMs over the conditions at positions idx (a subset, in that order): each new
+# pair (a, b) takes the old pair (idx[a], idx[b]).
+rdm_conditions <- function(x, idx) {
+  n <- length(x$conditions)
+  if (length(idx) < 2) ts_abort("An RDM needs at least 2 conditions; the selection keeps {length(idx)}.", "too_few")
+  if (identical(idx, seq_len(n))) return(x)
+  pr <- upper_pairs(length(idx))
+  p <- pmin(idx[pr[, 1]], idx[pr[, 2]])
+  q <- pmax(idx[pr[, 1]], idx[pr[, 2]])
+  col <- n * (p - 1) - p * (p - 1) / 2 + q - p
+  new_rdm(x$dissimilarities[, col, drop = FALSE], x$conditions[idx], x$descriptors, x$method)
 }
 
 #' @param i Which RDM (index or name) for `as.matrix()` and `as.dist()`.
@@ -448,8 +509,12 @@ as.dist.ts_rdm <- function(m, diag = FALSE, upper = FALSE) {
 #' RDM has no tied values: ties count against them by design).
 #'
 #' @param a,b RDMs: `ts_rdm` objects or anything [as_rdm()] accepts, over the same
-#'   conditions.
+#'   conditions (matched by label when both carry labels: `b` is reordered to `a`, with
+#'   a message; different labels are an error).
 #' @param method The similarity, see Details.
+#' @param na Missing dissimilarities (`NA` in a `dist` or matrix): `"error"` (default)
+#'   or `"drop_pairs"`: the pairs missing in any RDM of `a` or `b` are left out (with a
+#'   message saying how many), for the methods that compare vectors of pairs.
 #' @return One number when `a` and `b` each hold one RDM; otherwise a tibble with
 #'   columns `rdm_a`, `rdm_b`, `method` and `similarity`. Never NaN: an RDM on which
 #'   the method is undefined is an error of class `tensorscope_error_zero_variance`
@@ -473,16 +538,36 @@ as.dist.ts_rdm <- function(m, diag = FALSE, upper = FALSE) {
 #' compare_rdms(a, b, method = "kendall_tau_a")
 #' compare_rdms(a, b, method = "riemannian")
 compare_rdms <- function(a, b, method = c("spearman", "pearson", "kendall_tau_a", "rho_a", "cosine",
-                                          "corr_cov", "cosine_cov", "bures", "riemannian")) {
+                                          "corr_cov", "cosine_cov", "bures", "riemannian"), na = c("error", "drop_pairs")) {
   method <- check_choice(method, c(compare_methods, "riemannian"))
-  a <- as_rdm(a)
-  b <- as_rdm(b)
-  check_same_conditions(a, b)
+  na <- check_choice(na, c("error", "drop_pairs"))
+  keep_na <- if (na == "drop_pairs") "keep" else "error"
+  a <- as_rdm(a, na = keep_na)
+  b <- align_conditions(a, as_rdm(b, na = keep_na))
   n <- length(a$conditions)
-  da <- comparable_rdms(a, method, "a")
-  db <- comparable_rdms(b, method, "b")
-  s <- if (method == "riemannian") compare_riemannian(da, db, b$descriptors$name, n) else
-    cpp_compare_rdms(da, db, method, n, threads_now())
+  A <- a$dissimilarities
+  B <- b$dissimilarities
+  if (anyNA(A) || anyNA(B)) {
+    if (na == "error") {
+      ts_abort(c("{.arg a} or {.arg b} has missing dissimilarities.", i = "Use {.code na = \"drop_pairs\"} to leave those pairs out."),
+               "non_finite")
+    }
+    if (!method %in% c("spearman", "pearson", "kendall_tau_a", "rho_a", "cosine")) {
+      ts_abort("{.arg na} = \"drop_pairs\" needs a method on the vector of pairs (spearman, pearson, kendall_tau_a, rho_a, cosine), not {.val {method}}.",
+               "argument")
+    }
+    ok <- colSums(is.na(A)) == 0 & colSums(is.na(B)) == 0
+    if (sum(ok) < 3) ts_abort("Fewer than 3 pairs are complete in every RDM of {.arg a} and {.arg b}.", "too_few")
+    n_drop <- sum(!ok)
+    cli::cli_inform("Left out {n_drop} of {length(ok)} pair{?s} with missing dissimilarities ({.code na = \"drop_pairs\"}).",
+                    class = "tensorscope_message_dropped")
+    A <- A[, ok, drop = FALSE]
+    B <- B[, ok, drop = FALSE]
+  }
+  A <- comparable_rdms(a, method, "a", A)
+  B <- comparable_rdms(b, method, "b", B)
+  s <- if (method == "riemannian") compare_riemannian(A, B, b$descriptors$name, n) else
+    cpp_compare_rdms(A, B, method, n, threads_now())
   check_similarities(s, method)
   if (nrow(s) == 1 && ncol(s) == 1) return(s[1, 1])
   tibble::tibble(
@@ -501,8 +586,7 @@ compare_methods <- c("spearman", "pearson", "kendall_tau_a", "rho_a", "cosine", 
 # conditions), and RDMs whose largest |value| would overflow or underflow sums of
 # squares (beyond 1e+-100) are scaled by a power of two -- every method is invariant
 # to the scale of each RDM, so the result is the unscaled one.
-comparable_rdms <- function(x, method, arg, call = rlang::caller_env()) {
-  D <- x$dissimilarities
+comparable_rdms <- function(x, method, arg, D = x$dissimilarities, call = rlang::caller_env()) {
   n <- length(x$conditions)
   if (n < 3 && !method %in% c("cosine", "cosine_cov", "bures")) {
     ts_abort("{.arg {arg}} has {n} conditions (one pair); the {method} similarity needs at least 3 conditions.",
@@ -513,7 +597,7 @@ comparable_rdms <- function(x, method, arg, call = rlang::caller_env()) {
              "zero_variance", call = call)
   }
   big <- rdm_max_abs(D)
-  bad <- unusable_rdms(x, method)
+  bad <- unusable_rdms(x, method, D)
   if (any(bad)) {
     what <- if (method %in% c("pearson", "spearman", "corr_cov")) "constant (every dissimilarity is the same), so it has no correlation" else "all zero, so it has no cosine or Bures similarity"
     ts_abort("{.arg {arg}}: RDM{?s} {.val {x$descriptors$name[bad]}} {?is/are} {what} ({.arg method} = {.val {method}}).",
@@ -528,8 +612,7 @@ rdm_max_abs <- function(D) vapply(seq_len(nrow(D)), function(i) max(abs(D[i, ]))
 
 # TRUE for each RDM of x on which `method` is undefined: NA (an unusable layer), constant
 # (correlations) or all zero (cosines, Bures).
-unusable_rdms <- function(x, method) {
-  D <- x$dissimilarities
+unusable_rdms <- function(x, method, D = x$dissimilarities) {
   na <- rowSums(is.na(D)) > 0
   rg <- vapply(seq_len(nrow(D)), function(i) if (na[i]) c(0, 0) else range(D[i, ]), numeric(2))
   deg <- if (method %in% c("pearson", "spearman", "corr_cov")) rg[1, ] == rg[2, ]
@@ -560,21 +643,9 @@ compare_riemannian <- function(a, b, names_b, n, call = rlang::caller_env()) {
   r$similarity
 }
 
-check_same_conditions <- function(a, b, arg_a = "a", arg_b = "b", call = rlang::caller_env()) {
-  na <- length(a$conditions)
-  nb <- length(b$conditions)
-  if (na != nb) {
-    ts_abort("{.arg {arg_a}} has {na} conditions but {.arg {arg_b}} has {nb}.", "mismatch", call = call)
-  }
-  default <- as.character(seq_len(na))
-  if (!identical(a$conditions, default) && !identical(b$conditions, default) &&
-      !identical(a$conditions, b$conditions)) {
-    if (setequal(a$conditions, b$conditions)) {
-      ts_abort("{.arg {arg_a}} and {.arg {arg_b}} have the same conditions in a different order; reorder one of them.",
-               "mismatch", call = call)
-    }
-    ts_abort("{.arg {arg_a}} and {.arg {arg_b}} have different condition labels (first difference: {.val {a$conditions[which(a$conditions != b$conditions)[1]]}}).",
-             "mismatch", call = call)
-  }
-  invisible(TRUE)
+# `b` with its conditions in the order of `a`'s (by label, see match_stimuli()); an
+# error when the labels differ.
+align_conditions <- function(a, b, arg_a = "a", arg_b = "b", inform = TRUE, call = rlang::caller_env()) {
+  idx <- match_stimuli(a$conditions, b$conditions, arg_a, arg_b, what = "conditions", inform = inform, call = call)
+  if (is.null(idx)) b else rdm_conditions(b, idx)
 }

@@ -112,6 +112,10 @@ print.ts_reps <- function(x, ...) {
     cli::cat_line("  ", format(nm, width = max(nchar(names(x$layers)))), "  ",
                   layer_dims(l)[2], " features (", paste(x$shapes[[nm]], collapse = " x "), where, ")")
   }
+  if (!is.null(x$trials)) {
+    reps <- vapply(x$trials, function(a) dim(a)[3], integer(1))
+    cli::cat_line("  trials kept: up to ", max(reps), " repetition", if (max(reps) != 1) "s", " per stimulus ($trials)")
+  }
   other <- p[setdiff(names(p), c("model", "step"))]
   if (length(other)) {
     cli::cat_line("  provenance: ", paste(names(other), vapply(other, function(v) paste(format(v), collapse = ","), ""),
@@ -157,26 +161,119 @@ names.ts_reps <- function(x) names(x$layers)
   layers[[i]]
 }
 
+#' Subset and reorder stimuli and layers
+#'
+#' Both indices follow one convention for `ts_reps` and `ts_rdm`: the **first index is
+#' stimuli** (conditions), the **second is layers** (for a `ts_rdm`: RDMs), as rows and
+#' columns of a table of stimuli by layers.
+#' * `reps[ids, ]` keeps the stimuli `ids` (stimulus ids, row numbers or a logical
+#'   vector), in that order, in every layer: `reps[rev(reps$stimuli), ]` reverses them;
+#' * `reps[, layers]` keeps layers (names or numbers), like the one-index form
+#'   `reps[layers]`; `reps[ids, layers]` does both; `reps[[layer]]` is one layer's
+#'   matrix.
+#' * For a `ts_rdm`, `rdm[ids, ]` keeps and reorders conditions (each RDM's pairs are
+#'   re-indexed, so `as.matrix(rdm[ids, ])` is `as.matrix(rdm)[ids, ids]`), and
+#'   `rdm[, k]` or `rdm[k]` keeps RDMs.
+#'
+#' Unknown ids or layers, repeated stimuli and NA indices are errors of class
+#' `tensorscope_error_argument`.
+#'
+#' @param x A `ts_reps` or `ts_rdm` object.
+#' @param i Stimuli (with a second index) or, alone, layers / RDMs.
+#' @param j Layers (for a `ts_rdm`: RDMs).
+#' @param ... Unused.
+#' @param drop Unused (always `FALSE`: the result keeps its class).
+#' @return An object of the same class.
+#' @name subset-stimuli
+#' @examples
+#' set.seed(1)
+#' reps <- ts_reps(list(a = matrix(rnorm(40), 10), b = matrix(rnorm(30), 10)),
+#'                 stimuli = paste0("s", 1:10))
+#' reps[c("s3", "s1"), ]          # two stimuli, every layer
+#' reps[, "b"]                    # one layer (same as reps["b"])
+#' r <- rdm(reps)
+#' as.matrix(r[c("s3", "s1", "s2"), ])
+NULL
+
+#' @rdname subset-stimuli
 #' @export
-`[.ts_reps` <- function(x, i, ...) {
+`[.ts_reps` <- function(x, i, j, ..., drop = FALSE) {
+  if (nargs() - (!missing(drop)) == 2L) {  # reps[layers]
+    if (missing(i)) return(x)
+    return(subset_layers(x, i))
+  }
+  if (!missing(j)) x <- subset_layers(x, j)
+  if (!missing(i)) {
+    idx <- stimulus_index(i, x$stimuli)
+    x$stimuli <- x$stimuli[idx]
+    x$layers <- lapply(x$layers, function(m) m[idx, , drop = FALSE])
+    if (!is.null(x$trials)) x$trials <- lapply(x$trials, function(a) a[idx, , , drop = FALSE])
+  }
+  x
+}
+
+subset_layers <- function(x, i, call = rlang::caller_env()) {
   layers <- .subset2(x, "layers")
   keep <- if (is.character(i)) names(layers)[match(i, names(layers))] else names(layers)[i]
   if (anyNA(keep)) {
     unknown <- if (is.character(i)) i[is.na(keep)] else i[is.na(keep) | i > length(layers)]
     valid <- names(layers)
-    ts_abort("Unknown layer(s) {.val {unknown}}; the layers are {.val {valid}}.", "argument")
+    ts_abort("Unknown layer(s) {.val {unknown}}; the layers are {.val {valid}}.", "argument", call = call)
   }
   x$layers <- layers[keep]
   x$shapes <- x$shapes[keep]
+  if (!is.null(x$trials)) x$trials <- x$trials[intersect(keep, names(x$trials))]
   x
+}
+
+# Positions of the stimuli selected by `i` (ids, positions or a logical mask) among
+# `ids`; unknown, NA or repeated selections are classed errors.
+stimulus_index <- function(i, ids, arg = "i", call = rlang::caller_env()) {
+  n <- length(ids)
+  if (is.factor(i)) i <- as.character(i)
+  idx <- if (is.character(i)) {
+    m <- match(i, ids)
+    if (anyNA(m)) {
+      unknown <- i[is.na(m)]
+      n_unknown <- length(unknown)
+      ts_abort(c("{.arg {arg}} names {n_unknown} unknown stimul{?us/i}: {.val {utils::head(unknown, 5)}}.",
+                 i = "The stimuli are {.val {utils::head(ids, 5)}}{if (n > 5) ', ...' else ''}."), "argument", call = call)
+    }
+    m
+  } else if (is.logical(i)) {
+    if (length(i) != n || anyNA(i)) {
+      ts_abort("A logical {.arg {arg}} must have one TRUE/FALSE per stimulus ({n}), not {describe(i)}.", "argument", call = call)
+    }
+    which(i)
+  } else if (is.numeric(i)) {
+    if (anyNA(i) || any(i != round(i))) ts_abort("{.arg {arg}} must hold whole row numbers, not {describe(i)}.", "argument", call = call)
+    if (all(i <= 0)) i <- setdiff(seq_len(n), -i)
+    if (any(i < 1 | i > n)) ts_abort("{.arg {arg}} selects rows outside 1..{n}.", "argument", call = call)
+    as.integer(i)
+  } else {
+    ts_abort("{.arg {arg}} must be stimulus ids, row numbers or a logical vector, not {describe(i)}.", "argument", call = call)
+  }
+  if (anyDuplicated(idx)) {
+    twice <- ids[unique(idx[duplicated(idx)])]
+    ts_abort("{.arg {arg}} selects {.val {twice}} more than once.", "argument", call = call)
+  }
+  if (length(idx) == 0) ts_abort("{.arg {arg}} selects no stimuli.", "empty", call = call)
+  idx
 }
 
 #' @export
 as.list.ts_reps <- function(x, ...) x$layers
 
+# `b` with its stimuli in the order of `a`'s, matched by id (see match_stimuli()).
+align_reps <- function(a, b, arg_a = "a", arg_b = "b", call = rlang::caller_env()) {
+  idx <- match_stimuli(a$stimuli, b$stimuli, arg_a, arg_b, call = call)
+  if (is.null(idx)) b else b[idx, ]
+}
+
 # Internal: anything that ts_reps() accepts, or a ts_reps. torch_tensor layers are copied
 # into R matrices unless `tensors` (the callers that compute on them in place).
 as_reps <- function(x, arg = rlang::caller_arg(x), tensors = FALSE, call = rlang::caller_env()) {
+  force(arg)
   if (!inherits(x, "ts_reps")) x <- as_reps_new(x, arg, call)
   if (!tensors && any_rtensor(x$layers)) x$layers <- rtensor_to_matrices(x$layers, paste0(arg, "$"), x$stimuli, call = call)
   x

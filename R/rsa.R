@@ -21,11 +21,16 @@
 #'
 #' Permutations and bootstrap samples come from a counter-based generator seeded by
 #' `seed`: results are reproducible and do not depend on the number of threads.
+#' Progress (one step per layer's permutations, one for the bootstrap) is reported
+#' through `progressr`: wrap the call in `progressr::with_progress()` or set
+#' `progressr::handlers(global = TRUE)` to see it.
 #'
 #' @param reps The model: a [ts_reps()] object (one RDM per layer is computed with
 #'   `rdm_method`), anything `ts_reps()` accepts, or a `ts_rdm` of model RDMs.
 #' @param neural Neural RDMs: a `ts_rdm` (e.g. from [rdm()]) or anything [as_rdm()]
-#'   accepts (a matrix, a list of matrices, an n x n x subjects array).
+#'   accepts (a matrix, a list of matrices, an n x n x subjects array). Its conditions
+#'   are matched to the stimuli of `reps` by label (with a message) when both carry
+#'   labels; labels that differ are an error of class `tensorscope_error_mismatch`.
 #' @param method RDM comparison, see [compare_rdms()].
 #' @param rdm_method Dissimilarity for the model's RDMs, see [rdm()].
 #' @param boot `"auto"`, `"stimuli"`, `"subjects"`, `"both"` or `"none"`.
@@ -34,6 +39,9 @@
 #' @param conf_level Confidence level of the intervals.
 #' @param seed Seed of the permutations and bootstrap samples (`NULL`: drawn from R's
 #'   random number generator, so `set.seed()` applies).
+#' @param na Units of `reps` (columns of a matrix or of each layer of a list) with
+#'   missing values: `"error"` (default) or `"drop_units"` (left out, with a message
+#'   saying how many).
 #' @return A tibble of class `ts_rsa`, one row per layer x subject: `layer`,
 #'   `subject`, `similarity`, `p_value` (permutation, per subject), `ci_lower`,
 #'   `ci_upper` (per subject; stimulus bootstrap only, else `NA`). A layer whose RDM the
@@ -63,7 +71,7 @@ rsa <- function(reps, neural, method = c("spearman", "pearson", "kendall_tau_a",
                                          "corr_cov", "cosine_cov", "bures"),
                 rdm_method = c("correlation", "euclidean", "sqeuclidean", "cosine", "mahalanobis"),
                 boot = c("auto", "stimuli", "subjects", "both", "none"), n_boot = 1000,
-                n_perm = 10000, conf_level = 0.95, seed = 1) {
+                n_perm = 10000, conf_level = 0.95, seed = 1, na = c("error", "drop_units")) {
   method <- check_choice(method, compare_methods)
   rdm_method <- check_choice(rdm_method, c("correlation", "euclidean", "sqeuclidean", "cosine", "mahalanobis"))
   boot <- check_choice(boot, c("auto", "stimuli", "subjects", "both", "none"))
@@ -72,8 +80,10 @@ rsa <- function(reps, neural, method = c("spearman", "pearson", "kendall_tau_a",
   conf_level <- check_number(conf_level, lower = 0.5, upper = 0.9999)
   seed <- check_seed(seed)
 
+  na <- check_na(na)
+  if (!inherits(reps, "ts_rdm")) reps <- drop_na_units(reps, na)
   models <- if (inherits(reps, "ts_rdm")) reps else rdm(as_reps(reps), rdm_method)
-  neural <- as_rdm(neural)
+  neural <- align_conditions(models, as_rdm(neural), "reps", "neural")
   bad <- unusable_rdms(models, method)
   if (any(bad) && !all(bad)) {
     # an unusable layer (NA or degenerate RDM) gets NA; the others are computed as usual
@@ -89,7 +99,6 @@ rsa <- function(reps, neural, method = c("spearman", "pearson", "kendall_tau_a",
     attr(out, "settings")$rdm_method <- if (inherits(reps, "ts_rdm")) NA else rdm_method
     return(out)
   }
-  check_same_conditions(models, neural, "reps", "neural")
   n <- length(models$conditions)
   if (n < 3) ts_abort("RSA needs at least 3 conditions; there are {n}.", "too_few")
   layers <- models$descriptors$name
@@ -116,8 +125,12 @@ rsa <- function(reps, neural, method = c("spearman", "pearson", "kendall_tau_a",
   # permutation p-values
   p_subject <- matrix(NA_real_, k, s)
   p_group <- rep(NA_real_, k)
+  # progress (progressr: shown under progressr::with_progress() or handlers(global = TRUE))
+  steps <- (n_perm > 0) * k + (boot != "none" && n_boot > 0)
+  tick <- if (steps > 0) progressr::progressor(steps = steps) else function(...) NULL
   if (n_perm > 0) {
     for (i in seq_len(k)) {
+      tick(sprintf("permutations: layer %s", layers[i]))
       null <- cpp_permutation_null(D[i, ], N, n, method, n_perm, seed, th)
       tol <- 1e-12 * pmax(1, abs(obs[i, ]))
       p_subject[i, ] <- (1 + colSums(sweep(null, 2, obs[i, ] - tol, `>=`), na.rm = TRUE)) / (1 + n_perm)
@@ -131,6 +144,7 @@ rsa <- function(reps, neural, method = c("spearman", "pearson", "kendall_tau_a",
   ci_subject <- array(NA_real_, c(k, s, 2))
   group_boot <- NULL
   if (boot != "none" && n_boot > 0) {
+    tick(sprintf("bootstrap (%s)", boot))
     if (boot %in% c("stimuli", "both")) {
       bs <- cpp_bootstrap_conditions(D, N, n, method, n_boot, seed + 1, th)  # n_boot x (k*s)
       dim(bs) <- c(n_boot, k, s)

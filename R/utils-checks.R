@@ -44,6 +44,7 @@ describe <- function(x) {
 # Matrix (stimuli x features) from a matrix, data frame or higher-rank array whose first
 # dimension is stimuli. Numeric only; integers/logicals become double. Checks finiteness.
 as_data_matrix <- function(x, arg = rlang::caller_arg(x), call = rlang::caller_env()) {
+  force(arg)
   if (is.data.frame(x)) {
     ok <- vapply(x, function(col) is.numeric(col) || is.logical(col), logical(1))
     if (!all(ok)) {
@@ -89,6 +90,7 @@ check_finite <- function(x, arg, call = rlang::caller_env()) {
 }
 
 check_choice <- function(x, choices, arg = rlang::caller_arg(x), call = rlang::caller_env()) {
+  force(arg)  # before `x` is reassigned below, or the message names the value, not the argument
   if (!is.character(x) || length(x) < 1 || is.na(x[1])) {
     ts_abort("{.arg {arg}} must be one of {.val {choices}}, not {describe(x)}.", "argument", call = call)
   }
@@ -105,6 +107,7 @@ check_choice <- function(x, choices, arg = rlang::caller_arg(x), call = rlang::c
 # max where the size is bounded by the data.
 check_count <- function(x, min = 0, max = .Machine$integer.max, arg = rlang::caller_arg(x),
                         call = rlang::caller_env()) {
+  force(arg)
   if (!is.numeric(x) || length(x) != 1 || !is.finite(x) || x != round(x) || x < min || x > max) {
     range <- if (max < .Machine$integer.max) sprintf("in [%s, %s]", format(min), format(max)) else sprintf(">= %s", format(min))
     ts_abort("{.arg {arg}} must be a whole number {range}, not {describe(x)}.", "argument", call = call)
@@ -114,6 +117,7 @@ check_count <- function(x, min = 0, max = .Machine$integer.max, arg = rlang::cal
 
 check_number <- function(x, lower = -Inf, upper = Inf, arg = rlang::caller_arg(x),
                          call = rlang::caller_env()) {
+  force(arg)
   if (!is.numeric(x) || length(x) != 1 || !is.finite(x) || x < lower || x > upper) {
     ts_abort("{.arg {arg}} must be a number in [{lower}, {upper}], not {describe(x)}.", "argument", call = call)
   }
@@ -121,6 +125,7 @@ check_number <- function(x, lower = -Inf, upper = Inf, arg = rlang::caller_arg(x
 }
 
 check_seed <- function(seed, arg = rlang::caller_arg(seed), call = rlang::caller_env()) {
+  force(arg)
   if (is.null(seed)) return(as.double(sample.int(.Machine$integer.max, 1L)))
   if (!is.numeric(seed) || length(seed) != 1 || !is.finite(seed) || seed != round(seed) || seed < 0) {
     ts_abort("{.arg {arg}} must be NULL or a non-negative whole number, not {describe(seed)}.",
@@ -173,4 +178,99 @@ with_seed <- function(seed, expr) {
   set.seed(seed %% .Machine$integer.max, kind = "Mersenne-Twister", normal.kind = "Inversion",
            sample.kind = "Rejection")
   expr
+}
+
+# ---- stimuli matched by id -------------------------------------------------------------
+#
+# The one rule for every function that compares two sides over the same stimuli:
+# * a side "carries ids" unless its ids are NULL or the default "1", "2", ..., n;
+# * when both carry ids and they are the same set in another order, `b` is realigned to
+#   the order of `a` (one message of class `tensorscope_message_realigned` per call);
+# * when both carry ids and the sets differ, a `tensorscope_error_mismatch` lists the
+#   first few ids missing on either side;
+# * pairing by position happens only when at least one side has no ids.
+# Returns the row index that puts `b` in the order of `a` (NULL when nothing moves).
+
+has_ids <- function(ids) {
+  !is.null(ids) && !identical(as.character(ids), as.character(seq_along(ids)))
+}
+
+match_stimuli <- function(a, b, arg_a = "x", arg_b = "y", what = "stimuli", inform = TRUE,
+                          call = rlang::caller_env()) {
+  na <- length(a)
+  nb <- length(b)
+  ids <- has_ids(a) && has_ids(b)
+  if (ids) {
+    a <- as.character(a)
+    b <- as.character(b)
+    if (identical(a, b)) return(NULL)
+    miss_b <- setdiff(a, b)
+    miss_a <- setdiff(b, a)
+    if (length(miss_b) || length(miss_a) || na != nb) {
+      show <- function(v) paste0(paste(utils::head(v, 5), collapse = ", "), if (length(v) > 5) sprintf(", ... (%d in all)", length(v)))
+      bullets <- c("{.arg {arg_a}} and {.arg {arg_b}} are not over the same {what}.")
+      only_a <- show(miss_b)
+      only_b <- show(miss_a)
+      if (length(miss_b)) bullets <- c(bullets, x = "In {.arg {arg_a}}, not in {.arg {arg_b}}: {only_a}.")
+      if (length(miss_a)) bullets <- c(bullets, x = "In {.arg {arg_b}}, not in {.arg {arg_a}}: {only_b}.")
+      if (!length(miss_a) && !length(miss_b)) bullets <- c(bullets, x = "Some ids repeat.")
+      bullets <- c(bullets, i = "Subset both to the common {what} first, e.g. {.code x[ids, ]}.")
+      ts_abort(bullets, "mismatch", call = call)
+    }
+    idx <- match(a, b)
+    if (inform) inform_realigned(arg_b, arg_a, what, na)
+    return(idx)
+  }
+  # without ids on a side there is nothing to match; the callers check the lengths
+  if (!is.null(a) && !is.null(b) && na != nb) {
+    ts_abort("{.arg {arg_a}} has {na} {what} but {.arg {arg_b}} has {nb}.", "mismatch", call = call)
+  }
+  NULL
+}
+
+inform_realigned <- function(arg_b, arg_a, what, n) {
+  cli::cli_inform(c(i = "Matched the {what} of {.arg {arg_b}} to those of {.arg {arg_a}} by id ({n} {what})."),
+                  class = "tensorscope_message_realigned")
+}
+
+# ---- missing values: drop units (columns) or error --------------------------------------
+#
+# `na = "drop_units"` removes every unit (neuron, voxel, feature: a column) holding a
+# non-finite value, with one message saying how many; `na = "error"` leaves the data to
+# the finiteness checks (a classed error naming the argument). Works on a matrix, a
+# data frame, an array with stimuli first, or a list of those (layers); ts_reps hold
+# finite data only and pass through.
+check_na <- function(na, arg = rlang::caller_arg(na), call = rlang::caller_env()) {
+  force(arg)
+  check_choice(na, c("error", "drop_units"), arg = arg, call = call)
+}
+
+drop_na_units <- function(x, na, arg = rlang::caller_arg(x), call = rlang::caller_env()) {
+  force(arg)
+  if (na == "error" || inherits(x, "ts_reps") || inherits(x, "ts_rdm")) return(x)
+  one <- function(m, a) {
+    if (is.data.frame(m)) m <- as.matrix(m)
+    if (!is.numeric(m) && !is.logical(m)) return(list(m = m, dropped = 0L, total = 0L))
+    if (is.null(dim(m))) m <- matrix(m, ncol = 1L, dimnames = list(names(m), NULL))
+    if (length(dim(m)) > 2) m <- matrix(m, nrow = dim(m)[1], dimnames = list(dimnames(m)[[1]], NULL))
+    bad <- colSums(!is.finite(m)) > 0
+    if (all(bad)) ts_abort("Every unit (column) of {.arg {a}} has missing values; nothing is left after {.code na = \"drop_units\"}.",
+                           "empty", call = call)
+    list(m = m[, !bad, drop = FALSE], dropped = sum(bad), total = length(bad))
+  }
+  if (is.list(x) && !is.data.frame(x)) {
+    nms <- names(x) %||% paste0("layer", seq_along(x))
+    res <- Map(one, x, sprintf("%s$%s", arg, nms))
+    out <- stats::setNames(lapply(res, `[[`, "m"), names(x))
+  } else {
+    res <- list(one(x, arg))
+    out <- res[[1]]$m
+  }
+  dropped <- sum(vapply(res, `[[`, integer(1), "dropped"))
+  total <- sum(vapply(res, `[[`, integer(1), "total"))
+  if (dropped > 0) {
+    cli::cli_inform("Dropped {dropped} of {total} unit{?s} of {.arg {arg}} with missing values ({.code na = \"drop_units\"}).",
+                    class = "tensorscope_message_dropped")
+  }
+  out
 }

@@ -86,3 +86,11 @@ try:
         f["y"] = np.arange(24, dtype="<i4").reshape(2, 3, 4)
 except ImportError:
     print("h5py not found: HDF5 fixtures not written")
+
+# strings beside activations (ids), numpy str_ ('<U') and bytes_ ('S'), and a member
+# numpy can only pickle (object dtype), which read_npz() skips with a warning
+ids = np.array([f"img{i}" for i in range(1, 6)])
+np.savez(os.path.join(OUT, "with_ids.npz"), acts=np.arange(15, dtype="<f8").reshape(5, 3), ids=ids,
+         bytes_ids=np.array([b"a", b"bb", b"ccc"]), unicode=np.array([["caf\u00e9", "\u732b"], ["x", ""]]),
+         big_endian=np.array(["ab", "c"], dtype=">U2"), fortran=np.asfortranarray(np.array([["a", "b", "c"], ["d", "e", "f"]])))
+np.savez(os.path.join(OUT, "with_object.npz"), acts=np.arange(4, dtype="<f8"), obj=np.array([1, "a"], dtype=object))

@@ -27,6 +27,12 @@ SEXP array_from(const unsigned char* p, std::size_t n) {
       out = PROTECT(Rf_allocVector(INTSXP, len));
       npy::decode(data, h, INTEGER(out));
       break;
+    case npy::Target::string: {
+      const std::vector<std::string> v = npy::decode_strings(data, h);
+      out = PROTECT(Rf_allocVector(STRSXP, len));
+      for (R_xlen_t k = 0; k < len; ++k) SET_STRING_ELT(out, k, Rf_mkCharLenCE(v[k].data(), static_cast<int>(v[k].size()), CE_UTF8));
+      break;
+    }
     default:
       out = PROTECT(Rf_allocVector(REALSXP, len));
       npy::decode(data, h, REAL(out));
@@ -46,18 +52,22 @@ SEXP npz_from(const std::vector<unsigned char>& z) {
   const std::vector<npy::ZipMember> members = npy::zip_members(z.data(), z.size());
   Rcpp::List out(members.size());
   Rcpp::CharacterVector names(members.size());
+  std::vector<std::string> skipped;  // well-formed members of an unsupported dtype
   for (std::size_t k = 0; k < members.size(); ++k) {
     std::vector<unsigned char> bytes = npy::zip_extract(z.data(), z.size(), members[k]);
     try {
       out[k] = array_from(bytes.data(), bytes.size());
     } catch (const tensorscope::ts_error& e) {
-      throw tensorscope::ts_error(e.kind, "member '" + members[k].name + "': " + e.what());
+      if (e.kind != tensorscope::ErrorKind::type) throw tensorscope::ts_error(e.kind, "member '" + members[k].name + "': " + e.what());
+      out[k] = R_NilValue;
+      skipped.push_back(members[k].name + ": " + e.what());
     }
     std::string nm = members[k].name;
     if (nm.size() > 4 && nm.compare(nm.size() - 4, 4, ".npy") == 0) nm.resize(nm.size() - 4);
     names[k] = nm;
   }
   out.attr("names") = names;
+  if (!skipped.empty()) out.attr("skipped") = Rcpp::wrap(skipped);
   return out;
 }
 

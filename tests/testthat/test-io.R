@@ -140,9 +140,10 @@ test_that("malformed .npy files give classed errors", {
   expect_corrupt(h)
   expect_corrupt(raw(0))
   expect_corrupt(as.raw(0x93))
-  # unsupported but well-formed: complex, strings, structured
+  # unsupported but well-formed: complex, structured (strings are read: see below)
   expect_corrupt(readBin(fx("complex.npy"), "raw", 1e4), class = "tensorscope_error_type")
-  expect_corrupt(readBin(fx("strings.npy"), "raw", 1e4), class = "tensorscope_error_type")
+  expect_corrupt(npy_bytes(dict(descr = "'<U0'"), data), class = "tensorscope_error_type")
+  expect_corrupt(npy_bytes(dict(descr = "'|O'"), data), class = "tensorscope_error_type")
   expect_corrupt(npy_bytes(dict(descr = "[('a', '<f8')]"), data), class = "tensorscope_error_type")
   # a header claiming 2^31 columns of an empty array cannot be an R array
   expect_corrupt(npy_bytes(dict(shape = "(0, 3000000000)"), raw(0)), class = "tensorscope_error_type")
@@ -364,4 +365,30 @@ test_that("bad paths and arguments give classed errors naming them", {
   expect_error(write_npy(1, file.path(tempdir(), "no", "such", "x.npy")), class = "tensorscope_error_file")
   err <- tryCatch(read_npy(fx("complex.npy")), error = identity)
   expect_match(conditionMessage(err), "complex.npy", fixed = TRUE)
+})
+
+test_that("string members (numpy '<U' and 'S') are read as character vectors: ids beside activations", {
+  expect_identical(read_npy(fx("strings.npy")), c("ab", "c"))
+  z <- read_npz(fx("with_ids.npz"))
+  expect_identical(z$ids, paste0("img", 1:5))
+  expect_identical(z$acts, matrix(as.double(0:14), 5, byrow = TRUE))
+  expect_identical(z$bytes_ids, c("a", "bb", "ccc"))
+  # non-ASCII UCS-4 to UTF-8, a 2-d array in C order, an empty string
+  u <- z$unicode
+  expect_identical(dim(u), c(2L, 2L))
+  expect_identical(u[1, ], c("caf\u00e9", "\u732b"))
+  expect_identical(u[2, ], c("x", ""))
+  expect_identical(Encoding(u[1, 1]), "UTF-8")
+  expect_identical(z$big_endian, c("ab", "c"))
+  expect_identical(z$fortran, matrix(c("a", "b", "c", "d", "e", "f"), 2, byrow = TRUE))
+  # the ids make the activations a ts_reps over named stimuli
+  reps <- ts_reps(list(acts = z$acts), stimuli = z$ids)
+  expect_identical(reps$stimuli, z$ids)
+  # an object (pickled) member is skipped with a warning; the rest is read
+  expect_warning(o <- read_npz(fx("with_object.npz")), "obj", class = "tensorscope_warning")
+  expect_identical(names(o), "acts")
+  expect_identical(o$acts, as.double(0:3))
+  # invalid code points are corrupt data
+  bytes <- npy_bytes("{'descr': '<U1', 'fortran_order': False, 'shape': (1,), }\n", as.raw(c(0x00, 0xd8, 0x00, 0x00)))
+  expect_corrupt(bytes)
 })

@@ -247,8 +247,11 @@ test_that("mismatched conditions are errors", {
   c5 <- rdm(rand_mat(5, 5))
   expect_error(compare_rdms(a, b), class = "tensorscope_error_mismatch")
   expect_error(compare_rdms(a, c5), class = "tensorscope_error_mismatch")
+  # the same conditions in another order are matched by label (see test-stimulus-ids.R)
   b2 <- rdm(matrix(rnorm(20), 4, dimnames = list(c("b", "a", "c", "d"), NULL)))
-  expect_error(compare_rdms(a, b2), "different order")
+  expect_message(s <- compare_rdms(a, b2), class = "tensorscope_message_realigned")
+  expect_equal(s, compare_rdms(a, b2[c("a", "b", "c", "d"), ]))
+  expect_error(compare_rdms(a, b), "In `a`, not in `b`: d")
   expect_error(compare_rdms(a, a, "tau"), class = "tensorscope_error_argument")
 })
 

@@ -29,7 +29,9 @@ namespace npy {
 // are not a valid file) or type (a valid file of a dtype R cannot hold).
 [[noreturn]] inline void corrupt(const std::string& msg) { throw ts_error(ErrorKind::corrupt, msg); }
 
-enum class Type { b1, i1, i2, i4, i8, u1, u2, u4, u8, f2, f4, f8 };
+// S: fixed-width byte strings ('|S<n>', numpy bytes_); U: fixed-width UCS-4 strings
+// ('<U<n>', numpy str_; itemsize 4n). Strings decode to UTF-8 (see decode_strings()).
+enum class Type { b1, i1, i2, i4, i8, u1, u2, u4, u8, f2, f4, f8, S, U };
 
 struct Header {
   Type type = Type::f8;
@@ -100,6 +102,8 @@ struct Cursor {
 };
 
 inline void parse_descr(const std::string& d, Header& h) {
+  if (d.size() == 2 && (d[1] == 'O' || d[1] == 'V'))  // '|O': object arrays (pickled)
+    throw ts_error(ErrorKind::type, "unsupported .npy dtype '" + d + "' (numeric, bool and string types only)");
   if (d.size() < 3) corrupt("invalid .npy header: unknown dtype '" + d + "'");
   char order = d[0];
   char kind = d[1];
@@ -114,13 +118,19 @@ inline void parse_descr(const std::string& d, Header& h) {
     size = size * 10 + (c - '0');
   }
   if (kind == 'c') throw ts_error(ErrorKind::type, "complex .npy dtype '" + d + "' is not supported (numeric real types only)");
-  if (kind == 'U' || kind == 'S' || kind == 'O' || kind == 'M' || kind == 'm' || kind == 'V' || kind == 'a')
-    throw ts_error(ErrorKind::type, "unsupported .npy dtype '" + d + "' (numeric types only)");
+  if (kind == 'O' || kind == 'M' || kind == 'm' || kind == 'V')
+    throw ts_error(ErrorKind::type, "unsupported .npy dtype '" + d + "' (numeric, bool and string types only)");
   const bool little = host_little();
   if (order == '<') h.swap = !little;
   else if (order == '>') h.swap = little;
   else if (order == '|' || order == '=') h.swap = false;
   else corrupt("invalid .npy header: unknown byte order in dtype '" + d + "'");
+  if (kind == 'S' || kind == 'a' || kind == 'U') {
+    if (size < 1) throw ts_error(ErrorKind::type, "zero-width string dtype '" + d + "' is not supported");
+    h.type = kind == 'U' ? Type::U : Type::S;
+    h.itemsize = kind == 'U' ? 4 * size : size;
+    return;
+  }
   h.itemsize = size;
   if (kind == 'b' && size == 1) h.type = Type::b1;
   else if (kind == 'i' && size == 1) h.type = Type::i1;
@@ -257,18 +267,58 @@ inline double value(const unsigned char* p, const Header& h) {
     case Type::f2: return half_to_double(get<std::uint16_t>(p, h.swap));
     case Type::f4: return get<float>(p, h.swap);
     case Type::f8: return get<double>(p, h.swap);
+    case Type::S: case Type::U: break;  // strings: decode_strings()
   }
   return 0;
+}
+
+// One fixed-width string element as UTF-8, trailing NULs removed (numpy pads with
+// them). 'U' holds UCS-4 code points in the header's byte order.
+inline std::string string_value(const unsigned char* p, const Header& h) {
+  std::string out;
+  if (h.type == Type::S) {
+    std::size_t len = static_cast<std::size_t>(h.itemsize);
+    while (len > 0 && p[len - 1] == 0) --len;
+    if (len > 0 && std::memchr(p, 0, len) != nullptr)
+      throw ts_error(ErrorKind::type, "a byte string ('S' dtype) with an embedded NUL cannot be an R string");
+    out.assign(reinterpret_cast<const char*>(p), len);
+    return out;
+  }
+  const int n = h.itemsize / 4;
+  int len = n;
+  while (len > 0 && get<std::uint32_t>(p + 4 * (len - 1), h.swap) == 0) --len;
+  for (int k = 0; k < len; ++k) {
+    std::uint32_t c = get<std::uint32_t>(p + 4 * k, h.swap);
+    if (c > 0x10FFFF || (c >= 0xD800 && c <= 0xDFFF)) corrupt("invalid .npy data: a 'U' string holds code point " + std::to_string(c));
+    if (c == 0) corrupt("invalid .npy data: a 'U' string holds an embedded NUL");
+    if (c < 0x80) {
+      out += static_cast<char>(c);
+    } else if (c < 0x800) {
+      out += static_cast<char>(0xC0 | (c >> 6));
+      out += static_cast<char>(0x80 | (c & 0x3F));
+    } else if (c < 0x10000) {
+      out += static_cast<char>(0xE0 | (c >> 12));
+      out += static_cast<char>(0x80 | ((c >> 6) & 0x3F));
+      out += static_cast<char>(0x80 | (c & 0x3F));
+    } else {
+      out += static_cast<char>(0xF0 | (c >> 18));
+      out += static_cast<char>(0x80 | ((c >> 12) & 0x3F));
+      out += static_cast<char>(0x80 | ((c >> 6) & 0x3F));
+      out += static_cast<char>(0x80 | (c & 0x3F));
+    }
+  }
+  return out;
 }
 
 }  // namespace detail
 
 // The R type an array decodes to: logical (bool), integer (types that fit R's int
 // without meeting NA_integer_) or double (everything else).
-enum class Target { logical, integer, real };
+enum class Target { logical, integer, real, string };
 
 inline Target target_of(const Header& h, const unsigned char* data) {
   switch (h.type) {
+    case Type::S: case Type::U: return Target::string;
     case Type::b1: return Target::logical;
     case Type::i1: case Type::u1: case Type::i2: case Type::u2: return Target::integer;
     case Type::i4:
@@ -283,13 +333,13 @@ inline Target target_of(const Header& h, const unsigned char* data) {
 // Decode the data (h.count elements at `data`) into out[] in column-major order of
 // h.shape: out has the same logical index order as numpy's array (out[i0 + d0*i1 +
 // ...] == a[i0, i1, ...]), whichever order the file stores.
-template <typename T>
-inline void decode(const unsigned char* data, const Header& h, T* out) {
+// walk(h, f) calls f(file element k, destination offset) for every element.
+template <typename F>
+inline void walk(const Header& h, F f) {
   const std::uint64_t n = h.count;
-  const std::size_t sz = static_cast<std::size_t>(h.itemsize);
   const std::size_t rank = h.shape.size();
   if (h.fortran || rank <= 1) {
-    for (std::uint64_t k = 0; k < n; ++k) out[k] = static_cast<T>(detail::value(data + k * sz, h));
+    for (std::uint64_t k = 0; k < n; ++k) f(k, k);
     return;
   }
   if (n == 0) return;
@@ -299,7 +349,7 @@ inline void decode(const unsigned char* data, const Header& h, T* out) {
   for (std::size_t j = 1; j < rank; ++j) cstride[j] = cstride[j - 1] * static_cast<std::uint64_t>(h.shape[j - 1]);
   std::uint64_t dst = 0;
   for (std::uint64_t k = 0; k < n; ++k) {
-    out[dst] = static_cast<T>(detail::value(data + k * sz, h));
+    f(k, dst);
     // increment the C-order multi-index (last dimension fastest)
     for (std::size_t j = rank; j-- > 0;) {
       if (++idx[j] < static_cast<std::uint64_t>(h.shape[j])) { dst += cstride[j]; break; }
@@ -307,6 +357,20 @@ inline void decode(const unsigned char* data, const Header& h, T* out) {
       idx[j] = 0;
     }
   }
+}
+
+template <typename T>
+inline void decode(const unsigned char* data, const Header& h, T* out) {
+  const std::size_t sz = static_cast<std::size_t>(h.itemsize);
+  walk(h, [&](std::uint64_t k, std::uint64_t dst) { out[dst] = static_cast<T>(detail::value(data + k * sz, h)); });
+}
+
+// String arrays ('S', 'U'): UTF-8 strings in the same column-major order as decode().
+inline std::vector<std::string> decode_strings(const unsigned char* data, const Header& h) {
+  std::vector<std::string> out(static_cast<std::size_t>(h.count));
+  const std::size_t sz = static_cast<std::size_t>(h.itemsize);
+  walk(h, [&](std::uint64_t k, std::uint64_t dst) { out[dst] = detail::string_value(data + k * sz, h); });
+  return out;
 }
 
 // ---- files ------------------------------------------------------------------------------
