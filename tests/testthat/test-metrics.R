@@ -52,7 +52,6 @@ test_that("participation_ratio per layer equals the function and the eigenvalue 
   expect_equal(unique(pr$statistic), "participation_ratio")
   # an isotropic cloud in 5 dimensions has a participation ratio close to 5
   set.seed(1)
-  iso <- ts_reps(list(a = matrix(rnorm(2000 * 5), 2000) %*% matrix(rnorm(25), 5) %*% diag(5)))
   iso <- ts_reps(list(a = matrix(rnorm(2000 * 5), 2000)))
   expect_equal(analyze_models(iso, metrics = "participation_ratio")$get("participation_ratio")$value, 5, tolerance = 0.05)
   expect_s3_class(autoplot(res, "participation_ratio"), "ggplot")
