@@ -123,7 +123,8 @@ unmet_need <- function(metric, ctx) {
       labels = !is.null(ctx$labels),
       neural = !is.null(ctx$neural),
       attention = isTRUE(ctx$has_attention()),
-      checkpoints = length(ctx$steps) >= 2)
+      checkpoints = length(ctx$steps) >= 2,
+      activations = !is.null(ctx$activations))
     if (!ok) return(metric_needs[[n]])
   }
   NULL
@@ -191,6 +192,7 @@ run_unit <- function(pl, metrics, objs, inputs, labels, seed, opts, keep_activat
   base <- list(unit = u[intersect(c("model", "step", "kind", "path"), names(u))], seed = seed, stimuli = opts$stimuli, opts = opts,
                labels = labels, inputs = inputs, model = model)
   layer_ms <- scope_of(objs, "layer")
+  hold <- keep_activations || any(vapply(objs, function(m) m$scope == "model" && "activations" %in% m$needs, logical(1)))
   entries <- list()
   reduced <- list()
   rdms <- list()
@@ -207,7 +209,7 @@ run_unit <- function(pl, metrics, objs, inputs, labels, seed, opts, keep_activat
     for (m in layer_ms) entries[[length(entries) + 1]] <- metric_entry(u, m, run_metric(objs[[m]], x, metrics[[m]], ctx), ly)
     reduced[[ly]] <- reduce_layer(x)
     rdms[[ly]] <- tryCatch(rdm(x, method = rdm_method), error = function(e) e)
-    if (keep_activations) kept[[ly]] <- x
+    if (hold) kept[[ly]] <- x
     rm(x)
   }
   if (!length(reduced)) {
@@ -217,7 +219,8 @@ run_unit <- function(pl, metrics, objs, inputs, labels, seed, opts, keep_activat
   red <- ts_reps(reduced, stimuli = opts$stimuli)
   rdm_ok <- !vapply(rdms, inherits, logical(1), "error")
   has_attn <- NULL
-  ctx <- c(base, list(layers = names(reduced), has_attention = function() {
+  ctx <- c(base, list(layers = names(reduced), activations = if (length(kept)) ts_reps(kept, stimuli = opts$stimuli),
+                      has_attention = function() {
     if (is.null(has_attn)) has_attn <<- !is.null(model) && has_pattern_hooks(model)
     has_attn
   }))

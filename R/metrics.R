@@ -14,7 +14,8 @@ metric_needs <- c(
   labels = "needs stimulus labels (`labels`)",
   attention = "no attention (hook_pattern) submodules: not a transformer",
   neural = "needs neural data (`neural`)",
-  checkpoints = "needs several checkpoints of the model"
+  checkpoints = "needs several checkpoints of the model",
+  activations = "needs the full activations"
 )
 
 #' Metrics of analyze_models(): define, register, list
@@ -32,7 +33,10 @@ metric_needs <- c(
 #'   matrices with the same centred Gram matrix as the activations (hence the same
 #'   linear CKA, Euclidean RDMs, ridge predictions, Procrustes / shape distances and
 #'   any other rotation-invariant statistic of the centred data); `ctx$model` is the
-#'   loaded [ts_model()] (`NULL` for representations), `ctx$inputs`, `ctx$labels`.
+#'   loaded [ts_model()] (`NULL` for representations), `ctx$inputs`, `ctx$labels`. A
+#'   metric that is not rotation invariant (soft matching of units, sparsity) declares
+#'   `needs = "activations"` and finds the full layers in `ctx$activations` (a
+#'   `ts_reps`; they are then held until the unit's model metrics have run).
 #' * `"steps"`: `x` as for `"model"`; `ctx$steps` holds the reduced layers of every
 #'   checkpoint of the same model (a list ordered by step) and `ctx$last` the index of
 #'   the last one.
@@ -56,7 +60,8 @@ metric_needs <- c(
 #' here): `"model_file"` (a TorchScript model rather than representations), `"torch"`
 #' (the LibTorch backend), `"labels"` (`analyze_models(labels = )`), `"attention"`
 #' (`hook_pattern` submodules), `"neural"` (`analyze_models(neural = )`),
-#' `"checkpoints"` (several checkpoints of the model).
+#' `"checkpoints"` (several checkpoints of the model), `"activations"` (the full
+#' activations of a model-scope metric, see above).
 #'
 #' @param name Metric name (snake_case), the name of the function that computes it
 #'   where there is one.

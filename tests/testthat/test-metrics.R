@@ -52,7 +52,6 @@ test_that("participation_ratio per layer equals the function and the eigenvalue 
   expect_equal(unique(pr$statistic), "participation_ratio")
   # an isotropic cloud in 5 dimensions has a participation ratio close to 5
   set.seed(1)
-  iso <- ts_reps(list(a = matrix(rnorm(2000 * 5), 2000) %*% matrix(rnorm(25), 5) %*% diag(5)))
   iso <- ts_reps(list(a = matrix(rnorm(2000 * 5), 2000)))
   expect_equal(analyze_models(iso, metrics = "participation_ratio")$get("participation_ratio")$value, 5, tolerance = 0.05)
   expect_s3_class(autoplot(res, "participation_ratio"), "ggplot")
@@ -85,6 +84,17 @@ test_that("a user-registered metric runs in analyze_models() like the built-in o
   res2 <- analyze_models(sim$reps, metrics = "gram_trace")
   direct <- vapply(sim$reps$layers, function(l) sum(scale(l, scale = FALSE)^2), 0)
   expect_equal(res2$get("gram_trace")$value, unname(direct), tolerance = 1e-8)
+  # a model-scope metric that is not rotation invariant asks for the full activations
+  g4 <- new_metric("layer_l1", family = "custom", scope = "model", needs = "activations",
+                   compute = function(x, args, ctx) {
+                     a <- ctx$activations
+                     tibble::tibble(layer = names(a$layers), statistic = "l1", value = vapply(a$layers, function(l) sum(abs(l)), 0))
+                   })
+  register_metric(g4)
+  on.exit(unregister_metric("layer_l1"), add = TRUE)
+  r4 <- analyze_models(sim$reps, metrics = c("layer_l1", "effective_rank"))
+  expect_equal(r4$get("layer_l1")$value, unname(vapply(sim$reps$layers, function(l) sum(abs(l)), 0)))
+  expect_null(r4$activations)
   # needs are checked from the declaration
   g3 <- new_metric("needs_labels", family = "custom", scope = "model", needs = "labels",
                    compute = function(x, args, ctx) stop("not reached"))
