@@ -122,11 +122,11 @@ SEXP cpp_zip_bad_member(std::string path) {
     for (const auto& m : npy::zip_members(bytes.data(), bytes.size())) {
       try {
         npy::zip_extract(bytes.data(), bytes.size(), m);
-      } catch (const ts_error& e) {
+      } catch (const tensorscope::ts_error& e) {
         if (std::string(e.what()).find("CRC mismatch") != std::string::npos) return Rcpp::wrap(m.name);
       }
     }
-  } catch (const ts_error&) {
+  } catch (const tensorscope::ts_error&) {
   }
   return R_NilValue;
 }
