@@ -50,13 +50,17 @@ plot_metric_profile <- function(d, metric) {
 as_layer_factor <- function(x) if (is.factor(x)) x else factor(x, levels = unique(x))
 
 # cka_similarity: the layer x layer CKA matrix of the last unit.
-plot_cka_matrix <- function(d, metric) {
+plot_cka_matrix <- function(d, metric) plot_layer_pairs(d, metric, "cka", "CKA", limits = c(0, 1))
+
+# Heat map of a layer x layer metric (statistic "<prefix>:<layer_y>") at the last
+# checkpoint of the last model.
+plot_layer_pairs <- function(d, metric, prefix, fill_name, limits = NULL, direction = 1) {
   last <- d[d$model == d$model[nrow(d)] & d$step %in% d$step[nrow(d)], ]
   lv <- unique(as.character(last$layer))
-  last$layer_y <- factor(sub("^cka:", "", last$statistic), levels = lv)
+  last$layer_y <- factor(sub(paste0("^", prefix, ":"), "", last$statistic), levels = lv)
   last$layer <- factor(as.character(last$layer), levels = lv)
   ggplot2::ggplot(last, ggplot2::aes(.data$layer, .data$layer_y, fill = .data$value)) +
-    ggplot2::geom_tile() + ggplot2::scale_fill_viridis_c(limits = c(0, 1), name = "CKA") +
+    ggplot2::geom_tile() + ggplot2::scale_fill_viridis_c(limits = limits, name = fill_name, direction = direction) +
     ggplot2::coord_equal() + ggplot2::labs(x = NULL, y = NULL, title = metric,
                                            subtitle = paste(last$model[1], "step", last$step[1])) +
     ggplot2::theme_minimal() + ggplot2::theme(axis.text.x = ggplot2::element_text(angle = 45, hjust = 1))

@@ -368,3 +368,17 @@ soft_matching_distance <- function(x, y, centre = TRUE) {
   r <- cpp_soft_matching(x, y, centre, threads_now())
   structure(sqrt(r$cost), plan = r$plan)
 }
+
+# ---- the analyzer's metric -------------------------------------------------------------
+# On the analyzer's reduced layers (the same centred Gram matrix as the activations):
+# shape distances are invariant to rotations of the feature space, so they are exact there.
+rlang::on_load(register_metric(new_metric(
+  "shape_distance", family = "alignment", scope = "model", fn = "shape_layers", aliases = "shape_layers",
+  defaults = list(alpha = 1, distance = "angular"),
+  description = "generalized shape distance between all pairs of layers (Williams et al. 2021; alpha = 1 Procrustes, 0 CCA)",
+  compute = function(x, args, ctx) shape_layers(x, alpha = args$alpha, distance = args$distance),
+  tidy = function(out, ctx) {
+    tibble::tibble(layer = as.character(out$layer_x), statistic = paste0("shape:", out$layer_y), value = out$distance,
+                   layer_y = factor(as.character(out$layer_y), levels = levels(out$layer_y)))
+  },
+  plot = function(d, metric) plot_layer_pairs(d, metric, "shape", "distance", direction = -1))))

@@ -68,12 +68,8 @@ extern "C" SEXP ts_torch_cka_matrix(SEXP xs, SEXP ys, SEXP kernel, SEXP estimato
   return guarded([&]() -> SEXP {
     using namespace tensorscope;
     const std::string dev = ts_torch::as_string(device), p = ts_torch::as_string(path);
-    CkaOptions o;
-    o.kernel = ts_torch::as_string(kernel) == "rbf" ? Kernel::rbf : Kernel::linear;
-    o.estimator = ts_torch::as_string(estimator) == "debiased" ? Estimator::debiased : Estimator::biased;
-    o.bandwidth = ts_torch::as_string(bandwidth) == "median_nonzero" ? Bandwidth::median_nonzero : Bandwidth::median;
-    o.t = Rf_asReal(t);
-    o.path = p == "feature" ? CkaPath::feature : (p == "gram" ? CkaPath::gram : CkaPath::automatic);
+    const CkaOptions o = ts_torch::cka_options(ts_torch::as_string(kernel), ts_torch::as_string(estimator),
+                                               ts_torch::as_string(bandwidth), Rf_asReal(t), p);
     const CkaResult res = ts_torch::cka_matrix(matrix_tensors(xs, dev), matrix_tensors(ys, dev), o, doubles(sig_x),
                                                doubles(sig_y));
     const int nx = static_cast<int>(XLENGTH(xs)), ny = XLENGTH(ys) > 0 ? static_cast<int>(XLENGTH(ys)) : nx;
@@ -100,13 +96,7 @@ extern "C" SEXP ts_torch_cka_matrix(SEXP xs, SEXP ys, SEXP kernel, SEXP estimato
 extern "C" SEXP ts_torch_rdm(SEXP x, SEXP method, SEXP device) {
   return guarded([&]() -> SEXP {
     const std::string dev = ts_torch::as_string(device);
-    const std::string m = ts_torch::as_string(method);
-    using tensorscope::RdmMethod;
-    const RdmMethod rm = m == "correlation" ? RdmMethod::correlation
-                         : m == "cosine"    ? RdmMethod::cosine
-                         : m == "euclidean" ? RdmMethod::euclidean
-                         : m == "sqeuclidean" ? RdmMethod::sqeuclidean
-                                              : RdmMethod::mahalanobis;  // not supported: a classed error
+    const tensorscope::RdmMethod rm = ts_torch::rdm_method(ts_torch::as_string(method));
     auto v = ts_torch::rdm_upper(matrix_tensor(x, dev), rm);
     return ts_torch::from_tensor(v.reshape({1, -1}));
   });

@@ -120,6 +120,19 @@ struct TorchCka {
   }
 };
 
+// The core's CKA options from the R arguments' strings.
+inline tensorscope::CkaOptions cka_options(const std::string& kernel, const std::string& estimator,
+                                           const std::string& bandwidth, double t, const std::string& path) {
+  using namespace tensorscope;
+  CkaOptions o;
+  o.kernel = kernel == "rbf" ? Kernel::rbf : Kernel::linear;
+  o.estimator = estimator == "debiased" ? Estimator::debiased : Estimator::biased;
+  o.bandwidth = bandwidth == "median_nonzero" ? Bandwidth::median_nonzero : Bandwidth::median;
+  o.t = t;
+  o.path = path == "feature" ? CkaPath::feature : (path == "gram" ? CkaPath::gram : CkaPath::automatic);
+  return o;
+}
+
 // CKA between xs and ys (or xs with itself when ys is empty) on the tensors' device.
 inline tensorscope::CkaResult cka_matrix(const std::vector<torch::Tensor>& xs, const std::vector<torch::Tensor>& ys,
                                          const tensorscope::CkaOptions& o, const std::vector<double>& sig_x,
@@ -156,6 +169,16 @@ struct TorchRdm {
   static torch::Tensor sqrt(const torch::Tensor& v) { return v.sqrt(); }
   static torch::Tensor divide(const torch::Tensor& v, double c) { return v / c; }
 };
+
+// The core's RDM method from its R name (mahalanobis: not on LibTorch, a classed error).
+inline tensorscope::RdmMethod rdm_method(const std::string& m) {
+  using tensorscope::RdmMethod;
+  return m == "correlation"   ? RdmMethod::correlation
+         : m == "cosine"      ? RdmMethod::cosine
+         : m == "euclidean"   ? RdmMethod::euclidean
+         : m == "sqeuclidean" ? RdmMethod::sqeuclidean
+                              : RdmMethod::mahalanobis;
+}
 
 // RDM (upper triangle) of the rows of X on its device; method as rdm_vector()'s.
 inline torch::Tensor rdm_upper(const torch::Tensor& X, tensorscope::RdmMethod method) {

@@ -166,21 +166,14 @@ extern "C" SEXP ts_torch_cka_tensors(SEXP xs, SEXP ys, SEXP kernel, SEXP estimat
   return ts_torch::guarded([&]() -> SEXP {
     const torch::Device dev = tensors_device({xs, ys});
     const std::vector<torch::Tensor> tx = layer_tensors(xs, dev), ty = layer_tensors(ys, dev);
-    const std::string p = ts_torch::as_string(path);
-    const bool rbf = ts_torch::as_string(kernel) == "rbf";
-    bool gram = rbf || p == "gram";
-    if (!rbf && p == "auto") {
-      std::vector<tensorscope::Index> px, py;
-      for (const auto& a : tx) px.push_back(a.size(1));
-      for (const auto& b : ty) py.push_back(b.size(1));
-      gram = tensorscope::prefer_gram(tx.at(0).size(0), px, py);
-    }
+    const tensorscope::CkaOptions o = ts_torch::cka_options(ts_torch::as_string(kernel), ts_torch::as_string(estimator),
+                                                            ts_torch::as_string(bandwidth), Rf_asReal(t),
+                                                            ts_torch::as_string(path));
     const std::vector<double> sx(REAL(sig_x), REAL(sig_x) + XLENGTH(sig_x)), sy(REAL(sig_y), REAL(sig_y) + XLENGTH(sig_y));
-    const auto res = ts_torch::cka_matrix(tx, ty, rbf, ts_torch::as_string(estimator) == "debiased", gram, sx, sy,
-                                          ts_torch::as_string(bandwidth) == "median", Rf_asReal(t));
+    const auto res = ts_torch::cka_matrix(tx, ty, o, sx, sy);
     const int nx = static_cast<int>(tx.size()), ny = ty.empty() ? nx : static_cast<int>(ty.size());
     SEXP m = PROTECT(Rf_allocMatrix(REALSXP, nx, ny));
-    std::copy(res.cka.begin(), res.cka.end(), REAL(m));
+    std::copy(res.cka.data(), res.cka.data() + res.cka.size(), REAL(m));
     SEXP a = PROTECT(doubles_sexp(res.sigma_x));
     SEXP b = PROTECT(doubles_sexp(res.sigma_y));
     SEXP out = ts_torch::named_list({m, a, b}, {"cka", "sigma_x", "sigma_y"});
@@ -199,6 +192,6 @@ extern "C" SEXP ts_torch_rtensor_array(SEXP x) {
 extern "C" SEXP ts_torch_rdm_tensor(SEXP x, SEXP method) {
   return ts_torch::guarded([&]() -> SEXP {
     const torch::Tensor X = as_layer(rtensor(x).detach());
-    return ts_torch::from_tensor(ts_torch::rdm_upper(X, ts_torch::as_string(method)).reshape({1, -1}));
+    return ts_torch::from_tensor(ts_torch::rdm_upper(X, ts_torch::rdm_method(ts_torch::as_string(method))).reshape({1, -1}));
   });
 }

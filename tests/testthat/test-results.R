@@ -66,9 +66,9 @@ test_that("the HTML report renders self-contained with its plots", {
   f <- tempfile(fileext = ".html")
   save_report(res, f)
   html <- paste(readLines(f, warn = FALSE), collapse = "\n")
-  expect_match(html, "tensorscope analysis report")
-  expect_match(html, "data:image/png;base64")
-  expect_match(html, "effective_rank")
+  expect_match(html, "tensorscope analysis report", fixed = TRUE)
+  expect_match(html, "data:image/png;base64", fixed = TRUE)
+  expect_match(html, "effective_rank", fixed = TRUE)
   pngs <- list.files(sub("\\.html$", "_files", f), pattern = "\\.png$")
   withr::with_dir(tempdir(), save_report(res, "relative.html"))  # a relative path works too
   expect_true(file.exists(file.path(tempdir(), "relative.html")))

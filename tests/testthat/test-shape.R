@@ -295,3 +295,15 @@ test_that("a held-out set without variance around the training mean is an error,
   x <- rbind(a, -a, matrix(0, 5, 3))  # training mean exactly 0 = every held-out pattern
   expect_error(shape_distance(x, rand_mat(25, 3, 112), test = 21:25), class = "tensorscope_error_zero_variance")
 })
+
+test_that("the analyzer's shape_distance equals shape_layers() on the activations (exact on reduced layers)", {
+  sim <- simulate_model_and_brain(n_stimuli = 40, n_subjects = 1, seed = 3)
+  for (alpha in c(1, 0.5)) {
+    res <- analyze_models(list(sim = sim$reps), metrics = list(shape_distance = list(alpha = alpha)))
+    got <- res$get("shape_distance")
+    ref <- shape_layers(sim$reps, alpha = alpha)
+    key <- paste(got$layer, got$layer_y)
+    expect_equal(got$value[match(paste(ref$layer_x, ref$layer_y), key)], ref$distance, tolerance = 1e-8)
+    expect_true(is.factor(got$layer))
+  }
+})
