@@ -101,6 +101,10 @@ cpp_pls_fit <- function(x, y, ncomp) {
     .Call(`_tensorscope_cpp_pls_fit`, x, y, ncomp)
 }
 
+cpp_sparse_projection <- function(p, k, seed, name) {
+    .Call(`_tensorscope_cpp_sparse_projection`, p, k, seed, name)
+}
+
 cpp_rdm <- function(x, method, noise_cov) {
     .Call(`_tensorscope_cpp_rdm`, x, method, noise_cov)
 }
