@@ -82,14 +82,20 @@ format_bytes <- function(x) {
 #   model       parameters x bytes of dtype (twice when converted to another dtype)
 #   batch       one batch of the captured outputs, in the graph and as clones (2x), in dtype
 #   stored      the returned matrices: n x (reduced features) doubles
-#   projections the sparse projections: k sqrt(p) non-zeros x (int64 index pair + value), twice while built
+#   projections the sparse projections by column: k sqrt(p) non-zeros x 4 bytes + p x 8,
+#               plus, for the largest, its triplets while it is built (24 bytes a non-zero)
 # Refuses (tensorscope_error_memory) when the estimate exceeds the budget.
 plan_capture <- function(outputs, reduce, k, n, batch_size, budget, model_bytes, dtype_bytes, call = rlang::caller_env()) {
   asked <- reducer_for(outputs$name, outputs$layer, reduce)
   p <- vapply(outputs$shape, function(s) prod(as.double(s)), numeric(1))
   red <- ifelse(asked == "auto", "none", asked)
   feats <- function(red) vapply(seq_along(red), function(i) reduced_features(outputs$shape[[i]], red[i], k), numeric(1))
-  proj_bytes <- function(red) sum(ifelse(red == "srp", 2 * k * sqrt(p) * (16 + dtype_bytes) + 24 * k * sqrt(p), 0))
+  nnz <- k * sqrt(p)
+  proj_bytes <- function(red) {
+    s <- red == "srp"
+    if (!any(s)) return(0)
+    sum(nnz[s] * 4 + p[s] * 8) + max(nnz[s] * 24)
+  }
   batch <- 2 * min(batch_size, n) * sum(p) * dtype_bytes + min(batch_size, n) * max(c(p, 0)) * dtype_bytes
   estimate <- function(red) {
     c(model = model_bytes, batch = batch, stored = n * sum(feats(red)) * 8, projections = proj_bytes(red))
@@ -120,11 +126,34 @@ describe_reducers <- function(red, k, seed) {
 
 # ---- the batch loop ---------------------------------------------------------------------
 
+# The stimuli as a source of batches: list(n, ids, get = function(rows) -> list of
+# arrays, inputs = the checked arrays or NULL). `inputs` may be a function of row
+# indices returning those stimuli (loaded or generated batch by batch); then `stimuli`
+# gives the ids and their number.
+input_source <- function(inputs, stimuli, call = rlang::caller_env()) {
+  if (is.function(inputs)) {
+    if (is.null(stimuli)) {
+      ts_abort("With {.arg inputs} a function, {.arg stimuli} (the stimulus ids) is required: it gives their number.",
+               "argument", call = call)
+    }
+    get <- function(idx) {
+      x <- as_inputs(inputs(idx), arg = "inputs(rows)", call = call)
+      if (dim(x[[1]])[1] != length(idx)) {
+        ts_abort("{.arg inputs} returned {dim(x[[1]])[1]} stimuli for {length(idx)} rows.", "mismatch", call = call)
+      }
+      x
+    }
+    return(list(n = length(stimuli), ids = NULL, get = get, inputs = NULL))
+  }
+  inputs <- as_inputs(inputs, call = call)
+  list(n = dim(inputs[[1]])[1], ids = dimnames(inputs[[1]])[[1]],
+       get = function(idx) lapply(inputs, slice_rows, idx), inputs = inputs)
+}
+
 # Runs the first batch: the captured outputs' names and per-stimulus shapes.
-first_batch <- function(ptr, inputs, layers, batch_size, dtype, call) {
-  n <- dim(inputs[[1]])[1]
-  idx <- seq_len(min(n, batch_size))
-  info <- torch_run("ts_torch_run", ptr, lapply(inputs, slice_rows, idx), as.character(layers), dtype,
+first_batch <- function(ptr, src, layers, batch_size, dtype, call) {
+  idx <- seq_len(min(src$n, batch_size))
+  info <- torch_run("ts_torch_run", ptr, src$get(idx), as.character(layers), dtype,
                     what = "The model could not run on {.arg inputs}.", call = call)
   names(info$shapes) <- info$names
   info
@@ -141,15 +170,15 @@ layer_of_output <- function(outputs, layers) {
 # All batches, the first already run (info): each batch's outputs are reduced in LibTorch
 # and written into dests (a list of preallocated n x f matrices, NULL = not kept).
 # Interruptible between batches; progress through progressr.
-run_capture <- function(ptr, inputs, layers, batch_size, dtype, dests, reducers, k, seed, call) {
-  n <- dim(inputs[[1]])[1]
+run_capture <- function(ptr, src, layers, batch_size, dtype, dests, reducers, k, seed, call) {
+  n <- src$n
   starts <- seq(1, n, by = batch_size)
   ks <- rep(as.double(k), length(dests))
   p <- progressr::progressor(steps = length(starts))
   for (b in seq_along(starts)) {
     idx <- starts[b]:min(n, starts[b] + batch_size - 1)
     if (b > 1) {
-      torch_run("ts_torch_run", ptr, lapply(inputs, slice_rows, idx), as.character(layers), dtype,
+      torch_run("ts_torch_run", ptr, src$get(idx), as.character(layers), dtype,
                 what = "The model could not run on {.arg inputs}.", call = call)
     }
     torch_run("ts_torch_write", ptr, dests, reducers, ks, as.double(seed), as.double(starts[b] - 1), call = call)

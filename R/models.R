@@ -298,7 +298,10 @@ drop_non_finite <- function(layers, default, call = rlang::caller_env()) {
 #' @param inputs An array with stimuli first (e.g. images \[n, channels, height,
 #'   width\]), a list of such arrays (several arguments of `forward()`), or a
 #'   `torch_tensor`. Doubles are converted to `dtype`; integer arrays are passed as
-#'   int64 token ids (language models).
+#'   int64 token ids (language models). Or a function of row indices returning those
+#'   stimuli's inputs (images read or generated batch by batch, so that thousands of
+#'   them are never held at once); then `stimuli` is required (it gives their number),
+#'   and `cache` cannot be used.
 #' @param layers Submodule names (see [layers()]); `NULL` takes every leaf submodule that
 #'   the model's `forward()` calls, leaving out (with a warning) those whose outputs hold
 #'   non-finite values, such as the -Inf of masked attention scores. A submodule whose
@@ -366,7 +369,12 @@ activations <- function(model, inputs, layers = NULL, batch_size = 64, device = 
   budget <- memory_budget(memory, call = call)
   cache <- check_cache(cache, call = call)
   if (!is.null(device)) device <- check_device(device, call = call)
-  inputs <- as_inputs(inputs, call = call)
+  src <- input_source(inputs, stimuli, call = call)
+  if (!is.null(cache) && is.null(src$inputs)) {
+    ts_abort("{.arg cache} needs {.arg inputs} as arrays (their values are part of the cache key), not a function.",
+             "argument", call = call)
+  }
+  if (!is.null(src$inputs)) inputs <- src$inputs
   if (is_checkpoints(model)) {
     ck <- checkpoint_files(model, call = call)
     reps <- lapply(ck$files, function(f) {
@@ -382,8 +390,8 @@ activations <- function(model, inputs, layers = NULL, batch_size = 64, device = 
   }
   ptr <- model_ptr(model)
   if (own || !identical(ptr, model$ptr)) on.exit(torch_call("ts_torch_release", ptr), add = TRUE)
-  n <- dim(inputs[[1]])[1]
-  stimuli <- check_stimuli(stimuli %||% dimnames(inputs[[1]])[[1]], n, call = call)
+  n <- src$n
+  stimuli <- check_stimuli(stimuli %||% src$ids, n, call = call)
   default_layers <- is.null(layers)
   layers <- check_layers(model, layers, call = call)
   if (default_layers) layers <- torch_run("ts_torch_called", ptr, layers, call = call)
@@ -397,7 +405,7 @@ activations <- function(model, inputs, layers = NULL, batch_size = 64, device = 
     for (l in layers) if (file.exists(mfile(l))) manifest[[l]] <- readRDS(mfile(l))
   }
   run_layers <- setdiff(layers, names(manifest))
-  info <- if (length(run_layers)) first_batch(ptr, inputs, run_layers, batch_size, dtype, call)
+  info <- if (length(run_layers)) first_batch(ptr, src, run_layers, batch_size, dtype, call)
   if (length(run_layers)) {
     of <- layer_of_output(info$names[-1], run_layers)
     for (l in run_layers) {
@@ -428,7 +436,7 @@ activations <- function(model, inputs, layers = NULL, batch_size = 64, device = 
     missing <- unique(outputs$layer[!file.exists(outputs$file)])
     if (length(setdiff(missing, run_layers))) {
       run_layers <- intersect(layers, union(run_layers, missing))
-      info <- first_batch(ptr, inputs, run_layers, batch_size, dtype, call)
+      info <- first_batch(ptr, src, run_layers, batch_size, dtype, call)
     }
     if (!length(missing)) run_layers <- character()
   }
@@ -441,7 +449,7 @@ activations <- function(model, inputs, layers = NULL, batch_size = 64, device = 
       if (is.na(i)) NULL else matrix(0, n, outputs$features[i], dimnames = list(stimuli, NULL))
     })
     reducers <- ifelse(is.na(idx), "none", outputs$reducer[idx])
-    run_capture(ptr, inputs, run_layers, batch_size, dtype, dests, reducers, k, seed, call)
+    run_capture(ptr, src, run_layers, batch_size, dtype, dests, reducers, k, seed, call)
     for (j in which(!is.na(idx))) {
       out[[idx[j]]] <- dests[[j]]
       if (!is.null(cache)) write_npy(dests[[j]], outputs$file[idx[j]], order = "F")
@@ -509,14 +517,14 @@ check_layers <- function(model, layers, call = rlang::caller_env()) {
 predict.ts_model <- function(object, inputs, batch_size = 64, ...) {
   call <- rlang::current_env()
   batch_size <- check_count(batch_size, min = 1)
-  inputs <- as_inputs(inputs, call = call)
+  src <- input_source(inputs, NULL, call = call)
   ptr <- model_ptr(object)
   # the model's own floating type
-  info <- first_batch(ptr, inputs, character(), batch_size, "model", call)
+  info <- first_batch(ptr, src, character(), batch_size, "model", call)
   shape <- info$shapes[[1]]
-  n <- dim(inputs[[1]])[1]
+  n <- src$n
   dest <- list(matrix(0, n, prod(shape)))
-  run_capture(ptr, inputs, character(), batch_size, "model", dest, "none", 1, 0, call)
+  run_capture(ptr, src, character(), batch_size, "model", dest, "none", 1, 0, call)
   out <- dest[[1]]
   dim(out) <- c(n, shape)
   out

@@ -15,6 +15,7 @@
 
 #include <torch/csrc/jit/api/function_impl.h>
 #include <torch/csrc/jit/ir/ir.h>
+#include <ATen/Parallel.h>
 #include <torch/cuda.h>
 
 #include <tensorscope/projection.hpp>
@@ -386,43 +387,73 @@ extern "C" SEXP ts_torch_run(SEXP ptr, SEXP inputs, SEXP layers, SEXP dtype) {
 
 namespace {
 
-// Per-stimulus shape d (R's column-major feature order, first dim fastest) -> for each
-// R feature index, the index of the same element in LibTorch's row-major flattening.
-int64_t torch_index(int64_t r, const std::vector<int64_t>& d) {
-  int64_t t = 0, stride = 1;
-  std::vector<int64_t> idx(d.size());
+// Per-stimulus shape d: R's column-major feature index r (first dim fastest) -> the
+// index of the same element in LibTorch's row-major flattening (tstride: row-major strides).
+int64_t torch_index(int64_t r, const std::vector<int64_t>& d, const std::vector<int64_t>& tstride) {
+  int64_t t = 0;
   for (size_t a = 0; a < d.size(); ++a) {
-    idx[a] = r % d[a];
+    t += (r % d[a]) * tstride[a];
     r /= d[a];
-  }
-  for (size_t a = d.size(); a-- > 0;) {
-    t += idx[a] * stride;
-    stride *= d[a];
   }
   return t;
 }
 
-// The k x p sparse projection of a layer (tensorscope::sparse_projection, columns in
-// LibTorch's flattening order), built once per layer, size, k and seed.
-const torch::Tensor& projection(Model* m, const std::string& name, const std::vector<int64_t>& shape, int64_t k,
-                                uint64_t seed, torch::ScalarType ft) {
+// The k x p sparse projection of a layer (tensorscope::sparse_projection), stored by
+// column in LibTorch's flattening order: col_ptr (p + 1) and, per non-zero, its row with
+// the sign of its value (+-(row + 1)); every value is +-scale. Built once per layer, size,
+// k and seed.
+const Projection& projection(Model* m, const std::string& name, const std::vector<int64_t>& shape, int64_t k,
+                             uint64_t seed) {
   int64_t p = 1;
   for (auto d : shape) p *= d;
-  std::string key = name + "|" + std::to_string(p) + "|" + std::to_string(k) + "|" + std::to_string(seed) + "|" +
-                    std::to_string(static_cast<int>(ft));
+  std::string key = name + "|" + std::to_string(p) + "|" + std::to_string(k) + "|" + std::to_string(seed);
   auto it = m->projections.find(key);
   if (it != m->projections.end()) return it->second;
-  auto R = tensorscope::sparse_projection(p, k, seed, name);
-  const int64_t nnz = static_cast<int64_t>(R.value.size());
-  auto idx = torch::empty({2, nnz}, torch::kLong);
-  auto* ip = idx.data_ptr<int64_t>();
-  for (int64_t i = 0; i < nnz; ++i) {
-    ip[i] = R.row[i];
-    ip[nnz + i] = shape.size() > 1 ? torch_index(R.col[i], shape) : R.col[i];
-  }
-  auto val = torch::from_blob(R.value.data(), {nnz}, torch::kFloat64).to(ft);
-  auto S = torch::sparse_coo_tensor(idx, val, {k, p}).coalesce().to(m->device);
-  return m->projections.emplace(key, S).first->second;
+  std::vector<int64_t> tstride(shape.size(), 1);
+  for (size_t a = shape.size(); a-- > 1;) tstride[a - 1] = tstride[a] * shape[a];
+  Projection P;
+  P.k = k;
+  P.p = p;
+  {
+    auto R = tensorscope::sparse_projection(p, k, seed, name);
+    const size_t nnz = R.value.size();
+    P.scale = nnz ? std::abs(R.value[0]) : 0.0;
+    for (size_t i = 0; i < nnz; ++i) R.col[i] = shape.size() > 1 ? torch_index(R.col[i], shape, tstride) : R.col[i];
+    P.col_ptr.assign(static_cast<size_t>(p) + 1, 0);
+    for (size_t i = 0; i < nnz; ++i) P.col_ptr[R.col[i] + 1] += 1;
+    for (int64_t j = 0; j < p; ++j) P.col_ptr[j + 1] += P.col_ptr[j];
+    P.code.resize(nnz);
+    std::vector<int64_t> fill(P.col_ptr.begin(), P.col_ptr.end() - 1);
+    for (size_t i = 0; i < nnz; ++i) {  // rows ascending within each column
+      const int32_t row = static_cast<int32_t>(R.row[i] + 1);
+      P.code[fill[R.col[i]]++] = R.value[i] > 0 ? row : -row;
+    }
+  }  // the triplets are freed here
+  return m->projections.emplace(key, std::move(P)).first->second;
+}
+
+// Y = X R' for the b x p rows of X (CPU, contiguous), written into rows [r0, r0 + b) of
+// the column-major n x k R matrix dst. One stimulus per task: X's row is read once, in
+// order, and its k sums (double) stay in cache; the result does not depend on the
+// number of threads.
+template <class T>
+void project_rows(const Projection& P, const T* X, int64_t b, double* dst, int64_t n, int64_t r0) {
+  at::parallel_for(0, b, 1, [&](int64_t lo, int64_t hi) {
+    std::vector<double> y(static_cast<size_t>(P.k));
+    for (int64_t i = lo; i < hi; ++i) {
+      std::fill(y.begin(), y.end(), 0.0);
+      const T* x = X + i * P.p;
+      for (int64_t j = 0; j < P.p; ++j) {
+        const double v = static_cast<double>(x[j]);
+        if (v == 0.0) continue;
+        for (int64_t q = P.col_ptr[j]; q < P.col_ptr[j + 1]; ++q) {
+          const int32_t c = P.code[q];
+          if (c > 0) y[c - 1] += v; else y[-c - 1] -= v;
+        }
+      }
+      for (int64_t c = 0; c < P.k; ++c) dst[(r0 + i) + n * c] = P.scale * y[c];
+    }
+  });
 }
 
 }  // namespace
@@ -446,23 +477,31 @@ extern "C" SEXP ts_torch_write(SEXP ptr, SEXP dests, SEXP reducers, SEXP ks, SEX
       torch::Tensor t = m->held[i];
       const int64_t b = t.size(0);
       std::vector<int64_t> shape(t.sizes().begin() + 1, t.sizes().end());
-      torch::Tensor ft;  // [features, b], in R's feature order
-      if (red[i] == "srp") {
-        const auto& S = projection(m, m->held_names[i], shape, static_cast<int64_t>(REAL(ks)[i]), sd, t.scalar_type());
-        ft = torch::mm(S, t.reshape({b, -1}).t());
-      } else {
-        if (red[i] == "avgpool" && t.dim() >= 4) {
-          std::vector<int64_t> dims;
-          for (int64_t d = 2; d < t.dim(); ++d) dims.push_back(d);
-          t = t.mean(dims);
-        }
-        std::vector<int64_t> perm{0};
-        for (int64_t d = t.dim() - 1; d >= 1; --d) perm.push_back(d);
-        ft = t.permute(perm).reshape({b, -1}).t();
-      }
       SEXP dim = Rf_getAttrib(dst, R_DimSymbol);
       const int64_t n = INTEGER(dim)[0], f = INTEGER(dim)[1];
-      if (ft.size(0) != f || r0 < 0 || r0 + b > n) throw std::invalid_argument("ts_torch_write: destination of the wrong size");
+      if (r0 < 0 || r0 + b > n) throw std::invalid_argument("ts_torch_write: destination of the wrong size");
+      if (red[i] == "srp") {
+        const auto& P = projection(m, m->held_names[i], shape, static_cast<int64_t>(REAL(ks)[i]), sd);
+        if (f != P.k) throw std::invalid_argument("ts_torch_write: destination of the wrong size");
+        auto X = t.reshape({b, -1}).to(torch::kCPU).contiguous();
+        if (X.scalar_type() == torch::kFloat64) {
+          project_rows(P, X.data_ptr<double>(), b, REAL(dst), n, r0);
+        } else {
+          X = X.to(torch::kFloat32);
+          project_rows(P, X.data_ptr<float>(), b, REAL(dst), n, r0);
+        }
+        continue;
+      }
+      if (red[i] == "avgpool" && t.dim() >= 4) {
+        std::vector<int64_t> dims;
+        for (int64_t d = 2; d < t.dim(); ++d) dims.push_back(d);
+        t = t.mean(dims);
+      }
+      // [features, b] in R's feature order (the per-stimulus dims reversed)
+      std::vector<int64_t> perm{0};
+      for (int64_t d = t.dim() - 1; d >= 1; --d) perm.push_back(d);
+      torch::Tensor ft = t.permute(perm).reshape({b, -1}).t();
+      if (ft.size(0) != f) throw std::invalid_argument("ts_torch_write: destination of the wrong size");
       // the rows of this batch in the column-major n x f R matrix, a strided view
       auto view = torch::from_blob(REAL(dst) + r0, {f, b}, {n, 1}, torch::kFloat64);
       view.copy_(ft.to(torch::kCPU));

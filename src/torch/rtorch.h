@@ -46,13 +46,21 @@ struct Capture {
   std::vector<std::string> names;  // the extra outputs: "layer", "layer:2" (second call), ...
 };
 
+// A sparse random projection by column (see projection() in models.cpp).
+struct Projection {
+  int64_t k = 0, p = 0;
+  double scale = 0;               // every non-zero is +-scale
+  std::vector<int64_t> col_ptr;   // p + 1
+  std::vector<int32_t> code;      // per non-zero: +-(row + 1), the sign of its value
+};
+
 struct Model {
   torch::jit::Module module;
   torch::Device device = torch::kCPU;
   long forwards = 0;  // graph executions (evidence of one forward pass per batch)
   std::map<std::string, Capture> captures;            // by dtype and layers
   std::map<int, torch::jit::Module> variants;         // the module converted to another floating type
-  std::map<std::string, torch::Tensor> projections;   // sparse projections, by layer, size, k and seed
+  std::map<std::string, Projection> projections;      // sparse projections, by layer, size, k and seed
   // the outputs of the last batch run (model output, then each captured tensor), held
   // until ts_torch_write() reduces them into R matrices
   std::vector<torch::Tensor> held;

@@ -142,9 +142,9 @@ test_that("auto stores exactly what fits the budget and projects the widest laye
   expect_identical(names(m), c("model", "batch", "stored", "projections", "budget"))
   expect_equal(m[["stored"]], 20 * sum(vapply(lay, function(l) ncol(full[[l]]), numeric(1))) * 8)
   # a budget that fits everything except conv1 (6272 features) exactly, with conv1's
-  # projection (64 sqrt(p) non-zeros, 64 bytes each while built)
+  # projection (64 sqrt(p) non-zeros: 4 bytes each, 24 while built; 8 bytes a column)
   need <- sum(m[c("model", "batch", "stored")])
-  tight <- activations(f, x, layers = lay, k = 64, memory = need - 20 * (6272 - 64) * 8 + 64 * sqrt(6272) * 64 + 1e4)
+  tight <- activations(f, x, layers = lay, k = 64, memory = need - 20 * (6272 - 64) * 8 + 64 * sqrt(6272) * 28 + 6272 * 8 + 1e4)
   expect_identical(unname(tight$provenance$reduce), c("srp(k = 64, seed = 1)", "none", "none", "none"))
   expect_identical(ncol(tight[["conv1"]]), 64L)
   expect_identical(tight[["fc2"]], full[["fc2"]])
