@@ -418,6 +418,11 @@ activations <- function(model, inputs, layers = NULL, batch_size = 64, device = 
     layer = unlist(lapply(layers, function(l) rep(l, length(manifest[[l]]$names))), use.names = FALSE),
     shape = unname(do.call(c, lapply(layers, function(l) manifest[[l]]$shapes)))
   )
+  if (anyDuplicated(outputs$name)) {
+    dup <- unique(outputs$name[duplicated(outputs$name)])
+    ts_abort(c("Captured outputs {.val {dup}} would have the same name (a tuple element and a submodule?).",
+               i = "Capture these layers in separate calls."), "argument", call = call)
+  }
   dtype_bytes <- if (dtype == "float32") 4 else 8
   plan <- plan_capture(outputs, reduce, k, n, batch_size, budget,
                        model$modules$n_total[model$modules$module == ""] * dtype_bytes, dtype_bytes, call = call)

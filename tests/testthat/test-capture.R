@@ -200,3 +200,26 @@ test_that("close() frees a model, which loads again when used", {
   expect_error(tensorscope:::torch_call("ts_torch_forward_count", m$ptr))
   expect_equal(predict(m, x), before)
 })
+
+test_that("inputs may be a function of rows: the same activations, stimuli made batch by batch", {
+  skip_if_not(ts_torch_available())
+  x <- fmnist()$images[1:11, , , , drop = FALSE]
+  f <- ext_file("fmnist_cnn_step1125.pt")
+  ids <- paste0("s", 1:11)
+  seen <- integer()
+  get <- function(rows) { seen <<- c(seen, length(rows)); x[rows, , , , drop = FALSE] }
+  a <- activations(f, x, layers = c("conv1", "fc2"), batch_size = 4, stimuli = ids)
+  b <- activations(f, get, layers = c("conv1", "fc2"), batch_size = 4, stimuli = ids)
+  expect_identical(b$layers, a$layers)
+  expect_identical(seen, c(4L, 4L, 3L))
+  expect_error(activations(f, get, layers = "fc2"), "stimuli", class = "tensorscope_error_argument")
+  expect_error(activations(f, get, layers = "fc2", stimuli = ids, cache = tempfile()), class = "tensorscope_error_argument")
+  expect_error(activations(f, function(rows) x[1, , , , drop = FALSE], layers = "fc2", stimuli = ids, batch_size = 4),
+               class = "tensorscope_error_mismatch")
+  # progress is reported through progressr, one step per batch
+  withr::local_options(progressr.enable = TRUE)
+  steps <- 0
+  withCallingHandlers(activations(f, x, layers = "fc2", batch_size = 4),
+                      progression = function(c) if (identical(c$type, "update")) steps <<- steps + 1)
+  expect_identical(steps, 3)
+})
