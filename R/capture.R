@@ -79,7 +79,8 @@ format_bytes <- function(x) {
 # layer, shape (list). "auto" layers are stored exactly while the whole fits the budget;
 # otherwise the largest auto layers wider than k are projected (srp), one at a time,
 # until it fits. The estimate of the run's peak (beyond what R held before the run):
-#   model       parameters x bytes of dtype (twice when converted to another dtype)
+#   model       parameters x bytes of dtype (a model converted to another dtype also keeps
+#               its original, loaded before the run: not counted)
 #   batch       one batch of the captured outputs, in the graph and as clones (2x), in dtype
 #   stored      the returned matrices: n x (reduced features) doubles
 #   projections the sparse projections by column: k sqrt(p) non-zeros x 4 bytes + p x 8,

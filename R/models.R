@@ -449,7 +449,7 @@ activations <- function(model, inputs, layers = NULL, batch_size = 64, device = 
   out <- vector("list", nrow(outputs))
   names(out) <- outputs$name
   if (length(run_layers)) {
-    idx <- match(info$names, outputs$name)   # NA: the model's output
+    idx <- c(NA, match(info$names[-1], outputs$name))   # NA: the model's output
     dests <- lapply(idx, function(i) {
       if (is.na(i)) NULL else matrix(0, n, outputs$features[i], dimnames = list(stimuli, NULL))
     })
