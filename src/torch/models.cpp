@@ -400,7 +400,7 @@ int64_t torch_index(int64_t r, const std::vector<int64_t>& d, const std::vector<
 
 // The k x p sparse projection of a layer (tensorscope::sparse_projection), stored by
 // column in LibTorch's flattening order: col_ptr (p + 1) and, per non-zero, its row with
-// the sign of its value (+-(row + 1)); every value is +-scale. Built once per layer, size,
+// the sign of its value in the top bit; every value is +-scale. Built once per layer, size,
 // k and seed.
 const Projection& projection(Model* m, const std::string& name, const std::vector<int64_t>& shape, int64_t k,
                              uint64_t seed) {
@@ -425,33 +425,47 @@ const Projection& projection(Model* m, const std::string& name, const std::vecto
     P.code.resize(nnz);
     std::vector<int64_t> fill(P.col_ptr.begin(), P.col_ptr.end() - 1);
     for (size_t i = 0; i < nnz; ++i) {  // rows ascending within each column
-      const int32_t row = static_cast<int32_t>(R.row[i] + 1);
-      P.code[fill[R.col[i]]++] = R.value[i] > 0 ? row : -row;
+      const auto row = static_cast<uint32_t>(R.row[i]);
+      P.code[fill[R.col[i]]++] = R.value[i] > 0 ? row : (row | 0x80000000U);
     }
   }  // the triplets are freed here
   return m->projections.emplace(key, std::move(P)).first->second;
 }
 
 // Y = X R' for the b x p rows of X (CPU, contiguous), written into rows [r0, r0 + b) of
-// the column-major n x k R matrix dst. One stimulus per task: X's row is read once, in
-// order, and its k sums (double) stay in cache; the result does not depend on the
-// number of threads.
+// the column-major n x k R matrix dst. Stimuli go in blocks of 8 (one block per task):
+// each non-zero of R is decoded once per block and added to the block's 8 sums (double,
+// k x 8: in cache), X's rows are read once, in order. Every stimulus's sums are formed
+// in the same order whatever the block, the batch size or the number of threads.
 template <class T>
 void project_rows(const Projection& P, const T* X, int64_t b, double* dst, int64_t n, int64_t r0) {
-  at::parallel_for(0, b, 1, [&](int64_t lo, int64_t hi) {
-    std::vector<double> y(static_cast<size_t>(P.k));
-    for (int64_t i = lo; i < hi; ++i) {
+  constexpr int64_t B = 8;
+  const int64_t blocks = (b + B - 1) / B;
+  at::parallel_for(0, blocks, 1, [&](int64_t lo, int64_t hi) {
+    std::vector<double> y(static_cast<size_t>(P.k * B));
+    for (int64_t blk = lo; blk < hi; ++blk) {
+      const int64_t i0 = blk * B, m = std::min(B, b - i0);
       std::fill(y.begin(), y.end(), 0.0);
-      const T* x = X + i * P.p;
       for (int64_t j = 0; j < P.p; ++j) {
-        const double v = static_cast<double>(x[j]);
-        if (v == 0.0) continue;
+        double xv[B];
+        bool any = false;
+        for (int64_t i = 0; i < B; ++i) {
+          xv[i] = i < m ? static_cast<double>(X[(i0 + i) * P.p + j]) : 0.0;
+          any = any || xv[i] != 0.0;
+        }
+        if (!any) continue;  // e.g. after a ReLU
         for (int64_t q = P.col_ptr[j]; q < P.col_ptr[j + 1]; ++q) {
-          const int32_t c = P.code[q];
-          if (c > 0) y[c - 1] += v; else y[-c - 1] -= v;
+          const uint32_t c = P.code[q];
+          double* yr = y.data() + static_cast<int64_t>(c & 0x7fffffffU) * B;
+          if (c >> 31) {
+            for (int64_t i = 0; i < B; ++i) yr[i] -= xv[i];
+          } else {
+            for (int64_t i = 0; i < B; ++i) yr[i] += xv[i];
+          }
         }
       }
-      for (int64_t c = 0; c < P.k; ++c) dst[(r0 + i) + n * c] = P.scale * y[c];
+      for (int64_t c = 0; c < P.k; ++c)
+        for (int64_t i = 0; i < m; ++i) dst[(r0 + i0 + i) + n * c] = P.scale * y[c * B + i];
     }
   });
 }

@@ -51,7 +51,7 @@ struct Projection {
   int64_t k = 0, p = 0;
   double scale = 0;               // every non-zero is +-scale
   std::vector<int64_t> col_ptr;   // p + 1
-  std::vector<int32_t> code;      // per non-zero: +-(row + 1), the sign of its value
+  std::vector<uint32_t> code;     // per non-zero: its row, the top bit set when its value is negative
 };
 
 struct Model {
