@@ -21,9 +21,11 @@ ex <- activations(m, stim, layers = lay, batch_size = 25, stimuli = ids, reduce 
 pr <- activations(m, stim, layers = lay, batch_size = 25, stimuli = ids, reduce = "srp", k = k)
 cx <- as.matrix(cka_layers(ex)); cp <- as.matrix(cka_layers(pr))
 set.seed(3)
-# neurons: noisy random mixtures of layer4.2's (exact) units
-w <- matrix(rnorm(ncol(ex[["layer4.2"]]) * 200), ncol(ex[["layer4.2"]]))
-sig <- ex[["layer4.2"]] %*% w
+# neurons: noisy linear read-outs of layer4.2 (exact) that lie in its stimuli's span
+# (X X' a), which ridge can learn from n << p stimuli (random weights over all 100,352
+# units cannot be: r ~ 0 for exact and projected alike)
+xc <- scale(ex[["layer4.2"]], scale = FALSE)
+sig <- tcrossprod(xc) %*% matrix(rnorm(n * 200), n)
 neurons <- sig + matrix(rnorm(n * 200, sd = stats::sd(sig)), n)
 rownames(neurons) <- ids
 px <- summary(predictivity(ex, neurons, alphas = 10^seq(-2, 8, length.out = 11)))
