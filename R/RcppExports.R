@@ -121,6 +121,10 @@ cpp_ridge_coef <- function(x, y, alphas, centre) {
     .Call(`_tensorscope_cpp_ridge_coef`, x, y, alphas, centre)
 }
 
+cpp_sparse_projection <- function(p, k, seed, name) {
+    .Call(`_tensorscope_cpp_sparse_projection`, p, k, seed, name)
+}
+
 cpp_rdm <- function(x, method, noise_cov) {
     .Call(`_tensorscope_cpp_rdm`, x, method, noise_cov)
 }

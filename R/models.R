@@ -77,6 +77,19 @@ model_parameters <- function(model) {
   torch_run("ts_torch_parameters", model_ptr(model))
 }
 
+#' @rdname ts_model
+#' @param con A `ts_model`.
+#' @param ... Unused.
+#' @details `close()` frees the model's LibTorch memory now, instead of when R's garbage
+#'   collector finds the handle unused (a finalizer does that too). A closed model loads
+#'   its file again when it is used next. [activations()] given a file path loads the
+#'   model and frees it on exit.
+#' @export
+close.ts_model <- function(con, ...) {
+  if (ts_torch_available()) torch_call("ts_torch_release", con$ptr)
+  invisible(con)
+}
+
 # ---- internals ------------------------------------------------------------------------
 
 check_device <- function(device, call = rlang::caller_env()) {
@@ -193,33 +206,16 @@ bind_rows_array <- function(parts) {
   m
 }
 
-# One forward pass per batch, capturing `layers`; returns list(output, layers, passes).
-# The batches' outputs stay in LibTorch until the end and are converted to R once.
-run_batches <- function(model, inputs, layers, batch_size, call = rlang::caller_env()) {
-  ptr <- model_ptr(model)
-  n <- dim(inputs[[1]])[1]
-  starts <- seq(1, n, by = batch_size)
-  before <- torch_call("ts_torch_forward_count", ptr)
-  pb <- if (length(starts) > 1) cli::cli_progress_bar("Forward passes", total = length(starts), .envir = environment())
-  for (b in seq_along(starts)) {
-    idx <- starts[b]:min(n, starts[b] + batch_size - 1)
-    torch_run("ts_torch_forward", ptr, lapply(inputs, slice_rows, idx), as.character(layers), b == 1,
-              what = "The model could not run on {.arg inputs}.", call = call)
-    if (!is.null(pb)) cli::cli_progress_update(id = pb)
-  }
-  out <- torch_call("ts_torch_collect", ptr)   # n x features matrices, attribute "shape"
-  passes <- torch_call("ts_torch_forward_count", ptr) - before
-  output <- out[[1]]
-  dim(output) <- c(nrow(output), attr(output, "shape"))
-  attr(output, "shape") <- NULL
-  list(output = output, layers = out[-1], passes = passes)
-}
-
 # Default layer set: outputs with non-finite values (the -Inf of masked attention
 # scores, say) cannot be analysed; they are dropped with a warning. Named layers with
-# such values are an error (in ts_reps()).
-drop_non_finite <- function(layers) {
+# such values are an error.
+drop_non_finite <- function(layers, default, call = rlang::caller_env()) {
   bad <- names(layers)[vapply(layers, function(l) cpp_first_non_finite(l) > 0, logical(1))]
+  if (length(bad) && !default) {
+    ts_abort(c("Layer{?s} {.val {bad}} hold{?s/} non-finite values (NA, NaN or Inf).",
+               i = "Masked attention scores (-Inf) cannot be analysed; capture the attention pattern instead."),
+             "non_finite", call = call)
+  }
   if (length(bad)) {
     cli::cli_warn(c("Left out layer{?s} {.val {bad}}: {?its/their} outputs hold non-finite values (masked attention scores?).",
                     i = "Name the layers to capture with {.arg layers} to get an error instead."),
@@ -228,77 +224,253 @@ drop_non_finite <- function(layers) {
   layers[setdiff(names(layers), bad)]
 }
 
-# ts_reps from run_batches() layers: the matrices as they are, with their shapes.
-reps_from_layers <- function(layers, ...) {
-  shapes <- lapply(layers, function(l) { s <- attr(l, "shape"); if (length(s)) s else 1L })
-  layers <- lapply(layers, function(l) { attr(l, "shape") <- NULL; l })
-  r <- ts_reps(layers, ...)
-  r$shapes <- shapes
-  r
-}
-
 #' Activations of a model's layers
 #'
 #' Runs the model once per batch of `batch_size` stimuli and captures the outputs of
-#' the named submodules in that same forward pass. TorchScript exports (traced or
+#' all the named submodules in that same forward pass. TorchScript exports (traced or
 #' scripted) work as saved: the forward graph is copied, the calls of the chosen
 #' submodules' ancestors are inlined, and the chosen submodules' outputs become extra
-#' outputs of the graph. A submodule called several times is captured at its last call;
-#' one called only inside a branch or loop cannot be captured (a classed error says so).
+#' outputs of the graph.
+#'
+#' **Exact captures.** Each captured output is the value the submodule returned, copied
+#' right after its call, so a later in-place operation (torchvision's
+#' `ReLU(inplace = True)` after a BatchNorm) cannot change it. A submodule called several
+#' times is captured at every call, in execution order, as `relu`, `relu:2`, `relu:3`
+#' (traced models name these calls `forward`, `forward1`, `forward2`). A block and its own
+#' children can be captured in one call. A submodule returning a tuple or list gives one
+#' layer per tensor element, `name.0`, `name.1`, ... (dicts: `name.<key>`; `None`
+#' elements are left out); one returning no tensor at all is an error of class
+#' `tensorscope_error_argument`, as is one called only inside a branch or loop, or never
+#' called by `forward()` (as `nn.MultiheadAttention` uses `out_proj` through its weights).
+#'
+#' **Memory.** Nothing accumulates on the LibTorch side: each batch's outputs are reduced
+#' there and written straight into the preallocated matrices that are returned, so the
+#' peak is about the returned object plus one batch. Reducers (`reduce`):
+#' * `"none"`: the exact output, flattened in R's column-major order of the
+#'   per-stimulus dims.
+#' * `"avgpool"`: the mean over the spatial dims of a conv map (per-stimulus rank >= 3:
+#'   channels x height x width -> channels); other outputs are kept as they are.
+#' * `"srp"`: a very sparse random projection to `k` dims (Li, Hastie & Church 2006;
+#'   Achlioptas 2003), \eqn{Y = X R^\top}, \eqn{R_{cj} = \pm\sqrt{s/k}} with
+#'   probability \eqn{1/(2s)} each, 0 otherwise, \eqn{s = \sqrt{p}}: distances and inner
+#'   products are kept in expectation and within \eqn{1 \pm \epsilon} for
+#'   \eqn{k \gtrsim \log(n)/\epsilon^2} (Johnson-Lindenstrauss), as Conwell et al. (2024)
+#'   project features for model-brain regressions. `R` is generated from `seed` and the
+#'   layer's name (each layer its own projection, the same in every run, on every
+#'   machine), as a sparse matrix of about \eqn{k\sqrt{p}} non-zeros, never densely;
+#'   it acts on the exact output's features in the order `"none"` returns them.
+#' * `"auto"` (the default policy): exact storage while the whole capture fits `memory`;
+#'   otherwise the widest layers with more than `k` features are projected (`"srp"`),
+#'   one at a time, until it fits. What was chosen is in `provenance$reduce` and shown by
+#'   `print()`.
+#'
+#' Before the batches run (after the first one, which gives the shapes), a preflight
+#' estimates the peak: model parameters, one batch of captured outputs (twice: in the
+#' graph and as copies), the returned matrices (8 bytes per value: R holds doubles) and
+#' the projections. Over `memory`, it stops with an error of class
+#' `tensorscope_error_memory` that names the numbers and the ways out. The estimate is
+#' in `provenance$memory` (bytes); bench/scale.R compares it with the measured peak.
+#'
+#' **Cache.** With `cache = <folder>`, each captured output is written there as a
+#' `.npy` file (readable by numpy, [read_npy()]) with a small `.rds` manifest per layer,
+#' keyed by a hash of the model file's contents, the inputs (values, dims and dimnames),
+#' the layer, the reducer (with `k` and `seed` for `"srp"`), `dtype` and the package
+#' version. A second run with the same key reads the files and runs no forward pass; a
+#' changed model file, input or reducer never reuses stale activations.
+#'
+#' Progress is reported per batch through progressr (wrap the call in
+#' `progressr::with_progress()` or set `progressr::handlers(global = TRUE)`); an
+#' interrupt stops the run between batches.
 #'
 #' @param model A `ts_model`, a TorchScript file, several files or a directory of
-#'   checkpoints (see Value), or a torch for R `nn_module` (needs the torch package).
+#'   checkpoints (see Value), or a torch for R `nn_module` (needs the torch package;
+#'   `dtype`, `reduce`, `k`, `seed`, `memory` and `cache` apply to TorchScript models).
 #' @param inputs An array with stimuli first (e.g. images \[n, channels, height,
 #'   width\]), a list of such arrays (several arguments of `forward()`), or a
-#'   `torch_tensor`. Doubles are converted to the model's floating type; integer arrays
-#'   are passed as int64 token ids (language models).
-#' @param layers Submodule names (see [layers()]); `NULL` takes every leaf submodule,
-#'   leaving out (with a warning) those whose outputs hold non-finite values, such as
-#'   the -Inf of masked attention scores. A submodule whose output has a leading
-#'   dimension of 1 (a positional embedding broadcast over the batch) gives the same
-#'   row for every stimulus.
+#'   `torch_tensor`. Doubles are converted to `dtype`; integer arrays are passed as
+#'   int64 token ids (language models). Or a function of row indices returning those
+#'   stimuli's inputs (images read or generated batch by batch, so that thousands of
+#'   them are never held at once); then `stimuli` is required (it gives their number),
+#'   and `cache` cannot be used.
+#' @param layers Submodule names (see [layers()]); `NULL` takes every leaf submodule that
+#'   the model's `forward()` calls, leaving out (with a warning) those whose outputs hold
+#'   non-finite values, such as the -Inf of masked attention scores. A submodule whose
+#'   output has a leading dimension of 1 (a positional embedding broadcast over the
+#'   batch) gives the same row for every stimulus.
 #' @param batch_size Stimuli per forward pass.
 #' @param device `NULL` (the model's device), `"cpu"` or `"cuda"`.
 #' @param stimuli Stimulus ids (default: the row names of `inputs`, or 1..n).
-#' @return A [ts_reps] with one layer per requested submodule (stimuli x flattened
-#'   features; the per-stimulus shapes are kept) and provenance `model` (file),
-#'   `step` (checkpoint step from the file name), `device`, `batch_size`,
-#'   `forward_passes`, `source`. For several checkpoints: a tibble with columns `step`,
-#'   `checkpoint` (file) and `reps` (a list of `ts_reps`), ordered by step.
+#' @param dtype `"float32"` (default) or `"float64"`: the floating type the forward pass
+#'   and the reducers run in (a model saved in another type runs on a converted copy).
+#'   The returned matrices are R doubles either way.
+#' @param reduce `"auto"` (default), `"none"`, `"avgpool"` or `"srp"` for every layer, or
+#'   a named character vector of these per layer or per captured output (e.g.
+#'   `c(fc = "none", "srp")`: one unnamed element is the default for the others).
+#' @param k Dimensions of the `"srp"` projection.
+#' @param seed Seed of the `"srp"` projections (a non-negative whole number).
+#' @param memory Memory budget of the run: bytes, or a string such as `"16GB"`. `NULL`:
+#'   option `tensorscope.memory`, else 80% of the memory available now.
+#' @param cache `NULL` (default: no cache) or a folder for the activation cache.
+#' @return A [ts_reps] with one layer per captured output (stimuli x features; `shapes`
+#'   holds the per-stimulus shape of what is stored: the submodule's output for
+#'   `"none"`, channels for `"avgpool"`, `k` for `"srp"`) and provenance `model`
+#'   (file), `step` (checkpoint step from the file name), `device`, `batch_size`,
+#'   `forward_passes` (graph executions in this call: 0 when every layer came from the
+#'   cache), `source`, `dtype`, `reduce` (the reducer of each layer, e.g.
+#'   `"srp(k = 4096, seed = 1)"`), `memory` (estimated bytes: model, batch, stored,
+#'   projections, and the budget) and `cached` (layers read from the cache). For several
+#'   checkpoints: a tibble with columns `step`, `checkpoint` (file) and `reps` (a list
+#'   of `ts_reps`), ordered by step.
+#' @references Li, Hastie & Church (2006) Very sparse random projections, KDD.
+#'   Achlioptas (2003) Database-friendly random projections, J. Comput. Syst. Sci. 66.
+#'   Conwell et al. (2024) A large-scale examination of inductive biases shaping
+#'   high-level visual representation in brains and machines, Nat. Commun. 15.
 #' @seealso [ts_model()], [cka_layers()], [rdm()]
 #' @export
 #' @examples
 #' if (ts_torch_available()) {
 #'   f <- system.file("extdata", "fmnist_cnn_step1125.pt", package = "tensorscope")
 #'   s <- readRDS(system.file("extdata", "fmnist_stimuli.rds", package = "tensorscope"))
-#'   reps <- activations(f, s$images[1:50, , , , drop = FALSE], layers = c("conv1", "fc1", "fc2"))
+#'   x <- s$images[1:50, , , , drop = FALSE]
+#'   reps <- activations(f, x, layers = c("conv1", "fc1", "fc2"))
 #'   reps
+#'   # conv maps pooled, the rest projected to 64 dims, with a cache
+#'   d <- tempfile()
+#'   activations(f, x, layers = c("conv1", "fc1"), reduce = c(conv1 = "avgpool", "srp"),
+#'               k = 64, cache = d)
 #'   # a training trajectory in one call
 #'   ckpt <- dir(system.file("extdata", package = "tensorscope"), "^fmnist_cnn_step",
 #'               full.names = TRUE)
 #'   activations(ckpt, s$images[1:20, , , , drop = FALSE], layers = "fc1")
 #' }
-activations <- function(model, inputs, layers = NULL, batch_size = 64, device = NULL, stimuli = NULL) {
+activations <- function(model, inputs, layers = NULL, batch_size = 64, device = NULL, stimuli = NULL,
+                        dtype = c("float32", "float64"), reduce = "auto", k = 4096, seed = 1,
+                        memory = NULL, cache = NULL) {
   call <- rlang::current_env()
   if (inherits(model, "nn_module")) return(activations_rtorch(model, inputs, layers, batch_size, device, stimuli, call = call))
   batch_size <- check_count(batch_size, min = 1)
+  dtype <- check_choice(dtype, c("float32", "float64"))
+  reduce <- check_reduce(reduce, call = call)
+  k <- check_count(k, min = 1)
+  if (is.null(seed)) ts_abort("{.arg seed} must be a non-negative whole number, not NULL.", "argument", call = call)
+  seed <- check_seed(seed)
+  budget <- memory_budget(memory, call = call)
+  cache <- check_cache(cache, call = call)
   if (!is.null(device)) device <- check_device(device, call = call)
-  inputs <- as_inputs(inputs, call = call)
+  src <- input_source(inputs, stimuli, call = call)
+  if (!is.null(cache) && is.null(src$inputs)) {
+    ts_abort("{.arg cache} needs {.arg inputs} as arrays (their values are part of the cache key), not a function.",
+             "argument", call = call)
+  }
+  if (!is.null(src$inputs)) inputs <- src$inputs
   if (is_checkpoints(model)) {
     ck <- checkpoint_files(model, call = call)
-    reps <- lapply(ck$files, function(f) activations(ts_model(f, device %||% "cpu"), inputs, layers, batch_size, NULL, stimuli))
+    reps <- lapply(ck$files, function(f) {
+      activations(f, inputs, layers, batch_size, device, stimuli, dtype, reduce, k, seed, memory = budget, cache = cache)
+    })
     return(tibble::tibble(step = ck$step, checkpoint = ck$files, reps = reps))
   }
+  own <- !inherits(model, "ts_model")   # loaded here: its LibTorch memory is freed on exit
   model <- as_model(model, call = call)
-  if (!is.null(device) && device != model$device) model <- ts_model(model$path, device)
+  if (!is.null(device) && device != model$device) {
+    model <- ts_model(model$path, device)
+    own <- TRUE
+  }
+  ptr <- model_ptr(model)
+  if (own || !identical(ptr, model$ptr)) on.exit(torch_call("ts_torch_release", ptr), add = TRUE)
+  n <- src$n
+  stimuli <- check_stimuli(stimuli %||% src$ids, n, call = call)
   default_layers <- is.null(layers)
   layers <- check_layers(model, layers, call = call)
-  if (is.null(stimuli)) stimuli <- dimnames(inputs[[1]])[[1]]
-  res <- run_batches(model, inputs, layers, batch_size, call = call)
-  if (default_layers) res$layers <- drop_non_finite(res$layers)
-  reps_from_layers(res$layers, stimuli = stimuli, model = model$path,
-          step = if (is.na(model$step)) NULL else model$step, device = model$device,
-          batch_size = batch_size, forward_passes = res$passes, source = "torchscript")
+  if (default_layers) layers <- torch_run("ts_torch_called", ptr, layers, call = call)
+  before <- torch_call("ts_torch_forward_count", ptr)
+
+  # what each layer captures: from the cache's manifests, else from the first batch
+  manifest <- list()
+  if (!is.null(cache)) {
+    base <- list(model = unname(tools::md5sum(model$path)), inputs = rlang::hash(inputs), dtype = dtype)
+    mfile <- function(l) cache_file(cache, l, do.call(cache_key, c(base, list(layer = l))), "rds")
+    for (l in layers) if (file.exists(mfile(l))) manifest[[l]] <- readRDS(mfile(l))
+  }
+  run_layers <- setdiff(layers, names(manifest))
+  info <- if (length(run_layers)) first_batch(ptr, src, run_layers, batch_size, dtype, call)
+  if (length(run_layers)) {
+    of <- layer_of_output(info$names[-1], run_layers)
+    for (l in run_layers) {
+      manifest[[l]] <- list(names = info$names[-1][of == l], shapes = info$shapes[-1][of == l])
+      if (!is.null(cache)) saveRDS(manifest[[l]], mfile(l))
+    }
+  }
+  outputs <- tibble::tibble(
+    name = unlist(lapply(layers, function(l) manifest[[l]]$names), use.names = FALSE),
+    layer = unlist(lapply(layers, function(l) rep(l, length(manifest[[l]]$names))), use.names = FALSE),
+    shape = unname(do.call(c, lapply(layers, function(l) manifest[[l]]$shapes)))
+  )
+  if (anyDuplicated(outputs$name)) {
+    dup <- unique(outputs$name[duplicated(outputs$name)])
+    ts_abort(c("Captured outputs {.val {dup}} would have the same name (a tuple element and a submodule?).",
+               i = "Capture these layers in separate calls."), "argument", call = call)
+  }
+  dtype_bytes <- if (dtype == "float32") 4 else 8
+  plan <- plan_capture(outputs, reduce, k, n, batch_size, budget,
+                       model$modules$n_total[model$modules$module == ""] * dtype_bytes, dtype_bytes, call = call)
+  outputs$reducer <- plan$reducer
+  outputs$features <- plan$features
+
+  # outputs in the cache; layers with one missing are captured (again)
+  outputs$file <- NA_character_
+  if (!is.null(cache)) {
+    outputs$file <- vapply(seq_len(nrow(outputs)), function(i) {
+      r <- outputs$reducer[i]
+      key <- do.call(cache_key, c(base, list(output = outputs$name[i], reducer = r,
+                                             k = if (r == "srp") k, seed = if (r == "srp") seed)))
+      cache_file(cache, outputs$name[i], key, "npy")
+    }, character(1))
+    missing <- unique(outputs$layer[!file.exists(outputs$file)])
+    if (length(setdiff(missing, run_layers))) {
+      run_layers <- intersect(layers, union(run_layers, missing))
+      info <- first_batch(ptr, src, run_layers, batch_size, dtype, call)
+    }
+    if (!length(missing)) run_layers <- character()
+  }
+
+  out <- vector("list", nrow(outputs))
+  names(out) <- outputs$name
+  if (length(run_layers)) {
+    idx <- c(NA, match(info$names[-1], outputs$name))   # NA: the model's output
+    dests <- lapply(idx, function(i) {
+      if (is.na(i)) NULL else matrix(0, n, outputs$features[i], dimnames = list(stimuli, NULL))
+    })
+    reducers <- ifelse(is.na(idx), "none", outputs$reducer[idx])
+    run_capture(ptr, src, run_layers, batch_size, dtype, dests, reducers, k, seed, call)
+    for (j in which(!is.na(idx))) {
+      out[[idx[j]]] <- dests[[j]]
+      if (!is.null(cache)) write_npy(dests[[j]], outputs$file[idx[j]], order = "F")
+    }
+    rm(dests)
+  }
+  from_cache <- vapply(out, is.null, logical(1))
+  for (i in which(from_cache)) {
+    m <- read_npy(outputs$file[i])
+    dim(m) <- c(n, outputs$features[i])
+    dimnames(m) <- list(stimuli, NULL)
+    out[[i]] <- m
+  }
+  shapes <- lapply(seq_len(nrow(outputs)), function(i) {
+    s <- outputs$shape[[i]]
+    r <- outputs$reducer[i]
+    if (r == "srp") k else if (r == "avgpool" && length(s) >= 3) s[1] else if (length(s)) s else 1L
+  })
+  names(shapes) <- outputs$name
+  out <- drop_non_finite(out, default_layers, call = call)
+  shapes <- shapes[names(out)]
+  new_reps(out, stimuli, shapes, list(
+    model = model$path, step = if (is.na(model$step)) NULL else model$step, device = model$device,
+    batch_size = batch_size, forward_passes = torch_call("ts_torch_forward_count", ptr) - before,
+    source = "torchscript", dtype = dtype,
+    reduce = stats::setNames(describe_reducers(outputs$reducer, k, seed), outputs$name)[names(out)],
+    memory = c(plan$estimate, budget = budget),
+    cached = if (!is.null(cache)) outputs$name[from_cache]))
 }
 
 check_layers <- function(model, layers, call = rlang::caller_env()) {
@@ -336,8 +508,19 @@ check_layers <- function(model, layers, call = rlang::caller_env()) {
 #'   mean(max.col(logits) == as.integer(s$labels))   # accuracy
 #' }
 predict.ts_model <- function(object, inputs, batch_size = 64, ...) {
+  call <- rlang::current_env()
   batch_size <- check_count(batch_size, min = 1)
-  run_batches(object, as_inputs(inputs), character(), batch_size)$output
+  src <- input_source(inputs, NULL, call = call)
+  ptr <- model_ptr(object)
+  # the model's own floating type
+  info <- first_batch(ptr, src, character(), batch_size, "model", call)
+  shape <- info$shapes[[1]]
+  n <- src$n
+  dest <- list(matrix(0, n, prod(shape)))
+  run_capture(ptr, src, character(), batch_size, "model", dest, "none", 1, 0, call)
+  out <- dest[[1]]
+  dim(out) <- c(n, shape)
+  out
 }
 
 # Hook names for a model: every "...hook_pattern" submodule, or the chosen blocks.

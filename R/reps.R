@@ -72,18 +72,7 @@ ts_reps <- function(x, stimuli = NULL, model = NULL, step = NULL, seed = NULL, .
              "mismatch", call = call)
   }
   n <- n[[1]]
-  if (is.null(stimuli)) {
-    stimuli <- rownames(layers[[1]])
-    if (is.null(stimuli)) stimuli <- as.character(seq_len(n))
-  }
-  stimuli <- as.character(stimuli)
-  if (length(stimuli) != n) {
-    ts_abort("{.arg stimuli} has {length(stimuli)} id{?s} but the layers have {n} row{?s}.", "mismatch", call = call)
-  }
-  if (anyNA(stimuli) || anyDuplicated(stimuli)) {
-    ts_abort("{.arg stimuli} must be unique and not NA; {.val {unique(stimuli[duplicated(stimuli) | is.na(stimuli)])}} repeat{?s} or {?is/are} NA.",
-             "argument", call = call)
-  }
+  stimuli <- check_stimuli(stimuli %||% rownames(layers[[1]]), n, call = call)
   for (i in seq_along(layers)) {
     if (is_rtensor(layers[[i]])) next   # a torch_tensor has no row names; its rows are `stimuli`
     rn <- rownames(layers[[i]])
@@ -93,10 +82,27 @@ ts_reps <- function(x, stimuli = NULL, model = NULL, step = NULL, seed = NULL, .
     }
     dimnames(layers[[i]]) <- list(stimuli, colnames(layers[[i]]))
   }
-  prov <- c(list(model = model, step = step, seed = seed), list(...))
-  prov <- prov[!vapply(prov, is.null, logical(1))]
-  structure(list(layers = layers, stimuli = stimuli, shapes = shapes, provenance = prov),
-            class = "ts_reps")
+  new_reps(layers, stimuli, shapes, c(list(model = model, step = step, seed = seed), list(...)))
+}
+
+# Stimulus ids: as character, one per row (NULL: "1".."n"), unique and not NA.
+check_stimuli <- function(stimuli, n, call = rlang::caller_env()) {
+  stimuli <- as.character(stimuli %||% seq_len(n))
+  if (length(stimuli) != n) {
+    ts_abort("{.arg stimuli} has {length(stimuli)} id{?s} but the layers have {n} row{?s}.", "mismatch", call = call)
+  }
+  if (anyNA(stimuli) || anyDuplicated(stimuli)) {
+    ts_abort("{.arg stimuli} must be unique and not NA; {.val {unique(stimuli[duplicated(stimuli) | is.na(stimuli)])}} repeat{?s} or {?is/are} NA.",
+             "argument", call = call)
+  }
+  stimuli
+}
+
+# The object itself, from checked parts (layers: double matrices with the stimuli as row
+# names): no copy of the layers, which activations() fills in place.
+new_reps <- function(layers, stimuli, shapes, provenance) {
+  provenance <- provenance[!vapply(provenance, is.null, logical(1))]
+  structure(list(layers = layers, stimuli = stimuli, shapes = shapes, provenance = provenance), class = "ts_reps")
 }
 
 #' @export
@@ -106,17 +112,23 @@ print.ts_reps <- function(x, ...) {
   if (!is.null(p$step)) head <- paste0(head, " @ step ", p$step)
   cli::cat_line("<ts_reps> ", head, ": ", length(x$layers), " layer", if (length(x$layers) != 1) "s",
                 " x ", length(x$stimuli), " stimuli")
+  red <- p$reduce
   for (nm in names(x$layers)) {
     l <- x$layers[[nm]]
     where <- if (is_rtensor(l)) paste0(", torch_tensor on ", rtensor_info(l)$device) else ""
+    how <- if (!is.null(red) && !is.na(red[nm]) && red[nm] != "none") paste0(", ", red[nm])
     cli::cat_line("  ", format(nm, width = max(nchar(names(x$layers)))), "  ",
-                  layer_dims(l)[2], " features (", paste(x$shapes[[nm]], collapse = " x "), where, ")")
+                  layer_dims(l)[2], " features (", paste(x$shapes[[nm]], collapse = " x "), how, where, ")")
   }
   if (!is.null(x$trials)) {
     reps <- vapply(x$trials, function(a) dim(a)[3], integer(1))
     cli::cat_line("  trials kept: up to ", max(reps), " repetition", if (max(reps) != 1) "s", " per stimulus ($trials)")
   }
-  other <- p[setdiff(names(p), c("model", "step"))]
+  other <- p[setdiff(names(p), c("model", "step", "reduce"))]
+  if (!is.null(other$memory)) {
+    other$memory <- paste0(format_bytes(sum(other$memory[names(other$memory) != "budget"])), " estimated of ",
+                           format_bytes(other$memory[["budget"]]))
+  }
   if (length(other)) {
     cli::cat_line("  provenance: ", paste(names(other), vapply(other, function(v) paste(format(v), collapse = ","), ""),
                                          sep = " = ", collapse = "; "))

@@ -443,6 +443,20 @@ BEGIN_RCPP
     return rcpp_result_gen;
 END_RCPP
 }
+// cpp_sparse_projection
+Rcpp::List cpp_sparse_projection(double p, double k, double seed, std::string name);
+RcppExport SEXP _tensorscope_cpp_sparse_projection(SEXP pSEXP, SEXP kSEXP, SEXP seedSEXP, SEXP nameSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::RNGScope rcpp_rngScope_gen;
+    Rcpp::traits::input_parameter< double >::type p(pSEXP);
+    Rcpp::traits::input_parameter< double >::type k(kSEXP);
+    Rcpp::traits::input_parameter< double >::type seed(seedSEXP);
+    Rcpp::traits::input_parameter< std::string >::type name(nameSEXP);
+    rcpp_result_gen = Rcpp::wrap(cpp_sparse_projection(p, k, seed, name));
+    return rcpp_result_gen;
+END_RCPP
+}
 // cpp_rdm
 Eigen::VectorXd cpp_rdm(SEXP x, std::string method, SEXP noise_cov);
 RcppExport SEXP _tensorscope_cpp_rdm(SEXP xSEXP, SEXP methodSEXP, SEXP noise_covSEXP) {
@@ -670,6 +684,7 @@ static const R_CallMethodDef CallEntries[] = {
     {"_tensorscope_cpp_ridge_cv", (DL_FUNC) &_tensorscope_cpp_ridge_cv, 14},
     {"_tensorscope_cpp_pls_cv", (DL_FUNC) &_tensorscope_cpp_pls_cv, 8},
     {"_tensorscope_cpp_ridge_coef", (DL_FUNC) &_tensorscope_cpp_ridge_coef, 4},
+    {"_tensorscope_cpp_sparse_projection", (DL_FUNC) &_tensorscope_cpp_sparse_projection, 4},
     {"_tensorscope_cpp_rdm", (DL_FUNC) &_tensorscope_cpp_rdm, 3},
     {"_tensorscope_cpp_crossnobis", (DL_FUNC) &_tensorscope_cpp_crossnobis, 2},
     {"_tensorscope_cpp_noise_cov", (DL_FUNC) &_tensorscope_cpp_noise_cov, 3},

@@ -149,8 +149,10 @@ SEXP ts_torch_fisher_sums(SEXP, SEXP, SEXP, SEXP, SEXP);
 SEXP ts_torch_load(SEXP, SEXP);
 SEXP ts_torch_modules(SEXP);
 SEXP ts_torch_parameters(SEXP);
-SEXP ts_torch_forward(SEXP, SEXP, SEXP, SEXP);
-SEXP ts_torch_collect(SEXP);
+SEXP ts_torch_called(SEXP, SEXP);
+SEXP ts_torch_run(SEXP, SEXP, SEXP, SEXP);
+SEXP ts_torch_write(SEXP, SEXP, SEXP, SEXP, SEXP, SEXP);
+SEXP ts_torch_release(SEXP);
 SEXP ts_torch_forward_count(SEXP);
 SEXP ts_torch_ablate(SEXP, SEXP);
 SEXP ts_torch_rtensor_info(SEXP, SEXP);  // rtensor.cpp: torch for R's tensors
@@ -173,8 +175,10 @@ void R_init_tensorscope_torch(DllInfo* dll) {
       TS_CALL(ts_torch_load, 2),
       TS_CALL(ts_torch_modules, 1),
       TS_CALL(ts_torch_parameters, 1),
-      TS_CALL(ts_torch_forward, 4),
-      TS_CALL(ts_torch_collect, 1),
+      TS_CALL(ts_torch_called, 2),
+      TS_CALL(ts_torch_run, 4),
+      TS_CALL(ts_torch_write, 6),
+      TS_CALL(ts_torch_release, 1),
       TS_CALL(ts_torch_forward_count, 1),
       TS_CALL(ts_torch_ablate, 2),
       TS_CALL(ts_torch_rtensor_info, 2),

@@ -1,18 +1,26 @@
 // TorchScript models: loading, submodules and parameters, forward passes that capture
 // the outputs of chosen submodules in the same pass, ablation (zeroed groups).
 //
-// Capture: the forward graph is copied; every prim::CallMethod whose module is an
-// ancestor of a requested submodule is inlined (repeatedly, so nested paths open up),
-// which leaves the requested submodule's own call as a node whose output is the
-// submodule's output; those outputs are returned with the model's output as a tuple.
-// This works for traced and scripted exports alike (both keep submodule calls as
-// prim::CallMethod) and for identity "hook" submodules, whose calls survive as nodes.
+// Capture: the forward graph is copied; every prim::CallMethod on the model itself or on
+// an ancestor of a requested submodule is inlined (repeatedly, so nested paths open up),
+// which leaves each call of a requested submodule as a node of forward()'s top-level
+// block. Right after each such call its output is cloned (so a later in-place op cannot
+// change it) and the clones are returned with the model's output as a tuple. This works
+// for traced and scripted exports alike (both keep submodule calls as prim::CallMethod;
+// a tracer names a module's later calls forward1, forward2, ...) and for identity "hook"
+// submodules, whose calls survive as nodes. Each batch's outputs are then reduced in
+// LibTorch (none / average pooling / sparse random projection) and written straight into
+// preallocated R matrices (ts_torch_write), so nothing accumulates on the C++ side.
 #include "rtorch.h"
 
 #include <torch/csrc/jit/api/function_impl.h>
 #include <torch/csrc/jit/ir/ir.h>
+#include <ATen/Parallel.h>
 #include <torch/cuda.h>
 
+#include <tensorscope/projection.hpp>
+
+#include <algorithm>
 #include <cstdlib>
 #include <functional>
 #include <optional>
@@ -48,59 +56,151 @@ void collect_calls(jit::Block* b, std::vector<jit::Node*>& out) {
   }
 }
 
-std::shared_ptr<jit::Graph> capture_graph(const jit::Module& m, const std::vector<std::string>& layers) {
+// "forward", or the "forward1", "forward2", ... a tracer makes of a module's later calls
+bool is_forward(const std::string& s) {
+  if (s.compare(0, 7, "forward") != 0) return false;
+  for (size_t i = 7; i < s.size(); ++i)
+    if (s[i] < '0' || s[i] > '9') return false;
+  return true;
+}
+
+bool holds_tensor(const c10::TypePtr& t) {
+  if (t->isSubtypeOf(*c10::TensorType::get())) return true;
+  if (auto tt = t->cast<c10::TupleType>()) {
+    for (const auto& e : tt->elements())
+      if (holds_tensor(e)) return true;
+    return false;
+  }
+  if (auto lt = t->cast<c10::ListType>()) return holds_tensor(lt->getElementType());
+  if (auto dt = t->cast<c10::DictType>()) return holds_tensor(dt->getValueType());
+  if (auto ot = t->cast<c10::OptionalType>()) return holds_tensor(ot->getElementType());
+  return false;
+}
+
+const c10::Symbol kMarked = c10::Symbol::attr("ts_marked");
+const c10::Symbol kCapture = c10::Symbol::attr("ts_capture");
+
+// Right after the call n, keeps its output as it was returned: a tensor is cloned (a
+// later in-place op, such as torchvision's ReLU(inplace = True), then cannot change
+// it), a tuple's tensors are cloned one by one; lists and dicts are kept as they are.
+// The kept value is wrapped in a 1-tuple node tagged with the layer's name.
+void keep_output(jit::Graph* g, jit::Node* n, const std::string& layer) {
+  jit::WithInsertPoint guard(n->next());
+  jit::Value* v = n->output();
+  if (!holds_tensor(v->type())) {
+    ts_torch::fail(tensorscope::ErrorKind::argument, "cannot capture layer '" + layer + "': it returns " + v->type()->repr_str() +
+                                ", not a tensor (or a tuple, list or dict of tensors)");
+  }
+  auto is_tensor = [](jit::Value* x) { return x->type()->isSubtypeOf(*c10::TensorType::get()); };
+  jit::Value* kept = v;
+  if (is_tensor(v)) {
+    kept = g->insert(c10::aten::clone, {v});
+  } else if (v->type()->cast<c10::TupleType>()) {
+    jit::Node* un = g->insertNode(g->createTupleUnpack(v));
+    std::vector<jit::Value*> el;
+    for (jit::Value* o : un->outputs()) el.push_back(is_tensor(o) ? g->insert(c10::aten::clone, {o}) : o);
+    kept = g->insertNode(g->createTuple(el))->output();
+  }
+  jit::Node* mark = g->insertNode(g->createTuple({kept}));
+  mark->s_(kCapture, layer);
+  n->i_(kMarked, 1);
+}
+
+struct CaptureGraph {
+  std::shared_ptr<jit::Graph> graph;
+  std::vector<std::string> names;  // one per extra output: "layer", "layer:2", ...
+  std::vector<std::string> found;  // the layers found (strict = false)
+};
+
+// The forward graph with every call of the chosen layers kept as extra outputs. Calls on
+// the model itself and on ancestors of a chosen layer are inlined, repeatedly, until the
+// chosen layers' own calls are nodes of forward()'s top-level block; each such call (a
+// module called three times: three calls, in execution order) becomes an output. A
+// layer that is itself an ancestor of another (a block and its child) is kept before its
+// call is inlined. strict = false leaves out layers that are never called (default layers).
+CaptureGraph capture_graph(const jit::Module& m, const std::vector<std::string>& layers, bool strict) {
   auto g = m.get_method("forward").graph()->copy();
   jit::Value* self = g->inputs()[0];
-  for (bool changed = true; changed;) {
-    changed = false;
+  auto is_target = [&](const std::string& p) { return std::find(layers.begin(), layers.end(), p) != layers.end(); };
+  for (;;) {
     std::vector<jit::Node*> calls;
     collect_calls(g->block(), calls);
     for (jit::Node* n : calls) {
+      if (n->owningBlock() != g->block() || n->hasAttribute(kMarked) || !is_forward(n->s(c10::attr::name))) continue;
       auto p = module_path(n->input(0), self);
-      if (!p || !is_ancestor(*p, layers)) continue;
-      auto cls = n->input(0)->type()->cast<c10::ClassType>();
-      if (!cls) continue;
-      auto& fn = jit::toGraphFunction(cls->getMethod(n->s(c10::attr::name)));
-      // the callee's own graph (its submodule calls kept), not its inlined optimized_graph
-      jit::inlineCallTo(n, &fn, fn.graph().get());
-      changed = true;
-      break;
+      if (p && is_target(*p)) keep_output(g.get(), n, *p);
     }
+    jit::Node* inline_me = nullptr;
+    for (jit::Node* n : calls) {
+      auto p = module_path(n->input(0), self);
+      if (p && is_ancestor(*p, layers) && n->input(0)->type()->cast<c10::ClassType>()) {
+        inline_me = n;
+        break;
+      }
+    }
+    if (inline_me == nullptr) break;
+    auto cls = inline_me->input(0)->type()->cast<c10::ClassType>();
+    auto& fn = jit::toGraphFunction(cls->getMethod(inline_me->s(c10::attr::name)));
+    // the callee's own graph (its submodule calls kept), not its inlined optimized_graph
+    jit::inlineCallTo(inline_me, &fn, fn.graph().get());
   }
   if (std::getenv("TS_TORCH_DEBUG")) g->dump();
-  std::vector<jit::Value*> found;
-  std::vector<jit::Node*> calls;
-  collect_calls(g->block(), calls);
+  std::map<std::string, std::vector<jit::Value*>> kept;
+  for (jit::Node* n : g->block()->nodes()) {
+    if (n->kind() == c10::prim::TupleConstruct && n->hasAttribute(kCapture)) kept[n->s(kCapture)].push_back(n->output());
+  }
+  CaptureGraph out;
+  std::vector<jit::Value*> outs{g->outputs()[0]};
   for (const auto& layer : layers) {
-    jit::Node* last = nullptr;
-    bool nested = false;
-    for (jit::Node* n : calls) {
-      if (n->s(c10::attr::name) != "forward") continue;
-      auto p = module_path(n->input(0), self);
-      if (!p || *p != layer) continue;
-      if (n->owningBlock() != g->block()) {
-        nested = true;
-        continue;
+    auto it = kept.find(layer);
+    if (it == kept.end()) {
+      if (!strict) continue;
+      bool nested = false;
+      std::vector<jit::Node*> calls;
+      collect_calls(g->block(), calls);
+      for (jit::Node* n : calls) {
+        auto p = module_path(n->input(0), self);
+        if (p && *p == layer) nested = true;
       }
-      last = n;
-    }
-    if (last == nullptr) {
       std::string why = nested ? "it is only called inside a branch or loop of forward()"
-                               : "its forward() is not called by the model's forward() (or the export inlined it)";
+                               : "its forward() is not called by the model's forward() (it may be used only through its "
+                                 "weights, as nn.MultiheadAttention uses out_proj, or the export inlined it)";
       ts_torch::fail(tensorscope::ErrorKind::argument, "cannot capture layer '" + layer + "': " + why);
     }
-    if (last->outputs().size() != 1 || !last->output()->type()->isSubtypeOf(*c10::TensorType::get())) {
-      ts_torch::fail(tensorscope::ErrorKind::argument, "layer '" + layer + "' does not return a single tensor");
+    out.found.push_back(layer);
+    for (size_t i = 0; i < it->second.size(); ++i) {
+      out.names.push_back(i == 0 ? layer : layer + ":" + std::to_string(i + 1));
+      outs.push_back(it->second[i]);
     }
-    found.push_back(last->output());
   }
-  std::vector<jit::Value*> outs{g->outputs()[0]};
-  outs.insert(outs.end(), found.begin(), found.end());
   jit::Node* tuple = g->createTuple(outs);
   tuple->insertBefore(g->return_node());
   g->eraseOutput(0);
   g->registerOutput(tuple->output());
-  return g;
+  out.graph = g;
+  return out;
+}
+
+// A captured value as named tensors: a tensor is itself; tuples and lists give
+// name.0, name.1, ...; dicts name.<key>; None and other values are left out.
+void flatten_value(const c10::IValue& v, const std::string& name, std::vector<std::string>& names,
+                   std::vector<torch::Tensor>& out) {
+  if (v.isTensor()) {
+    names.push_back(name);
+    out.push_back(v.toTensor());
+  } else if (v.isTuple()) {
+    const auto& el = v.toTupleRef().elements();
+    for (size_t i = 0; i < el.size(); ++i) flatten_value(el[i], name + "." + std::to_string(i), names, out);
+  } else if (v.isList()) {
+    const auto l = v.toListRef();
+    for (size_t i = 0; i < l.size(); ++i) flatten_value(l[i], name + "." + std::to_string(i), names, out);
+  } else if (v.isGenericDict()) {
+    for (const auto& e : v.toGenericDict()) {
+      const auto& k = e.key();
+      std::string key = k.isString() ? k.toStringRef() : k.isInt() ? std::to_string(k.toInt()) : "?";
+      flatten_value(e.value(), name + "." + key, names, out);
+    }
+  }
 }
 
 torch::Device parse_device(const std::string& d) {
@@ -183,104 +283,253 @@ extern "C" SEXP ts_torch_parameters(SEXP ptr) {
   });
 }
 
-// One forward pass over one batch. The outputs (model output, then each layer) are kept
-// on the C++ side, in float64 on the CPU, until ts_torch_collect() concatenates them and
-// converts them to R arrays once (no per-batch R copies). first = TRUE starts a new run.
-extern "C" SEXP ts_torch_forward(SEXP ptr, SEXP inputs, SEXP layers, SEXP first) {
+// The module in floating type ft: the model itself, or a converted copy (kept).
+jit::Module& module_as(Model* m, torch::ScalarType ft) {
+  if (float_type(m->module) == ft) return m->module;
+  auto it = m->variants.find(static_cast<int>(ft));
+  if (it == m->variants.end()) {
+    jit::Module copy = m->module.deepcopy();
+    copy.to(ft);
+    copy.eval();
+    it = m->variants.emplace(static_cast<int>(ft), std::move(copy)).first;
+  }
+  return it->second;
+}
+
+// "float32", "float64", or "model" (the model's own floating type)
+torch::ScalarType parse_dtype(SEXP dtype, const Model& m) {
+  const std::string d = as_string(dtype);
+  if (d == "model") return float_type(m.module);
+  if (d == "float64") return torch::kFloat64;
+  if (d == "float32") return torch::kFloat32;
+  ts_torch::fail(tensorscope::ErrorKind::argument, "dtype must be float32 or float64, not " + d);
+}
+
+// Layers (of those given) whose forward() the model's forward() calls: the default layers.
+extern "C" SEXP ts_torch_called(SEXP ptr, SEXP layers) {
   return guarded([&]() -> SEXP {
     Model* m = get_model(ptr);
+    auto cg = capture_graph(m->module, as_strings(layers), false);
+    SEXP out = PROTECT(Rf_allocVector(STRSXP, static_cast<R_xlen_t>(cg.found.size())));
+    for (size_t i = 0; i < cg.found.size(); ++i) SET_STRING_ELT(out, i, Rf_mkChar(cg.found[i].c_str()));
+    UNPROTECT(1);
+    return out;
+  });
+}
+
+// One forward pass over one batch, in floating type dtype, capturing `layers`. The
+// outputs (the model's output, then every captured tensor) are held in LibTorch until
+// ts_torch_write(). Returns list(names, shapes = per-stimulus shapes, batch).
+extern "C" SEXP ts_torch_run(SEXP ptr, SEXP inputs, SEXP layers, SEXP dtype) {
+  return guarded([&]() -> SEXP {
+    Model* m = get_model(ptr);
+    const auto ft = parse_dtype(dtype, *m);
+    jit::Module& mod = module_as(m, ft);
     auto names = as_strings(layers);
-    std::string key;
+    std::string key = std::to_string(static_cast<int>(ft)) + "\n";
     for (const auto& n : names) key += n + "\n";
     auto it = m->captures.find(key);
     if (it == m->captures.end()) {
-      auto g = capture_graph(m->module, names);
-      auto fn = std::make_shared<jit::GraphFunction>("ts_capture", g, nullptr);
-      it = m->captures.emplace(key, fn).first;
+      auto cg = capture_graph(mod, names, true);
+      Capture c{std::make_shared<jit::GraphFunction>("ts_capture", cg.graph, nullptr), cg.names};
+      it = m->captures.emplace(key, std::move(c)).first;
     }
-    if (Rf_asLogical(first)) {
-      m->pending.assign(names.size() + 1, {});
-      m->pending_shapes.assign(names.size() + 1, {});
-      m->pending_names = {"output"};
-      m->pending_names.insert(m->pending_names.end(), names.begin(), names.end());
-    }
-    if (m->pending.size() != names.size() + 1) ts_torch::fail(tensorscope::ErrorKind::internal, "ts_torch_forward: layers changed within a run");
+    m->held.clear();
+    m->held_names.clear();
     torch::NoGradGuard no_grad;
-    jit::Stack stack{m->module._ivalue()};
+    jit::Stack stack{mod._ivalue()};
     int64_t batch = -1;  // stimuli in this batch: the first input tensor's leading dim
-    for (auto& v : batch_inputs(inputs, *m)) {
-      if (batch < 0 && v.isTensor() && v.toTensor().dim() > 0) batch = v.toTensor().size(0);
-      stack.push_back(std::move(v));
+    for (R_xlen_t i = 0; i < XLENGTH(inputs); ++i) {
+      auto t = to_tensor(VECTOR_ELT(inputs, i), ft, m->device);
+      if (batch < 0 && t.dim() > 0) batch = t.size(0);
+      stack.emplace_back(std::move(t));
     }
-    it->second->run(stack);
+    it->second.fn->run(stack);
     m->forwards += 1;
     auto elems = stack.back().toTupleRef().elements();
-    for (size_t i = 0; i < elems.size(); ++i) {
-      torch::Tensor t = i == 0 ? first_tensor(elems[0]) : elems[i].toTensor();
-      if (t.dim() == 0) ts_torch::fail(tensorscope::ErrorKind::mismatch, "output " + m->pending_names[i] + " is a scalar, not one value per stimulus");
+    std::vector<std::string> out_names{"output"};
+    std::vector<torch::Tensor> out{first_tensor(elems[0])};
+    for (size_t i = 1; i < elems.size(); ++i) {
+      flatten_value(elems[i].toTupleRef().elements()[0], it->second.names[i - 1], out_names, out);
+    }
+    std::vector<std::vector<int64_t>> shapes;
+    for (size_t i = 0; i < out.size(); ++i) {
+      torch::Tensor& t = out[i];
+      if (t.dim() == 0) ts_torch::fail(tensorscope::ErrorKind::mismatch, "output " + out_names[i] + " is a scalar, not one value per stimulus");
       if (batch > 0 && t.size(0) != batch) {
         // a leading dim of 1 broadcasts over the batch (a positional embedding, say):
         // the same values for every stimulus
         if (t.size(0) != 1)
-          ts_torch::fail(tensorscope::ErrorKind::mismatch, "output " + m->pending_names[i] + " has leading dimension " +
+          ts_torch::fail(tensorscope::ErrorKind::mismatch, "output " + out_names[i] + " has leading dimension " +
                                       std::to_string(t.size(0)) + ", not one row per stimulus (batch of " +
                                       std::to_string(batch) + ")");
         std::vector<int64_t> sz(t.sizes().begin(), t.sizes().end());
         sz[0] = batch;
         t = t.expand(sz);
       }
-      std::vector<int64_t> shape(t.sizes().begin() + 1, t.sizes().end());
-      if (m->pending[i].empty()) {
-        m->pending_shapes[i] = shape;
-      } else if (shape != m->pending_shapes[i]) {
-        ts_torch::fail(tensorscope::ErrorKind::mismatch, "output " + m->pending_names[i] + " changes shape between batches");
+      shapes.emplace_back(t.sizes().begin() + 1, t.sizes().end());
+    }
+    SEXP nm = PROTECT(Rf_allocVector(STRSXP, static_cast<R_xlen_t>(out.size())));
+    SEXP sh = PROTECT(Rf_allocVector(VECSXP, static_cast<R_xlen_t>(out.size())));
+    for (size_t i = 0; i < out.size(); ++i) {
+      SET_STRING_ELT(nm, i, Rf_mkChar(out_names[i].c_str()));
+      SEXP s = Rf_allocVector(INTSXP, static_cast<R_xlen_t>(shapes[i].size()));
+      SET_VECTOR_ELT(sh, i, s);
+      for (size_t j = 0; j < shapes[i].size(); ++j) INTEGER(s)[j] = static_cast<int>(shapes[i][j]);
+    }
+    m->held = std::move(out);
+    m->held_names = std::move(out_names);
+    SEXP res = named_list({nm, sh, Rf_ScalarInteger(static_cast<int>(batch < 0 ? 1 : batch))}, {"names", "shapes", "batch"});
+    UNPROTECT(2);
+    return res;
+  });
+}
+
+namespace {
+
+// Per-stimulus shape d: R's column-major feature index r (first dim fastest) -> the
+// index of the same element in LibTorch's row-major flattening (tstride: row-major strides).
+int64_t torch_index(int64_t r, const std::vector<int64_t>& d, const std::vector<int64_t>& tstride) {
+  int64_t t = 0;
+  for (size_t a = 0; a < d.size(); ++a) {
+    t += (r % d[a]) * tstride[a];
+    r /= d[a];
+  }
+  return t;
+}
+
+// The k x p sparse projection of a layer (tensorscope::sparse_projection), stored by
+// column in LibTorch's flattening order: col_ptr (p + 1) and, per non-zero, its row with
+// the sign of its value in the top bit; every value is +-scale. Built once per layer, size,
+// k and seed.
+const Projection& projection(Model* m, const std::string& name, const std::vector<int64_t>& shape, int64_t k,
+                             uint64_t seed) {
+  int64_t p = 1;
+  for (auto d : shape) p *= d;
+  std::string key = name + "|" + std::to_string(p) + "|" + std::to_string(k) + "|" + std::to_string(seed);
+  auto it = m->projections.find(key);
+  if (it != m->projections.end()) return it->second;
+  std::vector<int64_t> tstride(shape.size(), 1);
+  for (size_t a = shape.size(); a-- > 1;) tstride[a - 1] = tstride[a] * shape[a];
+  Projection P;
+  P.k = k;
+  P.p = p;
+  {
+    auto R = tensorscope::sparse_projection(p, k, seed, name);
+    const size_t nnz = R.value.size();
+    P.scale = nnz ? std::abs(R.value[0]) : 0.0;
+    for (size_t i = 0; i < nnz; ++i) R.col[i] = shape.size() > 1 ? torch_index(R.col[i], shape, tstride) : R.col[i];
+    P.col_ptr.assign(static_cast<size_t>(p) + 1, 0);
+    for (size_t i = 0; i < nnz; ++i) P.col_ptr[R.col[i] + 1] += 1;
+    for (int64_t j = 0; j < p; ++j) P.col_ptr[j + 1] += P.col_ptr[j];
+    P.code.resize(nnz);
+    std::vector<int64_t> fill(P.col_ptr.begin(), P.col_ptr.end() - 1);
+    for (size_t i = 0; i < nnz; ++i) {  // rows ascending within each column
+      const auto row = static_cast<uint32_t>(R.row[i]);
+      P.code[fill[R.col[i]]++] = R.value[i] > 0 ? row : (row | 0x80000000U);
+    }
+  }  // the triplets are freed here
+  return m->projections.emplace(key, std::move(P)).first->second;
+}
+
+// Y = X R' for the b x p rows of X (CPU, contiguous), written into rows [r0, r0 + b) of
+// the column-major n x k R matrix dst. Stimuli go in blocks of 8 (one block per task):
+// each non-zero of R is decoded once per block and added to the block's 8 sums (double,
+// k x 8: in cache), X's rows are read once, in order. Every stimulus's sums are formed
+// in the same order whatever the block, the batch size or the number of threads.
+template <class T>
+void project_rows(const Projection& P, const T* X, int64_t b, double* dst, int64_t n, int64_t r0) {
+  constexpr int64_t B = 8;
+  const int64_t blocks = (b + B - 1) / B;
+  at::parallel_for(0, blocks, 1, [&](int64_t lo, int64_t hi) {
+    std::vector<double> y(static_cast<size_t>(P.k * B));
+    for (int64_t blk = lo; blk < hi; ++blk) {
+      const int64_t i0 = blk * B, m = std::min(B, b - i0);
+      std::fill(y.begin(), y.end(), 0.0);
+      for (int64_t j = 0; j < P.p; ++j) {
+        double xv[B];
+        bool any = false;
+        for (int64_t i = 0; i < B; ++i) {
+          xv[i] = i < m ? static_cast<double>(X[(i0 + i) * P.p + j]) : 0.0;
+          any = any || xv[i] != 0.0;
+        }
+        if (!any) continue;  // e.g. after a ReLU
+        for (int64_t q = P.col_ptr[j]; q < P.col_ptr[j + 1]; ++q) {
+          const uint32_t c = P.code[q];
+          double* yr = y.data() + static_cast<int64_t>(c & 0x7fffffffU) * B;
+          if (c >> 31) {
+            for (int64_t i = 0; i < B; ++i) yr[i] -= xv[i];
+          } else {
+            for (int64_t i = 0; i < B; ++i) yr[i] += xv[i];
+          }
+        }
       }
+      for (int64_t c = 0; c < P.k; ++c)
+        for (int64_t i = 0; i < m; ++i) dst[(r0 + i0 + i) + n * c] = P.scale * y[c * B + i];
+    }
+  });
+}
+
+}  // namespace
+
+// Reduces the held outputs and writes them into rows [row, row + batch) of the R
+// matrices dests (NULL: skip). reducer per output: "none" (features in R's column-major
+// order of the per-stimulus dims), "avgpool" (mean over the dims after the first, for
+// maps of rank >= 3 per stimulus: conv channels x space), "srp" (the sparse projection to
+// k[i] dims with seed). The held outputs are released.
+extern "C" SEXP ts_torch_write(SEXP ptr, SEXP dests, SEXP reducers, SEXP ks, SEXP seed, SEXP row) {
+  return guarded([&]() -> SEXP {
+    Model* m = get_model(ptr);
+    if (static_cast<size_t>(XLENGTH(dests)) != m->held.size()) ts_torch::fail(tensorscope::ErrorKind::internal, "ts_torch_write: outputs changed");
+    const auto red = as_strings(reducers);
+    const int64_t r0 = static_cast<int64_t>(Rf_asReal(row));
+    const uint64_t sd = static_cast<uint64_t>(Rf_asReal(seed));
+    torch::NoGradGuard no_grad;
+    for (size_t i = 0; i < m->held.size(); ++i) {
+      SEXP dst = VECTOR_ELT(dests, i);
+      if (Rf_isNull(dst)) continue;
+      torch::Tensor t = m->held[i];
       const int64_t b = t.size(0);
-      // features in R's column-major order of the per-stimulus dims (first dim fastest)
+      std::vector<int64_t> shape(t.sizes().begin() + 1, t.sizes().end());
+      SEXP dim = Rf_getAttrib(dst, R_DimSymbol);
+      const int64_t n = INTEGER(dim)[0], f = INTEGER(dim)[1];
+      if (r0 < 0 || r0 + b > n) ts_torch::fail(tensorscope::ErrorKind::internal, "ts_torch_write: destination of the wrong size");
+      if (red[i] == "srp") {
+        const auto& P = projection(m, m->held_names[i], shape, static_cast<int64_t>(REAL(ks)[i]), sd);
+        if (f != P.k) ts_torch::fail(tensorscope::ErrorKind::internal, "ts_torch_write: destination of the wrong size");
+        auto X = t.reshape({b, -1}).to(torch::kCPU).contiguous();
+        if (X.scalar_type() == torch::kFloat64) {
+          project_rows(P, X.data_ptr<double>(), b, REAL(dst), n, r0);
+        } else {
+          X = X.to(torch::kFloat32);
+          project_rows(P, X.data_ptr<float>(), b, REAL(dst), n, r0);
+        }
+        continue;
+      }
+      if (red[i] == "avgpool" && t.dim() >= 4) {
+        std::vector<int64_t> dims;
+        for (int64_t d = 2; d < t.dim(); ++d) dims.push_back(d);
+        t = t.mean(dims);
+      }
+      // [features, b] in R's feature order (the per-stimulus dims reversed)
       std::vector<int64_t> perm{0};
       for (int64_t d = t.dim() - 1; d >= 1; --d) perm.push_back(d);
-      m->pending[i].push_back(t.detach().to(torch::kCPU, torch::kFloat64).permute(perm).reshape({b, -1}).t().contiguous());
+      torch::Tensor ft = t.permute(perm).reshape({b, -1}).t();
+      if (ft.size(0) != f) ts_torch::fail(tensorscope::ErrorKind::internal, "ts_torch_write: destination of the wrong size");
+      // the rows of this batch in the column-major n x f R matrix, a strided view
+      auto view = torch::from_blob(REAL(dst) + r0, {f, b}, {n, 1}, torch::kFloat64);
+      view.copy_(ft.to(torch::kCPU));
     }
+    m->held.clear();
     return R_NilValue;
   });
 }
 
-// The outputs of the batches since the last first = TRUE: list(output, <layers>), each
-// an n x features R matrix (column-major, filled block by block without another copy of
-// the whole) with attribute "shape" (the per-stimulus shape).
-extern "C" SEXP ts_torch_collect(SEXP ptr) {
+// Frees the model's LibTorch memory now (the handle becomes invalid).
+extern "C" SEXP ts_torch_release(SEXP ptr) {
   return guarded([&]() -> SEXP {
-    Model* m = get_model(ptr);
-    const R_xlen_t k = static_cast<R_xlen_t>(m->pending.size());
-    SEXP out = PROTECT(Rf_allocVector(VECSXP, k));
-    for (R_xlen_t i = 0; i < k; ++i) {
-      auto& blocks = m->pending[i];
-      int64_t n = 0;
-      for (const auto& b : blocks) n += b.size(1);
-      const int64_t f = blocks.empty() ? 0 : blocks[0].size(0);
-      SEXP mat = PROTECT(Rf_allocMatrix(REALSXP, static_cast<int>(n), static_cast<int>(f)));
-      double* dst = REAL(mat);
-      int64_t row = 0;
-      for (auto& b : blocks) {
-        const int64_t nb = b.size(1);
-        const double* src = b.data_ptr<double>();
-        for (int64_t j = 0; j < f; ++j) std::memcpy(dst + row + n * j, src + nb * j, sizeof(double) * nb);
-        row += nb;
-        b = torch::Tensor();
-      }
-      const auto& sh = m->pending_shapes[i];
-      SEXP shape = PROTECT(Rf_allocVector(INTSXP, static_cast<R_xlen_t>(sh.size())));
-      for (size_t j = 0; j < sh.size(); ++j) INTEGER(shape)[j] = static_cast<int>(sh[j]);
-      Rf_setAttrib(mat, Rf_install("shape"), shape);
-      SET_VECTOR_ELT(out, i, mat);
-      UNPROTECT(2);
-    }
-    SEXP nms = PROTECT(Rf_allocVector(STRSXP, k));
-    for (R_xlen_t i = 0; i < k; ++i) SET_STRING_ELT(nms, i, Rf_mkChar(m->pending_names[i].c_str()));
-    Rf_setAttrib(out, R_NamesSymbol, nms);
-    m->pending.clear();
-    UNPROTECT(2);
-    return out;
+    if (TYPEOF(ptr) == EXTPTRSXP && R_ExternalPtrAddr(ptr) != nullptr) finalize_model(ptr);
+    return R_NilValue;
   });
 }
 

@@ -35,19 +35,19 @@ bool is_rtensor(SEXP x) { return TYPEOF(x) == EXTPTRSXP && Rf_inherits(x, "torch
 
 // The tensor behind a torch for R torch_tensor (a new handle on the same storage).
 torch::Tensor rtensor(SEXP x) {
-  if (!is_rtensor(x)) throw std::invalid_argument("[type] expected a torch_tensor");
+  if (!is_rtensor(x)) ts_torch::fail(tensorscope::ErrorKind::type, "expected a torch_tensor");
   auto* xp = static_cast<RTorchXPtr*>(R_ExternalPtrAddr(x));
   if (xp == nullptr || xp->ptr.get() == nullptr) {
-    throw std::invalid_argument("[argument] the torch_tensor is a null pointer (saved and reloaded?)");
+    ts_torch::fail(tensorscope::ErrorKind::argument, "the torch_tensor is a null pointer (saved and reloaded?)");
   }
   const torch::Tensor& t = *static_cast<torch::Tensor*>(xp->ptr.get());
-  if (!t.defined()) throw std::invalid_argument("[argument] the torch_tensor is undefined");
+  if (!t.defined()) ts_torch::fail(tensorscope::ErrorKind::argument, "the torch_tensor is undefined");
   return t;
 }
 
 // stimuli x flattened features, a view where the layout allows (no copy)
 torch::Tensor as_layer(const torch::Tensor& t) {
-  if (t.dim() == 0) throw std::invalid_argument("[type] a 0-dimensional tensor is not a layer (stimuli first)");
+  if (t.dim() == 0) ts_torch::fail(tensorscope::ErrorKind::type, "a 0-dimensional tensor is not a layer (stimuli first)");
   return t.dim() == 2 ? t : t.reshape({t.size(0), -1});
 }
 
@@ -57,13 +57,13 @@ torch::Tensor layer_tensor(SEXP x, const torch::Device& device) {
   if (is_rtensor(x)) {
     torch::Tensor t = as_layer(rtensor(x).detach());
     if (t.device() != device) {
-      throw std::invalid_argument("[mismatch] the torch_tensor layers must be on one device; found " +
+      ts_torch::fail(tensorscope::ErrorKind::mismatch, "the torch_tensor layers must be on one device; found " +
                                   t.device().str() + " and " + device.str());
     }
     return t;
   }
   SEXP d = Rf_getAttrib(x, R_DimSymbol);
-  if (TYPEOF(x) != REALSXP || Rf_length(d) != 2) throw std::invalid_argument("[type] a layer must be a double matrix or a torch_tensor");
+  if (TYPEOF(x) != REALSXP || Rf_length(d) != 2) ts_torch::fail(tensorscope::ErrorKind::type, "a layer must be a double matrix or a torch_tensor");
   const int64_t n = INTEGER(d)[0], p = INTEGER(d)[1];
   return torch::from_blob(REAL(x), {p, n}, torch::kFloat64).t().to(device);
 }

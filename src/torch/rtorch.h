@@ -53,16 +53,30 @@ SEXP guarded(F&& f) {
 }
 
 // A loaded TorchScript module and the forward functions built for sets of layers.
+struct Capture {
+  std::shared_ptr<torch::jit::GraphFunction> fn;
+  std::vector<std::string> names;  // the extra outputs: "layer", "layer:2" (second call), ...
+};
+
+// A sparse random projection by column (see projection() in models.cpp).
+struct Projection {
+  int64_t k = 0, p = 0;
+  double scale = 0;               // every non-zero is +-scale
+  std::vector<int64_t> col_ptr;   // p + 1
+  std::vector<uint32_t> code;     // per non-zero: its row, the top bit set when its value is negative
+};
+
 struct Model {
   torch::jit::Module module;
   torch::Device device = torch::kCPU;
   long forwards = 0;  // graph executions (evidence of one forward pass per batch)
-  std::map<std::string, std::shared_ptr<torch::jit::GraphFunction>> captures;
-  // outputs of the batches run so far (output, layer 1, ...), concatenated at the end
-  // (as [features, batch] float64 blocks: the transpose R's column-major layout needs)
-  std::vector<std::vector<torch::Tensor>> pending;
-  std::vector<std::vector<int64_t>> pending_shapes;  // per-stimulus shape of each output
-  std::vector<std::string> pending_names;
+  std::map<std::string, Capture> captures;            // by dtype and layers
+  std::map<int, torch::jit::Module> variants;         // the module converted to another floating type
+  std::map<std::string, Projection> projections;      // sparse projections, by layer, size, k and seed
+  // the outputs of the last batch run (model output, then each captured tensor), held
+  // until ts_torch_write() reduces them into R matrices
+  std::vector<torch::Tensor> held;
+  std::vector<std::string> held_names;
 };
 
 inline Model* get_model(SEXP ptr) {

@@ -1,0 +1,210 @@
+# Memory-bounded capture for activations(): one forward pass per batch for all layers,
+# each batch's outputs reduced in LibTorch (exact, average pooling or a seeded sparse
+# random projection) and written straight into preallocated R matrices; the reducer
+# policy and the memory preflight; the opt-in disk cache of .npy files.
+
+reducer_choices <- c("auto", "none", "avgpool", "srp")
+
+# ---- reducers and the memory plan -----------------------------------------------------
+
+# reduce: one string for every layer, or a named character vector (names: layers or
+# captured outputs such as "relu:2" or "pair.0"; one unnamed element = the default).
+check_reduce <- function(reduce, call = rlang::caller_env()) {
+  if (!is.character(reduce) || !length(reduce) || anyNA(reduce) || !all(reduce %in% reducer_choices)) {
+    ts_abort("{.arg reduce} must be one of {.val {reducer_choices}} or a named character vector of them, not {describe(reduce)}.",
+             "argument", call = call)
+  }
+  nm <- names(reduce) %||% rep("", length(reduce))
+  if (sum(nm == "") > 1 || anyDuplicated(nm[nm != ""])) {
+    ts_abort("{.arg reduce}: name every element (a layer) except at most one (the default for the other layers).",
+             "argument", call = call)
+  }
+  reduce
+}
+
+# The reducer asked for each captured output: its own name, then its layer's name
+# (without ":2" or ".0" suffixes), then the unnamed default, then "auto".
+reducer_for <- function(outputs, layer_of, reduce) {
+  nm <- names(reduce) %||% rep("", length(reduce))
+  default <- if (any(nm == "")) unname(reduce[nm == ""]) else "auto"
+  vapply(seq_along(outputs), function(i) {
+    if (outputs[i] %in% nm) return(unname(reduce[match(outputs[i], nm)]))
+    if (layer_of[i] %in% nm) return(unname(reduce[match(layer_of[i], nm)]))
+    default
+  }, character(1))
+}
+
+# Features a reducer leaves of a per-stimulus shape.
+reduced_features <- function(shape, reducer, k) {
+  switch(reducer,
+         none = prod(as.double(shape)),
+         avgpool = if (length(shape) >= 3) as.double(shape[1]) else prod(as.double(shape)),
+         srp = as.double(k))
+}
+
+# Memory budget in bytes: `memory` (bytes, or a string such as "16GB"), else option
+# tensorscope.memory, else 80% of the memory available now (Linux /proc/meminfo), else 8 GB.
+memory_budget <- function(memory, call = rlang::caller_env()) {
+  memory <- memory %||% getOption("tensorscope.memory")
+  if (is.null(memory)) {
+    avail <- available_memory()
+    return(if (is.na(avail)) 8 * 2^30 else 0.8 * avail)
+  }
+  if (is.character(memory) && length(memory) == 1 && !is.na(memory)) {
+    m <- regmatches(memory, regexec("^\\s*([0-9.]+)\\s*([KMGT]?)i?B?\\s*$", toupper(memory)))[[1]]
+    if (length(m) == 3 && !is.na(suppressWarnings(as.numeric(m[2])))) {
+      return(as.numeric(m[2]) * 1024^match(m[3], c("", "K", "M", "G", "T"), nomatch = 1) / 1024)
+    }
+  }
+  if (is.numeric(memory) && length(memory) == 1 && is.finite(memory) && memory > 0) return(as.double(memory))
+  ts_abort("{.arg memory} must be a number of bytes or a string such as {.val 16GB}, not {describe(memory)}.",
+           "argument", call = call)
+}
+
+available_memory <- function() {
+  f <- "/proc/meminfo"
+  if (!file.exists(f)) return(NA_real_)
+  l <- grep("^MemAvailable:", readLines(f, warn = FALSE), value = TRUE)
+  if (!length(l)) return(NA_real_)
+  as.numeric(gsub("[^0-9]", "", l)) * 1024
+}
+
+format_bytes <- function(x) {
+  u <- c("B", "KB", "MB", "GB", "TB")
+  i <- pmax(1, pmin(length(u), floor(log(pmax(x, 1), 1024)) + 1))
+  sprintf("%.3g %s", x / 1024^(i - 1), u[i])
+}
+
+# The reducer of each output and the memory estimate. outputs: a data frame with name,
+# layer, shape (list). "auto" layers are stored exactly while the whole fits the budget;
+# otherwise the largest auto layers wider than k are projected (srp), one at a time,
+# until it fits. The estimate of the run's peak (beyond what R held before the run):
+#   model       parameters x bytes of dtype (a model converted to another dtype also keeps
+#               its original, loaded before the run: not counted)
+#   batch       one batch of the captured outputs, in the graph and as clones (2x), in dtype
+#   stored      the returned matrices: n x (reduced features) doubles
+#   projections the sparse projections by column: k sqrt(p) non-zeros x 4 bytes + p x 8,
+#               plus, for the largest, its triplets while it is built (24 bytes a non-zero)
+# Refuses (tensorscope_error_memory) when the estimate exceeds the budget.
+plan_capture <- function(outputs, reduce, k, n, batch_size, budget, model_bytes, dtype_bytes, call = rlang::caller_env()) {
+  asked <- reducer_for(outputs$name, outputs$layer, reduce)
+  p <- vapply(outputs$shape, function(s) prod(as.double(s)), numeric(1))
+  red <- ifelse(asked == "auto", "none", asked)
+  feats <- function(red) vapply(seq_along(red), function(i) reduced_features(outputs$shape[[i]], red[i], k), numeric(1))
+  nnz <- k * sqrt(p)
+  proj_bytes <- function(red) {
+    s <- red == "srp"
+    if (!any(s)) return(0)
+    sum(nnz[s] * 4 + p[s] * 8) + max(nnz[s] * 24)
+  }
+  batch <- 2 * min(batch_size, n) * sum(p) * dtype_bytes + min(batch_size, n) * max(c(p, 0)) * dtype_bytes
+  estimate <- function(red) {
+    c(model = model_bytes, batch = batch, stored = n * sum(feats(red)) * 8, projections = proj_bytes(red))
+  }
+  est <- estimate(red)
+  while (sum(est) > budget) {
+    cand <- which(asked == "auto" & red == "none" & p > k)
+    if (!length(cand)) break
+    red[cand[which.max(p[cand])]] <- "srp"
+    est <- estimate(red)
+  }
+  if (sum(est) > budget) {
+    parts <- paste(sprintf("%s %s", names(est), format_bytes(est)), collapse = ", ")
+    ts_abort(c("This capture needs about {format_bytes(sum(est))}, over the memory budget of {format_bytes(budget)}.",
+               i = "Estimated peak: {parts} ({n} stimuli, batches of {batch_size}).",
+               i = paste("Ways out: fewer {.arg layers}; {.code reduce = \"srp\"} with a smaller {.arg k} (now {k})",
+                         "or {.code reduce = \"avgpool\"} for conv maps; a smaller {.arg batch_size};",
+                         "fewer stimuli at a time (with {.arg cache}); or a larger {.arg memory} if the machine has it.")),
+             "memory", call = call)
+  }
+  list(reducer = red, features = feats(red), estimate = est, budget = budget)
+}
+
+# "none", "avgpool", "srp(k = 4096, seed = 1)" per output: provenance and print().
+describe_reducers <- function(red, k, seed) {
+  ifelse(red == "srp", sprintf("srp(k = %d, seed = %s)", as.integer(k), format(seed)), red)
+}
+
+# ---- the batch loop ---------------------------------------------------------------------
+
+# The stimuli as a source of batches: list(n, ids, get = function(rows) -> list of
+# arrays, inputs = the checked arrays or NULL). `inputs` may be a function of row
+# indices returning those stimuli (loaded or generated batch by batch); then `stimuli`
+# gives the ids and their number.
+input_source <- function(inputs, stimuli, call = rlang::caller_env()) {
+  if (is.function(inputs)) {
+    if (is.null(stimuli)) {
+      ts_abort("With {.arg inputs} a function, {.arg stimuli} (the stimulus ids) is required: it gives their number.",
+               "argument", call = call)
+    }
+    get <- function(idx) {
+      x <- as_inputs(inputs(idx), arg = "inputs(rows)", call = call)
+      if (dim(x[[1]])[1] != length(idx)) {
+        ts_abort("{.arg inputs} returned {dim(x[[1]])[1]} stimuli for {length(idx)} rows.", "mismatch", call = call)
+      }
+      x
+    }
+    return(list(n = length(stimuli), ids = NULL, get = get, inputs = NULL))
+  }
+  inputs <- as_inputs(inputs, call = call)
+  list(n = dim(inputs[[1]])[1], ids = dimnames(inputs[[1]])[[1]],
+       get = function(idx) lapply(inputs, slice_rows, idx), inputs = inputs)
+}
+
+# Runs the first batch: the captured outputs' names and per-stimulus shapes.
+first_batch <- function(ptr, src, layers, batch_size, dtype, call) {
+  idx <- seq_len(min(src$n, batch_size))
+  info <- torch_run("ts_torch_run", ptr, src$get(idx), as.character(layers), dtype,
+                    what = "The model could not run on {.arg inputs}.", call = call)
+  names(info$shapes) <- info$names
+  info
+}
+
+# Output name -> the requested layer it comes from ("relu:2" -> "relu", "pair.0" -> "pair").
+layer_of_output <- function(outputs, layers) {
+  vapply(outputs, function(o) {
+    hit <- layers[o == layers | startsWith(o, paste0(layers, ":")) | startsWith(o, paste0(layers, "."))]
+    if (length(hit)) hit[which.max(nchar(hit))] else o
+  }, character(1), USE.NAMES = FALSE)
+}
+
+# All batches, the first already run (info): each batch's outputs are reduced in LibTorch
+# and written into dests (a list of preallocated n x f matrices, NULL = not kept).
+# Interruptible between batches; progress through progressr.
+run_capture <- function(ptr, src, layers, batch_size, dtype, dests, reducers, k, seed, call) {
+  n <- src$n
+  starts <- seq(1, n, by = batch_size)
+  ks <- rep(as.double(k), length(dests))
+  p <- progressr::progressor(steps = length(starts))
+  for (b in seq_along(starts)) {
+    idx <- starts[b]:min(n, starts[b] + batch_size - 1)
+    if (b > 1) {
+      torch_run("ts_torch_run", ptr, src$get(idx), as.character(layers), dtype,
+                what = "The model could not run on {.arg inputs}.", call = call)
+    }
+    torch_run("ts_torch_write", ptr, dests, reducers, ks, as.double(seed), as.double(starts[b] - 1), call = call)
+    p(message = sprintf("batch %d of %d", b, length(starts)))
+  }
+  invisible(NULL)
+}
+
+# ---- the disk cache ---------------------------------------------------------------------
+
+# Keys: the model file's contents, the inputs (values, dims and dimnames), the layer or
+# output, its reducer (with k and seed for "srp"), dtype and the package version.
+cache_key <- function(...) rlang::hash(list(..., version = as.character(utils::packageVersion("tensorscope"))))
+
+cache_file <- function(cache, name, key, ext) {
+  file.path(cache, sprintf("%s-%s.%s", gsub("[^A-Za-z0-9_.:-]", "_", name), substr(key, 1, 20), ext))
+}
+
+check_cache <- function(cache, call = rlang::caller_env()) {
+  if (is.null(cache)) return(NULL)
+  if (!is.character(cache) || length(cache) != 1 || is.na(cache)) {
+    ts_abort("{.arg cache} must be NULL or one folder, not {describe(cache)}.", "argument", call = call)
+  }
+  if (!dir.exists(cache) && !dir.create(cache, recursive = TRUE, showWarnings = FALSE)) {
+    ts_abort("{.arg cache}: cannot create the folder {.file {cache}}.", "file", call = call)
+  }
+  normalizePath(cache)
+}
