@@ -69,7 +69,10 @@ reps_unit_layers <- function(u, layers, call) {
 # (Options of activations(), e.g. its memory budget, pass through `opts` here.)
 unit_activations <- function(u, model, layers, inputs, opts) {
   if (u$kind == "reps") return(u$reps$layers[layers])
-  run <- function(ls) activations(model, inputs, layers = ls, batch_size = opts$batch_size, stimuli = opts$stimuli)
+  run <- function(ls) {
+    activations(model, inputs, layers = ls, batch_size = opts$batch_size, stimuli = opts$stimuli, dtype = opts$dtype,
+                reduce = opts$reduce, k = opts$k, seed = opts$seed, memory = opts$memory, cache = opts$cache)
+  }
   if (is.null(opts$layers)) {
     # default layers: activations() leaves out (with a warning) layers with non-finite outputs
     dropped <- NULL
@@ -290,6 +293,12 @@ run_unit <- function(pl, metrics, objs, inputs, labels, seed, opts, keep_activat
 #' @param layers Layers to analyse (default: every leaf submodule / every layer).
 #' @param batch_size,device Forward-pass batch size and device of all models.
 #' @param keep_activations Keep each layer's activations in the result (`$activations`).
+#' @param dtype,reduce,k,memory,cache How each model's activations are captured, passed
+#'   to [activations()]: precision of the forward pass, the per-layer reducer (`"auto"`:
+#'   exact where the layers fit the memory budget, a seeded sparse random projection to
+#'   `k` dimensions for the widest layers where they do not; `"none"`, `"avgpool"`,
+#'   `"srp"`), the memory budget (bytes or `"16GB"`), and an opt-in activation cache
+#'   folder. The seed of the projections is `seed`.
 #' @return A [ts_results] object.
 #' @seealso [ts_metrics()], [new_metric()], [compare_to_neural()], [save_report()]
 #' @export
@@ -308,7 +317,8 @@ run_unit <- function(pl, metrics, objs, inputs, labels, seed, opts, keep_activat
 #'   summary(res)
 #' }
 analyze_models <- function(models, inputs = NULL, metrics = ts_metrics(), neural = NULL, labels = NULL, seed = 1, ...,
-                           layers = NULL, batch_size = 64, device = "cpu", keep_activations = FALSE) {
+                           layers = NULL, batch_size = 64, device = "cpu", keep_activations = FALSE,
+                           dtype = c("float32", "float64"), reduce = "auto", k = 4096, memory = NULL, cache = NULL) {
   call <- rlang::current_env()
   rlang::check_dots_empty(call = call)
   metrics <- as_metrics(metrics, call = call)
@@ -344,7 +354,9 @@ analyze_models <- function(models, inputs = NULL, metrics = ts_metrics(), neural
   }
   if (!is.null(neural)) as_neural(neural, stim, call = call)   # checked before any work
   rdm_method <- metrics$rsa_similarity$rdm_method %||% default_rdm_method
-  opts <- list(batch_size = batch_size, device = device, stimuli = stim, layers = layers)
+  dtype <- check_choice(dtype, c("float32", "float64"))
+  opts <- list(batch_size = batch_size, device = device, stimuli = stim, layers = layers, dtype = dtype,
+               reduce = reduce, k = k, seed = seed, memory = memory, cache = cache)
 
   # One task per unit; a ts_reps unit carries only its own layers.
   payload <- lapply(units, function(u) {
