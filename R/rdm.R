@@ -268,7 +268,7 @@ as_rdm <- function(x, labels = NULL, names = NULL, allow_negative = FALSE, na = 
   if (!is.logical(allow_negative) || length(allow_negative) != 1 || is.na(allow_negative)) {
     ts_abort("{.arg allow_negative} must be TRUE or FALSE, not {describe(allow_negative)}.", "argument", call = call)
   }
-  out <- as_rdm_convert(x, labels, names, arg, call)
+  out <- as_rdm_convert(x, labels, names, arg, call, na)
   n <- as.integer(round((1 + sqrt(1 + 8 * ncol(out$dissimilarities))) / 2))
   if (!is.null(labels) && length(labels) != n) {
     ts_abort("{.arg labels} has {length(labels)} value{?s} but {.arg {arg}} has {n} conditions.", "mismatch", call = call)
@@ -277,15 +277,15 @@ as_rdm <- function(x, labels = NULL, names = NULL, allow_negative = FALSE, na = 
     ts_abort("{.arg {if (is.null(labels)) arg else 'labels'}} has duplicated condition labels ({.val {out$conditions[duplicated(out$conditions)][1]}}).",
              "not_rdm", call = call)
   }
-  if (!allow_negative && any(out$dissimilarities < 0)) {
-    ts_abort(c("{.arg {arg}} has negative dissimilarities (the smallest is {signif(min(out$dissimilarities), 4)}).",
+  if (!allow_negative && any(out$dissimilarities < 0, na.rm = TRUE)) {
+    ts_abort(c("{.arg {arg}} has negative dissimilarities (the smallest is {signif(min(out$dissimilarities, na.rm = TRUE), 4)}).",
                i = "Cross-validated estimates (crossnobis) can be negative: use {.code allow_negative = TRUE}."),
              "not_rdm", call = call)
   }
   out
 }
 
-as_rdm_convert <- function(x, labels, names, arg, call) {
+as_rdm_convert <- function(x, labels, names, arg, call, na) {
   if (inherits(x, "dist")) {
     n <- attr(x, "Size")
     lab <- attr(x, "Labels") %||% as.character(seq_len(n))
