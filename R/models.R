@@ -137,10 +137,16 @@ as_model <- function(model, arg = rlang::caller_arg(model), call = rlang::caller
 }
 
 # Training step of a checkpoint file: the last run of digits in its name, or NA.
-checkpoint_step <- function(path) {
+checkpoint_step <- function(path, loose = FALSE) {
+  # a number after "step", "ckpt", "checkpoint", "epoch" or "iter", else a number that
+  # ends the name after a separator ("run_300"); digits inside a name ("resnet50") are
+  # part of the name, not a step -- except (`loose`) among a set of checkpoint files,
+  # where the last number of each name orders them (model1, model2, model10)
   b <- sub("\\.[^.]*$", "", basename(path))
-  d <- regmatches(b, gregexpr("[0-9]+", b))[[1]]
-  if (length(d)) as.numeric(d[length(d)]) else NA_real_
+  m <- regmatches(b, regexpr("(?i)(step|ckpt|checkpoint|epoch|iter(ation)?)[_-]?[0-9]+", b, perl = TRUE))
+  if (!length(m)) m <- regmatches(b, regexpr(if (loose) "[0-9]+[^0-9]*$" else "[_.-][0-9]+$", b))
+  if (length(m) && loose) m <- sub("[^0-9]*$", "", m)
+  if (length(m)) as.numeric(sub("^.*?([0-9]+)$", "\\1", m, perl = TRUE)) else NA_real_
 }
 
 # A vector of TorchScript files or a directory of them -> files ordered by step.
@@ -152,7 +158,8 @@ checkpoint_files <- function(x, arg = "model", call = rlang::caller_env()) {
   missing <- x[!file.exists(x)]
   if (length(missing)) ts_abort("{.arg {arg}}: {.file {missing}} do{?es/} not exist.", "file", call = call)
   step <- vapply(x, checkpoint_step, numeric(1))
-  if (anyNA(step)) step <- seq_along(x)
+  if (anyNA(step)) step <- vapply(x, checkpoint_step, numeric(1), loose = TRUE)
+  if (anyNA(step) || anyDuplicated(step)) step <- seq_along(x)
   o <- order(step)
   list(files = x[o], step = unname(step[o]))
 }

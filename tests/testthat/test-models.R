@@ -168,3 +168,18 @@ test_that("loading tensorscope does not load LibTorch; the first model call does
   out <- system2(file.path(R.home("bin"), "Rscript"), c("-e", shQuote(code)), stdout = TRUE)
   expect_identical(out[length(out)], "FALSE TRUE")
 })
+
+test_that("checkpoint steps come from step-like numbers, not from digits inside a model's name", {
+  cs <- tensorscope:::checkpoint_step
+  expect_true(is.na(cs("resnet50.pt")))
+  expect_true(is.na(cs("vit_b16.pt")))
+  expect_equal(cs("fmnist_cnn_step0050.pt"), 50)
+  expect_equal(cs("model-epoch12.pt"), 12)
+  expect_equal(cs("run_300.pt"), 300)
+  d <- withr::local_tempdir()
+  f <- file.path(d, c("model1.pt", "model10.pt", "model2.pt"))
+  file.create(f)
+  ck <- tensorscope:::checkpoint_files(d)
+  expect_equal(basename(ck$files), c("model1.pt", "model2.pt", "model10.pt"))
+  expect_equal(ck$step, c(1, 2, 10))
+})
