@@ -233,10 +233,24 @@ read_report <- function(path) {
   if (!is.character(path) || length(path) != 1 || !file.exists(path)) {
     ts_abort("{.arg path} must be an existing report file, not {describe(path)}.", "argument")
   }
-  if (tolower(tools::file_ext(path)) == "rds") return(readRDS(path))
+  # the parsers' own errors (a truncated file, "lexical error", a JSON nested so deeply
+  # that R's protection stack overflows) become classed errors naming the file
+  call <- rlang::current_env()
+  corrupt <- function(e) {
+    msg <- conditionMessage(e)
+    ts_abort(c("{.file {path}} cannot be read as a tensorscope report.", x = "{msg}"), "corrupt", call = call)
+  }
+  if (tolower(tools::file_ext(path)) == "rds") {
+    res <- tryCatch(suppressWarnings(readRDS(path)), error = corrupt)  # a damaged file warns, then fails
+    if (!inherits(res, "ts_results")) {
+      ts_abort("{.file {path}} holds {describe(res)}, not a tensorscope report (a {.cls ts_results}).", "type")
+    }
+    return(res)
+  }
   rlang::check_installed("jsonlite")
-  j <- jsonlite::read_json(path, simplifyVector = TRUE)
-  if (!identical(j$generator, "tensorscope") || is.null(j$values) || is.null(j$records)) {
+  j <- tryCatch(jsonlite::read_json(path, simplifyVector = TRUE), error = corrupt)
+  if (!is.list(j) || !identical(j$generator, "tensorscope") || !is.data.frame(j$values) && length(j$values) ||
+      !is.data.frame(j$records) && length(j$records) || is.null(j$values) || is.null(j$records)) {
     ts_abort("{.file {path}} is not a tensorscope report.", "type")
   }
   tbl <- function(df, template) {
@@ -249,8 +263,8 @@ read_report <- function(path) {
     }
     df[, names(template)]
   }
-  values <- tbl(j$values, empty_values())
-  records <- tbl(j$records, empty_records())
+  values <- tryCatch(tbl(j$values, empty_values()), error = corrupt)
+  records <- tryCatch(tbl(j$records, empty_records()), error = corrupt)
   lv <- unlist(j$layers) %||% unique(c(records$layer, values$layer))
   values$layer <- factor(values$layer, levels = lv[!is.na(lv)])
   records$layer <- factor(records$layer, levels = lv[!is.na(lv)])

@@ -82,3 +82,20 @@ test_that("autoplot draws every kind of metric", {
   }
   expect_error(autoplot(res, "grouped_fisher"), class = "tensorscope_error_empty")
 })
+
+test_that("read_report() refuses files that are not reports with classed errors", {
+  f <- tempfile(fileext = ".rds")
+  saveRDS(list(a = 1), f)
+  expect_error(read_report(f), class = "tensorscope_error_type")
+  writeBin(as.raw(c(0x1f, 0x8b, 1, 2, 3)), f)  # a truncated gzip stream
+  expect_error(read_report(f), class = "tensorscope_error_corrupt")
+  j <- tempfile(fileext = ".json")
+  writeLines('{"generator": "tensorscope", "values": [{"model": "a"', j)  # truncated
+  expect_error(read_report(j), class = "tensorscope_error_corrupt")
+  writeLines(paste0(strrep("[", 20000), strrep("]", 20000)), j)  # nested beyond R's protection stack
+  expect_error(read_report(j), class = "tensorscope_error")
+  writeLines('{"generator": "other", "values": [], "records": []}', j)
+  expect_error(read_report(j), class = "tensorscope_error_type")
+  writeLines('{"generator": "tensorscope", "values": 3, "records": "x"}', j)
+  expect_error(read_report(j), class = "tensorscope_error_type")
+})
