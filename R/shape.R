@@ -65,7 +65,7 @@ shape_distance <- function(x, y, alpha = 1, distance = c("angular", "euclidean")
                            centre = TRUE, test = NULL) {
   x <- as_data_matrix(x)
   y <- as_data_matrix(y)
-  y <- match_stimuli(x, y)
+  y <- align_rows(x, y)
   opts <- shape_options(alpha, distance, zero_pad, centre)
   split <- shape_split(test, rownames(x), nrow(x))
   check_shape_layers(list(x = x), list(y = y), opts, split)
@@ -116,7 +116,7 @@ shape_layers <- function(reps, reps2 = NULL, alpha = 1, distance = c("angular", 
   if (!within) {
     if (is.matrix(reps2) || is.data.frame(reps2)) reps2 <- list(neural = reps2)
     reps2 <- as_reps(reps2)
-    reps2 <- match_reps(reps, reps2)
+    reps2 <- align_reps(reps, reps2, "reps", "reps2")
   }
   opts <- shape_options(alpha, distance, zero_pad, centre)
   split <- shape_split(test, reps$stimuli, length(reps$stimuli))
@@ -223,46 +223,6 @@ check_shape_layers <- function(xs, ys, opts, split, ax = "x", ay = "y", call = r
   invisible(TRUE)
 }
 
-# Stimulus ids that are more than the default positions "1", "2", ...
-has_ids <- function(s) !is.null(s) && !identical(s, as.character(seq_along(s)))
-
-# y with its rows in x's stimulus order when both have ids; an error when the ids differ.
-match_stimuli <- function(x, y, arg_x = "x", arg_y = "y", call = rlang::caller_env()) {
-  if (nrow(x) != nrow(y)) {
-    ts_abort("{.arg {arg_x}} and {.arg {arg_y}} must have the same stimuli: {.arg {arg_x}} has {nrow(x)} rows, {.arg {arg_y}} has {nrow(y)}.",
-             "mismatch", call = call)
-  }
-  idx <- stimulus_order(rownames(x), rownames(y), arg_x, arg_y, call)
-  if (is.null(idx)) y else y[idx, , drop = FALSE]
-}
-
-# Positions of x's ids in y's (NULL: keep y as it is).
-stimulus_order <- function(sx, sy, arg_x, arg_y, call) {
-  if (!has_ids(sx) || !has_ids(sy) || identical(sx, sy)) return(NULL)
-  if (anyDuplicated(sx) || anyDuplicated(sy)) {
-    ts_abort("Stimulus ids (row names) of {.arg {arg_x}} and {.arg {arg_y}} must be unique to be matched.", "argument",
-             call = call)
-  }
-  idx <- match(sx, sy)
-  if (anyNA(idx)) {
-    ts_abort(c("{.arg {arg_x}} and {.arg {arg_y}} have different stimulus ids.",
-               x = "{.val {sx[is.na(idx)][1]}} is in {.arg {arg_x}} but not in {.arg {arg_y}}."), "mismatch", call = call)
-  }
-  idx
-}
-
-match_reps <- function(reps, reps2, call = rlang::caller_env()) {
-  if (length(reps2$stimuli) != length(reps$stimuli)) {
-    ts_abort("{.arg reps} has {length(reps$stimuli)} stimuli but {.arg reps2} has {length(reps2$stimuli)}.",
-             "mismatch", call = call)
-  }
-  idx <- stimulus_order(reps$stimuli, reps2$stimuli, "reps", "reps2", call)
-  if (is.null(idx)) return(reps2)
-  reps2$layers <- lapply(reps2$layers, function(l) l[idx, , drop = FALSE])
-  reps2$stimuli <- reps2$stimuli[idx]
-  reps2
-}
-
 #' Similarity from canonical correlations: mean CCA, SVCCA and PWCCA
 #'
 #' Canonical correlation analysis of X (n x p) and Y (n x q), both centred over stimuli,
@@ -308,7 +268,7 @@ match_reps <- function(reps, reps2, call = rlang::caller_env()) {
 cca_similarity <- function(x, y, method = c("mean", "svcca", "pwcca"), keep = 0.99) {
   x <- as_data_matrix(x)
   y <- as_data_matrix(y)
-  y <- match_stimuli(x, y)
+  y <- align_rows(x, y)
   method <- check_choice(method, c("mean", "svcca", "pwcca"))
   keep <- check_number(keep, lower = .Machine$double.eps, upper = 1)
   check_variance(x, "x")
@@ -357,7 +317,7 @@ cca_similarity <- function(x, y, method = c("mean", "svcca", "pwcca"), keep = 0.
 soft_matching_distance <- function(x, y, centre = TRUE) {
   x <- as_data_matrix(x)
   y <- as_data_matrix(y)
-  y <- match_stimuli(x, y)
+  y <- align_rows(x, y)
   if (!is.logical(centre) || length(centre) != 1 || is.na(centre)) {
     ts_abort("{.arg centre} must be TRUE or FALSE, not {describe(centre)}.", "argument")
   }

@@ -228,6 +228,18 @@ match_stimuli <- function(a, b, arg_a = "x", arg_b = "y", what = "stimuli", info
   NULL
 }
 
+# y (a matrix) with its rows in x's stimulus order, matched by row names (see
+# match_stimuli()); an error when the numbers of stimuli differ.
+align_rows <- function(x, y, arg_x = "x", arg_y = "y", call = rlang::caller_env()) {
+  idx <- match_stimuli(rownames(x), rownames(y), arg_x, arg_y, call = call)
+  if (!is.null(idx)) y <- y[idx, , drop = FALSE]
+  if (nrow(x) != nrow(y)) {
+    ts_abort("{.arg {arg_x}} and {.arg {arg_y}} must have the same stimuli: {.arg {arg_x}} has {nrow(x)} rows, {.arg {arg_y}} has {nrow(y)}.",
+             "mismatch", call = call)
+  }
+  y
+}
+
 inform_realigned <- function(arg_b, arg_a, what, n) {
   cli::cli_inform(c(i = "Matched the {what} of {.arg {arg_b}} to those of {.arg {arg_a}} by id ({n} {what})."),
                   class = "tensorscope_message_realigned")

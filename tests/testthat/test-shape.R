@@ -180,7 +180,7 @@ test_that("shape metrics reject bad input with classed errors", {
   expect_error(shape_distance(x, y, test = "nope"), class = "tensorscope_error_mismatch")
   rownames(x) <- paste0("a", 1:30)
   rownames(y) <- paste0("b", 1:30)
-  expect_error(shape_distance(x, y), "different stimulus ids", class = "tensorscope_error_mismatch")
+  expect_error(shape_distance(x, y), "not over the same stimuli", class = "tensorscope_error_mismatch")
   expect_error(shape_layers(list(a = x), list(b = rand_mat(29, 3))), class = "tensorscope_error_mismatch")
 })
 
