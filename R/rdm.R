@@ -109,7 +109,9 @@ rdm_layer <- function(x, stimuli, method, conditions, runs, noise, shrinkage, ar
     if (info$n < 2) ts_abort("An RDM needs at least 2 conditions; {.arg {arg}} has {info$n}.", "too_few", call = call)
     d <- drop(torch_run("ts_torch_rdm_tensor", x, method, kind = "zero_variance", call = call,
                         what = "The {method} distance is undefined for a condition of {.arg {arg}}."))
-    return(list(d = d, labels = stimuli %||% as.character(seq_len(info$n))))
+    labels <- stimuli %||% as.character(seq_len(info$n))
+    check_rdm_defined(d, labels, method, arg, call)
+    return(list(d = d, labels = labels))
   }
   if (is_rtensor(x)) {
     x <- rtensor_matrix(x, arg = arg, call = call)
@@ -173,14 +175,17 @@ rdm_one <- function(x, method, conditions, runs, noise, shrinkage, arg, backend 
   } else {
     cpp_rdm(m, method, S)
   }
-  if (anyNA(d)) {
-    # the core marks the pairs of a pattern with zero variance (correlation) or zero
-    # norm (cosine) as NaN
-    bad <- which(apply(square_na(d, length(labels)), 1, all))
-    ts_abort("The {method} distance is undefined for condition{?s} {.val {labels[bad]}} of {.arg {arg}}: {if (method == 'correlation') 'zero variance across channels' else 'all-zero pattern'}.",
-             "zero_variance", call = call)
-  }
+  check_rdm_defined(d, labels, method, arg, call)
   list(d = d, labels = labels)
+}
+
+# The core (and the LibTorch policy) mark the pairs of a pattern with zero variance
+# (correlation) or zero norm (cosine) as NaN: an error naming the conditions.
+check_rdm_defined <- function(d, labels, method, arg, call) {
+  if (!anyNA(d)) return(invisible(d))
+  bad <- which(apply(square_na(d, length(labels)), 1, all))
+  ts_abort("The {method} distance is undefined for condition{?s} {.val {labels[bad]}} of {.arg {arg}}: {if (method == 'correlation') 'zero variance across channels' else 'all-zero pattern'}.",
+           "zero_variance", call = call)
 }
 
 # n x n logical matrix: TRUE where the pair's dissimilarity is NA (diagonal TRUE).
