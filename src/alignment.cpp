@@ -11,12 +11,7 @@ Rcpp::List cpp_cka_matrix(Rcpp::List xs, Rcpp::List ys, std::string kernel, std:
                           Rcpp::NumericVector sigma_y, std::string path, double max_gram_bytes,
                           int threads) {
   return glue::guard([&]() -> Rcpp::List {
-    CkaOptions o;
-    o.kernel = kernel == "rbf" ? Kernel::rbf : Kernel::linear;
-    o.estimator = estimator == "debiased" ? Estimator::debiased : Estimator::biased;
-    o.bandwidth = bandwidth == "median_nonzero" ? Bandwidth::median_nonzero : Bandwidth::median;
-    o.t = t;
-    o.path = path == "feature" ? CkaPath::feature : (path == "gram" ? CkaPath::gram : CkaPath::automatic);
+    CkaOptions o = cka_options(kernel, estimator, bandwidth, t, path);
     o.max_gram_bytes = max_gram_bytes;
     const auto mx = glue::map_list(xs);
     const auto my = glue::map_list(ys);

@@ -68,7 +68,7 @@ extern "C" SEXP ts_torch_cka_matrix(SEXP xs, SEXP ys, SEXP kernel, SEXP estimato
   return guarded([&]() -> SEXP {
     using namespace tensorscope;
     const std::string dev = ts_torch::as_string(device), p = ts_torch::as_string(path);
-    const CkaOptions o = ts_torch::cka_options(ts_torch::as_string(kernel), ts_torch::as_string(estimator),
+    const CkaOptions o = tensorscope::cka_options(ts_torch::as_string(kernel), ts_torch::as_string(estimator),
                                                ts_torch::as_string(bandwidth), Rf_asReal(t), p);
     const CkaResult res = ts_torch::cka_matrix(matrix_tensors(xs, dev), matrix_tensors(ys, dev), o, doubles(sig_x),
                                                doubles(sig_y));

@@ -120,19 +120,6 @@ struct TorchCka {
   }
 };
 
-// The core's CKA options from the R arguments' strings.
-inline tensorscope::CkaOptions cka_options(const std::string& kernel, const std::string& estimator,
-                                           const std::string& bandwidth, double t, const std::string& path) {
-  using namespace tensorscope;
-  CkaOptions o;
-  o.kernel = kernel == "rbf" ? Kernel::rbf : Kernel::linear;
-  o.estimator = estimator == "debiased" ? Estimator::debiased : Estimator::biased;
-  o.bandwidth = bandwidth == "median_nonzero" ? Bandwidth::median_nonzero : Bandwidth::median;
-  o.t = t;
-  o.path = path == "feature" ? CkaPath::feature : (path == "gram" ? CkaPath::gram : CkaPath::automatic);
-  return o;
-}
-
 // CKA between xs and ys (or xs with itself when ys is empty) on the tensors' device.
 inline tensorscope::CkaResult cka_matrix(const std::vector<torch::Tensor>& xs, const std::vector<torch::Tensor>& ys,
                                          const tensorscope::CkaOptions& o, const std::vector<double>& sig_x,

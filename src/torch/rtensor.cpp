@@ -166,7 +166,7 @@ extern "C" SEXP ts_torch_cka_tensors(SEXP xs, SEXP ys, SEXP kernel, SEXP estimat
   return ts_torch::guarded([&]() -> SEXP {
     const torch::Device dev = tensors_device({xs, ys});
     const std::vector<torch::Tensor> tx = layer_tensors(xs, dev), ty = layer_tensors(ys, dev);
-    const tensorscope::CkaOptions o = ts_torch::cka_options(ts_torch::as_string(kernel), ts_torch::as_string(estimator),
+    const tensorscope::CkaOptions o = tensorscope::cka_options(ts_torch::as_string(kernel), ts_torch::as_string(estimator),
                                                             ts_torch::as_string(bandwidth), Rf_asReal(t),
                                                             ts_torch::as_string(path));
     const std::vector<double> sx(REAL(sig_x), REAL(sig_x) + XLENGTH(sig_x)), sy(REAL(sig_y), REAL(sig_y) + XLENGTH(sig_y));

@@ -15,6 +15,7 @@
 
 #include <cmath>
 #include <limits>
+#include <string>
 
 namespace tensorscope {
 
@@ -31,6 +32,18 @@ struct CkaOptions {
   CkaPath path = CkaPath::automatic;
   double max_gram_bytes = 4e9;  // memory for packed kernels held at once
 };
+
+// The options from their R names (the glue's and the LibTorch backend's one parser).
+inline CkaOptions cka_options(const std::string& kernel, const std::string& estimator, const std::string& bandwidth,
+                              double t, const std::string& path) {
+  CkaOptions o;
+  o.kernel = kernel == "rbf" ? Kernel::rbf : Kernel::linear;
+  o.estimator = estimator == "debiased" ? Estimator::debiased : Estimator::biased;
+  o.bandwidth = bandwidth == "median_nonzero" ? Bandwidth::median_nonzero : Bandwidth::median;
+  o.t = t;
+  o.path = path == "feature" ? CkaPath::feature : (path == "gram" ? CkaPath::gram : CkaPath::automatic);
+  return o;
+}
 
 namespace detail {
 
