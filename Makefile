@@ -92,8 +92,11 @@ check: build
 demo: install-dev
 	R_LIBS=$(LIB) $(RSCRIPT) tools/demo.R
 
+# bench/common.R is sourced by the scripts; scale_worker.R and scale_error.R are run by
+# scale.R with their arguments.
+BENCH_HELPERS := bench/common.R bench/scale_worker.R bench/scale_error.R
 bench: install-dev
-	for f in bench/*.R; do echo "== $$f"; R_LIBS=$(LIB) $(RSCRIPT) $$f || exit 1; done
+	for f in $(filter-out $(BENCH_HELPERS),$(wildcard bench/*.R)); do echo "== $$f"; R_LIBS=$(LIB) $(RSCRIPT) $$f || exit 1; done
 
 # AddressSanitizer + UBSan: the package is built from a clean copy of the sources
 # (build-asan/, so no plain object file is reused) with -fsanitize=address,undefined

@@ -2,36 +2,11 @@
 # Each line: our time, the ratio to a naive R implementation, and for dense algebra the
 # ratio to the BLAS work the algorithm needs, timed in the same run.
 # Usage: Rscript bench/alignment.R [scale]   (scale < 1 shrinks the problems)
-suppressPackageStartupMessages(library(tensorscope))
-args <- commandArgs(trailingOnly = TRUE)
-scale <- if (length(args)) as.numeric(args[1]) else 1
-ts_threads(parallel::detectCores())
-set.seed(1)
-tm <- function(expr, reps = 1) {
-  e <- substitute(expr)
-  env <- parent.frame()
-  best <- Inf
-  for (i in seq_len(reps)) best <- min(best, system.time(eval(e, env))[["elapsed"]])
-  best
-}
-row <- function(id, what, ours, naive = NA, bound = NA, note = "") {
-  cat(sprintf("%-4s %-52s %8.3f s  naive/ours %7s  ours/bound %5s  %s\n", id, what, ours,
-              if (is.na(naive)) "-" else sprintf("%.1fx", naive / ours),
-              if (is.na(bound)) "-" else sprintf("%.2f", ours / bound), note))
-}
-info <- ts_build_info()
-cat(sprintf("tensorscope %s | threads %d | BLAS %s (%s threads) | load %s\n", info$version, info$threads,
-            basename(info$blas), info$blas_threads, paste(readLines("/proc/loadavg", warn = FALSE), collapse = "")))
+source(file.path(dirname(sub("^--file=", "", grep("^--file=", commandArgs(FALSE), value = TRUE)[1])), "common.R"))
 
 # ---- W2: CKA, all pairs of 12 layers x 5000 stimuli x 768 features -------------------
 n <- round(5000 * scale); p <- round(768 * scale); L <- 12
-z <- matrix(rnorm(n * 64), n)
-layers <- lapply(seq_len(L), function(l) {
-  w <- matrix(rnorm(64 * p), 64)
-  z <<- tanh(z + matrix(rnorm(n * 64, sd = 0.3), n))
-  z %*% w + matrix(rnorm(n * p, sd = 0.5), n)
-})
-names(layers) <- paste0("layer", seq_len(L))
+layers <- layer_stack(n, p, L)
 reps <- ts_reps(layers)
 t_ours <- tm(res <- cka_layers(reps))
 # the BLAS work each route needs, timed here: feature space = one GEMM per pair of

@@ -4,35 +4,10 @@
 # timed on a few pairs and extrapolated to all 66), and the ratio to the GEMM/SVD work the
 # algorithm needs, timed in the same run with the same BLAS/LAPACK.
 # Usage: Rscript bench/shape.R [scale]   (scale < 1 shrinks the problem)
-suppressPackageStartupMessages(library(tensorscope))
-args <- commandArgs(trailingOnly = TRUE)
-scale <- if (length(args)) as.numeric(args[1]) else 1
-ts_threads(parallel::detectCores())
-set.seed(1)
-tm <- function(expr, reps = 1) {
-  e <- substitute(expr)
-  env <- parent.frame()
-  best <- Inf
-  for (i in seq_len(reps)) best <- min(best, system.time(eval(e, env))[["elapsed"]])
-  best
-}
-row <- function(what, ours, naive = NA, bound = NA, note = "") {
-  cat(sprintf("%-52s %8.2f s  naive/ours %7s  ours/bound %5s  %s\n", what, ours,
-              if (is.na(naive)) "-" else sprintf("%.1fx", naive / ours),
-              if (is.na(bound)) "-" else sprintf("%.2f", ours / bound), note))
-}
-info <- ts_build_info()
-cat(sprintf("tensorscope %s | threads %d | BLAS %s (%s threads) | load %s\n", info$version, info$threads,
-            basename(info$blas), info$blas_threads, paste(readLines("/proc/loadavg", warn = FALSE), collapse = "")))
+source(file.path(dirname(sub("^--file=", "", grep("^--file=", commandArgs(FALSE), value = TRUE)[1])), "common.R"))
 
 n <- round(5000 * scale); p <- round(768 * scale); L <- 12
-z <- matrix(rnorm(n * 64), n)
-layers <- lapply(seq_len(L), function(l) {
-  w <- matrix(rnorm(64 * p), 64)
-  z <<- tanh(z + matrix(rnorm(n * 64, sd = 0.3), n))
-  z %*% w + matrix(rnorm(n * p, sd = 0.5), n)
-})
-names(layers) <- paste0("layer", seq_len(L))
+layers <- layer_stack(n, p, L)
 reps <- ts_reps(layers)
 pairs <- L * (L - 1) / 2
 
@@ -75,8 +50,8 @@ for (alpha in c(1, 0)) {
     for (i in 1:(L - 1)) for (j in (i + 1):L) La.svd(crossprod(prep[[i]], prep[[j]]), nu = 0, nv = 0)
   })
   t_gemm <- tm(for (i in 1:(L - 1)) for (j in (i + 1):L) crossprod(layers[[i]], layers[[j]]))
-  row(sprintf("shape_layers %s, %d layers x %d x %d", what, L, n, p), t_ours, t_naive, t_bound,
+  row("", sprintf("shape_layers %s, %d layers x %d x %d", what, L, n, p), t_ours, t_naive, t_bound,
       sprintf("(naive: netrep per pair, %d pairs extrapolated to %d; %d GEMMs alone %.2f s)", k_naive, pairs, pairs, t_gemm))
 }
 t_cv <- tm(shape_layers(reps, alpha = 0, test = seq_len(n %/% 5)))
-row(sprintf("shape_layers CCA cross-validated (%d train / %d test)", n - n %/% 5, n %/% 5), t_cv)
+row("", sprintf("shape_layers CCA cross-validated (%d train / %d test)", n - n %/% 5, n %/% 5), t_cv)
