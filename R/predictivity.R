@@ -68,8 +68,15 @@
 #' is it an error (`tensorscope_error_zero_variance`).
 #'
 #' @param reps The model: a [ts_reps()] object or anything it accepts (one matrix is
-#'   one layer). `torch_tensor` layers are copied into R once (the folds are gathered
-#'   by the core; `backend = "torch"` then moves each fold to the device).
+#'   one layer). Ridge on `torch_tensor` layers (CPU or CUDA) runs in place on their
+#'   device when tensorscope's LibTorch backend shares torch for R's LibTorch (see
+#'   [ts_reps()]) and `backend` is not `"eigen"`: each fold's rows are gathered and
+#'   centred there, the decomposition runs there in float64 (a float32 layer is
+#'   promoted on the device), and only its small products (eigenvalues, the products
+#'   with the responses and the test rows) come to the host, where the alpha selection
+#'   and scoring are the Eigen path's own code: same folds, alpha grid, selection and
+#'   scores, equal to it to about 1e-10. Otherwise (PLS, `backend = "eigen"`, another
+#'   LibTorch) the tensors are copied into R first.
 #' @param responses Stimuli x targets matrix or data frame over the stimuli of `reps`
 #'   (when both carry stimulus ids -- row names here -- rows are matched by id, with a
 #'   message; other ids are an error), or a stimuli x
@@ -157,7 +164,9 @@ predictivity <- function(reps, responses, method = c("ridge", "pls"), alphas = 1
   check_flag(alpha_per_target)
   check_flag(return_predictions)
   alphas <- check_alphas(alphas)
-  reps <- as_reps(reps)
+  reps <- as_reps(reps, tensors = TRUE)
+  in_place <- in_place_route(reps$layers, backend, supported = method == "ridge")
+  if (!in_place) reps <- as_reps(reps)
   n <- length(reps$stimuli)
 
   resp <- prepare_responses(responses, reps$stimuli, na)
@@ -182,7 +191,7 @@ predictivity <- function(reps, responses, method = c("ridge", "pls"), alphas = 1
   }
 
   th <- threads_now()
-  dev <- dense_backend(backend, max(lengths(reps$layers)) + length(Y), supported = method == "ridge", what = "PLS")
+  dev <- if (in_place) "eigen" else dense_backend(backend, max(lengths(reps$layers)) + length(Y), supported = method == "ridge", what = "PLS")
   decomposer <- if (dev != "eigen") torch_run("ts_torch_ridge_decomposer", dev, kind = "argument",
                                               what = "LibTorch cannot use device {.val {dev}}.")
   layers <- names(reps)
@@ -196,7 +205,7 @@ predictivity <- function(reps, responses, method = c("ridge", "pls"), alphas = 1
   for (i in seq_along(layers)) {
     tick(sprintf("layer %s", layers[i]))
     X <- reps$layers[[i]]
-    if (cpp_rows_constant(X)) {
+    if (if (is_rtensor(X)) rtensor_info(X, checks = TRUE)$constant else cpp_rows_constant(X)) {
       # a layer with zero variance predicts nothing (a fold-mean artefact otherwise)
       unusable <- c(unusable, layers[i])
       rows[[i]] <- tibble::tibble(layer = layers[i], target = colnames(Y), r = NA_real_, r2 = NA_real_, alpha = NA_real_)
@@ -205,7 +214,7 @@ predictivity <- function(reps, responses, method = c("ridge", "pls"), alphas = 1
     }
     res <- if (method == "ridge") {
       ridge_cv_call(X, Y, spl, alphas, alpha_select, alpha_per_target, inner_folds, seed, pooled,
-                    return_predictions, th, decomposer)
+                    return_predictions, th, if (is_rtensor(X)) NULL else decomposer)
     } else {
       cpp_pls_cv(X, Y, spl$train, spl$test, min(ncomp, ncol(X)), pooled, return_predictions, th)
     }
@@ -251,9 +260,15 @@ predictivity <- function(reps, responses, method = c("ridge", "pls"), alphas = 1
 }
 
 # cpp_ridge_cv(); with the LibTorch decomposer, its failures (out of GPU memory, say)
-# become classed errors.
+# become classed errors. A torch_tensor layer X is read in place on its device: its
+# folds are gathered there (ts_torch_ridge_folds()), and the handle on it is dropped on exit.
 ridge_cv_call <- function(X, Y, spl, alphas, alpha_select, alpha_per_target, inner_folds, seed, pooled,
                           keep, threads, decomposer, call = rlang::caller_env()) {
+  if (is_rtensor(X)) {
+    decomposer <- torch_run("ts_torch_ridge_folds", X, kind = "type", call = call)
+    on.exit(torch_call("ts_torch_ridge_folds_free", decomposer), add = TRUE)
+    X <- NULL
+  }
   run <- function() cpp_ridge_cv(X, Y, spl$train, spl$test, alphas, alpha_select, alpha_per_target, inner_folds,
                                  seed, pooled, keep, threads, decomposer, spl$inner)
   if (is.null(decomposer)) return(run())

@@ -36,8 +36,6 @@ Rcpp::List cpp_ridge_cv(SEXP x, SEXP y, Rcpp::List train, Rcpp::List test, std::
                         std::string select, bool per_target, int inner_folds, double seed, bool pooled,
                         bool keep, int threads, SEXP decomposer, Rcpp::List inner) {
   return glue::guard([&]() -> Rcpp::List {
-    const auto X = glue::map_matrix(x);
-    const auto Y = glue::map_matrix(y);
     RidgeOptions o;
     o.alphas = alphas;
     o.select = select == "loo" ? AlphaSelect::loo : (select == "kfold" ? AlphaSelect::kfold : AlphaSelect::gcv);
@@ -54,16 +52,26 @@ Rcpp::List cpp_ridge_cv(SEXP x, SEXP y, Rcpp::List train, Rcpp::List test, std::
       }
       o.inner_tests.push_back(std::move(f));
     }
-    // decomposer: NULL (Eigen), or the LibTorch backend's (ts_torch_ridge_decomposer(),
-    // an external pointer tagged "tensorscope_ridge_decomposer" to a RidgeDecomposer)
-    RidgeDecomposer decompose;
+    // decomposer: NULL (Eigen), or the LibTorch backend's: ts_torch_ridge_decomposer()
+    // (tag "tensorscope_ridge_decomposer", a RidgeDecomposer: each fold moved to the
+    // device) or ts_torch_ridge_folds() (tag "tensorscope_ridge_folds", a RidgeFolds on a
+    // torch_tensor layer, read in place on its device; x is not used then).
+    const auto Y = glue::map_matrix(y);
+    const auto splits = as_splits(train, test);
     if (!Rf_isNull(decomposer)) {
-      if (TYPEOF(decomposer) != EXTPTRSXP || R_ExternalPtrTag(decomposer) != Rf_install("tensorscope_ridge_decomposer") ||
-          R_ExternalPtrAddr(decomposer) == nullptr)
+      const bool folds = TYPEOF(decomposer) == EXTPTRSXP && R_ExternalPtrTag(decomposer) == Rf_install("tensorscope_ridge_folds");
+      if (TYPEOF(decomposer) != EXTPTRSXP || R_ExternalPtrAddr(decomposer) == nullptr ||
+          (!folds && R_ExternalPtrTag(decomposer) != Rf_install("tensorscope_ridge_decomposer")))
         glue::fail(ErrorKind::argument, "the ridge decomposer is not valid");
-      decompose = *static_cast<RidgeDecomposer*>(R_ExternalPtrAddr(decomposer));
+      if (folds) {
+        const RidgeFolds& f = *static_cast<RidgeFolds*>(R_ExternalPtrAddr(decomposer));
+        return wrap_cv(ridge_cv_folds(f, Y, splits, o, pooled, keep, glue::exec(threads)));
+      }
     }
-    return wrap_cv(ridge_cv(X, Y, as_splits(train, test), o, pooled, keep, glue::exec(threads), decompose));
+    const auto X = glue::map_matrix(x);
+    RidgeDecomposer decompose;
+    if (!Rf_isNull(decomposer)) decompose = *static_cast<RidgeDecomposer*>(R_ExternalPtrAddr(decomposer));
+    return wrap_cv(ridge_cv(X, Y, splits, o, pooled, keep, glue::exec(threads), decompose));
   });
 }
 

@@ -160,6 +160,9 @@ SEXP ts_torch_rtensor_fake(SEXP, SEXP, SEXP);
 SEXP ts_torch_rtensor_array(SEXP);
 SEXP ts_torch_cka_tensors(SEXP, SEXP, SEXP, SEXP, SEXP, SEXP, SEXP, SEXP, SEXP);
 SEXP ts_torch_rdm_tensor(SEXP, SEXP);
+SEXP ts_torch_ridge_folds(SEXP);
+SEXP ts_torch_ridge_folds_free(SEXP);
+SEXP ts_torch_ridge_folds_ptr(SEXP);
 
 #define TS_CALL(name, n) {#name, reinterpret_cast<DL_FUNC>(&name), n}
 
@@ -186,6 +189,9 @@ void R_init_tensorscope_torch(DllInfo* dll) {
       TS_CALL(ts_torch_rtensor_array, 1),
       TS_CALL(ts_torch_cka_tensors, 9),
       TS_CALL(ts_torch_rdm_tensor, 2),
+      TS_CALL(ts_torch_ridge_folds, 1),
+      TS_CALL(ts_torch_ridge_folds_free, 1),
+      TS_CALL(ts_torch_ridge_folds_ptr, 1),
       {nullptr, nullptr, 0}};
   R_registerRoutines(dll, nullptr, calls, nullptr, nullptr);
   R_useDynamicSymbols(dll, FALSE);

@@ -1,15 +1,10 @@
 // torch for R's tensors in the LibTorch backend, without copies.
 //
-// How the pointer crosses. A torch for R `torch_tensor` is an R external pointer
-// (EXTPTRSXP, class "torch_tensor") whose address is a heap `XPtrTorchTensor`
-// (torch for R's inst/include/torch_types.h): a class whose only member is a
-// `std::shared_ptr<void>`, and that void* is the `torch::Tensor*` lantern allocated
-// (lantern's make_raw::Tensor; extension packages such as torchvisionlib read it back
-// with from_raw::Tensor, a cast). We read the same two steps with a struct of the same
-// layout, and copy the `torch::Tensor` handle: that shares the TensorImpl and its storage
-// (one atomic reference-count increment, no data copied) and keeps them alive until the
-// call returns even if R collected the tensor; the R object itself stays referenced by
-// the .Call arguments for the whole call.
+// How the pointer crosses: see rtensor() in rtorch.h. We copy the `torch::Tensor`
+// handle: that shares the TensorImpl and its storage (one atomic reference-count
+// increment, no data copied) and keeps them alive while we use them; the R object itself
+// stays referenced by the .Call arguments for the whole call (and, for the ridge folds
+// below, by the external pointer's protected slot).
 //
 // This is only valid when this library and torch for R's lantern use one LibTorch (the
 // same libtorch_cpu/libc10 in the process): the R layer checks that first
@@ -26,24 +21,8 @@
 
 namespace {
 
-// Same layout as torch for R's XPtrTorch / XPtrTorchTensor (one shared_ptr<void>).
-struct RTorchXPtr {
-  std::shared_ptr<void> ptr;
-};
-
-bool is_rtensor(SEXP x) { return TYPEOF(x) == EXTPTRSXP && Rf_inherits(x, "torch_tensor"); }
-
-// The tensor behind a torch for R torch_tensor (a new handle on the same storage).
-torch::Tensor rtensor(SEXP x) {
-  if (!is_rtensor(x)) ts_torch::fail(tensorscope::ErrorKind::type, "expected a torch_tensor");
-  auto* xp = static_cast<RTorchXPtr*>(R_ExternalPtrAddr(x));
-  if (xp == nullptr || xp->ptr.get() == nullptr) {
-    ts_torch::fail(tensorscope::ErrorKind::argument, "the torch_tensor is a null pointer (saved and reloaded?)");
-  }
-  const torch::Tensor& t = *static_cast<torch::Tensor*>(xp->ptr.get());
-  if (!t.defined()) ts_torch::fail(tensorscope::ErrorKind::argument, "the torch_tensor is undefined");
-  return t;
-}
+using ts_torch::is_rtensor;
+using ts_torch::rtensor;
 
 // stimuli x flattened features, a view where the layout allows (no copy)
 torch::Tensor as_layer(const torch::Tensor& t) {
@@ -135,26 +114,10 @@ extern "C" SEXP ts_torch_rtensor_info(SEXP x, SEXP checks) {
 // (EXTPTRSXP of class "torch_tensor" -> XPtrTorchTensor -> torch::Tensor*), holding a
 // float64 (or float32) copy of the R array x with the same indices. The pointer crossing
 // above then runs on it exactly as on a tensor made by torch for R.
-namespace {
-void finalize_fake(SEXP ptr) {
-  delete static_cast<RTorchXPtr*>(R_ExternalPtrAddr(ptr));
-  R_ClearExternalPtr(ptr);
-}
-}  // namespace
-
 extern "C" SEXP ts_torch_rtensor_fake(SEXP x, SEXP float32, SEXP device) {
   return ts_torch::guarded([&]() -> SEXP {
     const torch::ScalarType type = Rf_asLogical(float32) ? torch::kFloat32 : torch::kFloat64;
-    auto* t = new torch::Tensor(ts_torch::to_tensor(x, type, torch::Device(ts_torch::as_string(device))));
-    auto* xp = new RTorchXPtr{std::shared_ptr<void>(t, [](void* p) { delete static_cast<torch::Tensor*>(p); })};
-    SEXP out = PROTECT(R_MakeExternalPtr(xp, R_NilValue, R_NilValue));
-    R_RegisterCFinalizerEx(out, finalize_fake, TRUE);
-    SEXP cls = PROTECT(Rf_allocVector(STRSXP, 2));
-    SET_STRING_ELT(cls, 0, Rf_mkChar("torch_tensor"));
-    SET_STRING_ELT(cls, 1, Rf_mkChar("R7"));
-    Rf_setAttrib(out, R_ClassSymbol, cls);
-    UNPROTECT(2);
-    return out;
+    return ts_torch::wrap_rtensor(ts_torch::to_tensor(x, type, torch::Device(ts_torch::as_string(device))), nullptr);
   });
 }
 
@@ -193,5 +156,53 @@ extern "C" SEXP ts_torch_rdm_tensor(SEXP x, SEXP method) {
   return ts_torch::guarded([&]() -> SEXP {
     const torch::Tensor X = as_layer(rtensor(x).detach());
     return ts_torch::from_tensor(ts_torch::rdm_upper(X, ts_torch::rdm_method(ts_torch::as_string(method))).reshape({1, -1}));
+  });
+}
+
+// Ridge on a torch_tensor layer in place: an external pointer (tag
+// "tensorscope_ridge_folds") to a tensorscope::RidgeFolds that gathers and centres each
+// fold's rows on the tensor's device (ts_torch::TensorRidgeFolds), for the main
+// library's cpp_ridge_cv(). The layer is flattened to stimuli x features and made float64
+// on its device (no copy when it already is a 2-D float64 tensor). The R tensor is kept
+// in the pointer's protected slot; ts_torch_ridge_folds_free() drops the handle as soon
+// as the layer is done (the finalizer otherwise).
+#include "ridge.h"
+
+namespace {
+void finalize_folds(SEXP ptr) {
+  delete static_cast<tensorscope::RidgeFolds*>(R_ExternalPtrAddr(ptr));
+  R_ClearExternalPtr(ptr);
+}
+}  // namespace
+
+extern "C" SEXP ts_torch_ridge_folds(SEXP x) {
+  return ts_torch::guarded([&]() -> SEXP {
+    torch::NoGradGuard no_grad;
+    const torch::Tensor X = as_layer(rtensor(x).detach()).to(torch::kFloat64);
+    auto* f = new tensorscope::RidgeFolds(ts_torch::TensorRidgeFolds{X});
+    SEXP ptr = PROTECT(R_MakeExternalPtr(f, Rf_install("tensorscope_ridge_folds"), x));
+    R_RegisterCFinalizerEx(ptr, finalize_folds, TRUE);
+    UNPROTECT(1);
+    return ptr;
+  });
+}
+
+extern "C" SEXP ts_torch_ridge_folds_free(SEXP ptr) {
+  return ts_torch::guarded([&]() -> SEXP {
+    if (TYPEOF(ptr) == EXTPTRSXP && R_ExternalPtrAddr(ptr) != nullptr) finalize_folds(ptr);
+    return R_NilValue;
+  });
+}
+
+// For the tests: the data pointer the ridge folds read (the float64 layer), "0x..."
+extern "C" SEXP ts_torch_ridge_folds_ptr(SEXP ptr) {
+  return ts_torch::guarded([&]() -> SEXP {
+    if (TYPEOF(ptr) != EXTPTRSXP || R_ExternalPtrAddr(ptr) == nullptr) ts_torch::fail(tensorscope::ErrorKind::argument, "no ridge folds");
+    const auto* f = static_cast<tensorscope::RidgeFolds*>(R_ExternalPtrAddr(ptr));
+    const auto* t = f->target<ts_torch::TensorRidgeFolds>();
+    if (t == nullptr) ts_torch::fail(tensorscope::ErrorKind::internal, "not tensor folds");
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%p", t->X.data_ptr());
+    return Rf_mkString(buf);
   });
 }

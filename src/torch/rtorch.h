@@ -6,6 +6,7 @@
 #define R_NO_REMAP
 #include <R.h>
 #include <Rinternals.h>
+#include <R_ext/Rdynload.h>
 
 #include "../errors.h"
 
@@ -147,6 +148,75 @@ inline SEXP from_tensor(const torch::Tensor& t0) {
     UNPROTECT(1);
   }
   UNPROTECT(1);
+  return out;
+}
+
+// ---- torch for R's tensors -----------------------------------------------------------
+// A torch for R `torch_tensor` is an R external pointer (EXTPTRSXP, class
+// c("torch_tensor", "R7")) made by Rcpp::XPtr<XPtrTorchTensor> (torch for R's
+// src/torch_api.cpp, operator_sexp_tensor()). XPtrTorchTensor (inst/include/torch_types.h)
+// derives from XPtrTorch, whose only member is a std::shared_ptr<void> and which has no
+// virtual functions; the void* is the heap torch::Tensor that lantern made
+// (make_raw::Tensor: new torch::Tensor(x); from_raw::Tensor casts it back). This layout
+// is the same in torch for R 0.10 to 0.14 (LibTorch 1.13 to 2.x). RTorchXPtr mirrors it.
+struct RTorchXPtr {
+  std::shared_ptr<void> ptr;
+};
+
+inline bool is_rtensor(SEXP x) { return TYPEOF(x) == EXTPTRSXP && Rf_inherits(x, "torch_tensor"); }
+
+// The tensor behind a torch_tensor: a new handle on the same TensorImpl and storage (one
+// atomic reference-count increment, no data copied), which keeps them alive while it
+// lives. Only dense (strided) tensors on the CPU or a CUDA device.
+inline torch::Tensor rtensor(SEXP x) {
+  if (!is_rtensor(x)) fail(tensorscope::ErrorKind::type, "expected a torch_tensor");
+  auto* xp = static_cast<RTorchXPtr*>(R_ExternalPtrAddr(x));
+  if (xp == nullptr || xp->ptr.get() == nullptr) {
+    fail(tensorscope::ErrorKind::argument, "the torch_tensor is a null pointer (saved and reloaded?)");
+  }
+  const torch::Tensor& t = *static_cast<torch::Tensor*>(xp->ptr.get());
+  if (!t.defined()) fail(tensorscope::ErrorKind::argument, "the torch_tensor is undefined");
+  if (t.layout() != torch::kStrided) {
+    fail(tensorscope::ErrorKind::type, "the torch_tensor is sparse (or not dense); use x$to_dense() first");
+  }
+  if (t.is_quantized()) fail(tensorscope::ErrorKind::type, "the torch_tensor is quantized; use x$dequantize() first");
+  if (!t.device().is_cpu() && !t.device().is_cuda()) {
+    fail(tensorscope::ErrorKind::argument, "the torch_tensor is on " + t.device().str() +
+                                               "; tensorscope computes on the CPU or a CUDA device (use x$cpu())");
+  }
+  return t;
+}
+
+// torch for R's operator_sexp_tensor() (R_GetCCallable("torch", ...), as extension
+// packages built with LinkingTo: torch call it), or nullptr when `use` is FALSE. Call it
+// before any C++ object is made: R_GetCCallable raises an R error when torch for R does
+// not provide it.
+using RTensorSexp = SEXP (*)(const void*);
+inline RTensorSexp rtensor_maker(SEXP use) {
+  if (!Rf_asLogical(use)) return nullptr;
+  static RTensorSexp fn = nullptr;
+  if (fn == nullptr) fn = reinterpret_cast<RTensorSexp>(R_GetCCallable("torch", "operator_sexp_tensor"));
+  return fn;
+}
+
+inline void finalize_rtensor(SEXP ptr) {
+  delete static_cast<RTorchXPtr*>(R_ExternalPtrAddr(ptr));
+  R_ClearExternalPtr(ptr);
+}
+
+// A tensor as an R torch_tensor: made by torch for R itself (`maker`, see above), or,
+// without torch for R, an object of the same layout and class that tensorscope (and
+// torch for R, once loaded on this LibTorch) reads in place. The handle shares t's storage.
+inline SEXP wrap_rtensor(const torch::Tensor& t, RTensorSexp maker) {
+  RTorchXPtr xp{std::shared_ptr<void>(new torch::Tensor(t), [](void* p) { delete static_cast<torch::Tensor*>(p); })};
+  if (maker != nullptr) return maker(&xp);  // copies the shared_ptr; ours goes at return
+  SEXP out = PROTECT(R_MakeExternalPtr(new RTorchXPtr(std::move(xp)), R_NilValue, R_NilValue));
+  R_RegisterCFinalizerEx(out, finalize_rtensor, TRUE);
+  SEXP cls = PROTECT(Rf_allocVector(STRSXP, 2));
+  SET_STRING_ELT(cls, 0, Rf_mkChar("torch_tensor"));
+  SET_STRING_ELT(cls, 1, Rf_mkChar("R7"));
+  Rf_setAttrib(out, R_ClassSymbol, cls);
+  UNPROTECT(2);
   return out;
 }
 

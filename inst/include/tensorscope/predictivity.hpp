@@ -316,6 +316,25 @@ inline RidgeDecomp decompose_with(const RidgeDecomposer& f, const Matrix& Xc, co
   return f ? f(Xc, Yc, Xt, want_u) : ridge_decompose(Xc, Yc, Xt, want_u);
 }
 
+// ridge_cv's access to X, by rows: the decomposition of the training rows `train` of X
+// centred by their column means, with the test rows `test` (may be empty) centred by the
+// same means; Yc the centred training responses. matrix_folds() below gathers the rows
+// of an Eigen matrix; the LibTorch backend gathers them from a tensor on its device
+// (src/torch/ridge.h), so X is never copied into host memory.
+using RidgeFolds = std::function<RidgeDecomp(const std::vector<Index>& train, const std::vector<Index>& test,
+                                             const Matrix& Yc, bool want_u)>;
+
+inline RidgeFolds matrix_folds(const MatRef& X, const RidgeDecomposer& decompose = {}) {
+  return [&X, &decompose](const std::vector<Index>& train, const std::vector<Index>& test, const Matrix& Yc,
+                          bool want_u) {
+    Vector mu;
+    const Matrix Xc = pred_detail::gather_centred(X, train, mu);
+    Matrix Xt = pred_detail::gather_rows(X, test);
+    if (Xt.rows() > 0) Xt.rowwise() -= mu.transpose();
+    return decompose_with(decompose, Xc, Yc, Xt, want_u);
+  };
+}
+
 // Training-set criterion (GCV or exact LOO mean squared error) for every alpha and
 // target: n_alpha x q.
 inline Matrix ridge_criterion(const RidgeDecomp& d, const Matrix& Yc, const std::vector<double>& alphas,
@@ -422,13 +441,13 @@ inline std::vector<int> choose_alpha(const Matrix& crit, bool per_target) {
   return choice;
 }
 
-// Inner K-fold CV on a training set (each inner fold is centred on its own training
-// part, so Xtr, Ytr may be given centred or not): squared error of the held-out
-// predictions summed over the inner folds, divided by n, for every alpha and target,
-// n_alpha x q. The folds are random (seed, stream) or the caller's (o.inner_tests).
-inline Matrix ridge_inner_cv(const Matrix& Xtr, const Matrix& Ytr, const RidgeOptions& o, std::uint64_t stream,
-                             const Exec& ex, const RidgeDecomposer& decompose = {}) {
-  const Index n = Xtr.rows(), q = Ytr.cols();
+// Inner K-fold CV on a training set (rows: its rows of X; Ytr: their responses, centred
+// or not: each inner fold is centred on its own training part): squared error of the
+// held-out predictions summed over the inner folds, divided by n, for every alpha and
+// target, n_alpha x q. The folds are random (seed, stream) or the caller's (o.inner_tests).
+inline Matrix ridge_inner_cv(const std::vector<Index>& rows, const Matrix& Ytr, const RidgeOptions& o,
+                             std::uint64_t stream, const Exec& ex, const RidgeFolds& folds) {
+  const Index n = Ytr.rows(), q = Ytr.cols();
   const Index na = static_cast<Index>(o.alphas.size());
   const bool given = !o.inner_tests.empty();
   if (given && stream >= o.inner_tests.size()) throw ts_error(ErrorKind::argument, "ridge: no inner folds for this split");
@@ -455,11 +474,12 @@ inline Matrix ridge_inner_cv(const Matrix& Xtr, const Matrix& Ytr, const RidgeOp
     }
     std::sort(tr.begin(), tr.end());
     std::sort(te.begin(), te.end());
-    Matrix Xa = pred_detail::gather_rows(Xtr, tr), Xb = pred_detail::gather_rows(Xtr, te);
     Matrix Ya = pred_detail::gather_rows(Ytr, tr), Yb = pred_detail::gather_rows(Ytr, te);
-    pred_detail::centre_by_train(Xa, Xb);
     pred_detail::centre_by_train(Ya, Yb);  // Yb now held-out minus training mean
-    const RidgeDecomp d = decompose_with(decompose, Xa, Ya, Xb, false);
+    std::vector<Index> xa(tr.size()), xb(te.size());
+    for (std::size_t i = 0; i < tr.size(); ++i) xa[i] = rows[static_cast<std::size_t>(tr[i])];
+    for (std::size_t i = 0; i < te.size(); ++i) xb[i] = rows[static_cast<std::size_t>(te[i])];
+    const RidgeDecomp d = folds(xa, xb, Ya, false);
     std::vector<int> choice(static_cast<std::size_t>(q));
     for (Index a = 0; a < na; ++a) {
       ex.check();
@@ -621,35 +641,32 @@ inline PlsFit pls_fit(const MatRef& X, const MatRef& Y, int ncomp, const Exec& e
 }
 
 // ---------------------------------------------------------------------------------------
-// Cross-validation driver shared by ridge and PLS. fit(Xtr_c, Ytr_c, Xte_c, split,
-// alpha_out) returns the test predictions before adding the training mean of Y; X and Y
-// are centred by the training fold's means only.
+// Cross-validation driver shared by ridge and PLS. fit(split, Yc, s, alpha_out) returns
+// the test predictions before adding the training mean of Y (Yc: the training responses
+// centred by their means, when centre_y); X is centred by the training fold's means
+// only, in fit.
 template <class Fit>
-CvResult cross_validate(const MatRef& X, const MatRef& Y, const std::vector<Split>& splits, bool pooled,
-                        bool keep, Fit fit, const Exec& ex, bool gather_train = true) {
+CvResult cross_validate(const MatRef& Y, const std::vector<Split>& splits, bool pooled, bool keep, Fit fit,
+                        const Exec& ex, bool centre_y = true) {
   const Index q = Y.cols(), S = static_cast<Index>(splits.size());
   CvResult out;
   out.r.resize(S, q);
   out.r2.resize(S, q);
   out.alpha.setConstant(S, q, pred_detail::nan());
-  if (pooled) out.pooled_pred.setZero(X.rows(), q);
+  if (pooled) out.pooled_pred.setZero(Y.rows(), q);
   for (Index s = 0; s < S; ++s) {
     ex.check();
     const Split& sp = splits[static_cast<std::size_t>(s)];
-    Vector xbar, ybar;
-    Matrix Xc, Yc;
-    if (gather_train) {
-      Xc = pred_detail::gather_centred(X, sp.train, xbar);
+    Vector ybar;
+    Matrix Yc;
+    if (centre_y) {
       Yc = pred_detail::gather_centred(Y, sp.train, ybar);
     } else {
-      xbar = pred_detail::row_subset_means(X, sp.train);
       ybar = pred_detail::row_subset_means(Y, sp.train);
     }
-    Matrix Xte = pred_detail::gather_rows(X, sp.test);
-    Xte.rowwise() -= xbar.transpose();
     const Matrix Yte = pred_detail::gather_rows(Y, sp.test);
     Vector alpha_row = Vector::Constant(q, pred_detail::nan());
-    Matrix P = fit(Xc, Yc, Xte, s, alpha_row);
+    Matrix P = fit(sp, Yc, s, alpha_row);
     P.rowwise() += ybar.transpose();
     out.alpha.row(s) = alpha_row.transpose();
     Vector r(q), r2(q);
@@ -669,23 +686,29 @@ CvResult cross_validate(const MatRef& X, const MatRef& Y, const std::vector<Spli
   return out;
 }
 
-inline CvResult ridge_cv(const MatRef& X, const MatRef& Y, const std::vector<Split>& splits, const RidgeOptions& o,
-                         bool pooled, bool keep, const Exec& ex, const RidgeDecomposer& decompose = {}) {
+// Ridge cross-validation on X given by rows (see RidgeFolds): n = Y.rows() stimuli.
+inline CvResult ridge_cv_folds(const RidgeFolds& folds, const MatRef& Y, const std::vector<Split>& splits,
+                               const RidgeOptions& o, bool pooled, bool keep, const Exec& ex) {
   if (o.alphas.empty()) throw ts_error(ErrorKind::empty, "ridge_cv: no alphas");
-  auto fit = [&](const Matrix& Xc, const Matrix& Yc, const Matrix& Xte, Index s, Vector& alpha_row) {
+  auto fit = [&](const Split& sp, const Matrix& Yc, Index s, Vector& alpha_row) {
     const bool loo = o.select == AlphaSelect::loo && o.alphas.size() > 1;
-    const RidgeDecomp d = decompose_with(decompose, Xc, Yc, Xte, loo);
+    const RidgeDecomp d = folds(sp.train, sp.test, Yc, loo);
     std::vector<int> choice(static_cast<std::size_t>(Yc.cols()), 0);
     if (o.alphas.size() > 1) {
       const Matrix crit = o.select == AlphaSelect::kfold
-                              ? ridge_inner_cv(Xc, Yc, o, static_cast<std::uint64_t>(s), ex, decompose)
+                              ? ridge_inner_cv(sp.train, Yc, o, static_cast<std::uint64_t>(s), ex, folds)
                               : ridge_criterion(d, Yc, o.alphas, o.select, ex);
       choice = choose_alpha(crit, o.per_target);
     }
     for (Index j = 0; j < Yc.cols(); ++j) alpha_row(j) = o.alphas[static_cast<std::size_t>(choice[static_cast<std::size_t>(j)])];
     return ridge_predict(d, o.alphas, choice, ex);
   };
-  return cross_validate(X, Y, splits, pooled, keep, fit, ex);
+  return cross_validate(Y, splits, pooled, keep, fit, ex);
+}
+
+inline CvResult ridge_cv(const MatRef& X, const MatRef& Y, const std::vector<Split>& splits, const RidgeOptions& o,
+                         bool pooled, bool keep, const Exec& ex, const RidgeDecomposer& decompose = {}) {
+  return ridge_cv_folds(matrix_folds(X, decompose), Y, splits, o, pooled, keep, ex);
 }
 
 inline CvResult pls_cv(const MatRef& X, const MatRef& Y, const std::vector<Split>& splits, int ncomp, bool pooled,
@@ -693,14 +716,16 @@ inline CvResult pls_cv(const MatRef& X, const MatRef& Y, const std::vector<Split
   const std::vector<PlsFit> fits = pls_batch(X, Y, splits, ncomp, ex);
   int used = ncomp;
   for (const PlsFit& f : fits) used = std::min(used, f.ncomp);
-  auto fit = [&](const Matrix&, const Matrix&, const Matrix& Xte, Index s, Vector&) {
+  auto fit = [&](const Split& sp, const Matrix&, Index s, Vector&) {
     const PlsFit& f = fits[static_cast<std::size_t>(s)];
+    Matrix Xte = pred_detail::gather_rows(X, sp.test);
+    Xte.rowwise() -= pred_detail::row_subset_means(X, sp.train).transpose();
     const Matrix XR = Xte * f.R;
     Matrix P(Xte.rows(), Y.cols());
     P.noalias() = XR * f.Q.transpose();
     return P;
   };
-  CvResult out = cross_validate(X, Y, splits, pooled, keep, fit, ex, false);
+  CvResult out = cross_validate(Y, splits, pooled, keep, fit, ex, false);
   out.ncomp_used = used;
   return out;
 }
