@@ -1,8 +1,9 @@
 // Checks the LibTorch dense path (src/torch/dense.h, ridge.h) against the Eigen core,
 // without R: CKA (linear and RBF kernels, biased and debiased, feature and Gram routes),
 // RDMs (correlation, cosine, euclidean, sqeuclidean) and cross-validated ridge (GCV, LOO
-// and inner K-fold alpha selection; feature and kernel forms) on random data, float64, on
-// CUDA when available (else CPU). Exit status 1 when any difference exceeds 1e-8.
+// and inner K-fold alpha selection; feature and kernel forms; each fold moved to the
+// device, and the layer held as a device tensor whose folds are gathered there) on random
+// data, float64, on CUDA when available (else CPU). Exit status 1 when any difference exceeds 1e-8.
 // Usage: torch_check [n = 1000] [p = 300]
 #include <tensorscope/alignment.hpp>
 #include <tensorscope/predictivity.hpp>
@@ -102,12 +103,21 @@ int main(int argc, char** argv) {
       const auto& sp = form == 0 ? splits : splits_w;
       auto eig = timed([&] { return ridge_cv(XX, RR, sp, o, true, false, ex); });
       auto tor = timed([&] { return ridge_cv(XX, RR, sp, o, true, false, ex, on_torch); });
-      const double d = std::max((eig.first.pooled_r - tor.first.pooled_r).cwiseAbs().maxCoeff(),
-                                (eig.first.pooled_pred - tor.first.pooled_pred).cwiseAbs().maxCoeff());
-      const bool same_alpha = (eig.first.alpha - tor.first.alpha).cwiseAbs().maxCoeff() == 0;
-      worst = std::max(worst, same_alpha ? d : 1.0);
-      std::printf("ridge %-7s %-5s eigen %.3fs  torch %.3fs  max |diff| r, predictions %.2e%s\n",
-                  form == 0 ? "feature" : "kernel", sel_names[k], eig.second, tor.second, d,
+      // the layer as a tensor on the device, its folds gathered there (predictivity() on
+      // a torch_tensor): the row-major tensor made from xt, not from the Eigen copy
+      const torch::Tensor xdev = (form == 0 ? xt : xt.narrow(0, 0, wide)).to(dev);
+      const RidgeFolds in_place = ts_torch::TensorRidgeFolds{xdev};
+      auto ten = timed([&] { return ridge_cv_folds(in_place, RR, sp, o, true, false, ex); });
+      auto diff = [&](const CvResult& a) {
+        return std::max((eig.first.pooled_r - a.pooled_r).cwiseAbs().maxCoeff(),
+                        (eig.first.pooled_pred - a.pooled_pred).cwiseAbs().maxCoeff());
+      };
+      const double d = diff(tor.first), dt = diff(ten.first);
+      const bool same_alpha = (eig.first.alpha - tor.first.alpha).cwiseAbs().maxCoeff() == 0 &&
+                              (eig.first.alpha - ten.first.alpha).cwiseAbs().maxCoeff() == 0;
+      worst = std::max(worst, same_alpha ? std::max(d, dt) : 1.0);
+      std::printf("ridge %-7s %-5s eigen %.3fs  torch %.3fs  tensor %.3fs  max |diff| r, predictions %.2e / %.2e%s\n",
+                  form == 0 ? "feature" : "kernel", sel_names[k], eig.second, tor.second, ten.second, d, dt,
                   same_alpha ? "" : "  (different alphas chosen)");
     }
   }
