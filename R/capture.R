@@ -131,7 +131,7 @@ describe_reducers <- function(red, k, seed) {
 # arrays, inputs = the checked arrays or NULL). `inputs` may be a function of row
 # indices returning those stimuli (loaded or generated batch by batch); then `stimuli`
 # gives the ids and their number.
-input_source <- function(inputs, stimuli, call = rlang::caller_env()) {
+input_source <- function(inputs, stimuli, tensors = FALSE, call = rlang::caller_env()) {
   if (is.function(inputs)) {
     if (is.null(stimuli)) {
       ts_abort("With {.arg inputs} a function, {.arg stimuli} (the stimulus ids) is required: it gives their number.",
@@ -146,15 +146,35 @@ input_source <- function(inputs, stimuli, call = rlang::caller_env()) {
     }
     return(list(n = length(stimuli), ids = NULL, get = get, inputs = NULL))
   }
-  inputs <- as_inputs(inputs, call = call)
-  list(n = dim(inputs[[1]])[1], ids = dimnames(inputs[[1]])[[1]],
-       get = function(idx) lapply(inputs, slice_rows, idx), inputs = inputs)
+  inputs <- as_inputs(inputs, tensors = tensors, call = call)
+  first <- inputs[[1]]
+  # torch_tensors are passed whole: the backend takes the batch's rows (batch_rows())
+  list(n = if (is_rtensor(first)) as.integer(rtensor_info(first, call = call)$n) else dim(first)[1],
+       ids = if (!is_rtensor(first)) dimnames(first)[[1]],
+       get = function(idx) lapply(inputs, function(x) if (is_rtensor(x)) x else slice_rows(x, idx)), inputs = inputs)
+}
+
+# The rows of a batch for the backend: c(first row (0-based), count); batches are runs.
+batch_rows <- function(idx) c(min(idx) - 1, length(idx))
+
+# Reducers when the layers stay torch tensors (activations(tensors = TRUE)): "none" or
+# "avgpool" ("auto" is "none": the layers are not stored in R memory; "srp" runs on the
+# CPU into R matrices, so it is an error here).
+keep_plan <- function(outputs, reduce, k, call = rlang::caller_env()) {
+  red <- reducer_for(outputs$name, outputs$layer, reduce)
+  if (any(red == "srp")) {
+    ts_abort("{.code reduce = \"srp\"} writes R matrices; with {.code tensors = TRUE} use {.val none} or {.val avgpool}.",
+             "argument", call = call)
+  }
+  red[red == "auto"] <- "none"
+  list(reducer = red, features = vapply(seq_along(red), function(i) reduced_features(outputs$shape[[i]], red[i], k), numeric(1)),
+       estimate = NULL, budget = NULL)
 }
 
 # Runs the first batch: the captured outputs' names and per-stimulus shapes.
 first_batch <- function(ptr, src, layers, batch_size, dtype, call) {
   idx <- seq_len(min(src$n, batch_size))
-  info <- torch_run("ts_torch_run", ptr, src$get(idx), as.character(layers), dtype,
+  info <- torch_run("ts_torch_run", ptr, src$get(idx), as.character(layers), dtype, batch_rows(idx),
                     what = "The model could not run on {.arg inputs}.", call = call)
   names(info$shapes) <- info$names
   info
@@ -169,7 +189,8 @@ layer_of_output <- function(outputs, layers) {
 }
 
 # All batches, the first already run (info): each batch's outputs are reduced in LibTorch
-# and written into dests (a list of preallocated n x f matrices, NULL = not kept).
+# and written into dests (a list of preallocated n x f matrices, NULL = not kept), or,
+# with dests NULL, kept on the device for ts_torch_collect().
 # Interruptible between batches; progress through progressr.
 run_capture <- function(ptr, src, layers, batch_size, dtype, dests, reducers, k, seed, call) {
   n <- src$n
@@ -179,10 +200,14 @@ run_capture <- function(ptr, src, layers, batch_size, dtype, dests, reducers, k,
   for (b in seq_along(starts)) {
     idx <- starts[b]:min(n, starts[b] + batch_size - 1)
     if (b > 1) {
-      torch_run("ts_torch_run", ptr, src$get(idx), as.character(layers), dtype,
+      torch_run("ts_torch_run", ptr, src$get(idx), as.character(layers), dtype, batch_rows(idx),
                 what = "The model could not run on {.arg inputs}.", call = call)
     }
-    torch_run("ts_torch_write", ptr, dests, reducers, ks, as.double(seed), as.double(starts[b] - 1), call = call)
+    if (is.null(dests)) {
+      torch_run("ts_torch_keep", ptr, reducers, call = call)   # on the device (tensors = TRUE)
+    } else {
+      torch_run("ts_torch_write", ptr, dests, reducers, ks, as.double(seed), as.double(starts[b] - 1), call = call)
+    }
     p(message = sprintf("batch %d of %d", b, length(starts)))
   }
   invisible(NULL)

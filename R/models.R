@@ -169,13 +169,20 @@ is_checkpoints <- function(model) {
 }
 
 # Inputs: an array (stimuli first), a list of arrays (several forward() arguments), or
-# torch_tensor(s). Returns a list of arrays with the same first dimension.
-as_inputs <- function(inputs, arg = "inputs", call = rlang::caller_env()) {
+# torch_tensor(s). Returns a list of arrays with the same first dimension; with
+# `tensors`, torch_tensors stay as they are (checked in the backend, on their device:
+# numeric, finite, stimuli first) for the backend to slice in place.
+as_inputs <- function(inputs, arg = "inputs", tensors = FALSE, call = rlang::caller_env()) {
   if (inherits(inputs, "torch_tensor")) inputs <- list(inputs)
   if (!is.list(inputs) || is.data.frame(inputs)) inputs <- list(inputs)
   if (!length(inputs)) ts_abort("{.arg {arg}} is empty.", "empty", call = call)
+  n <- integer(length(inputs))
   for (i in seq_along(inputs)) {
     x <- inputs[[i]]
+    if (tensors && is_rtensor(x)) {
+      n[i] <- as.integer(check_rtensor(x, arg, call = call)$n)
+      next
+    }
     if (inherits(x, "torch_tensor")) x <- as.array(x$detach()$cpu())   # CUDA tensors too
     if (is.data.frame(x)) x <- as.matrix(x)
     if (is.logical(x)) storage.mode(x) <- "double"
@@ -186,8 +193,8 @@ as_inputs <- function(inputs, arg = "inputs", call = rlang::caller_env()) {
     if (dim(x)[1] == 0) ts_abort("{.arg {arg}} has no stimuli.", "empty", call = call)
     if (is.double(x)) check_finite(x, arg, call = call)
     inputs[[i]] <- x
+    n[i] <- dim(x)[1]
   }
-  n <- vapply(inputs, function(x) dim(x)[1], integer(1))
   if (length(unique(n)) > 1) {
     ts_abort("Every input in {.arg {arg}} must have the same number of stimuli; got {n}.", "mismatch", call = call)
   }
@@ -217,7 +224,8 @@ bind_rows_array <- function(parts) {
 # scores, say) cannot be analysed; they are dropped with a warning. Named layers with
 # such values are an error.
 drop_non_finite <- function(layers, default, call = rlang::caller_env()) {
-  bad <- names(layers)[vapply(layers, function(l) cpp_first_non_finite(l) > 0, logical(1))]
+  non_finite <- function(l) if (is_rtensor(l)) !rtensor_info(l, checks = TRUE, call = call)$finite else cpp_first_non_finite(l) > 0
+  bad <- names(layers)[vapply(layers, non_finite, logical(1))]
   if (length(bad) && !default) {
     ts_abort(c("Layer{?s} {.val {bad}} hold{?s/} non-finite values (NA, NaN or Inf).",
                i = "Masked attention scores (-Inf) cannot be analysed; capture the attention pattern instead."),
@@ -294,7 +302,10 @@ drop_non_finite <- function(layers, default, call = rlang::caller_env()) {
 #'   `dtype`, `reduce`, `k`, `seed`, `memory` and `cache` apply to TorchScript models).
 #' @param inputs An array with stimuli first (e.g. images \[n, channels, height,
 #'   width\]), a list of such arrays (several arguments of `forward()`), or a
-#'   `torch_tensor`. Doubles are converted to `dtype`; integer arrays are passed as
+#'   `torch_tensor` (CPU or CUDA; handed to the backend's forward pass without a copy
+#'   into R when tensorscope's backend shares torch for R's LibTorch and there is no
+#'   `cache`: each batch is a view of its rows, moved or converted only if it is not
+#'   already on the model's device in `dtype`). Doubles are converted to `dtype`; integer arrays are passed as
 #'   int64 token ids (language models). Or a function of row indices returning those
 #'   stimuli's inputs (images read or generated batch by batch, so that thousands of
 #'   them are never held at once); then `stimuli` is required (it gives their number),
@@ -318,6 +329,17 @@ drop_non_finite <- function(layers, default, call = rlang::caller_env()) {
 #' @param memory Memory budget of the run: bytes, or a string such as `"16GB"`. `NULL`:
 #'   option `tensorscope.memory`, else 80% of the memory available now.
 #' @param cache `NULL` (default: no cache) or a folder for the activation cache.
+#' @param tensors `FALSE` (default): layers are R matrices. `TRUE`: each layer is kept
+#'   as one `torch_tensor` on the model's device (its batches concatenated there, in
+#'   `dtype`; `reduce` may be `"none"` or `"avgpool"`, `"auto"` meaning `"none"`), so
+#'   that a whole analysis stays on the GPU: the [ts_reps] holds the tensors and
+#'   [cka()], [cka_layers()], [rdm()], ridge [predictivity()] compute on them in place.
+#'   The tensors are made by torch for R when it is loaded (on the same LibTorch as
+#'   tensorscope's backend; otherwise the layers are R matrices, with a message), else
+#'   they are objects of torch for R's layout and class that tensorscope reads in place.
+#'   A tensor's features are flattened in LibTorch's (row-major) order, an R matrix's in
+#'   R's (column-major) order: the same features, permuted, which none of these metrics
+#'   sees.
 #' @return A [ts_reps] with one layer per captured output (stimuli x features; `shapes`
 #'   holds the per-stimulus shape of what is stored: the submodule's output for
 #'   `"none"`, channels for `"avgpool"`, `k` for `"srp"`) and provenance `model`
@@ -352,9 +374,12 @@ drop_non_finite <- function(layers, default, call = rlang::caller_env()) {
 #' }
 activations <- function(model, inputs, layers = NULL, batch_size = 64, device = NULL, stimuli = NULL,
                         dtype = c("float32", "float64"), reduce = "auto", k = 4096, seed = 1,
-                        memory = NULL, cache = NULL) {
+                        memory = NULL, cache = NULL, tensors = FALSE) {
   call <- rlang::current_env()
-  if (inherits(model, "nn_module")) return(activations_rtorch(model, inputs, layers, batch_size, device, stimuli, call = call))
+  check_flag(tensors)
+  if (inherits(model, "nn_module")) {
+    return(activations_rtorch(model, inputs, layers, batch_size, device, stimuli, tensors = tensors, call = call))
+  }
   batch_size <- check_count(batch_size, min = 1)
   dtype <- check_choice(dtype, c("float32", "float64"))
   reduce <- check_reduce(reduce, call = call)
@@ -364,7 +389,18 @@ activations <- function(model, inputs, layers = NULL, batch_size = 64, device = 
   budget <- memory_budget(memory, call = call)
   cache <- check_cache(cache, call = call)
   if (!is.null(device)) device <- check_device(device, call = call)
-  src <- input_source(inputs, stimuli, call = call)
+  if (tensors && !is.null(cache)) {
+    ts_abort("{.arg cache} stores R matrices; it cannot be used with {.code tensors = TRUE}.", "argument", call = call)
+  }
+  # torch_tensor inputs are handed to the backend as they are (sliced there) when it
+  # shares torch for R's LibTorch; with a cache their values are hashed, so they are copied
+  in_place <- is.null(cache) && !is.function(inputs) &&
+    any(vapply(if (is_rtensor(inputs) || !is.list(inputs)) list(inputs) else inputs, is_rtensor, logical(1))) &&
+    rtensor_shared(call = call)
+  # layers returned as torch tensors on the device: torch for R makes them when it is
+  # loaded (on the same LibTorch; otherwise R matrices, with the message of rtensor_shared())
+  if (tensors) tensors <- !("torch" %in% loadedNamespaces()) || rtensor_shared(call = call)
+  src <- input_source(inputs, stimuli, tensors = in_place, call = call)
   if (!is.null(cache) && is.null(src$inputs)) {
     ts_abort("{.arg cache} needs {.arg inputs} as arrays (their values are part of the cache key), not a function.",
              "argument", call = call)
@@ -373,7 +409,8 @@ activations <- function(model, inputs, layers = NULL, batch_size = 64, device = 
   if (is_checkpoints(model)) {
     ck <- checkpoint_files(model, call = call)
     reps <- lapply(ck$files, function(f) {
-      activations(f, inputs, layers, batch_size, device, stimuli, dtype, reduce, k, seed, memory = budget, cache = cache)
+      activations(f, inputs, layers, batch_size, device, stimuli, dtype, reduce, k, seed, memory = budget, cache = cache,
+                  tensors = tensors)
     })
     return(tibble::tibble(step = ck$step, checkpoint = ck$files, reps = reps))
   }
@@ -419,8 +456,12 @@ activations <- function(model, inputs, layers = NULL, batch_size = 64, device = 
                i = "Capture these layers in separate calls."), "argument", call = call)
   }
   dtype_bytes <- if (dtype == "float32") 4 else 8
-  plan <- plan_capture(outputs, reduce, k, n, batch_size, budget,
-                       model$modules$n_total[model$modules$module == ""] * dtype_bytes, dtype_bytes, call = call)
+  plan <- if (tensors) {
+    keep_plan(outputs, reduce, k, call = call)
+  } else {
+    plan_capture(outputs, reduce, k, n, batch_size, budget,
+                 model$modules$n_total[model$modules$module == ""] * dtype_bytes, dtype_bytes, call = call)
+  }
   outputs$reducer <- plan$reducer
   outputs$features <- plan$features
 
@@ -446,10 +487,12 @@ activations <- function(model, inputs, layers = NULL, batch_size = 64, device = 
   if (length(run_layers)) {
     idx <- c(NA, match(info$names[-1], outputs$name))   # NA: the model's output
     dests <- lapply(idx, function(i) {
-      if (is.na(i)) NULL else matrix(0, n, outputs$features[i], dimnames = list(stimuli, NULL))
+      if (is.na(i) || tensors) NULL else matrix(0, n, outputs$features[i], dimnames = list(stimuli, NULL))
     })
     reducers <- ifelse(is.na(idx), "none", outputs$reducer[idx])
-    run_capture(ptr, src, run_layers, batch_size, dtype, dests, reducers, k, seed, call)
+    if (tensors) reducers[is.na(idx)] <- "skip"
+    run_capture(ptr, src, run_layers, batch_size, dtype, if (!tensors) dests, reducers, k, seed, call)
+    if (tensors) dests <- torch_run("ts_torch_collect", ptr, "torch" %in% loadedNamespaces(), call = call)[info$names]
     for (j in which(!is.na(idx))) {
       out[[idx[j]]] <- dests[[j]]
       if (!is.null(cache)) write_npy(dests[[j]], outputs$file[idx[j]], order = "F")
@@ -474,9 +517,9 @@ activations <- function(model, inputs, layers = NULL, batch_size = 64, device = 
   new_reps(out, stimuli, shapes, list(
     model = model$path, step = if (is.na(model$step)) NULL else model$step, device = model$device,
     batch_size = batch_size, forward_passes = torch_call("ts_torch_forward_count", ptr) - before,
-    source = "torchscript", dtype = dtype,
+    source = "torchscript", dtype = dtype, tensors = if (tensors) TRUE,
     reduce = stats::setNames(describe_reducers(outputs$reducer, k, seed), outputs$name)[names(out)],
-    memory = c(plan$estimate, budget = budget),
+    memory = if (!tensors) c(plan$estimate, budget = budget),
     cached = if (!is.null(cache)) outputs$name[from_cache]))
 }
 

@@ -29,14 +29,16 @@
 #'   arrays are made into tensors of the module's floating type on that device, batch by
 #'   batch (integer arrays: int64 token ids); `torch_tensor` inputs, on the CPU or a CUDA
 #'   device, are sliced and moved there. Each layer's batches stay on the device until
-#'   the end, then are concatenated, moved to the CPU and converted to R once. A
+#'   the end, then are concatenated, moved to the CPU and converted to R once, or, with
+#'   `tensors = TRUE`, kept as one `torch_tensor` per layer on the device (see
+#'   [ts_reps()] for the metrics that then compute on them in place). A
 #'   submodule called several times is captured at its last call; one that the forward
 #'   pass does not call is an error. A module instance reachable by two paths is listed
 #'   once, at its first path.
 NULL
 
-activations_rtorch <- function(model, inputs, layers, batch_size, device, stimuli, call = rlang::caller_env(),
-                               ops = rt_ops(call)) {
+activations_rtorch <- function(model, inputs, layers, batch_size, device, stimuli, tensors = FALSE,
+                               call = rlang::caller_env(), ops = rt_ops(call)) {
   batch_size <- check_count(batch_size, min = 1, call = call)
   inst <- rt_instance(model)
   mods <- rt_walk(model)
@@ -102,16 +104,19 @@ activations_rtorch <- function(model, inputs, layers, batch_size, device, stimul
       if (!is.null(pb)) cli::cli_progress_update(id = pb)
     }
   })
-  # one concatenation per layer on the device, then one transfer and conversion
-  out <- lapply(parts, ops$collect)
+  # one concatenation per layer on the device, then (unless `tensors`) one transfer and conversion
+  out <- lapply(parts, ops$collect, tensors = tensors)
   reps_from_arrays(out, stimuli = stimuli, model = class(model)[1], device = device, batch_size = batch_size,
                    forward_passes = length(starts), source = "torch for R")
 }
 
-# ts_reps from arrays with stimuli first, keeping each layer's per-stimulus shape.
+# ts_reps from arrays (or torch_tensors) with stimuli first, keeping each layer's
+# per-stimulus shape (ts_reps() reads a tensor's own).
 reps_from_arrays <- function(layers, ...) {
   r <- ts_reps(layers, ...)
-  r$shapes <- lapply(layers, function(l) { d <- dim(l); if (length(d) > 1) d[-1] else 1L })
+  for (nm in names(layers)) {
+    if (!is_rtensor(layers[[nm]])) r$shapes[[nm]] <- { d <- dim(layers[[nm]]); if (length(d) > 1) d[-1] else 1L }
+  }
   r
 }
 
@@ -233,9 +238,9 @@ rt_ops <- function(call = rlang::caller_env()) {
       }
       t$detach()
     },
-    collect = function(parts) {
+    collect = function(parts, tensors = FALSE) {
       t <- if (length(parts) == 1) parts[[1]] else torch::torch_cat(parts, dim = 1L)
-      as.array(t$to(device = "cpu", dtype = torch::torch_float64()))
+      if (tensors) t else as.array(t$to(device = "cpu", dtype = torch::torch_float64()))
     },
     no_grad = function(expr) torch::with_no_grad(expr)
   )

@@ -150,7 +150,9 @@ SEXP ts_torch_load(SEXP, SEXP);
 SEXP ts_torch_modules(SEXP);
 SEXP ts_torch_parameters(SEXP);
 SEXP ts_torch_called(SEXP, SEXP);
-SEXP ts_torch_run(SEXP, SEXP, SEXP, SEXP);
+SEXP ts_torch_run(SEXP, SEXP, SEXP, SEXP, SEXP);
+SEXP ts_torch_keep(SEXP, SEXP);
+SEXP ts_torch_collect(SEXP, SEXP);
 SEXP ts_torch_write(SEXP, SEXP, SEXP, SEXP, SEXP, SEXP);
 SEXP ts_torch_release(SEXP);
 SEXP ts_torch_forward_count(SEXP);
@@ -179,7 +181,9 @@ void R_init_tensorscope_torch(DllInfo* dll) {
       TS_CALL(ts_torch_modules, 1),
       TS_CALL(ts_torch_parameters, 1),
       TS_CALL(ts_torch_called, 2),
-      TS_CALL(ts_torch_run, 4),
+      TS_CALL(ts_torch_run, 5),
+      TS_CALL(ts_torch_keep, 2),
+      TS_CALL(ts_torch_collect, 2),
       TS_CALL(ts_torch_write, 6),
       TS_CALL(ts_torch_release, 1),
       TS_CALL(ts_torch_forward_count, 1),

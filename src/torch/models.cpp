@@ -319,8 +319,12 @@ extern "C" SEXP ts_torch_called(SEXP ptr, SEXP layers) {
 
 // One forward pass over one batch, in floating type dtype, capturing `layers`. The
 // outputs (the model's output, then every captured tensor) are held in LibTorch until
-// ts_torch_write(). Returns list(names, shapes = per-stimulus shapes, batch).
-extern "C" SEXP ts_torch_run(SEXP ptr, SEXP inputs, SEXP layers, SEXP dtype) {
+// ts_torch_write() or ts_torch_keep(). inputs: R arrays (this batch's rows), or torch for
+// R torch_tensors holding every stimulus, of which rows = c(first row, count) (0-based)
+// are taken as a view and handed to forward() without a copy when they already are on
+// the model's device in its floating type (int64 for integer tensors: token ids).
+// Returns list(names, shapes = per-stimulus shapes, batch).
+extern "C" SEXP ts_torch_run(SEXP ptr, SEXP inputs, SEXP layers, SEXP dtype, SEXP rows) {
   return guarded([&]() -> SEXP {
     Model* m = get_model(ptr);
     const auto ft = parse_dtype(dtype, *m);
@@ -340,7 +344,22 @@ extern "C" SEXP ts_torch_run(SEXP ptr, SEXP inputs, SEXP layers, SEXP dtype) {
     jit::Stack stack{mod._ivalue()};
     int64_t batch = -1;  // stimuli in this batch: the first input tensor's leading dim
     for (R_xlen_t i = 0; i < XLENGTH(inputs); ++i) {
-      auto t = to_tensor(VECTOR_ELT(inputs, i), ft, m->device);
+      SEXP in = VECTOR_ELT(inputs, i);
+      torch::Tensor t;
+      if (is_rtensor(in)) {
+        t = rtensor(in).detach();
+        if (t.dim() == 0) ts_torch::fail(tensorscope::ErrorKind::type, "a 0-dimensional torch_tensor input has no stimuli");
+        t = t.narrow(0, static_cast<int64_t>(REAL(rows)[0]), static_cast<int64_t>(REAL(rows)[1]));
+        if (t.is_floating_point()) {
+          t = t.to(m->device, ft);
+        } else if (at::isIntegralType(t.scalar_type(), /*includeBool=*/false)) {
+          t = t.to(m->device, torch::kLong);
+        } else {
+          ts_torch::fail(tensorscope::ErrorKind::type, "a torch_tensor input must be floating or integer (token ids)");
+        }
+      } else {
+        t = to_tensor(in, ft, m->device);
+      }
       if (batch < 0 && t.dim() > 0) batch = t.size(0);
       stack.emplace_back(std::move(t));
     }
@@ -522,6 +541,64 @@ extern "C" SEXP ts_torch_write(SEXP ptr, SEXP dests, SEXP reducers, SEXP ks, SEX
     }
     m->held.clear();
     return R_NilValue;
+  });
+}
+
+// Keeps the held outputs on their device (activations(tensors = TRUE)) instead of
+// writing them into R: reducer per output "none", "avgpool" (as in ts_torch_write()) or
+// "skip". The batches are concatenated by ts_torch_collect().
+extern "C" SEXP ts_torch_keep(SEXP ptr, SEXP reducers) {
+  return guarded([&]() -> SEXP {
+    Model* m = get_model(ptr);
+    const auto red = as_strings(reducers);
+    if (red.size() != m->held.size()) ts_torch::fail(tensorscope::ErrorKind::internal, "ts_torch_keep: outputs changed");
+    torch::NoGradGuard no_grad;
+    if (m->kept.empty()) {
+      m->kept.resize(m->held.size());
+      m->kept_names = m->held_names;
+    }
+    if (m->kept.size() != m->held.size()) ts_torch::fail(tensorscope::ErrorKind::internal, "ts_torch_keep: outputs changed");
+    for (size_t i = 0; i < m->held.size(); ++i) {
+      if (red[i] == "skip") continue;
+      torch::Tensor t = m->held[i];
+      if (red[i] == "avgpool" && t.dim() >= 4) {
+        std::vector<int64_t> dims;
+        for (int64_t d = 2; d < t.dim(); ++d) dims.push_back(d);
+        t = t.mean(dims);
+      } else if (!t.is_contiguous()) {
+        t = t.contiguous();  // an expanded (broadcast) output: one row per stimulus
+      }
+      m->kept[i].push_back(t);
+    }
+    m->held.clear();
+    return R_NilValue;
+  });
+}
+
+// The kept outputs, each the concatenation of its batches on the device, as torch for R
+// tensors (made by torch for R when `rtorch`, see wrap_rtensor()): a named list.
+extern "C" SEXP ts_torch_collect(SEXP ptr, SEXP rtorch) {
+  const ts_torch::RTensorSexp maker = ts_torch::rtensor_maker(rtorch);  // before any C++ object
+  return guarded([&]() -> SEXP {
+    Model* m = get_model(ptr);
+    std::vector<torch::Tensor> vals;
+    std::vector<std::string> names;
+    for (size_t i = 0; i < m->kept.size(); ++i) {
+      if (m->kept[i].empty()) continue;
+      vals.push_back(m->kept[i].size() == 1 ? m->kept[i][0] : torch::cat(m->kept[i], 0));
+      names.push_back(m->kept_names[i]);
+    }
+    m->kept.clear();
+    m->kept_names.clear();
+    SEXP out = PROTECT(Rf_allocVector(VECSXP, static_cast<R_xlen_t>(vals.size())));
+    SEXP nms = PROTECT(Rf_allocVector(STRSXP, static_cast<R_xlen_t>(vals.size())));
+    for (size_t i = 0; i < vals.size(); ++i) {
+      SET_VECTOR_ELT(out, static_cast<R_xlen_t>(i), ts_torch::wrap_rtensor(vals[i], maker));
+      SET_STRING_ELT(nms, static_cast<R_xlen_t>(i), Rf_mkChar(names[i].c_str()));
+    }
+    Rf_setAttrib(out, R_NamesSymbol, nms);
+    UNPROTECT(2);
+    return out;
   });
 }
 

@@ -78,6 +78,9 @@ struct Model {
   // until ts_torch_write() reduces them into R matrices
   std::vector<torch::Tensor> held;
   std::vector<std::string> held_names;
+  // per held output, its batches kept on the device (ts_torch_keep(), ts_torch_collect())
+  std::vector<std::vector<torch::Tensor>> kept;
+  std::vector<std::string> kept_names;
 };
 
 inline Model* get_model(SEXP ptr) {
