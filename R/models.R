@@ -367,6 +367,9 @@ drop_non_finite <- function(layers, default, call = rlang::caller_env()) {
 #'   d <- tempfile()
 #'   activations(f, x, layers = c("conv1", "fc1"), reduce = c(conv1 = "avgpool", "srp"),
 #'               k = 64, cache = d)
+#'   # layers kept as tensors on the model's device; the metrics run on them in place
+#'   kept <- activations(f, x, layers = c("conv1", "fc1", "fc2"), tensors = TRUE)
+#'   cka_layers(kept)
 #'   # a training trajectory in one call
 #'   ckpt <- dir(system.file("extdata", package = "tensorscope"), "^fmnist_cnn_step",
 #'               full.names = TRUE)

@@ -19,17 +19,35 @@
 #'   each layer) and `provenance`.
 #'
 #' **torch for R tensors.** A `torch_tensor` layer (on the CPU or a CUDA device, any
-#' floating type) is kept as it is, not copied, when tensorscope's LibTorch backend and
-#' torch for R use the same LibTorch library in the R session (one `libtorch_cpu` is
-#' loaded, the one tensorscope was built against; configure prefers torch for R's). Then
-#' [cka()], [cka_layers()] and [rdm()] (correlation, cosine, euclidean and sqeuclidean,
-#' without `conditions`) compute on the tensors in place, on their device, in float64,
-#' and only the results come back to R: a whole CKA/RDM analysis stays on the GPU (a
-#' higher-rank tensor is flattened there in its own row-major order, which neither CKA nor
-#' these distances depend on; copies into R are flattened as R arrays are). Every
-#' other function, and `backend = "eigen"`, copies the tensors into R matrices first.
-#' When the two LibTorch builds differ, a message says so once per session and the
-#' tensors are copied into R (by torch for R) here.
+#' floating type, or integers) is kept as it is, not copied, when tensorscope's LibTorch
+#' backend and torch for R use the same LibTorch library in the R session (one
+#' `libtorch_cpu` is loaded, the one tensorscope was built against; configure prefers
+#' torch for R's). Then [cka()], [cka_layers()], [rdm()] (correlation, cosine, euclidean
+#' and sqeuclidean, without `conditions`) and ridge [predictivity()] compute on the
+#' tensors in place, on their device, in float64 (a float32 layer is promoted there),
+#' and only the results come back to R: a whole analysis stays on the GPU
+#' ([activations()] with `tensors = TRUE` makes such a `ts_reps`). A higher-rank tensor
+#' is flattened there in its own row-major order, which none of these metrics depends
+#' on; copies into R are flattened as R arrays are. Every other function, and
+#' `backend = "eigen"`, copies the tensors into R matrices first. When the two LibTorch
+#' builds differ, a message says so once per session and the tensors are copied into R
+#' (by torch for R) here.
+#'
+#' *How the tensor crosses, and what keeps it alive.* A `torch_tensor` is an R external
+#' pointer (class `c("torch_tensor", "R7")`) to torch for R's `XPtrTorchTensor`, whose
+#' only member is a `std::shared_ptr<void>` holding the `torch::Tensor*` that lantern
+#' allocated (the same layout from torch for R 0.10 to 0.14, on LibTorch 1.13 and 2.x;
+#' extension packages built with `LinkingTo: torch` read it the same way). The backend
+#' copies that `torch::Tensor` handle: no data is copied (the backend sees the tensor's
+#' own data pointer, `x$data_ptr()`), and the handle holds a reference on the tensor's
+#' storage while the backend uses it, in addition to the R object, which the call keeps
+#' referenced (for ridge, the fold object also keeps the R tensor in its protected slot
+#' and drops its handle when the layer is done). Views, transposes and other
+#' non-contiguous tensors are read through their strides (flattening a higher-rank
+#' non-contiguous view copies it on its device); sparse, quantized and other-device
+#' (MPS, XLA) tensors are refused with a classed error. Layers that [activations()]
+#' returns as tensors are made by torch for R (`operator_sexp_tensor`, its C-callable)
+#' when it is loaded, so torch for R owns and can use them.
 #' @seealso [cka_layers()], [rdm()], [rsa()]
 #' @export
 #' @examples

@@ -13,6 +13,8 @@
 // preallocated R matrices (ts_torch_write), so nothing accumulates on the C++ side.
 #include "rtorch.h"
 
+#include <cstdio>
+
 #include <torch/csrc/jit/api/function_impl.h>
 #include <torch/csrc/jit/ir/ir.h>
 #include <ATen/Parallel.h>
@@ -323,7 +325,8 @@ extern "C" SEXP ts_torch_called(SEXP ptr, SEXP layers) {
 // R torch_tensors holding every stimulus, of which rows = c(first row, count) (0-based)
 // are taken as a view and handed to forward() without a copy when they already are on
 // the model's device in its floating type (int64 for integer tensors: token ids).
-// Returns list(names, shapes = per-stimulus shapes, batch).
+// Returns list(names, shapes = per-stimulus shapes, batch, input_ptr: the data pointer
+// of the first input as forward() received it, "0x...").
 extern "C" SEXP ts_torch_run(SEXP ptr, SEXP inputs, SEXP layers, SEXP dtype, SEXP rows) {
   return guarded([&]() -> SEXP {
     Model* m = get_model(ptr);
@@ -343,6 +346,7 @@ extern "C" SEXP ts_torch_run(SEXP ptr, SEXP inputs, SEXP layers, SEXP dtype, SEX
     torch::NoGradGuard no_grad;
     jit::Stack stack{mod._ivalue()};
     int64_t batch = -1;  // stimuli in this batch: the first input tensor's leading dim
+    char input_ptr[32] = "";  // where the first input's data is, as forward() receives it
     for (R_xlen_t i = 0; i < XLENGTH(inputs); ++i) {
       SEXP in = VECTOR_ELT(inputs, i);
       torch::Tensor t;
@@ -361,6 +365,7 @@ extern "C" SEXP ts_torch_run(SEXP ptr, SEXP inputs, SEXP layers, SEXP dtype, SEX
         t = to_tensor(in, ft, m->device);
       }
       if (batch < 0 && t.dim() > 0) batch = t.size(0);
+      if (i == 0) std::snprintf(input_ptr, sizeof input_ptr, "%p", t.data_ptr());
       stack.emplace_back(std::move(t));
     }
     it->second.fn->run(stack);
@@ -398,8 +403,10 @@ extern "C" SEXP ts_torch_run(SEXP ptr, SEXP inputs, SEXP layers, SEXP dtype, SEX
     }
     m->held = std::move(out);
     m->held_names = std::move(out_names);
-    SEXP res = named_list({nm, sh, Rf_ScalarInteger(static_cast<int>(batch < 0 ? 1 : batch))}, {"names", "shapes", "batch"});
-    UNPROTECT(2);
+    SEXP ip = PROTECT(Rf_mkString(input_ptr));
+    SEXP res = named_list({nm, sh, Rf_ScalarInteger(static_cast<int>(batch < 0 ? 1 : batch)), ip},
+                          {"names", "shapes", "batch", "input_ptr"});
+    UNPROTECT(3);
     return res;
   });
 }

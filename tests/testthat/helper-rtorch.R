@@ -42,7 +42,9 @@ fake_sequential <- function(...) {
   m
 }
 
-# The tensor operations of activations_rtorch() for fakes: "tensors" are R arrays.
+# The tensor operations of activations_rtorch() for fakes: "tensors" are R arrays; the
+# collected layers, with tensors = TRUE, are tensors laid out as torch for R's (made by
+# tensorscope's backend, when it is there).
 fake_ops <- function(device = NULL) {
   list(
     is_tensor = function(x) FALSE,
@@ -53,13 +55,30 @@ fake_ops <- function(device = NULL) {
     module_dtype = function(inst) "double",
     batch = function(a, idx, device, dtype) tensorscope:::slice_rows(a, idx),
     record = function(out, path) if (is.list(out)) out[[1]] else out,
-    collect = function(parts) tensorscope:::bind_rows_array(parts),
+    collect = function(parts, tensors = FALSE) {
+      a <- tensorscope:::bind_rows_array(parts)
+      if (tensors) tensorscope:::rtensor_fake(a) else a
+    },
     no_grad = function(expr) expr
   )
 }
 
-fake_activations <- function(model, inputs, layers = NULL, batch_size = 64, device = NULL, stimuli = NULL) {
-  tensorscope:::activations_rtorch(model, inputs, layers, batch_size, device, stimuli, ops = fake_ops())
+fake_activations <- function(model, inputs, layers = NULL, batch_size = 64, device = NULL, stimuli = NULL,
+                             tensors = FALSE) {
+  tensorscope:::activations_rtorch(model, inputs, layers, batch_size, device, stimuli, tensors = tensors, ops = fake_ops())
+}
+
+# Records, per call of tensorscope's ridge_cv_call() during expr, whether the layer was a
+# torch_tensor (read in place) or an R matrix.
+ridge_layers_seen <- function(expr) {
+  rec <- new.env()
+  rec$tensor <- logical()
+  suppressMessages(trace("ridge_cv_call", where = asNamespace("tensorscope"), print = FALSE,
+                         tracer = bquote(assign("tensor", c(get("tensor", envir = .(rec)), tensorscope:::is_rtensor(X)),
+                                                envir = .(rec)))))
+  on.exit(suppressMessages(untrace("ridge_cv_call", where = asNamespace("tensorscope"))))
+  force(expr)
+  rec$tensor
 }
 
 # Every private modules_ list in a (fake or real) module tree, by path: to check that a
