@@ -191,6 +191,7 @@ predictivity <- function(reps, responses, method = c("ridge", "pls"), alphas = 1
   }
 
   th <- threads_now()
+  # (in place: tensor layers on their own device; R matrix layers among them on Eigen)
   dev <- if (in_place) "eigen" else dense_backend(backend, max(lengths(reps$layers)) + length(Y), supported = method == "ridge", what = "PLS")
   decomposer <- if (dev != "eigen") torch_run("ts_torch_ridge_decomposer", dev, kind = "argument",
                                               what = "LibTorch cannot use device {.val {dev}}.")
@@ -214,7 +215,7 @@ predictivity <- function(reps, responses, method = c("ridge", "pls"), alphas = 1
     }
     res <- if (method == "ridge") {
       ridge_cv_call(X, Y, spl, alphas, alpha_select, alpha_per_target, inner_folds, seed, pooled,
-                    return_predictions, th, if (is_rtensor(X)) NULL else decomposer)
+                    return_predictions, th, decomposer)
     } else {
       cpp_pls_cv(X, Y, spl$train, spl$test, min(ncomp, ncol(X)), pooled, return_predictions, th)
     }

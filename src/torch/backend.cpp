@@ -108,22 +108,12 @@ extern "C" SEXP ts_torch_rdm(SEXP x, SEXP method, SEXP device) {
 // headers: both libraries come from one package build).
 #include "ridge.h"
 
-namespace {
-void finalize_decomposer(SEXP ptr) {
-  delete static_cast<tensorscope::RidgeDecomposer*>(R_ExternalPtrAddr(ptr));
-  R_ClearExternalPtr(ptr);
-}
-}  // namespace
-
 extern "C" SEXP ts_torch_ridge_decomposer(SEXP device) {
   return guarded([&]() -> SEXP {
     const torch::Device dev(ts_torch::as_string(device));
     torch::zeros({1}, torch::TensorOptions().dtype(torch::kFloat64).device(dev));  // fails here, not mid-fit, without the device
-    auto* f = new tensorscope::RidgeDecomposer(ts_torch::TorchRidgeDecomposer{dev});
-    SEXP ptr = PROTECT(R_MakeExternalPtr(f, Rf_install("tensorscope_ridge_decomposer"), R_NilValue));
-    R_RegisterCFinalizerEx(ptr, finalize_decomposer, TRUE);
-    UNPROTECT(1);
-    return ptr;
+    return ts_torch::wrap_owned(new tensorscope::RidgeDecomposer(ts_torch::TorchRidgeDecomposer{dev}),
+                                "tensorscope_ridge_decomposer", R_NilValue);
   });
 }
 

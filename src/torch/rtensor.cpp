@@ -168,28 +168,17 @@ extern "C" SEXP ts_torch_rdm_tensor(SEXP x, SEXP method) {
 // as the layer is done (the finalizer otherwise).
 #include "ridge.h"
 
-namespace {
-void finalize_folds(SEXP ptr) {
-  delete static_cast<tensorscope::RidgeFolds*>(R_ExternalPtrAddr(ptr));
-  R_ClearExternalPtr(ptr);
-}
-}  // namespace
-
 extern "C" SEXP ts_torch_ridge_folds(SEXP x) {
   return ts_torch::guarded([&]() -> SEXP {
     torch::NoGradGuard no_grad;
     const torch::Tensor X = as_layer(rtensor(x).detach()).to(torch::kFloat64);
-    auto* f = new tensorscope::RidgeFolds(ts_torch::TensorRidgeFolds{X});
-    SEXP ptr = PROTECT(R_MakeExternalPtr(f, Rf_install("tensorscope_ridge_folds"), x));
-    R_RegisterCFinalizerEx(ptr, finalize_folds, TRUE);
-    UNPROTECT(1);
-    return ptr;
+    return ts_torch::wrap_owned(new tensorscope::RidgeFolds(ts_torch::TensorRidgeFolds{X}), "tensorscope_ridge_folds", x);
   });
 }
 
 extern "C" SEXP ts_torch_ridge_folds_free(SEXP ptr) {
   return ts_torch::guarded([&]() -> SEXP {
-    if (TYPEOF(ptr) == EXTPTRSXP && R_ExternalPtrAddr(ptr) != nullptr) finalize_folds(ptr);
+    ts_torch::free_owned<tensorscope::RidgeFolds>(ptr);
     return R_NilValue;
   });
 }

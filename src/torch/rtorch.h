@@ -103,6 +103,23 @@ inline SEXP wrap_model(std::unique_ptr<Model> m) {
   return ptr;
 }
 
+// An R external pointer (tag `tag`, keeping `prot` referenced) that owns obj: deleted
+// by R's finalizer, or earlier by free_owned<T>(). The main library's glue checks the tag.
+template <class T>
+void free_owned(SEXP ptr) {
+  if (TYPEOF(ptr) != EXTPTRSXP || R_ExternalPtrAddr(ptr) == nullptr) return;
+  delete static_cast<T*>(R_ExternalPtrAddr(ptr));
+  R_ClearExternalPtr(ptr);
+}
+
+template <class T>
+SEXP wrap_owned(T* obj, const char* tag, SEXP prot) {
+  SEXP ptr = PROTECT(R_MakeExternalPtr(obj, Rf_install(tag), prot));
+  R_RegisterCFinalizerEx(ptr, free_owned<T>, TRUE);
+  UNPROTECT(1);
+  return ptr;
+}
+
 inline std::string as_string(SEXP x) { return std::string(CHAR(STRING_ELT(x, 0))); }
 
 inline std::vector<std::string> as_strings(SEXP x) {
