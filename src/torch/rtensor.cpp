@@ -176,9 +176,15 @@ extern "C" SEXP ts_torch_ridge_folds(SEXP x) {
   });
 }
 
+namespace {
+bool is_folds(SEXP ptr) {
+  return TYPEOF(ptr) == EXTPTRSXP && R_ExternalPtrTag(ptr) == Rf_install("tensorscope_ridge_folds");
+}
+}  // namespace
+
 extern "C" SEXP ts_torch_ridge_folds_free(SEXP ptr) {
   return ts_torch::guarded([&]() -> SEXP {
-    ts_torch::free_owned<tensorscope::RidgeFolds>(ptr);
+    if (is_folds(ptr)) ts_torch::free_owned<tensorscope::RidgeFolds>(ptr);
     return R_NilValue;
   });
 }
@@ -186,7 +192,7 @@ extern "C" SEXP ts_torch_ridge_folds_free(SEXP ptr) {
 // For the tests: the data pointer the ridge folds read (the float64 layer), "0x..."
 extern "C" SEXP ts_torch_ridge_folds_ptr(SEXP ptr) {
   return ts_torch::guarded([&]() -> SEXP {
-    if (TYPEOF(ptr) != EXTPTRSXP || R_ExternalPtrAddr(ptr) == nullptr) ts_torch::fail(tensorscope::ErrorKind::argument, "no ridge folds");
+    if (!is_folds(ptr) || R_ExternalPtrAddr(ptr) == nullptr) ts_torch::fail(tensorscope::ErrorKind::argument, "no ridge folds");
     const auto* f = static_cast<tensorscope::RidgeFolds*>(R_ExternalPtrAddr(ptr));
     const auto* t = f->target<ts_torch::TensorRidgeFolds>();
     if (t == nullptr) ts_torch::fail(tensorscope::ErrorKind::internal, "not tensor folds");
