@@ -89,7 +89,8 @@ rdm_tiles <- function(mats, conditions, categories = NULL, rank = FALSE, labels 
     theme_tensorscope(base_size = if (length(mats) > 4) 9 else 10, grid = FALSE) +
     ggplot2::theme(legend.position = "right", legend.key.height = ggplot2::unit(1.5, "lines"))
   if (!is.null(categories) || labels) {
-    p <- p + ggplot2::theme(axis.text.x = ggplot2::element_text(angle = 90, hjust = 1, vjust = 0.5,
+    long <- labels || max(nchar(levels(categories))) > 5
+    p <- p + ggplot2::theme(axis.text.x = ggplot2::element_text(angle = if (long) 90 else 0, hjust = if (long) 1 else 0.5, vjust = 0.5,
                                                                  size = if (labels) 6 else ggplot2::rel(0.8)),
                             axis.text.y = ggplot2::element_text(size = if (labels) 6 else ggplot2::rel(0.8)))
   }
@@ -127,7 +128,7 @@ autoplot.ts_cka <- function(object, values = NULL, ...) {
     ggplot2::coord_equal() +
     ggplot2::labs(x = st$model_x %||% "layer", y = st$model_y %||% "layer",
                   title = sprintf("CKA (%s kernel, %s)", st$kernel, st$estimator)) +
-    ggplot2::theme_minimal(base_size = 10) +
+    theme_tensorscope(base_size = 10, grid = FALSE) + ggplot2::theme(legend.position = "right") +
     ggplot2::theme(axis.text.x = ggplot2::element_text(angle = 45, hjust = 1), panel.grid = ggplot2::element_blank())
   if (values) {
     p <- p + ggplot2::geom_text(ggplot2::aes(label = sprintf("%.2f", .data$cka),
@@ -217,7 +218,7 @@ autoplot.ts_shape <- function(object, values = NULL, ...) {
     ggplot2::labs(x = st$model_x %||% "layer", y = st$model_y %||% "layer",
                   title = sprintf("Shape distance (%s, %s)", what, st$distance),
                   subtitle = if (st$cross_validated) sprintf("aligned on %d stimuli, scored on %d held out", st$n_train, st$n_test)) +
-    ggplot2::theme_minimal(base_size = 10) +
+    theme_tensorscope(base_size = 10, grid = FALSE) + ggplot2::theme(legend.position = "right") +
     ggplot2::theme(axis.text.x = ggplot2::element_text(angle = 45, hjust = 1), panel.grid = ggplot2::element_blank())
   if (values) {
     p <- p + ggplot2::geom_text(ggplot2::aes(label = sprintf("%.2f", .data$distance),

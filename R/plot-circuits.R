@@ -1,9 +1,6 @@
 # autoplot() methods for the circuits family (R/circuits.R).
 
-heatmap_theme <- function() {
-  ggplot2::theme_minimal(base_size = 10) +
-    ggplot2::theme(panel.grid = ggplot2::element_blank())
-}
+heatmap_theme <- function() theme_tensorscope(base_size = 10, grid = FALSE)
 
 #' Plot head scores
 #'

@@ -24,7 +24,7 @@ autoplot.ts_layer_profile <- function(object, ...) {
     ggplot2::geom_point(size = 2, colour = "steelblue4") +
     ggplot2::facet_wrap(ggplot2::vars(.data$metric), scales = "free_y") +
     ggplot2::labs(x = "layer", y = NULL, title = "Per-layer profile") +
-    ggplot2::theme_minimal(base_size = 11) +
+    theme_tensorscope(base_size = 11) +
     ggplot2::theme(axis.text.x = ggplot2::element_text(angle = 45, hjust = 1))
 }
 
@@ -52,7 +52,7 @@ autoplot.ts_ricci <- function(object, bins = 40, ...) {
     ggplot2::geom_vline(xintercept = 0, colour = "grey50") +
     ggplot2::labs(x = if (identical(st$method, "forman")) "Forman-Ricci curvature" else "Ollivier-Ricci curvature", y = "edges",
                   title = "Edge curvature", subtitle = "dashed: mean") +
-    ggplot2::theme_minimal(base_size = 11)
+    theme_tensorscope(base_size = 11)
   if (nlevels(factor(df$layer)) > 1) p <- p + ggplot2::facet_wrap(ggplot2::vars(.data$layer), scales = "free_y")
   p
 }
@@ -90,7 +90,7 @@ autoplot.ts_fiber_bundle <- function(object, max_points = 200, ...) {
                   title = "Fiber-bundle test: local dimension by radius",
                   subtitle = sprintf("%d of %d points reject (%s, alpha = %g)", length(rej), nrow(pts),
                                      object$settings$p_adjust, object$settings$alpha)) +
-    ggplot2::theme_minimal(base_size = 11) +
+    theme_tensorscope(base_size = 11) +
     ggplot2::theme(legend.position = "bottom")
 }
 
@@ -111,7 +111,7 @@ plot_participation_ratio <- function(d, metric) {
 # ricci_curvature: mean and median edge curvature, and the fraction of negatively
 # curved edges; n_edges and sd_ricci are diagnostics.
 plot_ricci_profile <- function(d, metric) {
-  panels <- c(mean_ricci = "mean Ollivier-Ricci curvature of the edges", median_ricci = "median curvature",
+  panels <- c(mean_ricci = "mean curvature of the edges", median_ricci = "median curvature",
               frac_negative = "fraction of negatively curved edges")
   d <- d[d$statistic %in% names(panels), ]
   d$panel <- factor(panels[d$statistic], levels = panels)
@@ -150,10 +150,10 @@ plot_rejection_map <- function(d, metric) {
     d <- d[d$statistic == "fraction", ]
     key <- function(x) paste(x$model, x$step, x$layer)
     d$label <- format(round(d$value * stats::setNames(n$value, key(n))[key(d)]))
-    d$panel <- "singular points (manifold or fiber-bundle hypothesis rejected)"
+    d$panel <- "singular points: the fiber-bundle hypothesis is rejected there"
     fill <- "share of\nstimuli"
     title <- "Embedding singularities"
-    sub <- "Robinson et al. (2025): points where the local dimension changes with radius; numbers: points"
+    sub <- "Robinson et al. (2025): stimuli whose local dimension grows with the radius (after correction across points); colour: share of the stimuli, numbers: count"
   } else {
     d <- d[grepl(":n_reject$", d$statistic), ]
     hyp <- sub(":n_reject$", "", d$statistic)

@@ -164,8 +164,11 @@ profile_plot <- function(d, title, ylab, subtitle = NULL, facet = NULL, hline = 
   if (!u$legend) p <- p + ggplot2::guides(colour = "none")
   facets <- c(if (u$facet_model) "model", facet)
   if (length(facets)) {
+    # panel titles wrap to the width of a panel (about 70 characters across the figure)
+    n_panels <- nrow(unique(d[facets]))
+    cols <- ncol %||% ggplot2::wrap_dims(n_panels)[2]
     p <- p + ggplot2::facet_wrap(facets, scales = if (free_y) "free_y" else "fixed", ncol = ncol,
-                                 labeller = ggplot2::label_wrap_gen(width = 30, multi_line = FALSE))
+                                 labeller = ggplot2::label_wrap_gen(width = max(12, floor(70 / cols)), multi_line = FALSE))
   }
   p
 }
