@@ -284,9 +284,7 @@ plot_block_gap <- function(d, metric) {
   blocks <- u$data
   key <- function(x) paste(x$model, x$step, sep = "\r")
   g <- stats::setNames(gap$value, key(gap))
-  lab <- if (u$n_steps > 1) paste("step", blocks$.step) else blocks$model
-  if (u$facet_model) lab <- paste(blocks$model, lab)
-  lab <- sprintf("%s (gap %.2f)", lab, g[key(blocks)])
+  lab <- sprintf("%s (gap %.2f)", unit_labels(blocks, u), g[key(blocks)])
   blocks$.row <- factor(lab, levels = rev(unique(lab[order(blocks$model, blocks$step)])))
   blocks$block <- factor(as.integer(blocks$value))
   ggplot2::ggplot(blocks, ggplot2::aes(.data$layer, .data$.row, fill = .data$block)) +

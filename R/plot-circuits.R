@@ -136,8 +136,7 @@ autoplot.ts_composition <- function(object, ...) {
 head_panels <- function(d) {
   u <- unit_style(d)
   d <- u$data
-  d$.panel <- if (u$n_models > 1 && u$n_steps > 1) paste(d$model, "step", d$.step) else if (u$n_steps > 1) paste("step", d$.step) else d$model
-  d$.panel <- factor(d$.panel, levels = unique(d$.panel[order(d$model, d$step)]))
+  d$.panel <- unit_labels(d, u)
   d
 }
 

@@ -14,9 +14,7 @@ plot_fisher_mask <- function(d, metric) {
   d$layer <- layer_factor(d$layer)
   u <- unit_style(d)
   d <- u$data
-  lab <- if (u$n_steps > 1) paste("step", d$.step) else d$model
-  if (u$facet_model) lab <- paste(d$model, lab)
-  d$.row <- factor(lab, levels = rev(unique(lab[order(d$model, d$step)])))
+  d$.row <- unit_labels(d, u, rows = TRUE)
   d$mask <- factor(ifelse(d$value > 0, "kept", "pruned"), levels = c("kept", "pruned"))
   ggplot2::ggplot(d, ggplot2::aes(.data$layer, .data$.row, fill = .data$mask)) +
     ggplot2::geom_tile(colour = "white", linewidth = 0.8) +

@@ -167,9 +167,7 @@ plot_rejection_map <- function(d, metric) {
   d$layer <- layer_factor(d$layer)
   u <- unit_style(d)
   d <- u$data
-  lab <- if (u$n_steps > 1) paste("step", d$.step) else d$model
-  if (u$facet_model) lab <- paste(d$model, lab)
-  d$.row <- factor(lab, levels = rev(unique(lab[order(d$model, d$step)])))
+  d$.row <- unit_labels(d, u, rows = TRUE)
   ggplot2::ggplot(d, ggplot2::aes(.data$layer, .data$.row, fill = .data$value)) +
     ggplot2::geom_tile(colour = "white", linewidth = 0.6) +
     ggplot2::geom_text(ggplot2::aes(label = .data$label, colour = .data$value > stats::median(c(0, max(.data$value, na.rm = TRUE)))),

@@ -93,13 +93,34 @@ okabe_ito <- c("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00",
 # Wrapped subtitles and captions: a sentence never runs past the figure's edge.
 wrap_text <- function(x, width = 95) if (is.null(x)) NULL else paste(strwrap(x, width), collapse = "\n")
 
-# Layer labels that fit under an axis: long module paths (blocks.0.attn.hook_q) are
-# abbreviated from the left, keeping the informative end.
-short_labels <- function(x, width = 18) {
+# Layer labels that fit under an axis. When one is too long, module paths keep their first part, their
+# indices and their last part (blocks.0.attn.hook_pattern -> blocks.0.hook_pattern); if
+# one is still too long, all of them lose the first part (0.hook_pattern), so that the
+# labels of one axis stay alike. What is still too long (or would no longer be unique)
+# is cut from the left, keeping the informative end.
+short_labels <- function(x, width = 22) {
   x <- as.character(x)
-  long <- !is.na(x) & nchar(x) > width
-  x[long] <- paste0("\u2026", substring(x[long], nchar(x[long]) - width + 2))
-  x
+  if (!any(nchar(x) > width, na.rm = TRUE)) return(x)
+  long <- !is.na(x) & lengths(strsplit(x, ".", fixed = TRUE)) >= 3  # all module paths, alike
+  stage <- function(drop_first) {
+    out <- x
+    for (i in which(long)) {
+      seg <- strsplit(x[i], ".", fixed = TRUE)[[1]]
+      n <- length(seg)
+      if (n < 3) next
+      keep <- c(if (!drop_first) 1, which(grepl("^[0-9]+$", seg[-c(1, n)])) + 1, n)
+      out[i] <- paste(seg[keep], collapse = ".")
+    }
+    out
+  }
+  out <- stage(FALSE)
+  if (any(nchar(out[long]) > width)) out <- stage(TRUE)
+  long <- long | (!is.na(x) & nchar(x) > width)
+  dup <- long & (out %in% out[duplicated(out)])
+  out[dup] <- x[dup]
+  cut <- !is.na(out) & nchar(out) > width
+  out[cut] <- paste0("\u2026", substring(out[cut], nchar(out[cut]) - width + 2))
+  out
 }
 
 # Values out of a colour scale's limits (a CKA of 1 + 1e-15) take the nearest colour.
@@ -138,6 +159,15 @@ unit_style <- function(d, aesthetic = "colour") {
   d$.group <- paste(d$model, d$.step, sep = "\r")
   list(data = d, scale = scale, name = name, facet_model = n_models > 1 && n_steps > 1,
        legend = n_models > 1 || n_steps > 1, n_models = n_models, n_steps = n_steps)
+}
+
+# One label per unit: "step 200", the model, or both; levels ordered by model and step
+# (reversed for the rows of a heat map, which ggplot2 draws bottom-up).
+unit_labels <- function(d, u, rows = FALSE) {
+  lab <- if (u$n_steps > 1) paste("step", d$.step) else d$model
+  if (u$n_models > 1 && u$n_steps > 1) lab <- paste(d$model, lab)
+  lv <- unique(lab[order(d$model, d$step)])
+  factor(lab, levels = if (rows) rev(lv) else lv)
 }
 
 # A profile over the layers: one line per unit (model x step), in panels `facet`.
@@ -202,8 +232,8 @@ plot_layer_pairs <- function(d, metric, prefix, fill_name, title, subtitle = NUL
   d$layer_y <- factor(d$layer_y, levels = rev(lv))
   u <- unit_style(d)
   d <- u$data
-  d$.panel <- if (u$n_models > 1 && u$n_steps > 1) paste(d$model, "step", d$.step) else if (u$n_steps > 1) paste("step", d$.step) else d$model
-  panels <- unique(d$.panel[order(d$model, d$step)])
+  d$.panel <- unit_labels(d, u)
+  panels <- levels(d$.panel)
   if (length(panels) > max_panels) {
     keep <- panels[unique(round(seq(1, length(panels), length.out = max_panels)))]
     subtitle <- paste0(subtitle, sprintf(" (%d of %d checkpoints shown)", length(keep), length(panels)))
@@ -216,8 +246,8 @@ plot_layer_pairs <- function(d, metric, prefix, fill_name, title, subtitle = NUL
     ggplot2::geom_raster() +
     ggplot2::scale_fill_viridis_c(limits = limits %||% range(d$value, na.rm = TRUE), name = fill_name, direction = direction,
                                   oob = squish) +
-    ggplot2::scale_x_discrete(labels = function(x) short_labels(x, 14), expand = c(0, 0)) +
-    ggplot2::scale_y_discrete(labels = function(x) short_labels(x, 14), expand = c(0, 0)) +
+    ggplot2::scale_x_discrete(labels = function(x) short_labels(x), expand = c(0, 0)) +
+    ggplot2::scale_y_discrete(labels = function(x) short_labels(x), expand = c(0, 0)) +
     ggplot2::coord_equal() +
     ggplot2::facet_wrap(ggplot2::vars(.data$.panel), ncol = min(length(panels), if (length(panels) > 4) 3 else 4)) +
     ggplot2::labs(x = NULL, y = NULL, title = title, subtitle = wrap_text(subtitle)) +

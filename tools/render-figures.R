@@ -3,7 +3,7 @@
 # of the shipped data, the same runs as `make demo`:
 #   * the Fashion-MNIST CNN checkpoints with simulated V1 / IT recordings (every metric
 #     but the circuits),
-#   * the induction transformer's checkpoints (the circuits family),
+#   * the induction transformer's checkpoints (the circuits family; long layer names),
 #   * two simulated networks (several models in one figure).
 # Usage: R_LIBS=lib Rscript tools/render-figures.R [out-dir]   (default demo-output/figures)
 # The analyzer runs are cached in <out-dir>/runs.rds (delete it to recompute).
@@ -32,7 +32,7 @@ if (file.exists(cache)) {
     tok <- readRDS(system.file("extdata", "induction_tokens.rds", package = "tensorscope"))
     runs$induction <- analyze_models(extdata("^induction_step.*\\.pt$"), tok,
                                      metrics = ts_metrics(alignment = FALSE, geometry = FALSE, superposition = FALSE,
-                                                          fisher = FALSE, dynamics = FALSE))
+                                                          fisher = FALSE, effective_rank = TRUE, cka_similarity = TRUE))
   }
   sim1 <- simulate_model_and_brain(n_stimuli = 60, n_subjects = 3, source_layer = 3, seed = 1)
   sim2 <- simulate_model_and_brain(n_stimuli = 60, n_subjects = 3, source_layer = 3, seed = 2)

@@ -198,3 +198,32 @@ test_that("figures of model-file metrics build on the shipped CNN and transforme
   p <- autoplot(tr, "induction_head_strength")
   expect_equal(levels(p$data$layer), c("block1", "block0"))  # first block on top
 })
+
+test_that("figures of a report read back from JSON build or say why not", {
+  skip_if_not_installed("jsonlite")
+  res <- plot_results()
+  f <- tempfile(fileext = ".json")
+  save_report(res, f)
+  back <- read_report(f)
+  for (m in unique(back$values$metric)) {
+    p <- tryCatch(autoplot(back, m), tensorscope_error = function(e) e)
+    if (inherits(p, "tensorscope_error")) next
+    build_quietly(p)
+  }
+  expect_error(autoplot(back, "rsa_similarity", type = "rdms"), class = "tensorscope_error_empty")
+  p <- autoplot(back, "rsa_similarity")  # no CI columns in JSON: points without bars
+  expect_false("GeomErrorbar" %in% layer_geoms(p))
+})
+
+test_that("long layer names are shortened alike, keep their indices and stay unique", {
+  tl <- c("embed", "blocks.0.attn.hook_q", "blocks.0.attn.hook_pattern", "blocks.0.hook_resid_post",
+          "blocks.1.attn.hook_q", "blocks.1.hook_resid_post")
+  s <- tensorscope:::short_labels(tl)
+  expect_equal(s, c("embed", "0.hook_q", "0.hook_pattern", "0.hook_resid_post", "1.hook_q", "1.hook_resid_post"))
+  expect_equal(tensorscope:::short_labels(c("conv1", "fc2")), c("conv1", "fc2"))  # short names untouched
+  clash <- c("blocks.0.attn.hook_z_long_name", "blocks.0.mlp.hook_z_long_name")
+  s <- tensorscope:::short_labels(clash)
+  expect_false(anyDuplicated(s) > 0)
+  expect_true(all(nchar(s) <= 22))
+  expect_true(all(nchar(tensorscope:::short_labels(strrep("x", 40))) <= 22))
+})
