@@ -299,9 +299,9 @@ plot_block_gap <- function(d, metric) {
 
 # rsa_similarity: per layer, RSA (with its CI and the noise ceiling) and CKA to each
 # neural data set; type "rdms": category-sorted RDMs; "mds": second-order MDS.
-plot_neural_alignment <- function(d, metric, results = NULL, type = c("layers", "rdms", "mds"), ...) {
+plot_neural_alignment <- function(d, metric, results = NULL, type = c("layers", "rdms", "mds"), model = NULL, ...) {
   type <- check_choice(type, c("layers", "rdms", "mds"))
-  if (type == "rdms") return(plot_results_rdms(results))
+  if (type == "rdms") return(plot_results_rdms(results, model))
   if (type == "mds") return(plot_rdm_mds(results))
   st <- results$provenance$metrics$rsa_similarity
   d$measure <- sub("^.*:", "", d$statistic)
@@ -343,9 +343,9 @@ plot_neural_alignment <- function(d, metric, results = NULL, type = c("layers", 
   p
 }
 
-# The layer RDMs of the last checkpoint of each model and the neural RDMs (mean over
-# subjects), in one figure, sorted by the stimulus labels of the run.
-results_rdm_list <- function(results) {
+# The layer RDMs of the last checkpoint of each model (of `models`) and the neural
+# RDMs (mean over subjects).
+results_rdm_list <- function(results, models = NULL) {
   if (is.null(results) || is.null(results$rdms)) {
     ts_abort("{.arg object} has no layer RDMs (read from a JSON report?); run {.fn analyze_models} again.", "empty")
   }
@@ -353,6 +353,14 @@ results_rdm_list <- function(results) {
   keep <- which(!vapply(results$rdms, is.null, logical(1)))
   model <- vapply(units[keep], `[[`, "", "model")
   step <- vapply(units[keep], function(u) as.double(u$step), 0)
+  if (!is.null(models)) {
+    if (!is.character(models) || !all(models %in% model)) {
+      ts_abort("{.arg model} must name models of the results ({.val {unique(model)}}), not {describe(models)}.", "argument")
+    }
+    keep <- keep[model %in% models]
+    step <- step[model %in% models]
+    model <- model[model %in% models]
+  }
   last <- vapply(unique(model), function(m) {
     s <- step[model == m]
     keep[model == m][which.max(replace(s, is.na(s), -Inf))]
@@ -378,8 +386,14 @@ results_rdm_list <- function(results) {
   out
 }
 
-plot_results_rdms <- function(results) {
-  r <- results_rdm_list(results)
+# RDM figure: the layers of one model (`model`, default the best-ranked against the
+# neural data) and the neural RDMs, sorted by the stimulus labels of the run.
+plot_results_rdms <- function(results, model = NULL) {
+  if (is.null(model) && !is.null(results$units)) {
+    rk <- attr(results$neural, "ranking")
+    model <- if (!is.null(rk) && nrow(rk)) rk$model[1] else results$units[[1]]$model
+  }
+  r <- results_rdm_list(results, model)
   cats <- if (!is.null(results$labels)) rdm_categories(results$labels, r$conditions, arg = "labels")
   mats <- c(r$neural, r$layers)
   p <- rdm_tiles(mats, r$conditions, cats, rank = TRUE)
@@ -405,17 +419,29 @@ plot_rdm_mds <- function(results) {
   pts$label <- ifelse(pts$kind == "layer" & length(unique(stats::na.omit(pts$model))) > 1, sub("^[^:]*: ", "", pts$name), pts$name)
   lay <- pts[pts$kind == "layer", ]
   lay$model <- factor(lay$model, levels = unique(lay$model))
-  # layers at (nearly) the same place (flatten = pool2) share one label
+  # layers at (nearly) the same place (flatten = pool2) share one label; in a crowded
+  # map (more than 14 layer points) only each model's first and last layers are named
   span <- max(diff(range(pts$x)), diff(range(pts$y)), 1e-12)
   lay$text <- lay$label
+  crowded <- nrow(lay) > 14
   for (m in levels(lay$model)) {
     i <- which(lay$model == m)
+    if (crowded) {
+      lay$text[i] <- ifelse(seq_along(i) %in% c(1, length(i)), short_labels(lay$label[i], 12), "")
+      next
+    }
     if (length(i) < 2) next
     cl <- stats::cutree(stats::hclust(stats::dist(cbind(lay$x[i], lay$y[i])), "single"), h = 0.04 * span)
     for (g in unique(cl)) {
       j <- i[cl == g]
       lay$text[j] <- c(paste(short_labels(lay$label[j], 12), collapse = ", "), rep("", length(j) - 1))
     }
+  }
+  # the same name at about the same place (conv1 of several models): one label
+  for (i in which(nzchar(lay$text))) {
+    j <- which(nzchar(lay$text) & lay$text == lay$text[i] & seq_len(nrow(lay)) > i)
+    near <- j[sqrt((lay$x[j] - lay$x[i])^2 + (lay$y[j] - lay$y[i])^2) < 0.05 * span]
+    lay$text[near] <- ""
   }
   var <- xy$eig[1:2] / sum(abs(xy$eig))
   pal <- stats::setNames(rep_len(okabe_ito, nlevels(lay$model)), levels(lay$model))

@@ -14,9 +14,11 @@
 #'
 #' * `rsa_similarity`: RSA and CKA of every layer to each neural data set, one panel per
 #'   area, with the bootstrap confidence interval of the RSA and its noise ceiling
-#'   (shaded band, lower to upper bound); `type = "rdms"`: the layer and neural RDMs
-#'   sorted by stimulus category (`labels` of [analyze_models()]); `type = "mds"`: a
-#'   second-order MDS of all layer and neural RDMs (distance 1 - Spearman r).
+#'   (shaded band, lower to upper bound); `type = "rdms"`: the layer RDMs of one model
+#'   (`model =`, default the best-ranked one) at its last checkpoint and the neural
+#'   RDMs, sorted by stimulus category (`labels` of [analyze_models()]); `type = "mds"`:
+#'   a second-order MDS of the layer RDMs of every model's last checkpoint and the
+#'   neural RDMs (distance 1 - Spearman r).
 #' * `cka_similarity`, `shape_distance`: layer x layer heat maps, one per checkpoint (and
 #'   model) on one colour scale; `cka_trajectory`: CKA of each layer with its final
 #'   state over training (log step axis when the steps span decades);
@@ -35,8 +37,8 @@
 #' @param object A [ts_results].
 #' @param metric The metric to plot (see [ts_metrics()]; names or aliases).
 #' @param statistics Statistics to show (default: those the figure uses).
-#' @param ... Passed to the metric's figure when it takes more arguments (e.g. `type`
-#'   of `rsa_similarity`).
+#' @param ... Passed to the metric's figure when it takes more arguments (`type` and
+#'   `model` of `rsa_similarity`).
 #' @return A ggplot.
 #' @method autoplot ts_results
 #' @export
@@ -138,14 +140,18 @@ layer_factor <- function(x) droplevels(if (is.factor(x)) x else factor(x, levels
 
 # The units of a table (model x step) and how to show them: `colour` is the column a
 # figure maps to colour (`.unit`: a model, or a step as an ordered factor drawn as a
-# viridis gradient), `facet_model` whether models need panels of their own (several
-# models with several steps), `scale` the colour scale and `name` its title.
+# viridis gradient when a model has several), `facet_model` whether models need panels
+# of their own (several models with several steps), `scale` the colour scale and `name`
+# its title.
 unit_style <- function(d, aesthetic = "colour") {
   d$.step <- ifelse(is.na(d$step), "-", format(d$step, trim = TRUE, scientific = FALSE))
   steps <- sort(unique(d$step[!is.na(d$step)]))
   d$.step <- factor(d$.step, levels = c(if (anyNA(d$step)) "-", format(steps, trim = TRUE, scientific = FALSE)))
   n_models <- length(unique(d$model))
-  n_steps <- length(unique(d$.step))
+  # steps are a gradient only when a model has several (models of one step each, e.g.
+  # an untrained and a trained network, are models)
+  per_model <- tapply(as.character(d$.step), d$model, function(v) length(unique(v)))
+  n_steps <- if (any(per_model > 1)) length(unique(d$.step)) else 1L
   if (n_steps > 1) {
     d$.unit <- d$.step
     scale <- if (aesthetic == "colour") ggplot2::scale_colour_viridis_d(end = 0.9, direction = -1) else ggplot2::scale_fill_viridis_d(end = 0.9, direction = -1)

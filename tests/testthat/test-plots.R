@@ -227,3 +227,15 @@ test_that("long layer names are shortened alike, keep their indices and stay uni
   expect_true(all(nchar(s) <= 22))
   expect_true(all(nchar(tensorscope:::short_labels(strrep("x", 40))) <= 22))
 })
+
+test_that("the RDM figure shows one model's layers, the best-ranked by default", {
+  res <- plot_results()
+  best <- attr(res$neural, "ranking")$model[1]
+  p <- autoplot(res, "rsa_similarity", type = "rdms")
+  expect_equal(nlevels(p$data$rdm), length(plot_layer_names) + 2)
+  other <- setdiff(c("netA", "netB"), best)
+  q <- autoplot(res, "rsa_similarity", type = "rdms", model = other)
+  expect_equal(levels(q$data$rdm)[-(1:2)], plot_layer_names)
+  expect_false(isTRUE(all.equal(p$data$value, q$data$value)))
+  expect_error(autoplot(res, "rsa_similarity", type = "rdms", model = "nope"), class = "tensorscope_error_argument")
+})
