@@ -249,11 +249,17 @@ step_axis <- function(steps) {
   pos <- s[s > 0]
   log <- length(pos) >= 2 && max(pos) / min(pos) >= 20
   f <- if (log) function(v) log10(v + 1) else identity
-  # breaks at the steps, thinned so that labels do not collide (the last one is kept)
+  # breaks at the steps, thinned so that labels do not collide (the first and the last
+  # are kept)
   at <- f(s)
-  keep <- logical(length(s))
-  last <- Inf
-  for (i in rev(seq_along(s))) if (last - at[i] >= 0.07 * diff(range(at, 0))) { keep[i] <- TRUE; last <- at[i] }
+  thr <- 0.06 * diff(range(at))
+  keep <- seq_along(s) == 1
+  for (i in seq_along(s)[-1]) if (at[i] - at[max(which(keep))] >= thr) keep[i] <- TRUE
+  if (!keep[length(s)]) {
+    prev <- max(which(keep))
+    if (prev > 1) keep[prev] <- FALSE
+    keep[length(s)] <- TRUE
+  }
   list(x = f, scale = ggplot2::scale_x_continuous(breaks = at[keep], labels = format(s[keep], big.mark = ",", trim = TRUE)),
        name = if (log) "training step (log scale)" else "training step")
 }
@@ -267,7 +273,7 @@ plot_cka_trajectory <- function(d, metric) {
   p <- ggplot2::ggplot(d, ggplot2::aes(.data$x, .data$value, colour = .data$layer, group = .data$layer)) +
     ggplot2::geom_line(linewidth = 0.6) + ggplot2::geom_point(size = 1.6) +
     ggplot2::scale_colour_viridis_d(end = 0.92, labels = function(x) short_labels(x), name = "layer\n(input to output)") +
-    ax$scale + ggplot2::scale_y_continuous(limits = c(min(0, d$value, na.rm = TRUE), 1)) +
+    ax$scale + ggplot2::expand_limits(y = 1) +
     ggplot2::labs(x = ax$name, y = "CKA with the final checkpoint", title = "Representations over training",
                   subtitle = wrap_text("linear CKA of each layer with the same layer at the last checkpoint: a layer whose curve reaches 1 early has settled")) +
     theme_tensorscope() + ggplot2::theme(legend.position = "right")
