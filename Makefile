@@ -1,5 +1,6 @@
 # tensorscope: set-up, build, test and demo on a fresh Debian machine.
 #   make demo    the main job on shipped data (writes demo-output/)
+#   make figures every analyzer metric's figure as PNG (demo-output/figures/)
 #   make test    installs what is missing, builds, runs the whole test suite
 #                (with LibTorch, then again without it; then the CMake harness)
 #   make install build the package with its vignettes and install it into lib/
@@ -91,6 +92,9 @@ check: build
 
 demo: install-dev
 	R_LIBS=$(LIB) $(RSCRIPT) tools/demo.R
+
+figures: install-dev
+	R_LIBS=$(LIB) $(RSCRIPT) tools/render-figures.R
 
 # bench/common.R is sourced by the scripts; scale_worker.R and scale_error.R are run by
 # scale.R with their arguments.

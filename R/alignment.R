@@ -309,7 +309,8 @@ rlang::on_load({
   register_metric(new_metric(
     "block_cka_gap", family = "alignment", scope = "model", defaults = list(n_blocks = 2),
     description = "best cut of the layers into blocks of high linear CKA (see Details)",
-    compute = function(x, args, ctx) block_cka_gap(cka_layers(x), args$n_blocks)))
+    compute = function(x, args, ctx) block_cka_gap(cka_layers(x), args$n_blocks),
+    plot = plot_block_gap))
   register_metric(new_metric(
     "cka_trajectory", family = "dynamics", scope = "steps", needs = "checkpoints", fn = "cka",
     defaults = list(kernel = "linear", estimator = "biased"),
@@ -320,5 +321,6 @@ rlang::on_load({
       tibble::tibble(layer = common, statistic = "cka_to_last",
                      value = vapply(common, function(l) cka(x$layers[[l]], last$layers[[l]], kernel = args$kernel,
                                                            estimator = args$estimator), 0))
-    }))
+    },
+    plot = plot_cka_trajectory))
 })

@@ -401,6 +401,7 @@ analyze_models <- function(models, inputs = NULL, metrics = ts_metrics(), neural
   res$rdms <- lapply(out, `[[`, "rdm")
   res$activations <- if (keep_activations) lapply(out, `[[`, "activations")
   res$stimuli <- stim
+  res$labels <- labels  # stimulus categories, for category-sorted RDM figures
   res$provenance <- list(
     package_version = as.character(utils::packageVersion("tensorscope")),
     libtorch_version = if (ts_torch_available()) ts_build_info()$torch_version else NA_character_,

@@ -535,13 +535,38 @@ as_igraph.ts_composition <- function(x, type = c("k", "q", "v"), threshold = NUL
 
 # ---- metrics of analyze_models() (R/metrics.R) ----------------------------------------
 
+# The analyzer's tables of composition_scores() and attention_entropy(): one row per
+# head pair (typed columns: the heads, the type, the baseline) or per head and
+# summary (typed: head, summary); layers named as induction_head_strength's.
+tidy_composition <- function(out, ctx) {
+  tibble::tibble(layer = NA_character_,
+                 statistic = sprintf("%s:L%dH%d>L%dH%d", out$type, out$src_layer, out$src_head, out$dst_layer, out$dst_head),
+                 value = out$score, type = as.character(out$type), src_layer = as.integer(out$src_layer),
+                 src_head = as.integer(out$src_head), dst_layer = as.integer(out$dst_layer),
+                 dst_head = as.integer(out$dst_head), baseline = out$baseline)
+}
+
+tidy_attention_entropy <- function(out, ctx) {
+  if ("query" %in% names(out)) {
+    agg <- stats::aggregate(entropy ~ layer + head + query, data = out, FUN = mean)
+    return(tibble::tibble(layer = paste0("block", agg$layer - 1L), statistic = sprintf("head%d:query%d", agg$head, agg$query),
+                          value = agg$entropy, head = as.integer(agg$head), query = as.integer(agg$query)))
+  }
+  stats <- c("mean", "sd", "min", "q25", "median", "q75", "max")
+  tibble::tibble(layer = rep(paste0("block", out$layer - 1L), times = length(stats)),
+                 statistic = paste0("head", rep(out$head, times = length(stats)), ":", rep(stats, each = nrow(out))),
+                 value = unlist(lapply(stats, function(s) as.double(out[[s]])), use.names = FALSE),
+                 head = rep(as.integer(out$head), times = length(stats)), summary = rep(stats, each = nrow(out)))
+}
+
 rlang::on_load({
   circuit_needs <- c("model_file", "torch", "attention")
   register_metric(new_metric(
     "composition_scores", family = "circuits", scope = "model", fn = "composition_scores", aliases = "qkov_pairing",
     needs = circuit_needs, defaults = list(n_baseline = 100),
     description = "Q-, K- and V-composition between heads of different layers",
-    compute = function(x, args, ctx) composition_scores(ctx$model, n_baseline = args$n_baseline, seed = ctx$seed)))
+    compute = function(x, args, ctx) composition_scores(ctx$model, n_baseline = args$n_baseline, seed = ctx$seed),
+    tidy = tidy_composition, plot = plot_composition_map))
   register_metric(new_metric(
     "induction_head_strength", family = "circuits", scope = "model", fn = "head_scores", aliases = "head_scores",
     needs = circuit_needs, defaults = list(seq_len = NULL, n_seqs = 20, bos = NULL, vocab_size = NULL),
@@ -555,7 +580,8 @@ rlang::on_load({
     tidy = function(out, ctx) {
       tibble::tibble(layer = paste0("block", out$layer - 1L), statistic = paste0("head", out$head, ":", out$type),
                      value = out$score, head = as.integer(out$head), type = as.character(out$type))
-    }))
+    },
+    plot = plot_head_scores))
   register_metric(new_metric(
     "attention_flow_patterns", family = "circuits", scope = "model", fn = "attention_flow", aliases = "attention_flow",
     needs = circuit_needs, defaults = list(method = "rollout"),
@@ -565,9 +591,11 @@ rlang::on_load({
       agg <- stats::aggregate(weight ~ query + key, data = out, FUN = mean)
       tibble::tibble(layer = NA_character_, statistic = sprintf("q%d:k%d", agg$query, agg$key), value = agg$weight,
                      query = as.integer(agg$query), key = as.integer(agg$key))
-    }))
+    },
+    plot = plot_attention_flow))
   register_metric(new_metric(
     "attention_entropy", family = "circuits", scope = "model", fn = "attention_entropy",
     needs = circuit_needs, defaults = list(by = "head"), description = "entropy of the attention of each head",
-    compute = function(x, args, ctx) attention_entropy(attention_patterns(ctx$model, ctx$inputs[[1]]), by = args$by)))
+    compute = function(x, args, ctx) attention_entropy(attention_patterns(ctx$model, ctx$inputs[[1]]), by = args$by),
+    tidy = tidy_attention_entropy, plot = plot_attention_entropy))
 })

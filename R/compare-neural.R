@@ -78,7 +78,7 @@ check_neural_stimuli <- function(ids, stimuli, arg, call, n = length(ids)) {
 #'   (median cross-validated r, `NA` for RDM-only data or `predictivity = FALSE`), `best` (the
 #'   layer with the highest RSA for this model, step and area). Attributes: `best`
 #'   (the best rows) and `ranking` (one row per model x step: `model`, `step`, `score`,
-#'   `rank`).
+#'   `rank`) and `rdms` (the neural RDMs, a `ts_rdm` per data set).
 #' @export
 #' @examples
 #' sim <- simulate_model_and_brain(n_stimuli = 48, n_subjects = 2, source_layer = 3)
@@ -152,7 +152,7 @@ compare_to_neural <- function(results, neural, method = "spearman", rdm_method =
                             score = as.double(score[paste(first$model, first$step, sep = "\r")]))
   ranking <- ranking[order(-ranking$score), ]
   ranking$rank <- seq_len(nrow(ranking))
-  structure(out, class = c("ts_neural_comparison", class(out)), best = best, ranking = ranking)
+  structure(out, class = c("ts_neural_comparison", class(out)), best = best, ranking = ranking, rdms = neural_rdms)
 }
 
 
@@ -166,9 +166,14 @@ rlang::on_load(register_metric(new_metric(
                       n_perm = args$n_perm, seed = ctx$seed)
   },
   tidy = function(out, ctx) {
+    # the RSA rows carry their bootstrap CI and the noise ceiling (for the figure)
+    na <- rep(NA_real_, nrow(out))
     rbind(tibble::tibble(model = out$model, step = out$step, layer = as.character(out$layer),
-                         statistic = paste0(out$area, ":rsa"), value = out$rsa, area = out$area),
+                         statistic = paste0(out$area, ":rsa"), value = out$rsa, area = out$area, ci_lower = out$ci_lower,
+                         ci_upper = out$ci_upper, ceiling_lower = out$ceiling_lower, ceiling_upper = out$ceiling_upper),
           tibble::tibble(model = out$model, step = out$step, layer = as.character(out$layer),
-                         statistic = paste0(out$area, ":cka"), value = out$cka, area = out$area))
-  }
+                         statistic = paste0(out$area, ":cka"), value = out$cka, area = out$area, ci_lower = na,
+                         ci_upper = na, ceiling_lower = na, ceiling_upper = na))
+  },
+  plot = plot_neural_alignment
 )))

@@ -322,11 +322,13 @@ rlang::on_load({
     needs = c("model_file", "torch", "labels"), defaults = list(group = "layer", type = "empirical"),
     description = "diagonal Fisher information per module",
     compute = function(x, args, ctx) unit_fisher(args, ctx),
-    tidy = function(out, ctx) tibble::tibble(layer = out$module, statistic = "fisher", value = out$fisher)))
+    tidy = function(out, ctx) tibble::tibble(layer = out$module, statistic = "fisher", value = out$fisher),
+    plot = plot_grouped_fisher))
   register_metric(new_metric(
     "fisher_pruning_masks", family = "fisher", scope = "model", fn = "fisher_mask", aliases = "fisher_mask",
     needs = c("model_file", "torch", "labels"), defaults = list(group = "layer", type = "empirical", keep = 0.2),
     description = "groups kept by a Fisher pruning mask",
     compute = function(x, args, ctx) fisher_mask(unit_fisher(args, ctx), keep = args$keep),
-    tidy = function(out, ctx) tibble::tibble(layer = out$module, statistic = "kept", value = as.double(out$keep))))
+    tidy = function(out, ctx) tibble::tibble(layer = out$module, statistic = "kept", value = as.double(out$keep)),
+    plot = plot_fisher_mask))
 })

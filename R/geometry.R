@@ -714,27 +714,33 @@ rlang::on_load({
   register_metric(new_metric(
     "layer_activations", family = "geometry", scope = "layer", fn = "summary.ts_reps",
     description = "size, mean, sd, fraction of zeros and constant features of each layer",
-    compute = function(x, args, ctx) summary(one_layer(x, ctx))[, c("layer", "n_features", "mean", "sd", "frac_zero", "n_constant")]))
+    compute = function(x, args, ctx) summary(one_layer(x, ctx))[, c("layer", "n_features", "mean", "sd", "frac_zero", "n_constant")],
+    plot = plot_layer_activations))
   register_metric(new_metric(
     "effective_rank", family = "geometry", scope = "layer", fn = "effective_rank", defaults = list(on = "singular_values"),
     description = "exp of the entropy of the normalised spectrum of each layer",
-    compute = function(x, args, ctx) effective_rank(one_layer(x, ctx), on = args$on)))
+    compute = function(x, args, ctx) effective_rank(one_layer(x, ctx), on = args$on),
+    plot = plot_effective_rank))
   register_metric(new_metric(
     "participation_ratio", family = "geometry", scope = "layer", fn = "participation_ratio",
     description = "(sum of covariance eigenvalues)^2 / sum of their squares, per layer",
-    compute = function(x, args, ctx) participation_ratio(one_layer(x, ctx))))
+    compute = function(x, args, ctx) participation_ratio(one_layer(x, ctx)),
+    plot = plot_participation_ratio))
   register_metric(new_metric(
     "ricci_curvature", family = "geometry", scope = "layer", fn = "ricci_curvature", aliases = "manifold_curvature",
     defaults = list(k = 10, alpha = 0.5), description = "Ollivier-Ricci curvature of the kNN graph, summarised",
-    compute = function(x, args, ctx) summary(ricci_curvature(x, k = args$k, alpha = args$alpha))))
+    compute = function(x, args, ctx) summary(ricci_curvature(x, k = args$k, alpha = args$alpha)),
+    plot = plot_ricci_profile))
   register_metric(new_metric(
     "fiber_bundle_test", family = "geometry", scope = "layer", fn = "fiber_bundle_test", aliases = "robinson_fiber_test",
     defaults = list(k_range = c(1, 100), alpha = 0.05), description = "Robinson et al. fiber-bundle / manifold test",
-    compute = function(x, args, ctx) fiber_bundle_test(x, k_range = args$k_range, alpha = args$alpha)$decision))
+    compute = function(x, args, ctx) fiber_bundle_test(x, k_range = args$k_range, alpha = args$alpha)$decision,
+    plot = plot_rejection_map))
   register_metric(new_metric(
     "embedding_singularities", family = "geometry", scope = "layer", fn = "embedding_singularities",
     defaults = list(k_range = c(1, 100), alpha = 0.05), description = "count and fraction of singular points",
     compute = function(x, args, ctx) {
       embedding_singularities(one_layer(x, ctx), k_range = args$k_range, alpha = args$alpha)[, c("layer", "n_points", "count", "fraction")]
-    }))
+    },
+    plot = plot_rejection_map))
 })

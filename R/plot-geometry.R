@@ -24,7 +24,7 @@ autoplot.ts_layer_profile <- function(object, ...) {
     ggplot2::geom_point(size = 2, colour = "steelblue4") +
     ggplot2::facet_wrap(ggplot2::vars(.data$metric), scales = "free_y") +
     ggplot2::labs(x = "layer", y = NULL, title = "Per-layer profile") +
-    ggplot2::theme_minimal(base_size = 11) +
+    theme_tensorscope(base_size = 11) +
     ggplot2::theme(axis.text.x = ggplot2::element_text(angle = 45, hjust = 1))
 }
 
@@ -52,7 +52,7 @@ autoplot.ts_ricci <- function(object, bins = 40, ...) {
     ggplot2::geom_vline(xintercept = 0, colour = "grey50") +
     ggplot2::labs(x = if (identical(st$method, "forman")) "Forman-Ricci curvature" else "Ollivier-Ricci curvature", y = "edges",
                   title = "Edge curvature", subtitle = "dashed: mean") +
-    ggplot2::theme_minimal(base_size = 11)
+    theme_tensorscope(base_size = 11)
   if (nlevels(factor(df$layer)) > 1) p <- p + ggplot2::facet_wrap(ggplot2::vars(.data$layer), scales = "free_y")
   p
 }
@@ -90,6 +90,94 @@ autoplot.ts_fiber_bundle <- function(object, max_points = 200, ...) {
                   title = "Fiber-bundle test: local dimension by radius",
                   subtitle = sprintf("%d of %d points reject (%s, alpha = %g)", length(rej), nrow(pts),
                                      object$settings$p_adjust, object$settings$alpha)) +
-    ggplot2::theme_minimal(base_size = 11) +
+    theme_tensorscope(base_size = 11) +
     ggplot2::theme(legend.position = "bottom")
+}
+
+# ---- figures of the analyzer's geometry metrics (autoplot(<ts_results>, metric)) ----
+
+plot_effective_rank <- function(d, metric) {
+  profile_plot(d[d$statistic == "effective_rank", ], "Effective rank per layer", "effective rank",
+               subtitle = "exp of the entropy of the normalised spectrum of the centred activations (Roy & Vetterli 2007)") +
+    ggplot2::expand_limits(y = 0)
+}
+
+plot_participation_ratio <- function(d, metric) {
+  profile_plot(d[d$statistic == "participation_ratio", ], "Participation ratio per layer", "participation ratio",
+               subtitle = "(sum of covariance eigenvalues)^2 / sum of their squares: the number of dimensions the variance spreads over") +
+    ggplot2::expand_limits(y = 0)
+}
+
+# ricci_curvature: mean and median edge curvature, and the fraction of negatively
+# curved edges; n_edges and sd_ricci are diagnostics.
+plot_ricci_profile <- function(d, metric) {
+  panels <- c(mean_ricci = "mean curvature of the edges", median_ricci = "median curvature",
+              frac_negative = "fraction of negatively curved edges")
+  d <- d[d$statistic %in% names(panels), ]
+  d$panel <- factor(panels[d$statistic], levels = panels)
+  profile_plot(d, "Curvature of the k-nearest-neighbour graph", NULL, facet = "panel", hline = 0, ncol = 3,
+               subtitle = "Ollivier-Ricci curvature of each edge (Ollivier 2009): positive inside clusters, negative on edges that bridge them")
+}
+
+# layer_activations: width (log scale), spread and the share of silent activations and
+# of dead (constant) features per layer.
+plot_layer_activations <- function(d, metric) {
+  w <- d[d$statistic == "n_features", ]
+  key <- function(x) paste(x$model, x$step, x$layer)
+  width <- stats::setNames(w$value, key(w))
+  dead <- d[d$statistic == "n_constant", ]
+  dead$value <- dead$value / width[key(dead)]
+  w$value <- log10(w$value)
+  panels <- c("width (log10 features)", "sd of the activations", "fraction of zero activations", "fraction of dead (constant) features")
+  d <- rbind(transform_stat(w, panels[1]), transform_stat(d[d$statistic == "sd", ], panels[2]),
+             transform_stat(d[d$statistic == "frac_zero", ], panels[3]), transform_stat(dead, panels[4]))
+  d$panel <- factor(d$panel, levels = panels)
+  profile_plot(d, "Layer activations", NULL, facet = "panel", ncol = 2,
+               subtitle = "size and health of each layer on the stimuli")
+}
+
+transform_stat <- function(d, panel) {
+  d <- d[, intersect(c("model", "step", "layer", "statistic", "value"), names(d))]
+  d$panel <- rep(panel, nrow(d))
+  d
+}
+
+# fiber_bundle_test / embedding_singularities: rejection maps, layer x checkpoint (or
+# model): the points that reject, as a count (fiber bundle) or share of the stimuli.
+plot_rejection_map <- function(d, metric) {
+  if (metric == "embedding_singularities") {
+    n <- d[d$statistic == "n_points", ]
+    d <- d[d$statistic == "fraction", ]
+    key <- function(x) paste(x$model, x$step, x$layer)
+    d$label <- format(round(d$value * stats::setNames(n$value, key(n))[key(d)]))
+    d$panel <- "singular points: the fiber-bundle hypothesis is rejected there"
+    fill <- "share of\nstimuli"
+    title <- "Embedding singularities"
+    sub <- "Robinson et al. (2025): stimuli whose local dimension grows with the radius (after correction across points); colour: share of the stimuli, numbers: count"
+  } else {
+    d <- d[grepl(":n_reject$", d$statistic), ]
+    hyp <- sub(":n_reject$", "", d$statistic)
+    d$panel <- ifelse(hyp == "manifold", "manifold hypothesis", ifelse(hyp == "fiber_bundle", "fiber-bundle hypothesis", hyp))
+    d$label <- format(d$value)
+    fill <- "points\nrejecting"
+    title <- "Fiber-bundle test: rejection map"
+    sub <- "Robinson et al. (2025): number of stimuli whose neighbourhood rejects each hypothesis (after correction across points)"
+  }
+  d <- d[!is.na(d$layer), ]
+  d$layer <- layer_factor(d$layer)
+  u <- unit_style(d)
+  d <- u$data
+  d$.row <- unit_labels(d, u, rows = TRUE)
+  ggplot2::ggplot(d, ggplot2::aes(.data$layer, .data$.row, fill = .data$value)) +
+    ggplot2::geom_tile(colour = "white", linewidth = 0.6) +
+    ggplot2::geom_text(ggplot2::aes(label = .data$label, colour = .data$value > stats::median(c(0, max(.data$value, na.rm = TRUE)))),
+                       size = 2.8, show.legend = FALSE) +
+    ggplot2::scale_colour_manual(values = c(`TRUE` = "white", `FALSE` = "grey20")) +
+    ggplot2::scale_fill_viridis_c(option = "magma", direction = -1, begin = 0.05, end = 0.9, name = fill,
+                                  limits = c(0, max(d$value, 1e-12, na.rm = TRUE))) +
+    layer_x_scale(expand = c(0, 0)) + ggplot2::scale_y_discrete(expand = c(0, 0)) +
+    ggplot2::facet_wrap(ggplot2::vars(.data$panel), ncol = 1) +
+    ggplot2::labs(x = "layer", y = NULL, title = title, subtitle = wrap_text(sub)) +
+    theme_tensorscope(grid = FALSE) + rotate_x(nlevels(d$layer)) +
+    ggplot2::theme(legend.position = "right")
 }

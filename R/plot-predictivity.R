@@ -44,7 +44,7 @@ autoplot.ts_predictivity <- function(object, type = c("layers", "targets"), ...)
   }
   p + ggplot2::geom_hline(yintercept = 0, colour = "grey60") +
     ggplot2::labs(x = "layer", title = "Neural predictivity", subtitle = sub) +
-    ggplot2::theme_minimal(base_size = 11) +
+    theme_tensorscope(base_size = 11) +
     ggplot2::theme(axis.text.x = ggplot2::element_text(angle = 45, hjust = 1))
 }
 
@@ -77,6 +77,6 @@ autoplot.ts_predictivity_ablation <- function(object, ...) {
     ggplot2::labs(x = "layer", y = "drop in median held-out r", colour = "features removed",
                   title = sprintf("Feature ablation (k = %d)", st$k),
                   subtitle = sprintf("random: mean and %g%% interval over %d draws", 100 * st$conf_level, st$n_random)) +
-    ggplot2::theme_minimal(base_size = 11) +
+    theme_tensorscope(base_size = 11) +
     ggplot2::theme(axis.text.x = ggplot2::element_text(angle = 45, hjust = 1))
 }

@@ -341,4 +341,4 @@ rlang::on_load(register_metric(new_metric(
     tibble::tibble(layer = as.character(out$layer_x), statistic = paste0("shape:", out$layer_y), value = out$distance,
                    layer_y = factor(as.character(out$layer_y), levels = levels(out$layer_y)))
   },
-  plot = function(d, metric) plot_layer_pairs(d, metric, "shape", "distance", direction = -1))))
+  plot = plot_shape_matrix)))

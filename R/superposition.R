@@ -400,11 +400,13 @@ rlang::on_load({
   register_metric(new_metric(
     "feature_sparsity", family = "superposition", scope = "layer", fn = "feature_sparsity", defaults = list(threshold = 0),
     description = "L0, L1, Hoyer, Gini, kurtosis of each layer, summarised",
-    compute = function(x, args, ctx) summary(feature_sparsity(one_layer(x, ctx), threshold = args$threshold))))
+    compute = function(x, args, ctx) summary(feature_sparsity(one_layer(x, ctx), threshold = args$threshold)),
+    plot = plot_feature_sparsity))
   register_metric(new_metric(
     "vector_interference", family = "superposition", scope = "layer", fn = "vector_interference",
     defaults = list(centre = FALSE), description = "interference between unit directions vs the Welch bound",
-    compute = function(x, args, ctx) vector_interference(one_layer(x, ctx), centre = args$centre)))
+    compute = function(x, args, ctx) vector_interference(one_layer(x, ctx), centre = args$centre),
+    plot = plot_vector_interference))
   register_metric(new_metric(
     "superposition_regime", family = "superposition", scope = "model", fn = "superposition", aliases = "superposition",
     needs = c("model_file", "torch"), defaults = list(tol = 0.1),
@@ -418,5 +420,6 @@ rlang::on_load({
         t$layer <- nm
         t
       }))
-    }))
+    },
+    plot = plot_superposition_regime))
 })
