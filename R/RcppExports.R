@@ -165,6 +165,10 @@ cpp_soft_matching <- function(x, y, centre, threads) {
     .Call(`_tensorscope_cpp_soft_matching`, x, y, centre, threads)
 }
 
+cpp_stochastic_shape <- function(x, y, method, alpha, centre, max_iter, tol, threads) {
+    .Call(`_tensorscope_cpp_stochastic_shape`, x, y, method, alpha, centre, max_iter, tol, threads)
+}
+
 cpp_feature_geometry <- function(w, bins, threads) {
     .Call(`_tensorscope_cpp_feature_geometry`, w, bins, threads)
 }

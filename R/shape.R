@@ -329,6 +329,159 @@ soft_matching_distance <- function(x, y, centre = TRUE) {
   structure(sqrt(r$cost), plan = r$plan)
 }
 
+#' Stochastic shape distance between two noisy (trial-by-trial) representations
+#'
+#' The stochastic shape metrics of Duong, Zhou, Nassar, Berman, Olieslagers & Williams
+#' (2023): distances between the *distributions* of responses to each stimulus, after
+#' the best rotation of one system's units onto the other's, with the definitions of
+#' netrep's `GaussianStochasticMetric` and `EnergyStochasticMetric`. Use them where
+#' repeated trials are given (neural recordings, networks with noise or dropout): two
+#' systems with the same trial means but different trial-to-trial variability are at
+#' distance 0 for [shape_distance()], not here.
+#'
+#' Both systems' units are zero-padded to P = max(p, q) (`zero_pad`) and, with
+#' `centre = TRUE`, each system's grand mean over stimuli and trials is removed (netrep
+#' leaves centring to the user: `centre = FALSE` is its convention). Y's units are
+#' aligned to X's by an orthogonal P x P matrix T (attribute `rotation`).
+#'
+#' * `"gaussian"`: each stimulus s is summarised by its trial mean \eqn{\mu_s} and
+#'   covariance \eqn{\Sigma_s} (divisor trials - 1), and
+#'   \deqn{d^2 = \min_T \frac{1}{n} \sum_s \alpha \|\mu_s - T^\top \nu_s\|^2 +
+#'   (2 - \alpha)\, \mathcal{B}^2(\Sigma_s, T^\top \Lambda_s T),}
+#'   \eqn{\mathcal{B}^2(A, C) = \mathrm{tr} A + \mathrm{tr} C - 2 \|A^{1/2} C^{1/2}\|_*} (squared
+#'   Bures distance). `alpha` in \[0, 2\]: 1 is the 2-Wasserstein distance between the
+#'   Gaussians, 2 uses the means only (then d = sqrt(2 / n) times the Euclidean
+#'   Procrustes distance of the trial means, [shape_distance()] with
+#'   `distance = "euclidean"`), 0 the covariances only. T is fitted by netrep's
+#'   alternating minimisation (one Procrustes problem per stimulus, then one for T;
+#'   start: the Procrustes rotation of the means; stop when the objective falls by less
+#'   than `tol`, default 1e-8, or after `max_iter`, default 1000, rounds). Difference
+#'   from netrep: its rounds stack the terms with weights alpha and 2 - alpha rather
+#'   than their square roots, so for alpha != 1 they minimise another objective than
+#'   the d it reports; here each round decreases the reported d. At alpha = 1 the two
+#'   agree.
+#' * `"energy"`: with all pairs of trials of each stimulus,
+#'   \eqn{d^2 = \max(0,\ E\|x - yT\| - (E\|x - x'\| + E\|y - y'\|)/2)} (netrep's energy
+#'   distance: x-y over all trial pairs, x-x' and y-y' over distinct trials, averaged over
+#'   stimuli), T minimising \eqn{\sum \|x - yT\|} by iteratively reweighted Procrustes
+#'   (netrep's weights \eqn{1 / \max(\sqrt{r}, 10^{-6})}; `tol` default 1e-6,
+#'   `max_iter` 100). It makes no Gaussian assumption; X and Y may have different
+#'   numbers of trials.
+#'
+#' The distances are symmetric, 0 for a system and a rotation of itself (same noise),
+#' and satisfy the triangle inequality when the fits reach the optimal T (alternating
+#' minimisation finds a local optimum; the tests check the axioms on random triples).
+#' They are in the units of the data, not scale-free. Without convergence within
+#' `max_iter` rounds the distance comes with a warning of class
+#' `tensorscope_warning_not_converged`.
+#'
+#' **Stimuli**: when both arrays have stimulus ids (first dimnames) they are matched by
+#' id; otherwise by position. Every stimulus needs the same number of trials (an NA left
+#' by [ts_neural()] for a missing trial is an error naming the stimulus and trial).
+#'
+#' @param x,y Stimuli x units x trials numeric arrays, or [ts_neural()] results with
+#'   single trials of one group (`ts_neural(...)$trials$IT` picks one of several).
+#' @param method `"gaussian"` (2-Wasserstein-type, on trial means and covariances) or
+#'   `"energy"` (energy distance on the trials themselves).
+#' @param alpha Gaussian only: weight in \[0, 2\] of the mean term (2 - alpha weighs
+#'   the covariance term).
+#' @param max_iter,tol Rounds and tolerance of the fit (`NULL`: netrep's defaults, see
+#'   above).
+#' @inheritParams shape_distance
+#' @return A single number, the distance, with attributes `rotation` (T, P x P),
+#'   `iterations`, `converged` and `loss` (the fitting objective after each round).
+#' @references Duong, Zhou, Nassar, Berman, Olieslagers & Williams (2023).
+#'   Representational dissimilarity metric spaces for stochastic neural networks. ICLR.
+#'   netrep: <https://github.com/ahwillia/netrep>.
+#' @seealso [shape_distance()] for trial means, [noise_ceiling()].
+#' @export
+#' @examples
+#' set.seed(1)
+#' n <- 30; p <- 4; trials <- 10
+#' signal <- matrix(rnorm(n * p), n)
+#' x <- array(signal, c(n, p, trials)) + array(rnorm(n * p * trials, sd = 0.3), c(n, p, trials))
+#' q <- qr.Q(qr(matrix(rnorm(p * p), p)))
+#' y <- array(apply(x, 3, function(m) m %*% q), c(n, p, trials))   # a rotated copy
+#' c(stochastic_shape_distance(x, y))                  # 0
+#' noisier <- x + array(rnorm(n * p * trials, sd = 0.5), c(n, p, trials))
+#' d <- stochastic_shape_distance(x, noisier)          # more noise: > 0
+#' c(d)
+#' attr(d, "iterations")
+#' c(stochastic_shape_distance(x, noisier, alpha = 2)) # means only: smaller
+#' c(stochastic_shape_distance(x, noisier, method = "energy"))
+stochastic_shape_distance <- function(x, y, method = c("gaussian", "energy"), alpha = 1, centre = TRUE,
+                                      zero_pad = TRUE, max_iter = NULL, tol = NULL) {
+  method <- check_choice(method, c("gaussian", "energy"))
+  if (method == "energy" && !missing(alpha)) {
+    ts_abort("{.arg alpha} applies to {.code method = \"gaussian\"} only; the energy distance has no mean/covariance weight.",
+             "argument")
+  }
+  alpha <- check_number(alpha, lower = 0, upper = 2)
+  opts <- shape_options(1, "angular", zero_pad, centre)
+  max_iter <- if (is.null(max_iter)) 0L else check_count(max_iter, min = 1, max = 1e6)
+  tol <- if (is.null(tol)) -1 else check_number(tol, lower = 0)
+  x <- as_trials(x)
+  y <- as_trials(y)
+  idx <- match_stimuli(dimnames(x)[[1]], dimnames(y)[[1]], "x", "y")
+  if (!is.null(idx)) y <- y[idx, , , drop = FALSE]
+  d <- rbind(x = dim(x), y = dim(y))
+  if (d[1, 1] != d[2, 1]) {
+    ts_abort("{.arg x} and {.arg y} must have the same stimuli: {.arg x} has {d[1, 1]}, {.arg y} has {d[2, 1]}.", "mismatch")
+  }
+  if (!zero_pad && d[1, 2] != d[2, 2]) {
+    ts_abort("With {.code zero_pad = FALSE} {.arg x} and {.arg y} need the same number of units; they have {d[1, 2]} and {d[2, 2]}.",
+             "mismatch")
+  }
+  P <- max(d[, 2])
+  need <- if (method == "gaussian") 3 * d[1, 1] * P^2 else d[1, 1] * (d[1, 3] * d[2, 3] + (d[1, 3] + d[2, 3]) * P)
+  if (need > 2.5e8) {
+    ts_abort("The {method} stochastic shape distance of {d[1, 1]} stimuli x {P} units x {d[1, 3]}/{d[2, 3]} trials needs {format(need * 8 / 2^30, digits = 3)} GiB; at most 2 GiB is supported.",
+             "memory")
+  }
+  r <- cpp_stochastic_shape(x, y, method, alpha, opts$centre, max_iter, tol, threads_now())
+  if (!r$converged) {
+    cli::cli_warn(c("The {method} stochastic shape fit did not converge in {r$iterations} rounds; the distance is an upper bound.",
+                    i = "Raise {.arg max_iter} or {.arg tol}."),
+                  class = c("tensorscope_warning_not_converged", "tensorscope_warning"))
+  }
+  structure(r$distance, rotation = r$rotation, iterations = r$iterations, converged = r$converged, loss = r$loss)
+}
+
+# A stimuli x units x trials double array from an array or a ts_neural() result.
+as_trials <- function(x, arg = rlang::caller_arg(x), call = rlang::caller_env()) {
+  force(arg)
+  if (inherits(x, "ts_reps")) {
+    tr <- x$trials
+    if (!length(tr)) {
+      ts_abort(c("{.arg {arg}} holds trial means only; stochastic shape metrics need the single trials.",
+                 i = "Give a stimuli x units x trials array, or {.code ts_neural(..., trial = \"trial\")}."),
+               "argument", call = call)
+    }
+    if (length(tr) > 1) {
+      ts_abort(c("{.arg {arg}} has single trials of {length(tr)} groups: {.val {names(tr)}}.",
+                 i = "Pick one, e.g. {.code {arg}$trials${names(tr)[1]}}."), "argument", call = call)
+    }
+    x <- tr[[1]]
+  }
+  if (!is.array(x) || !(is.numeric(x) || is.logical(x)) || length(dim(x)) != 3) {
+    ts_abort("{.arg {arg}} must be a numeric stimuli x units x trials array, not {describe(x)}.", "type", call = call)
+  }
+  d <- dim(x)
+  if (any(d == 0)) ts_abort("{.arg {arg}} is empty ({paste(d, collapse = ' x ')}).", "empty", call = call)
+  if (d[3] < 2) ts_abort("{.arg {arg}} needs at least 2 trials per stimulus; it has {d[3]}.", "too_few", call = call)
+  if (d[1] < 2) ts_abort("{.arg {arg}} needs at least 2 stimuli; it has {d[1]}.", "too_few", call = call)
+  if (storage.mode(x) != "double") storage.mode(x) <- "double"
+  if (cpp_first_non_finite(x) > 0) {
+    bad <- which(!is.finite(x))
+    at <- arrayInd(bad[1], d)
+    stim <- dimnames(x)[[1]][at[1]] %||% at[1]
+    ts_abort(c("{.arg {arg}} has {length(bad)} non-finite value{?s} (NA, NaN or Inf); the first is at stimulus {.val {stim}}, unit {at[2]}, trial {at[3]}.",
+               i = "Every stimulus needs the same number of trials: {.fn ts_neural} leaves NA where one has fewer. Keep the trials all stimuli have."),
+             "non_finite", call = call)
+  }
+  x
+}
+
 # ---- the analyzer's metric -------------------------------------------------------------
 # On the analyzer's reduced layers (the same centred Gram matrix as the activations):
 # shape distances are invariant to rotations of the feature space, so they are exact there.

@@ -604,6 +604,24 @@ BEGIN_RCPP
     return rcpp_result_gen;
 END_RCPP
 }
+// cpp_stochastic_shape
+Rcpp::List cpp_stochastic_shape(SEXP x, SEXP y, std::string method, double alpha, bool centre, int max_iter, double tol, int threads);
+RcppExport SEXP _tensorscope_cpp_stochastic_shape(SEXP xSEXP, SEXP ySEXP, SEXP methodSEXP, SEXP alphaSEXP, SEXP centreSEXP, SEXP max_iterSEXP, SEXP tolSEXP, SEXP threadsSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::RNGScope rcpp_rngScope_gen;
+    Rcpp::traits::input_parameter< SEXP >::type x(xSEXP);
+    Rcpp::traits::input_parameter< SEXP >::type y(ySEXP);
+    Rcpp::traits::input_parameter< std::string >::type method(methodSEXP);
+    Rcpp::traits::input_parameter< double >::type alpha(alphaSEXP);
+    Rcpp::traits::input_parameter< bool >::type centre(centreSEXP);
+    Rcpp::traits::input_parameter< int >::type max_iter(max_iterSEXP);
+    Rcpp::traits::input_parameter< double >::type tol(tolSEXP);
+    Rcpp::traits::input_parameter< int >::type threads(threadsSEXP);
+    rcpp_result_gen = Rcpp::wrap(cpp_stochastic_shape(x, y, method, alpha, centre, max_iter, tol, threads));
+    return rcpp_result_gen;
+END_RCPP
+}
 // cpp_feature_geometry
 Rcpp::List cpp_feature_geometry(SEXP w, int bins, int threads);
 RcppExport SEXP _tensorscope_cpp_feature_geometry(SEXP wSEXP, SEXP binsSEXP, SEXP threadsSEXP) {
@@ -695,6 +713,7 @@ static const R_CallMethodDef CallEntries[] = {
     {"_tensorscope_cpp_shape_matrix", (DL_FUNC) &_tensorscope_cpp_shape_matrix, 8},
     {"_tensorscope_cpp_cca_similarity", (DL_FUNC) &_tensorscope_cpp_cca_similarity, 4},
     {"_tensorscope_cpp_soft_matching", (DL_FUNC) &_tensorscope_cpp_soft_matching, 4},
+    {"_tensorscope_cpp_stochastic_shape", (DL_FUNC) &_tensorscope_cpp_stochastic_shape, 8},
     {"_tensorscope_cpp_feature_geometry", (DL_FUNC) &_tensorscope_cpp_feature_geometry, 3},
     {"_tensorscope_cpp_sparsity", (DL_FUNC) &_tensorscope_cpp_sparsity, 4},
     {"_tensorscope_cpp_has_openmp", (DL_FUNC) &_tensorscope_cpp_has_openmp, 0},

@@ -1,7 +1,9 @@
-// Rcpp glue for shape metrics and the CCA family (core: inst/include/tensorscope/shape.hpp).
+// Rcpp glue for shape metrics, their stochastic forms and the CCA family (core:
+// inst/include/tensorscope/shape.hpp, stochastic.hpp).
 #include "glue.h"
 
 #include <tensorscope/shape.hpp>
+#include <tensorscope/stochastic.hpp>
 
 using namespace tensorscope;
 
@@ -38,5 +40,35 @@ Rcpp::List cpp_soft_matching(SEXP x, SEXP y, bool centre, int threads) {
   return glue::guard([&]() -> Rcpp::List {
     TransportResult r = soft_matching(glue::map_matrix(x), glue::map_matrix(y), centre, glue::exec(threads));
     return Rcpp::List::create(Rcpp::Named("cost") = r.cost, Rcpp::Named("plan") = Rcpp::wrap(r.plan));
+  });
+}
+
+namespace {
+tensorscope::TrialsRef map_trials(SEXP x) {
+  const Rcpp::IntegerVector d = Rf_getAttrib(x, R_DimSymbol);
+  if (TYPEOF(x) != REALSXP || d.size() != 3) glue::fail(ErrorKind::type, "trials must be a double array (3 dimensions)");
+  tensorscope::TrialsRef t;
+  t.data = REAL(x);
+  t.n = d[0];
+  t.p = d[1];
+  t.t = d[2];
+  return t;
+}
+}  // namespace
+
+// [[Rcpp::export]]
+Rcpp::List cpp_stochastic_shape(SEXP x, SEXP y, std::string method, double alpha, bool centre, int max_iter,
+                                double tol, int threads) {
+  return glue::guard([&]() -> Rcpp::List {
+    StochasticOptions o;
+    o.method = method == "energy" ? StochasticMethod::energy : StochasticMethod::gaussian;
+    o.alpha = alpha;
+    o.centre = centre;
+    o.max_iter = max_iter;
+    o.tol = tol;
+    const StochasticResult r = stochastic_shape(map_trials(x), map_trials(y), o, glue::exec(threads));
+    return Rcpp::List::create(Rcpp::Named("distance") = r.distance, Rcpp::Named("rotation") = Rcpp::wrap(r.T),
+                              Rcpp::Named("loss") = Rcpp::wrap(r.loss), Rcpp::Named("iterations") = r.iterations,
+                              Rcpp::Named("converged") = r.converged);
   });
 }
