@@ -161,6 +161,14 @@ cpp_cca_similarity <- function(x, y, method, keep) {
     .Call(`_tensorscope_cpp_cca_similarity`, x, y, method, keep)
 }
 
+cpp_cca_matrix <- function(xs, ys, method, keep, threads) {
+    .Call(`_tensorscope_cpp_cca_matrix`, xs, ys, method, keep, threads)
+}
+
+cpp_soft_matching_matrix <- function(xs, ys, centre, threads) {
+    .Call(`_tensorscope_cpp_soft_matching_matrix`, xs, ys, centre, threads)
+}
+
 cpp_soft_matching <- function(x, y, centre, threads) {
     .Call(`_tensorscope_cpp_soft_matching`, x, y, centre, threads)
 }

@@ -111,13 +111,10 @@ check_shape_result <- function(m, call = rlang::caller_env()) {
 #' shape_layers(reps, alpha = 0, test = 81:100)
 shape_layers <- function(reps, reps2 = NULL, alpha = 1, distance = c("angular", "euclidean"),
                          zero_pad = TRUE, centre = TRUE, test = NULL) {
-  reps <- as_reps(reps)
-  within <- is.null(reps2)
-  if (!within) {
-    if (is.matrix(reps2) || is.data.frame(reps2)) reps2 <- list(neural = reps2)
-    reps2 <- as_reps(reps2)
-    reps2 <- align_reps(reps, reps2, "reps", "reps2")
-  }
+  io <- layer_pair_inputs(reps, reps2)
+  reps <- io$reps
+  reps2 <- io$reps2
+  within <- io$within
   opts <- shape_options(alpha, distance, zero_pad, centre)
   split <- shape_split(test, reps$stimuli, length(reps$stimuli))
   ys <- if (within) list() else reps2$layers
@@ -125,13 +122,7 @@ shape_layers <- function(reps, reps2 = NULL, alpha = 1, distance = c("angular", 
   m <- cpp_shape_matrix(unname(reps$layers), unname(ys), opts$alpha, opts$distance, opts$centre,
                         split$train, split$test, threads_now())
   check_shape_result(m)
-  nx <- names(reps$layers)
-  ny <- if (within) nx else names(reps2$layers)
-  out <- tibble::tibble(
-    layer_x = factor(rep(nx, times = length(ny)), levels = nx),
-    layer_y = factor(rep(ny, each = length(nx)), levels = unique(ny)),
-    distance = as.vector(m)
-  )
+  out <- layer_pair_tibble(m, names(reps$layers), if (within) names(reps$layers) else names(reps2$layers), "distance")
   structure(out, class = c("ts_shape", class(out)),
             settings = list(alpha = opts$alpha, distance = opts$distance, zero_pad = opts$zero_pad,
                             centre = opts$centre, cross_validated = length(split$test) > 0,
@@ -142,12 +133,46 @@ shape_layers <- function(reps, reps2 = NULL, alpha = 1, distance = c("angular", 
 }
 
 #' @export
-as.matrix.ts_shape <- function(x, ...) {
+as.matrix.ts_shape <- function(x, ...) layer_pair_matrix(x, "distance")
+
+#' @export
+as.matrix.ts_cca <- function(x, ...) layer_pair_matrix(x, "similarity")
+
+#' @export
+as.matrix.ts_soft_matching <- function(x, ...) layer_pair_matrix(x, "distance")
+
+# ---- shared by the all-pairs forms (shape_layers, cca_layers, soft_matching_layers) ----
+# reps as ts_reps; reps2 NULL (pairs within reps) or a second ts_reps over the same
+# stimuli, matched by id (one matrix, e.g. neural data, becomes the layer "neural").
+layer_pair_inputs <- function(reps, reps2, call = rlang::caller_env()) {
+  reps <- as_reps(reps, arg = "reps", call = call)
+  within <- is.null(reps2)
+  if (!within) {
+    if (is.matrix(reps2) || is.data.frame(reps2)) reps2 <- list(neural = reps2)
+    reps2 <- align_reps(reps, as_reps(reps2, arg = "reps2", call = call), "reps", "reps2", call = call)
+  }
+  list(reps = reps, reps2 = reps2, within = within)
+}
+
+# The long tibble of a layer x layer matrix m: layer_x, layer_y (factors in layer order), value.
+layer_pair_tibble <- function(m, nx, ny, value) {
+  out <- tibble::tibble(layer_x = factor(rep(nx, times = length(ny)), levels = nx),
+                        layer_y = factor(rep(ny, each = length(nx)), levels = unique(ny)))
+  out[[value]] <- as.vector(m)
+  out
+}
+
+layer_pair_matrix <- function(x, value) {
   lx <- levels(x$layer_x)
   ly <- levels(x$layer_y)
   m <- matrix(NA_real_, length(lx), length(ly), dimnames = list(lx, ly))
-  m[cbind(as.integer(x$layer_x), as.integer(x$layer_y))] <- x$distance
+  m[cbind(as.integer(x$layer_x), as.integer(x$layer_y))] <- x[[value]]
   m
+}
+
+pair_settings <- function(io) {
+  list(within = io$within, model_x = io$reps$provenance$model,
+       model_y = if (io$within) io$reps$provenance$model else io$reps2$provenance$model)
 }
 
 shape_options <- function(alpha, distance, zero_pad, centre, call = rlang::caller_env()) {
@@ -321,12 +346,117 @@ soft_matching_distance <- function(x, y, centre = TRUE) {
   if (!is.logical(centre) || length(centre) != 1 || is.na(centre)) {
     ts_abort("{.arg centre} must be TRUE or FALSE, not {describe(centre)}.", "argument")
   }
-  if (ncol(x) * ncol(y) > 2e7) {
-    ts_abort("Soft matching of {ncol(x)} x {ncol(y)} units needs a {ncol(x)} x {ncol(y)} cost matrix; at most 2e7 entries are supported.",
-             "argument")
-  }
+  check_transport_size(ncol(x), ncol(y))
   r <- cpp_soft_matching(x, y, centre, threads_now())
   structure(sqrt(r$cost), plan = r$plan)
+}
+
+#' Canonical-correlation similarity between every pair of layers
+#'
+#' [cca_similarity()] for every pair of layers of one model (`reps2 = NULL`), between the
+#' layers of two models, or between layers and neural data. Each layer is centred and
+#' reduced to an orthonormal basis once (one SVD); each pair then costs one product and
+#' one small SVD.
+#'
+#' A layer that keeps n - 1 or more dimensions (n stimuli) has canonical correlations 1
+#' with anything, so its pairs are NA with a warning of class
+#' `tensorscope_warning_unusable_layer` (use `method = "svcca"` with a smaller `keep`, or
+#' more stimuli); so are the pairs of a layer with zero variance. Within one model the
+#' diagonal is 1.
+#'
+#' @inheritParams shape_layers
+#' @inheritParams cca_similarity
+#' @return A tibble of class `ts_cca`, one row per ordered pair of layers (PWCCA is not
+#'   symmetric): `layer_x`, `layer_y` (factors in layer order), `similarity`, and `dims_x`,
+#'   `dims_y` (the directions kept on each side). `as.matrix()` gives the layer x layer
+#'   matrix; `autoplot()` a heatmap.
+#' @seealso [cca_similarity()], [shape_layers()] (alpha = 0 is the angular form of mean CCA).
+#' @export
+#' @examples
+#' set.seed(1)
+#' z <- matrix(rnorm(200 * 5), 200)
+#' reps <- ts_reps(list(a = z %*% matrix(rnorm(25), 5), b = tanh(z), c = matrix(rnorm(1000), 200)))
+#' res <- cca_layers(reps)
+#' res
+#' as.matrix(cca_layers(reps, method = "svcca", keep = 0.9))
+cca_layers <- function(reps, reps2 = NULL, method = c("mean", "svcca", "pwcca"), keep = 0.99) {
+  io <- layer_pair_inputs(reps, reps2)
+  method <- check_choice(method, c("mean", "svcca", "pwcca"))
+  keep <- check_number(keep, lower = .Machine$double.eps, upper = 1)
+  xs <- io$reps$layers
+  ys <- if (io$within) xs else io$reps2$layers
+  n <- length(io$reps$stimuli)
+  flat_x <- vapply(xs, cpp_rows_constant, logical(1))
+  flat_y <- if (io$within) flat_x else vapply(ys, cpp_rows_constant, logical(1))
+  if (all(flat_x) || all(flat_y)) {
+    ts_abort("Every layer of {.arg {if (all(flat_x)) 'reps' else 'reps2'}} has zero variance across stimuli.", "zero_variance")
+  }
+  r <- cpp_cca_matrix(unname(xs[!flat_x]), if (io$within) list() else unname(ys[!flat_y]), method, keep, threads_now())
+  kx <- rep(NA_integer_, length(xs))
+  kx[!flat_x] <- r$kx
+  ky <- rep(NA_integer_, length(ys))
+  ky[!flat_y] <- r$ky
+  m <- matrix(NA_real_, length(xs), length(ys))
+  m[!flat_x, !flat_y] <- r$similarity
+  wide_x <- !flat_x & kx >= n - 1
+  wide_y <- !flat_y & ky >= n - 1
+  m[wide_x, ] <- NA_real_
+  m[, wide_y] <- NA_real_
+  if (all(is.na(m))) {
+    ts_abort(c("No pair of layers can be compared by CCA: every layer has zero variance or keeps n - 1 = {n - 1} or more dimensions for {n} stimuli.",
+               i = "Use {.code method = \"svcca\"} with a smaller {.arg keep}, or more stimuli."), "too_few")
+  }
+  bad_flat <- unique(c(names(xs)[flat_x], names(ys)[flat_y]))
+  bad_wide <- unique(c(names(xs)[wide_x], names(ys)[wide_y]))
+  if (length(bad_flat) || length(bad_wide)) {
+    cli::cli_warn(c("CCA is NA for some layers; the other pairs were computed.",
+                    if (length(bad_flat)) c("!" = "Zero variance across stimuli: {.val {bad_flat}}."),
+                    if (length(bad_wide)) c("!" = "{n - 1} or more dimensions for {n} stimuli (every canonical correlation would be 1): {.val {bad_wide}}.")),
+                  class = c("tensorscope_warning_unusable_layer", "tensorscope_warning"))
+  }
+  out <- layer_pair_tibble(m, names(xs), names(ys), "similarity")
+  out$dims_x <- kx[as.integer(out$layer_x)]
+  out$dims_y <- ky[as.integer(out$layer_y)]
+  structure(out, class = c("ts_cca", class(out)),
+            settings = c(list(method = method, keep = keep, n = n), pair_settings(io)))
+}
+
+check_transport_size <- function(px, py, call = rlang::caller_env()) {
+  if (as.double(px) * py > 2e7) {
+    ts_abort("Soft matching of {px} x {py} units needs a {px} x {py} cost matrix; at most 2e7 entries are supported.",
+             "argument", call = call)
+  }
+}
+
+#' Soft-matching distances between every pair of layers
+#'
+#' [soft_matching_distance()] for every pair of layers of one model (`reps2 = NULL`),
+#' between the layers of two models, or between layers and neural data (symmetric within
+#' one model, diagonal 0). Each pair solves one transport problem exactly.
+#'
+#' @inheritParams shape_layers
+#' @inheritParams soft_matching_distance
+#' @return A tibble of class `ts_soft_matching`: `layer_x`, `layer_y` (factors in layer
+#'   order) and `distance`. `as.matrix()` gives the layer x layer matrix; `autoplot()` a
+#'   heatmap.
+#' @seealso [soft_matching_distance()], [shape_layers()].
+#' @export
+#' @examples
+#' set.seed(1)
+#' z <- matrix(rnorm(60 * 6), 60)
+#' reps <- ts_reps(list(a = z, b = z[, 6:1], c = z %*% qr.Q(qr(matrix(rnorm(36), 6)))))
+#' as.matrix(soft_matching_layers(reps))   # a and b: the same units permuted
+soft_matching_layers <- function(reps, reps2 = NULL, centre = TRUE) {
+  io <- layer_pair_inputs(reps, reps2)
+  if (!is.logical(centre) || length(centre) != 1 || is.na(centre)) {
+    ts_abort("{.arg centre} must be TRUE or FALSE, not {describe(centre)}.", "argument")
+  }
+  xs <- io$reps$layers
+  ys <- if (io$within) xs else io$reps2$layers
+  check_transport_size(max(vapply(xs, ncol, integer(1))), max(vapply(ys, ncol, integer(1))))
+  m <- cpp_soft_matching_matrix(unname(xs), if (io$within) list() else unname(ys), centre, threads_now())
+  out <- layer_pair_tibble(m, names(xs), names(ys), "distance")
+  structure(out, class = c("ts_soft_matching", class(out)), settings = c(list(centre = centre), pair_settings(io)))
 }
 
 #' Stochastic shape distance between two noisy (trial-by-trial) representations
@@ -495,3 +625,24 @@ rlang::on_load(register_metric(new_metric(
                    layer_y = factor(as.character(out$layer_y), levels = levels(out$layer_y)))
   },
   plot = function(d, metric) plot_layer_pairs(d, metric, "shape", "distance", direction = -1))))
+
+# CCA is invariant to invertible linear maps of each layer's units, so mean CCA and SVCCA
+# are exact on the reduced layers too. PWCCA weighs the canonical directions by the
+# layer's own units, which the reduction of wide layers (more units than stimuli) does not
+# keep: it is not offered here.
+rlang::on_load(register_metric(new_metric(
+  "cca_similarity", family = "alignment", scope = "model", fn = "cca_layers", aliases = "cca_layers",
+  defaults = list(method = "svcca", keep = 0.99),
+  description = "canonical correlation similarity between all pairs of layers (SVCCA, Raghu et al. 2017, or mean CCA)",
+  compute = function(x, args, ctx) {
+    if (identical(args$method, "pwcca")) {
+      ts_abort("The analyzer's {.val cca_similarity} offers {.code method = \"mean\"} or {.code \"svcca\"}: PWCCA depends on the units of a layer, which the analyzer's reduced layers do not keep; call {.fn cca_layers} on the activations.",
+               "argument")
+    }
+    cca_layers(x, method = args$method, keep = args$keep)
+  },
+  tidy = function(out, ctx) {
+    tibble::tibble(layer = as.character(out$layer_x), statistic = paste0("cca:", out$layer_y), value = out$similarity,
+                   layer_y = factor(as.character(out$layer_y), levels = levels(out$layer_y)))
+  },
+  plot = function(d, metric) plot_layer_pairs(d, metric, "cca", "similarity", limits = c(0, 1)))))

@@ -9,6 +9,9 @@ using namespace tensorscope;
 
 namespace {
 std::vector<Index> indices(const Rcpp::IntegerVector& v) { return std::vector<Index>(v.begin(), v.end()); }
+CcaMethod cca_method(const std::string& m) {
+  return m == "svcca" ? CcaMethod::svcca : (m == "pwcca" ? CcaMethod::pwcca : CcaMethod::mean);
+}
 }  // namespace
 
 // [[Rcpp::export]]
@@ -28,10 +31,30 @@ Eigen::MatrixXd cpp_shape_matrix(Rcpp::List xs, Rcpp::List ys, double alpha, std
 // [[Rcpp::export]]
 Rcpp::List cpp_cca_similarity(SEXP x, SEXP y, std::string method, double keep) {
   return glue::guard([&]() -> Rcpp::List {
-    const CcaMethod m = method == "svcca" ? CcaMethod::svcca : (method == "pwcca" ? CcaMethod::pwcca : CcaMethod::mean);
-    CcaResult r = cca_similarity(glue::map_matrix(x), glue::map_matrix(y), m, keep);
+    CcaResult r = cca_similarity(glue::map_matrix(x), glue::map_matrix(y), cca_method(method), keep);
     return Rcpp::List::create(Rcpp::Named("similarity") = r.similarity, Rcpp::Named("rho") = Rcpp::wrap(r.rho),
                               Rcpp::Named("kx") = static_cast<int>(r.kx), Rcpp::Named("ky") = static_cast<int>(r.ky));
+  });
+}
+
+// [[Rcpp::export]]
+Rcpp::List cpp_cca_matrix(Rcpp::List xs, Rcpp::List ys, std::string method, double keep, int threads) {
+  return glue::guard([&]() -> Rcpp::List {
+    const auto mx = glue::map_list(xs);
+    const auto my = glue::map_list(ys);
+    CcaLayers r = cca_matrix(glue::refs(mx), glue::refs(my), cca_method(method), keep, glue::exec(threads));
+    return Rcpp::List::create(Rcpp::Named("similarity") = Rcpp::wrap(r.similarity),
+                              Rcpp::Named("kx") = Rcpp::IntegerVector(r.kx.begin(), r.kx.end()),
+                              Rcpp::Named("ky") = Rcpp::IntegerVector(r.ky.begin(), r.ky.end()));
+  });
+}
+
+// [[Rcpp::export]]
+Eigen::MatrixXd cpp_soft_matching_matrix(Rcpp::List xs, Rcpp::List ys, bool centre, int threads) {
+  return glue::guard([&]() -> Eigen::MatrixXd {
+    const auto mx = glue::map_list(xs);
+    const auto my = glue::map_list(ys);
+    return soft_matching_matrix(glue::refs(mx), glue::refs(my), centre, glue::exec(threads));
   });
 }
 

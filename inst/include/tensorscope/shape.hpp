@@ -312,13 +312,15 @@ enum class CcaMethod { mean, svcca, pwcca };
 
 struct CcaBasis {
   Matrix Q;   // n x k orthonormal
-  Matrix Xc;  // centred data (pwcca weights)
+  Matrix Xc;  // centred data (kept for PWCCA's weights only)
+  Index p = 0;
 };
 
-inline CcaBasis cca_basis(const MatRef& X, double keep, bool truncate) {
+inline CcaBasis cca_basis(const MatRef& X, double keep, bool truncate, bool keep_data) {
   CcaBasis B;
-  B.Xc = centre_columns(X);
-  Svd sv = svd_thin(B.Xc);
+  B.p = X.cols();
+  Matrix Xc = centre_columns(X);
+  Svd sv = svd_thin(Xc);
   const Index r = sv.s.size();
   if (r == 0 || !(sv.s(0) > 0)) throw ts_error(ErrorKind::zero_variance, "cca: a layer has zero variance");
   const double tol = static_cast<double>(std::max(X.rows(), X.cols())) * 2.220446049250313e-16 * sv.s(0);
@@ -336,6 +338,7 @@ inline CcaBasis cca_basis(const MatRef& X, double keep, bool truncate) {
     k = std::max<Index>(1, kk);
   }
   B.Q = sv.U.leftCols(k);
+  if (keep_data) B.Xc = std::move(Xc);
   return B;
 }
 
@@ -345,9 +348,7 @@ struct CcaResult {
   Index kx = 0, ky = 0; // dimensions kept
 };
 
-inline CcaResult cca_similarity(const MatRef& X, const MatRef& Y, CcaMethod m, double keep) {
-  const bool trunc = m == CcaMethod::svcca;
-  const CcaBasis bx = cca_basis(X, keep, trunc), by = cca_basis(Y, keep, trunc);
+inline CcaResult cca_pair(const CcaBasis& bx, const CcaBasis& by, CcaMethod m) {
   CcaResult r;
   r.kx = bx.Q.cols();
   r.ky = by.Q.cols();
@@ -359,12 +360,85 @@ inline CcaResult cca_similarity(const MatRef& X, const MatRef& Y, CcaMethod m, d
   }
   Svd sv = svd_thin(M);
   r.rho = sv.s.cwiseMin(1.0);
-  const bool use_x = X.cols() <= Y.cols();
+  const bool use_x = bx.p <= by.p;
   const Matrix H = use_x ? Matrix(bx.Q * sv.U) : Matrix(by.Q * sv.V);  // unit-norm canonical variates
   const Matrix& Xc = use_x ? bx.Xc : by.Xc;
   const Vector w = (H.transpose() * Xc).cwiseAbs().rowwise().sum();
   r.similarity = w.dot(r.rho) / w.sum();
   return r;
+}
+
+inline CcaResult cca_similarity(const MatRef& X, const MatRef& Y, CcaMethod m, double keep) {
+  const bool trunc = m == CcaMethod::svcca, data = m == CcaMethod::pwcca;
+  return cca_pair(cca_basis(X, keep, trunc, data), cca_basis(Y, keep, trunc, data), m);
+}
+
+// All pairs: xs with ys, or xs with itself when ys is empty. Each layer's basis is formed
+// once (one SVD); a pair costs one product and one small SVD. PWCCA is not symmetric:
+// every ordered pair is computed.
+struct CcaLayers {
+  Matrix similarity;
+  std::vector<Index> kx, ky;  // dimensions kept per layer
+};
+
+inline CcaLayers cca_matrix(const std::vector<MatRef>& xs, const std::vector<MatRef>& ys, CcaMethod m, double keep,
+                            const Exec& ex) {
+  const bool within = ys.empty();
+  if (xs.empty()) throw ts_error(ErrorKind::empty, "cca: no layers");
+  const bool trunc = m == CcaMethod::svcca, data = m == CcaMethod::pwcca;
+  std::vector<CcaBasis> a, b;
+  CcaLayers out;
+  for (const auto& x : xs) {
+    a.push_back(cca_basis(x, keep, trunc, data));
+    out.kx.push_back(a.back().Q.cols());
+    ex.check();
+  }
+  for (const auto& y : ys) {
+    b.push_back(cca_basis(y, keep, trunc, data));
+    out.ky.push_back(b.back().Q.cols());
+    ex.check();
+  }
+  if (within) out.ky = out.kx;
+  const std::vector<CcaBasis>& bb = within ? a : b;
+  const Index lx = static_cast<Index>(a.size()), ly = static_cast<Index>(bb.size());
+  out.similarity.resize(lx, ly);
+  const bool sym = within && m != CcaMethod::pwcca;
+  for (Index i = 0; i < lx; ++i) {
+    for (Index j = sym ? i : 0; j < ly; ++j) {
+      const double v = within && i == j ? 1.0 : cca_pair(a[static_cast<std::size_t>(i)], bb[static_cast<std::size_t>(j)], m).similarity;
+      out.similarity(i, j) = v;
+      if (sym) out.similarity(j, i) = v;
+      ex.check();
+    }
+  }
+  return out;
+}
+
+// Soft-matching distances of all pairs (xs with ys, or within xs: symmetric, diagonal 0).
+inline Matrix soft_matching_matrix(const std::vector<MatRef>& xs, const std::vector<MatRef>& ys, bool centre,
+                                   const Exec& ex) {
+  const bool within = ys.empty();
+  if (xs.empty()) throw ts_error(ErrorKind::empty, "soft matching: no layers");
+  auto prep = [&](const std::vector<MatRef>& v) {
+    std::vector<Matrix> out;
+    for (const auto& x : v) out.push_back(centre ? centre_columns(x) : Matrix(x));
+    return out;
+  };
+  const std::vector<Matrix> a = prep(xs), b = prep(ys);
+  const std::vector<Matrix>& bb = within ? a : b;
+  const Index lx = static_cast<Index>(a.size()), ly = static_cast<Index>(bb.size());
+  Matrix out(lx, ly);
+  for (Index i = 0; i < lx; ++i) {
+    for (Index j = within ? i : 0; j < ly; ++j) {
+      const auto& x = a[static_cast<std::size_t>(i)];
+      const auto& y = bb[static_cast<std::size_t>(j)];
+      if (x.rows() != y.rows()) throw ts_error(ErrorKind::mismatch, "soft matching: different numbers of stimuli");
+      const double v = within && i == j ? 0.0 : std::sqrt(transport_uniform(unit_sq_distances(x, y), ex).cost);
+      out(i, j) = v;
+      if (within) out(j, i) = v;
+    }
+  }
+  return out;
 }
 
 }  // namespace tensorscope
