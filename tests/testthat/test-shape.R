@@ -411,3 +411,31 @@ test_that("the analyzer's cca_similarity equals cca_layers() on the activations 
   expect_identical(unique(rec$status), "error")
   expect_match(rec$reason[1], "PWCCA")
 })
+
+test_that("compare_to_neural adds shape, CCA and soft-matching columns, stimuli matched by id", {
+  sim <- simulate_model_and_brain(n_stimuli = 60, n_layers = 3, width = 12, source_layer = 2, n_subjects = 2, n_neurons = 10, seed = 5)
+  res <- analyze_models(list(sim = sim$reps), metrics = "effective_rank", keep_activations = TRUE)
+  shuffled <- lapply(sim$neural, function(m) m[sample(60), ])
+  cmp <- suppressMessages(compare_to_neural(res, list(IT = shuffled), n_boot = 0, n_perm = 0, predictivity = FALSE,
+                                            metrics = list(shape_distance = list(alpha = 0.5), cca_similarity = list(),
+                                                           soft_matching_distance = list())))
+  for (l in names(sim$reps$layers)) {
+    row <- cmp[cmp$layer == l, ]
+    x <- sim$reps$layers[[l]]
+    per <- function(f) mean(vapply(sim$neural, function(m) as.numeric(f(x, unname(m))), 0))
+    expect_equal(row$shape_distance, per(function(a, b) shape_distance(a, b, alpha = 0.5)), tolerance = 1e-8)
+    expect_equal(row$cca_similarity, per(function(a, b) cca_similarity(a, b, method = "svcca")), tolerance = 1e-8)
+    expect_equal(row$soft_matching_distance, per(soft_matching_distance), tolerance = 1e-8)
+  }
+  # soft matching needs the activations; unknown metrics and arguments are errors
+  lean <- analyze_models(list(sim = sim$reps), metrics = "effective_rank")
+  expect_error(compare_to_neural(lean, list(IT = sim$neural), metrics = "soft_matching_distance"),
+               class = "tensorscope_error_argument", regexp = "keep_activations")
+  expect_error(compare_to_neural(lean, list(IT = sim$neural), metrics = "procrustes"), class = "tensorscope_error_argument")
+  expect_error(compare_to_neural(lean, list(IT = sim$neural), metrics = list(shape_distance = list(beta = 1))),
+               class = "tensorscope_error_argument", regexp = "beta")
+  # RDM-only data: NA
+  rd <- as_rdm(lapply(sim$neural, rdm), names = names(sim$neural))
+  cmp2 <- compare_to_neural(lean, list(IT = rd), n_boot = 0, n_perm = 0, metrics = "cca_similarity")
+  expect_true(all(is.na(cmp2$cca_similarity)))
+})
