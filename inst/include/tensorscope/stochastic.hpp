@@ -88,6 +88,13 @@ inline Matrix stimulus_trials(const TrialsRef& X, Index s, Index P, const Vector
   return R;
 }
 
+// A product of two P x P matrices of one stimulus: Eigen's own kernel for small P (a
+// BLAS call costs more than the work there), the BLAS otherwise.
+inline Matrix small_product(const MatRef& A, const MatRef& B) {
+  if (A.rows() <= 48) return A.lazyProduct(B);
+  return A * B;
+}
+
 // The orthogonal T maximising tr(T^T M) (M square): U V^T from M's SVD. For M = A^T B it
 // is scipy's orthogonal_procrustes(A, B): argmin ||A T - B||_F.
 inline Matrix procrustes_rotation(const MatRef& M) {
@@ -150,11 +157,11 @@ inline StochasticResult gaussian_stochastic(const TrialsRef& X, const TrialsRef&
     if (wc > 0) {
       for (Index s = 0; s < n; ++s) {
         const auto i = static_cast<std::size_t>(s);
-        // Q_s = argmin_Q ||T^T Lambda_s^(1/2) Q - Sigma_s^(1/2)|| (orthogonal_procrustes)
-        const Matrix TL = T.transpose() * gy.root[i];
-        const Matrix Q = detail::procrustes_rotation(TL.transpose() * gx.root[i]);
-        L[i].noalias() = Q.transpose() * gy.root[i];
-        M.noalias() += wc * (L[i].transpose() * gx.root[i]);
+        // Q_s = argmin_Q ||T^T Lambda_s^(1/2) Q - Sigma_s^(1/2)|| (orthogonal_procrustes):
+        // from the SVD of (T^T Ly)^T Sx = Ly T Sx
+        const Matrix Q = detail::procrustes_rotation(detail::small_product(detail::small_product(gy.root[i], T), gx.root[i]));
+        L[i] = detail::small_product(Q.transpose(), gy.root[i]);
+        M.noalias() += wc * detail::small_product(L[i].transpose(), gx.root[i]);
       }
     }
     T = detail::procrustes_rotation(M);
@@ -163,7 +170,7 @@ inline StochasticResult gaussian_stochastic(const TrialsRef& X, const TrialsRef&
     if (wc > 0) {
       for (Index s = 0; s < n; ++s) {
         const auto i = static_cast<std::size_t>(s);
-        sq += wc * (gx.root[i] - L[i] * T).squaredNorm();
+        sq += wc * (gx.root[i] - detail::small_product(L[i], T)).squaredNorm();
       }
     }
     r.loss.push_back(std::sqrt(sq));
@@ -179,7 +186,7 @@ inline StochasticResult gaussian_stochastic(const TrialsRef& X, const TrialsRef&
   if (wc > 0) {
     for (Index s = 0; s < n; ++s) {
       const auto i = static_cast<std::size_t>(s);
-      const double nuc = singular_values(gx.root[i] * T.transpose() * gy.root[i]).sum();
+      const double nuc = singular_values(detail::small_product(detail::small_product(gx.root[i], T.transpose()), gy.root[i])).sum();
       total += wc * (gx.trace[i] + gy.trace[i] - 2.0 * nuc);
     }
   }
