@@ -45,6 +45,11 @@
 #' @param centre Centre each unit over (training) stimuli.
 #' @param test `NULL` (in-sample), or the held-out stimuli: row numbers, row names (ids),
 #'   or a logical vector over the rows. The rest are the training stimuli.
+#' @param backend `"auto"`, `"eigen"` or `"torch"`: `"torch"` does the dense work (the
+#'   SVDs and cross products) in float64 on LibTorch's device (CUDA when available, or the
+#'   `tensorscope.torch_device` option), with the same algorithm and the same results to
+#'   rounding; in-sample only. `"auto"` takes LibTorch only for large inputs on a CUDA
+#'   device, as [cka()].
 #' @return A single number: the distance (0 for a representation and any rotation, or
 #'   with `alpha = 0` any invertible linear transform, of itself).
 #' @references Williams, Kunz, Kornblith & Linderman (2021). Generalized shape metrics on
@@ -62,17 +67,29 @@
 #' shape_distance(x, y, alpha = 0.5, distance = "euclidean")
 #' shape_distance(x, y, alpha = 0, test = 151:200)  # fitted on 150 stimuli, scored on 50
 shape_distance <- function(x, y, alpha = 1, distance = c("angular", "euclidean"), zero_pad = TRUE,
-                           centre = TRUE, test = NULL) {
+                           centre = TRUE, test = NULL, backend = c("auto", "eigen", "torch")) {
   x <- as_data_matrix(x)
   y <- as_data_matrix(y)
   y <- align_rows(x, y)
   opts <- shape_options(alpha, distance, zero_pad, centre)
   split <- shape_split(test, rownames(x), nrow(x))
   check_shape_layers(list(x = x), list(y = y), opts, split)
-  d <- cpp_shape_matrix(list(x), list(y), opts$alpha, opts$distance, opts$centre, split$train, split$test,
-                        threads_now())
+  d <- shape_engine(list(x), list(y), opts, split, backend)
   check_shape_result(d)
   drop(d)
+}
+
+# The distance matrix of layers xs against ys (ys empty: within xs) on the backend's
+# dense path: Eigen + LAPACK, or LibTorch (in-sample only) with the core's algorithm.
+shape_engine <- function(xs, ys, opts, split, backend, call = rlang::caller_env()) {
+  dev <- dense_backend(backend, sum(lengths(xs)) + sum(lengths(ys)), supported = !length(split$test),
+                       what = "cross-validation (`test`)", call = call)
+  if (dev == "eigen") {
+    return(cpp_shape_matrix(unname(xs), unname(ys), opts$alpha, opts$distance, opts$centre, split$train, split$test,
+                            threads_now()))
+  }
+  torch_run("ts_torch_shape_matrix", unname(xs), unname(ys), opts$alpha, opts$distance, opts$centre, dev,
+            kind = "argument", call = call)
 }
 
 # A held-out set whose patterns all equal the training mean has no norm to take an angle with.
@@ -110,7 +127,7 @@ check_shape_result <- function(m, call = rlang::caller_env()) {
 #' as.matrix(res)
 #' shape_layers(reps, alpha = 0, test = 81:100)
 shape_layers <- function(reps, reps2 = NULL, alpha = 1, distance = c("angular", "euclidean"),
-                         zero_pad = TRUE, centre = TRUE, test = NULL) {
+                         zero_pad = TRUE, centre = TRUE, test = NULL, backend = c("auto", "eigen", "torch")) {
   io <- layer_pair_inputs(reps, reps2)
   reps <- io$reps
   reps2 <- io$reps2
@@ -119,8 +136,7 @@ shape_layers <- function(reps, reps2 = NULL, alpha = 1, distance = c("angular", 
   split <- shape_split(test, reps$stimuli, length(reps$stimuli))
   ys <- if (within) list() else reps2$layers
   check_shape_layers(reps$layers, if (within) reps$layers else ys, opts, split, "reps", if (within) "reps" else "reps2")
-  m <- cpp_shape_matrix(unname(reps$layers), unname(ys), opts$alpha, opts$distance, opts$centre,
-                        split$train, split$test, threads_now())
+  m <- shape_engine(reps$layers, ys, opts, split, backend)
   check_shape_result(m)
   out <- layer_pair_tibble(m, names(reps$layers), if (within) names(reps$layers) else names(reps2$layers), "distance")
   structure(out, class = c("ts_shape", class(out)),
@@ -366,6 +382,8 @@ soft_matching_distance <- function(x, y, centre = TRUE) {
 #'
 #' @inheritParams shape_layers
 #' @inheritParams cca_similarity
+#' @param backend `"auto"`, `"eigen"` or `"torch"`: where the dense work (SVDs, cross
+#'   products) runs, as in [shape_layers()]; the same results to rounding.
 #' @return A tibble of class `ts_cca`, one row per ordered pair of layers (PWCCA is not
 #'   symmetric): `layer_x`, `layer_y` (factors in layer order), `similarity`, and `dims_x`,
 #'   `dims_y` (the directions kept on each side). `as.matrix()` gives the layer x layer
@@ -379,7 +397,8 @@ soft_matching_distance <- function(x, y, centre = TRUE) {
 #' res <- cca_layers(reps)
 #' res
 #' as.matrix(cca_layers(reps, method = "svcca", keep = 0.9))
-cca_layers <- function(reps, reps2 = NULL, method = c("mean", "svcca", "pwcca"), keep = 0.99) {
+cca_layers <- function(reps, reps2 = NULL, method = c("mean", "svcca", "pwcca"), keep = 0.99,
+                       backend = c("auto", "eigen", "torch")) {
   io <- layer_pair_inputs(reps, reps2)
   method <- check_choice(method, c("mean", "svcca", "pwcca"))
   keep <- check_number(keep, lower = .Machine$double.eps, upper = 1)
@@ -391,7 +410,11 @@ cca_layers <- function(reps, reps2 = NULL, method = c("mean", "svcca", "pwcca"),
   if (all(flat_x) || all(flat_y)) {
     ts_abort("Every layer of {.arg {if (all(flat_x)) 'reps' else 'reps2'}} has zero variance across stimuli.", "zero_variance")
   }
-  r <- cpp_cca_matrix(unname(xs[!flat_x]), if (io$within) list() else unname(ys[!flat_y]), method, keep, threads_now())
+  ux <- unname(xs[!flat_x])
+  uy <- if (io$within) list() else unname(ys[!flat_y])
+  dev <- dense_backend(backend, sum(lengths(ux)) + sum(lengths(uy)))
+  r <- if (dev == "eigen") cpp_cca_matrix(ux, uy, method, keep, threads_now())
+       else torch_run("ts_torch_cca_matrix", ux, uy, method, keep, dev, kind = "argument")
   kx <- rep(NA_integer_, length(xs))
   kx[!flat_x] <- r$kx
   ky <- rep(NA_integer_, length(ys))

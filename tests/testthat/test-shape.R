@@ -439,3 +439,37 @@ test_that("compare_to_neural adds shape, CCA and soft-matching columns, stimuli 
   cmp2 <- compare_to_neural(lean, list(IT = rd), n_boot = 0, n_perm = 0, metrics = "cca_similarity")
   expect_true(all(is.na(cmp2$cca_similarity)))
 })
+
+# ---- the LibTorch dense path ---------------------------------------------------------------
+test_that("backend = 'torch' shape distances and CCA equal the Eigen core to 1e-10", {
+  skip_if_not(ts_torch_available())
+  set.seed(130)
+  z <- matrix(rnorm(80 * 5), 80)
+  L <- list(a = z %*% matrix(rnorm(30), 5), b = tanh(z), c = matrix(rnorm(80 * 12), 80), wide = matrix(rnorm(80 * 100), 80))
+  for (a in c(1, 0.5, 0)) for (d in c("angular", "euclidean")) {
+    use <- if (a == 0) L[1:3] else L  # alpha = 0 refuses the wide layer
+    e <- shape_layers(use, alpha = a, distance = d, backend = "eigen")
+    t <- shape_layers(use, alpha = a, distance = d, backend = "torch")
+    expect_equal(t$distance, e$distance, tolerance = 1e-10, label = sprintf("alpha %g %s", a, d))
+    expect_equal(shape_distance(L$a, L$c, alpha = a, distance = d, backend = "torch"),
+                 shape_distance(L$a, L$c, alpha = a, distance = d, backend = "eigen"), tolerance = 1e-10)
+  }
+  expect_equal(shape_layers(L, list(n = L$b[, 1:3]), backend = "torch")$distance,
+               shape_layers(L, list(n = L$b[, 1:3]), backend = "eigen")$distance, tolerance = 1e-10)
+  q <- qr.Q(qr(matrix(rnorm(144), 12)))
+  expect_lt(shape_distance(L$c, L$c %*% q, backend = "torch"), 1e-7)  # a known answer, not only agreement
+  for (m in c("mean", "svcca", "pwcca")) {
+    e <- suppressWarnings(cca_layers(L, method = m, keep = 0.9, backend = "eigen"))
+    t <- suppressWarnings(cca_layers(L, method = m, keep = 0.9, backend = "torch"))
+    expect_equal(t$similarity, e$similarity, tolerance = 1e-10, label = m)
+    expect_identical(t$dims_x, e$dims_x)
+  }
+  expect_error(shape_layers(L, test = 1:20, backend = "torch"), class = "tensorscope_error_argument", regexp = "cross-validation")
+})
+
+test_that("backend = 'torch' without LibTorch says how to enable it", {
+  skip_if(ts_torch_available())
+  x <- rand_mat(20, 3, 140)
+  expect_error(shape_layers(list(a = x, b = x^2), backend = "torch"), class = "tensorscope_error_torch_unavailable")
+  expect_error(cca_layers(list(a = x, b = x^2), backend = "torch"), class = "tensorscope_error_torch_unavailable")
+})
