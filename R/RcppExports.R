@@ -161,8 +161,20 @@ cpp_cca_similarity <- function(x, y, method, keep) {
     .Call(`_tensorscope_cpp_cca_similarity`, x, y, method, keep)
 }
 
+cpp_cca_matrix <- function(xs, ys, method, keep, threads) {
+    .Call(`_tensorscope_cpp_cca_matrix`, xs, ys, method, keep, threads)
+}
+
+cpp_soft_matching_matrix <- function(xs, ys, centre, threads) {
+    .Call(`_tensorscope_cpp_soft_matching_matrix`, xs, ys, centre, threads)
+}
+
 cpp_soft_matching <- function(x, y, centre, threads) {
     .Call(`_tensorscope_cpp_soft_matching`, x, y, centre, threads)
+}
+
+cpp_stochastic_shape <- function(x, y, method, alpha, centre, max_iter, tol, threads) {
+    .Call(`_tensorscope_cpp_stochastic_shape`, x, y, method, alpha, centre, max_iter, tol, threads)
 }
 
 cpp_feature_geometry <- function(w, bins, threads) {

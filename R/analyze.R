@@ -352,7 +352,7 @@ analyze_models <- function(models, inputs = NULL, metrics = ts_metrics(), neural
       ts_abort("{.arg labels} has {length(labels)} value{?s} but there are {length(stim)} stimuli.", "mismatch", call = call)
     }
   }
-  if (!is.null(neural)) as_neural(neural, stim, call = call)   # checked before any work
+  if (!is.null(neural)) as_neural(neural, stim, inform = FALSE, call = call)   # checked before any work
   rdm_method <- metrics$rsa_similarity$rdm_method %||% default_rdm_method
   dtype <- check_choice(dtype, c("float32", "float64"))
   opts <- list(batch_size = batch_size, device = device, stimuli = stim, layers = layers, dtype = dtype,

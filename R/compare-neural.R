@@ -6,7 +6,7 @@
 default_rdm_method <- "correlation"
 
 # neural -> named list of areas; each: list(rdm = ts_rdm (one per subject), data = list of matrices or NULL).
-as_neural <- function(neural, stimuli, call = rlang::caller_env()) {
+as_neural <- function(neural, stimuli, inform = TRUE, call = rlang::caller_env()) {
   if (is.matrix(neural) || is.data.frame(neural) || inherits(neural, "ts_rdm")) neural <- list(neural = neural)
   if (!is.list(neural) || !length(neural)) {
     ts_abort("{.arg neural} must be a named list of areas (stimuli x neurons matrices, lists of them, or RDMs), not {describe(neural)}.",
@@ -19,15 +19,16 @@ as_neural <- function(neural, stimuli, call = rlang::caller_env()) {
     a <- neural[[i]]
     arg <- sprintf("neural$%s", nms[i])
     if (inherits(a, "ts_rdm")) {
-      check_neural_stimuli(a$conditions, stimuli, arg, call)
+      idx <- check_neural_stimuli(a$conditions, stimuli, arg, call, inform = inform)
+      if (!is.null(idx)) a <- a[idx, ]
       out[[nms[i]]] <- list(rdm = a, data = NULL)
       next
     }
     subj <- if (is.list(a) && !is.data.frame(a)) a else list(a)
     data <- lapply(seq_along(subj), function(j) {
       m <- as_data_matrix(subj[[j]], arg = arg, call = call)
-      check_neural_stimuli(rownames(m) %||% as.character(seq_len(nrow(m))), stimuli, arg, call, n = nrow(m))
-      m
+      idx <- check_neural_stimuli(rownames(m), stimuli, arg, call, n = nrow(m), inform = inform)
+      if (is.null(idx)) m else m[idx, , drop = FALSE]
     })
     names(data) <- names(subj) %||% paste0("subject", seq_along(data))
     out[[nms[i]]] <- list(rdm = NULL, data = data)
@@ -35,14 +36,46 @@ as_neural <- function(neural, stimuli, call = rlang::caller_env()) {
   out
 }
 
-check_neural_stimuli <- function(ids, stimuli, arg, call, n = length(ids)) {
-  default <- identical(ids, as.character(seq_len(n)))
-  if (n != length(stimuli) || (!is.null(ids) && !default && !identical(as.character(ids), stimuli))) {
-    first <- if (n == length(stimuli)) ids[which(ids != stimuli)[1]] else NA
-    ts_abort(c("{.arg {arg}} is over other stimuli than the models: {n} stimuli vs {length(stimuli)}.",
-               i = if (!is.na(first)) "First differing stimulus id: {.val {first}}."),
-             "mismatch", call = call)
+# The row index that puts a data set's stimuli (ids, n of them) in the models' order
+# (match_stimuli(): by id when both have ids, else by position), or NULL when none moves.
+check_neural_stimuli <- function(ids, stimuli, arg, call, n = length(ids), inform = TRUE) {
+  idx <- match_stimuli(stimuli, ids, "results", arg, inform = inform, call = call)
+  if (n != length(stimuli)) {
+    ts_abort("{.arg {arg}} is over other stimuli than the models: {n} stimuli vs {length(stimuli)}.", "mismatch", call = call)
   }
+  idx
+}
+
+# compare_to_neural()'s further metrics: name -> the function of a layer and a neural
+# matrix, and its defaults.
+neural_pair_metrics <- list(
+  shape_distance = list(defaults = list(alpha = 1, distance = "angular"),
+                        fn = function(x, y, a) shape_distance(x, y, alpha = a$alpha, distance = a$distance)),
+  cca_similarity = list(defaults = list(method = "svcca", keep = 0.99),
+                        fn = function(x, y, a) as.numeric(cca_similarity(x, y, method = a$method, keep = a$keep))),
+  soft_matching_distance = list(defaults = list(centre = TRUE),
+                                fn = function(x, y, a) as.numeric(soft_matching_distance(x, y, centre = a$centre)))
+)
+
+# `metrics`: names, or a named list of argument lists -> named list of full argument lists.
+neural_metric_args <- function(metrics, call) {
+  if (is.null(metrics) || !length(metrics)) return(list())
+  if (is.character(metrics)) metrics <- stats::setNames(rep(list(list()), length(metrics)), metrics)
+  if (!is.list(metrics) || is.null(names(metrics)) || any(!nzchar(names(metrics)))) {
+    ts_abort("{.arg metrics} must be metric names or a named list of their arguments, not {describe(metrics)}.", "argument", call = call)
+  }
+  bad <- setdiff(names(metrics), names(neural_pair_metrics))
+  if (length(bad)) {
+    ts_abort("{.arg metrics} must be among {.val {names(neural_pair_metrics)}}; not {.val {bad}}.", "argument", call = call)
+  }
+  Map(function(nm, a) {
+    d <- neural_pair_metrics[[nm]]$defaults
+    if (!is.list(a) || length(setdiff(names(a), names(d)))) {
+      ts_abort("{.arg metrics${nm}} takes the arguments {.val {names(d)}}; got {.val {setdiff(names(a), names(d))}}.",
+               "argument", call = call)
+    }
+    utils::modifyList(d, a)
+  }, names(metrics), metrics)
 }
 
 #' Align every layer of analysed models to neural data and rank the models
@@ -61,11 +94,23 @@ check_neural_stimuli <- function(ids, stimuli, arg, call, n = length(ids)) {
 #' predictions of the full activations (ridge depends on the features only through
 #' the centred Gram matrix). `NA` for data sets given only as RDMs.
 #'
+#' Further layer-to-neural metrics (`metrics`) add one column each, the mean over
+#' subjects (`NA` for data sets given only as RDMs): `shape_distance` ([shape_distance()],
+#' default Procrustes angular distance), `cca_similarity` ([cca_similarity()], default
+#' SVCCA keeping 99% of the variance) and `soft_matching_distance`
+#' ([soft_matching_distance()]). Shape distances and CCA are invariant to rotations of a
+#' layer's units, so they are exact on the stored reduced layers; soft matching compares
+#' single units and needs the activations (`analyze_models(keep_activations = TRUE)`).
+#'
 #' @param results A [ts_results] from [analyze_models()].
 #' @param neural A named list of data sets. Each is a stimuli x neurons matrix, a list of
-#'   them (subjects), or a `ts_rdm` of one or more subjects' RDMs. Stimulus ids (row
-#'   names / RDM labels) must be those the models saw, in the same order; otherwise an
-#'   error of class `tensorscope_error_mismatch`.
+#'   them (subjects), or a `ts_rdm` of one or more subjects' RDMs. Stimuli are matched to
+#'   those the models saw by id (row names / RDM labels; any order) and by position when
+#'   a data set has no ids; other stimuli are an error of class
+#'   `tensorscope_error_mismatch`.
+#' @param metrics Further metrics (see Details): names among `"shape_distance"`,
+#'   `"cca_similarity"`, `"soft_matching_distance"`, or a named list of their arguments,
+#'   e.g. `list(shape_distance = list(alpha = 0))`.
 #' @param method,n_boot,n_perm,seed Passed to [rsa()].
 #' @param predictivity Also compute ridge predictivity of every neuron (see Details).
 #' @param rdm_method Dissimilarity of the neural RDMs computed from matrices: that of
@@ -78,17 +123,22 @@ check_neural_stimuli <- function(ids, stimuli, arg, call, n = length(ids)) {
 #'   (median cross-validated r, `NA` for RDM-only data or `predictivity = FALSE`), `best` (the
 #'   layer with the highest RSA for this model, step and area). Attributes: `best`
 #'   (the best rows) and `ranking` (one row per model x step: `model`, `step`, `score`,
-#'   `rank`) and `rdms` (the neural RDMs, a `ts_rdm` per data set).
+#'   `rank`) and `rdms` (the neural RDMs, a `ts_rdm` per data set). With `metrics`, one
+#'   more column per metric, named after it.
 #' @export
 #' @examples
 #' sim <- simulate_model_and_brain(n_stimuli = 48, n_subjects = 2, source_layer = 3)
 #' res <- analyze_models(list(sim = sim$reps), metrics = "effective_rank")
 #' cmp <- compare_to_neural(res, list(IT = sim$neural), n_boot = 50, n_perm = 100)
 #' attr(cmp, "best")
+#' cmp <- compare_to_neural(res, list(IT = sim$neural[[1]]), n_boot = 50, n_perm = 100, predictivity = FALSE,
+#'                          metrics = c("shape_distance", "cca_similarity"))
+#' cmp[, c("layer", "rsa", "cka", "shape_distance", "cca_similarity")]
 compare_to_neural <- function(results, neural, method = "spearman", rdm_method = NULL, n_boot = 200, n_perm = 1000,
-                              seed = 1, predictivity = TRUE) {
+                              seed = 1, predictivity = TRUE, metrics = NULL) {
   do_pred <- isTRUE(predictivity)
   call <- rlang::current_env()
+  extra <- neural_metric_args(metrics, call)
   if (!inherits(results, "ts_results")) ts_abort("{.arg results} must come from {.fn analyze_models}, not {describe(results)}.", "type")
   if (is.null(results$reduced)) ts_abort("{.arg results} has no layer data (read from a JSON report?); run {.fn analyze_models} again.", "empty")
   stim <- results$stimuli
@@ -106,8 +156,13 @@ compare_to_neural <- function(results, neural, method = "spearman", rdm_method =
     a$rdm %||% as_rdm(lapply(a$data, rdm, method = rdm_method), names = names(a$data))
   })
   # One task per model x checkpoint, under the user's future plan.
+  if ("soft_matching_distance" %in% names(extra) && is.null(results$activations)) {
+    ts_abort(c("{.val soft_matching_distance} compares single units, which the reduced layers in {.arg results} do not keep.",
+               i = "Run {.code analyze_models(..., keep_activations = TRUE)}."), "argument", call = call)
+  }
   payload <- lapply(seq_along(results$reduced)[!vapply(results$rdms, is.null, logical(1))], function(k) {
-    list(unit = results$units[[k]], reduced = results$reduced[[k]], rdm = results$rdms[[k]])
+    list(unit = results$units[[k]], reduced = results$reduced[[k]], rdm = results$rdms[[k]],
+         activations = if ("soft_matching_distance" %in% names(extra)) results$activations[[k]])
   })
   nth <- task_threads()
   rows <- future.apply::future_lapply(payload, function(pl) with_task_threads(nth, {
@@ -129,11 +184,18 @@ compare_to_neural <- function(results, neural, method = "spearman", rdm_method =
         }, numeric(length(pr)))
         pr[] <- rowMeans(matrix(per_subject, nrow = length(pr)))
       }
-      tibble::tibble(
+      tb <- tibble::tibble(
         model = u$model, step = u$step, area = an, layer = as.character(r$layer), rsa = r$similarity,
         ci_lower = r$ci_lower, ci_upper = r$ci_upper, p_value = r$p_value,
         ceiling_lower = r$ceiling_lower, ceiling_upper = r$ceiling_upper,
         cka = unname(ck[as.character(r$layer)]), predictivity = unname(pr[as.character(r$layer)]))
+      for (nm in names(extra)) {
+        src <- if (nm == "soft_matching_distance") pl$activations else red$layers
+        tb[[nm]] <- if (is.null(a$data)) NA_real_ else vapply(as.character(r$layer), function(l) {
+          mean(vapply(a$data, function(m) neural_pair_metrics[[nm]]$fn(unname(src[[l]]), unname(m), extra[[nm]]), 0))
+        }, 0, USE.NAMES = FALSE)
+      }
+      tb
     }))
   }), future.seed = seed, future.packages = "tensorscope")
   out <- do.call(rbind, rows)

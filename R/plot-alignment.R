@@ -205,24 +205,73 @@ autoplot.ts_rsa <- function(object, alpha = 0.05, ...) {
 #' autoplot(res)
 autoplot.ts_shape <- function(object, values = NULL, ...) {
   st <- attr(object, "settings")
-  values <- values %||% (nlevels(object$layer_x) <= 12 && nlevels(object$layer_y) <= 12)
-  df <- tibble::as_tibble(structure(object, class = class(object)[-1]))
-  df$layer_y <- factor(df$layer_y, levels = rev(levels(df$layer_y)))
   what <- if (st$alpha == 1) "Procrustes" else if (st$alpha == 0) "CCA" else sprintf("alpha = %g", st$alpha)
-  unit <- if (st$distance == "angular") "angle (rad)" else "distance"
-  mid <- stats::median(df$distance, na.rm = TRUE)
-  p <- ggplot2::ggplot(df, ggplot2::aes(x = .data$layer_x, y = .data$layer_y, fill = .data$distance)) +
+  plot_pair_heatmap(object, "distance", if (st$distance == "angular") "angle (rad)" else "distance",
+                    sprintf("Shape distance (%s, %s)", what, st$distance),
+                    if (st$cross_validated) sprintf("aligned on %d stimuli, scored on %d held out", st$n_train, st$n_test),
+                    direction = -1, limits = c(0, NA), values = values)
+}
+
+#' Plot CCA similarities or soft-matching distances between layers
+#'
+#' Layer x layer heatmaps of [cca_layers()] (brighter = more similar, NA cells grey) and
+#' [soft_matching_layers()] (darker = closer) results, with the values printed when there
+#' are few layers.
+#'
+#' @param object A `ts_cca` or `ts_soft_matching` result.
+#' @inheritParams autoplot.ts_shape
+#' @return A ggplot object.
+#' @name autoplot-pairs
+#' @examples
+#' set.seed(1)
+#' z <- matrix(rnorm(100 * 4), 100)
+#' reps <- ts_reps(list(a = z, b = z^2, c = tanh(z), d = matrix(rnorm(400), 100)))
+#' autoplot(cca_layers(reps, method = "svcca"))
+#' autoplot(soft_matching_layers(reps))
+NULL
+
+#' @rdname autoplot-pairs
+#' @method autoplot ts_cca
+#' @export
+autoplot.ts_cca <- function(object, values = NULL, ...) {
+  st <- attr(object, "settings")
+  what <- switch(st$method, mean = "mean CCA", svcca = "SVCCA", pwcca = "PWCCA")
+  plot_pair_heatmap(object, "similarity", "similarity", sprintf("CCA similarity (%s)", what),
+                    paste0(st$n, " stimuli", if (st$method == "svcca") sprintf("; directions keeping %g%% of the variance", 100 * st$keep),
+                           if (anyNA(object$similarity)) "; grey: unusable layer"),
+                    direction = 1, limits = c(0, 1), values = values)
+}
+
+#' @rdname autoplot-pairs
+#' @method autoplot ts_soft_matching
+#' @export
+autoplot.ts_soft_matching <- function(object, values = NULL, ...) {
+  st <- attr(object, "settings")
+  plot_pair_heatmap(object, "distance", "distance", "Soft-matching distance",
+                    paste0("optimal transport between units", if (!st$centre) " (not centred)"), direction = -1, limits = c(0, NA), values = values)
+}
+
+# Layer x layer heatmap of a pairs result (layer_x, layer_y, `value`), with the values
+# printed in the cells by default up to 12 x 12 layers.
+plot_pair_heatmap <- function(object, value, fill_name, title, subtitle, direction, limits, values) {
+  st <- attr(object, "settings")
+  values <- values %||% (nlevels(object$layer_x) <= 12 && nlevels(object$layer_y) <= 12)
+  df <- tibble::as_tibble(structure(object, class = c("tbl_df", "tbl", "data.frame")))
+  df$layer_y <- factor(df$layer_y, levels = rev(levels(df$layer_y)))
+  df$.value <- df[[value]]
+  p <- ggplot2::ggplot(df, ggplot2::aes(x = .data$layer_x, y = .data$layer_y, fill = .data$.value)) +
     ggplot2::geom_tile() +
-    ggplot2::scale_fill_viridis_c(name = unit, direction = -1, limits = c(0, NA)) +
+    ggplot2::scale_fill_viridis_c(name = fill_name, direction = direction, limits = limits, na.value = "grey85") +
     ggplot2::coord_equal() +
-    ggplot2::labs(x = st$model_x %||% "layer", y = st$model_y %||% "layer",
-                  title = sprintf("Shape distance (%s, %s)", what, st$distance),
-                  subtitle = if (st$cross_validated) sprintf("aligned on %d stimuli, scored on %d held out", st$n_train, st$n_test)) +
+    ggplot2::labs(x = st$model_x %||% "layer", y = st$model_y %||% "layer", title = title, subtitle = subtitle) +
     theme_tensorscope(base_size = 10, grid = FALSE) + ggplot2::theme(legend.position = "right") +
     ggplot2::theme(axis.text.x = ggplot2::element_text(angle = 45, hjust = 1), panel.grid = ggplot2::element_blank())
   if (values) {
-    p <- p + ggplot2::geom_text(ggplot2::aes(label = sprintf("%.2f", .data$distance),
-                                             colour = .data$distance < mid), size = 3, show.legend = FALSE) +
+    mid <- stats::median(df$.value, na.rm = TRUE)
+    lab <- df[!is.na(df$.value), ]
+    lab$.bright <- if (direction < 0) lab$.value < mid else lab$.value > mid  # black text on the bright cells
+    p <- p + ggplot2::geom_text(data = lab, ggplot2::aes(label = sprintf("%.2f", .data$.value), colour = .data$.bright),
+                                size = 3, show.legend = FALSE) +
       ggplot2::scale_colour_manual(values = c(`TRUE` = "black", `FALSE` = "white"))
   }
   p

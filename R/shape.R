@@ -45,6 +45,11 @@
 #' @param centre Centre each unit over (training) stimuli.
 #' @param test `NULL` (in-sample), or the held-out stimuli: row numbers, row names (ids),
 #'   or a logical vector over the rows. The rest are the training stimuli.
+#' @param backend `"auto"`, `"eigen"` or `"torch"`: `"torch"` does the dense work (the
+#'   SVDs and cross products) in float64 on LibTorch's device (CUDA when available, or the
+#'   `tensorscope.torch_device` option), with the same algorithm and the same results to
+#'   rounding; in-sample only. `"auto"` takes LibTorch only for large inputs on a CUDA
+#'   device, as [cka()].
 #' @return A single number: the distance (0 for a representation and any rotation, or
 #'   with `alpha = 0` any invertible linear transform, of itself).
 #' @references Williams, Kunz, Kornblith & Linderman (2021). Generalized shape metrics on
@@ -62,17 +67,29 @@
 #' shape_distance(x, y, alpha = 0.5, distance = "euclidean")
 #' shape_distance(x, y, alpha = 0, test = 151:200)  # fitted on 150 stimuli, scored on 50
 shape_distance <- function(x, y, alpha = 1, distance = c("angular", "euclidean"), zero_pad = TRUE,
-                           centre = TRUE, test = NULL) {
+                           centre = TRUE, test = NULL, backend = c("auto", "eigen", "torch")) {
   x <- as_data_matrix(x)
   y <- as_data_matrix(y)
   y <- align_rows(x, y)
   opts <- shape_options(alpha, distance, zero_pad, centre)
   split <- shape_split(test, rownames(x), nrow(x))
   check_shape_layers(list(x = x), list(y = y), opts, split)
-  d <- cpp_shape_matrix(list(x), list(y), opts$alpha, opts$distance, opts$centre, split$train, split$test,
-                        threads_now())
+  d <- shape_engine(list(x), list(y), opts, split, backend)
   check_shape_result(d)
   drop(d)
+}
+
+# The distance matrix of layers xs against ys (ys empty: within xs) on the backend's
+# dense path: Eigen + LAPACK, or LibTorch (in-sample only) with the core's algorithm.
+shape_engine <- function(xs, ys, opts, split, backend, call = rlang::caller_env()) {
+  dev <- dense_backend(backend, sum(lengths(xs)) + sum(lengths(ys)), supported = !length(split$test),
+                       what = "cross-validation (`test`)", call = call)
+  if (dev == "eigen") {
+    return(cpp_shape_matrix(unname(xs), unname(ys), opts$alpha, opts$distance, opts$centre, split$train, split$test,
+                            threads_now()))
+  }
+  torch_run("ts_torch_shape_matrix", unname(xs), unname(ys), opts$alpha, opts$distance, opts$centre, dev,
+            kind = "argument", call = call)
 }
 
 # A held-out set whose patterns all equal the training mean has no norm to take an angle with.
@@ -110,28 +127,18 @@ check_shape_result <- function(m, call = rlang::caller_env()) {
 #' as.matrix(res)
 #' shape_layers(reps, alpha = 0, test = 81:100)
 shape_layers <- function(reps, reps2 = NULL, alpha = 1, distance = c("angular", "euclidean"),
-                         zero_pad = TRUE, centre = TRUE, test = NULL) {
-  reps <- as_reps(reps)
-  within <- is.null(reps2)
-  if (!within) {
-    if (is.matrix(reps2) || is.data.frame(reps2)) reps2 <- list(neural = reps2)
-    reps2 <- as_reps(reps2)
-    reps2 <- align_reps(reps, reps2, "reps", "reps2")
-  }
+                         zero_pad = TRUE, centre = TRUE, test = NULL, backend = c("auto", "eigen", "torch")) {
+  io <- layer_pair_inputs(reps, reps2)
+  reps <- io$reps
+  reps2 <- io$reps2
+  within <- io$within
   opts <- shape_options(alpha, distance, zero_pad, centre)
   split <- shape_split(test, reps$stimuli, length(reps$stimuli))
   ys <- if (within) list() else reps2$layers
   check_shape_layers(reps$layers, if (within) reps$layers else ys, opts, split, "reps", if (within) "reps" else "reps2")
-  m <- cpp_shape_matrix(unname(reps$layers), unname(ys), opts$alpha, opts$distance, opts$centre,
-                        split$train, split$test, threads_now())
+  m <- shape_engine(reps$layers, ys, opts, split, backend)
   check_shape_result(m)
-  nx <- names(reps$layers)
-  ny <- if (within) nx else names(reps2$layers)
-  out <- tibble::tibble(
-    layer_x = factor(rep(nx, times = length(ny)), levels = nx),
-    layer_y = factor(rep(ny, each = length(nx)), levels = unique(ny)),
-    distance = as.vector(m)
-  )
+  out <- layer_pair_tibble(m, names(reps$layers), if (within) names(reps$layers) else names(reps2$layers), "distance")
   structure(out, class = c("ts_shape", class(out)),
             settings = list(alpha = opts$alpha, distance = opts$distance, zero_pad = opts$zero_pad,
                             centre = opts$centre, cross_validated = length(split$test) > 0,
@@ -142,12 +149,46 @@ shape_layers <- function(reps, reps2 = NULL, alpha = 1, distance = c("angular", 
 }
 
 #' @export
-as.matrix.ts_shape <- function(x, ...) {
+as.matrix.ts_shape <- function(x, ...) layer_pair_matrix(x, "distance")
+
+#' @export
+as.matrix.ts_cca <- function(x, ...) layer_pair_matrix(x, "similarity")
+
+#' @export
+as.matrix.ts_soft_matching <- function(x, ...) layer_pair_matrix(x, "distance")
+
+# ---- shared by the all-pairs forms (shape_layers, cca_layers, soft_matching_layers) ----
+# reps as ts_reps; reps2 NULL (pairs within reps) or a second ts_reps over the same
+# stimuli, matched by id (one matrix, e.g. neural data, becomes the layer "neural").
+layer_pair_inputs <- function(reps, reps2, call = rlang::caller_env()) {
+  reps <- as_reps(reps, arg = "reps", call = call)
+  within <- is.null(reps2)
+  if (!within) {
+    if (is.matrix(reps2) || is.data.frame(reps2)) reps2 <- list(neural = reps2)
+    reps2 <- align_reps(reps, as_reps(reps2, arg = "reps2", call = call), "reps", "reps2", call = call)
+  }
+  list(reps = reps, reps2 = reps2, within = within)
+}
+
+# The long tibble of a layer x layer matrix m: layer_x, layer_y (factors in layer order), value.
+layer_pair_tibble <- function(m, nx, ny, value) {
+  out <- tibble::tibble(layer_x = factor(rep(nx, times = length(ny)), levels = nx),
+                        layer_y = factor(rep(ny, each = length(nx)), levels = unique(ny)))
+  out[[value]] <- as.vector(m)
+  out
+}
+
+layer_pair_matrix <- function(x, value) {
   lx <- levels(x$layer_x)
   ly <- levels(x$layer_y)
   m <- matrix(NA_real_, length(lx), length(ly), dimnames = list(lx, ly))
-  m[cbind(as.integer(x$layer_x), as.integer(x$layer_y))] <- x$distance
+  m[cbind(as.integer(x$layer_x), as.integer(x$layer_y))] <- x[[value]]
   m
+}
+
+pair_settings <- function(io) {
+  list(within = io$within, model_x = io$reps$provenance$model,
+       model_y = if (io$within) io$reps$provenance$model else io$reps2$provenance$model)
 }
 
 shape_options <- function(alpha, distance, zero_pad, centre, call = rlang::caller_env()) {
@@ -321,12 +362,277 @@ soft_matching_distance <- function(x, y, centre = TRUE) {
   if (!is.logical(centre) || length(centre) != 1 || is.na(centre)) {
     ts_abort("{.arg centre} must be TRUE or FALSE, not {describe(centre)}.", "argument")
   }
-  if (ncol(x) * ncol(y) > 2e7) {
-    ts_abort("Soft matching of {ncol(x)} x {ncol(y)} units needs a {ncol(x)} x {ncol(y)} cost matrix; at most 2e7 entries are supported.",
-             "argument")
-  }
+  check_transport_size(ncol(x), ncol(y))
   r <- cpp_soft_matching(x, y, centre, threads_now())
   structure(sqrt(r$cost), plan = r$plan)
+}
+
+#' Canonical-correlation similarity between every pair of layers
+#'
+#' [cca_similarity()] for every pair of layers of one model (`reps2 = NULL`), between the
+#' layers of two models, or between layers and neural data. Each layer is centred and
+#' reduced to an orthonormal basis once (one SVD); each pair then costs one product and
+#' one small SVD.
+#'
+#' A layer that keeps n - 1 or more dimensions (n stimuli) has canonical correlations 1
+#' with anything, so its pairs are NA with a warning of class
+#' `tensorscope_warning_unusable_layer` (use `method = "svcca"` with a smaller `keep`, or
+#' more stimuli); so are the pairs of a layer with zero variance. Within one model the
+#' diagonal is 1.
+#'
+#' @inheritParams shape_layers
+#' @inheritParams cca_similarity
+#' @param backend `"auto"`, `"eigen"` or `"torch"`: where the dense work (SVDs, cross
+#'   products) runs, as in [shape_layers()]; the same results to rounding.
+#' @return A tibble of class `ts_cca`, one row per ordered pair of layers (PWCCA is not
+#'   symmetric): `layer_x`, `layer_y` (factors in layer order), `similarity`, and `dims_x`,
+#'   `dims_y` (the directions kept on each side). `as.matrix()` gives the layer x layer
+#'   matrix; `autoplot()` a heatmap.
+#' @seealso [cca_similarity()], [shape_layers()] (alpha = 0 is the angular form of mean CCA).
+#' @export
+#' @examples
+#' set.seed(1)
+#' z <- matrix(rnorm(200 * 5), 200)
+#' reps <- ts_reps(list(a = z %*% matrix(rnorm(25), 5), b = tanh(z), c = matrix(rnorm(1000), 200)))
+#' res <- cca_layers(reps)
+#' res
+#' as.matrix(cca_layers(reps, method = "svcca", keep = 0.9))
+cca_layers <- function(reps, reps2 = NULL, method = c("mean", "svcca", "pwcca"), keep = 0.99,
+                       backend = c("auto", "eigen", "torch")) {
+  io <- layer_pair_inputs(reps, reps2)
+  method <- check_choice(method, c("mean", "svcca", "pwcca"))
+  keep <- check_number(keep, lower = .Machine$double.eps, upper = 1)
+  xs <- io$reps$layers
+  ys <- if (io$within) xs else io$reps2$layers
+  n <- length(io$reps$stimuli)
+  flat_x <- vapply(xs, cpp_rows_constant, logical(1))
+  flat_y <- if (io$within) flat_x else vapply(ys, cpp_rows_constant, logical(1))
+  if (all(flat_x) || all(flat_y)) {
+    ts_abort("Every layer of {.arg {if (all(flat_x)) 'reps' else 'reps2'}} has zero variance across stimuli.", "zero_variance")
+  }
+  ux <- unname(xs[!flat_x])
+  uy <- if (io$within) list() else unname(ys[!flat_y])
+  dev <- dense_backend(backend, sum(lengths(ux)) + sum(lengths(uy)))
+  r <- if (dev == "eigen") cpp_cca_matrix(ux, uy, method, keep, threads_now())
+       else torch_run("ts_torch_cca_matrix", ux, uy, method, keep, dev, kind = "argument")
+  kx <- rep(NA_integer_, length(xs))
+  kx[!flat_x] <- r$kx
+  ky <- rep(NA_integer_, length(ys))
+  ky[!flat_y] <- r$ky
+  m <- matrix(NA_real_, length(xs), length(ys))
+  m[!flat_x, !flat_y] <- r$similarity
+  wide_x <- !flat_x & kx >= n - 1
+  wide_y <- !flat_y & ky >= n - 1
+  m[wide_x, ] <- NA_real_
+  m[, wide_y] <- NA_real_
+  if (all(is.na(m))) {
+    ts_abort(c("No pair of layers can be compared by CCA: every layer has zero variance or keeps n - 1 = {n - 1} or more dimensions for {n} stimuli.",
+               i = "Use {.code method = \"svcca\"} with a smaller {.arg keep}, or more stimuli."), "too_few")
+  }
+  bad_flat <- unique(c(names(xs)[flat_x], names(ys)[flat_y]))
+  bad_wide <- unique(c(names(xs)[wide_x], names(ys)[wide_y]))
+  if (length(bad_flat) || length(bad_wide)) {
+    cli::cli_warn(c("CCA is NA for some layers; the other pairs were computed.",
+                    if (length(bad_flat)) c("!" = "Zero variance across stimuli: {.val {bad_flat}}."),
+                    if (length(bad_wide)) c("!" = "{n - 1} or more dimensions for {n} stimuli (every canonical correlation would be 1): {.val {bad_wide}}.")),
+                  class = c("tensorscope_warning_unusable_layer", "tensorscope_warning"))
+  }
+  out <- layer_pair_tibble(m, names(xs), names(ys), "similarity")
+  out$dims_x <- kx[as.integer(out$layer_x)]
+  out$dims_y <- ky[as.integer(out$layer_y)]
+  structure(out, class = c("ts_cca", class(out)),
+            settings = c(list(method = method, keep = keep, n = n), pair_settings(io)))
+}
+
+check_transport_size <- function(px, py, call = rlang::caller_env()) {
+  if (as.double(px) * py > 2e7) {
+    ts_abort("Soft matching of {px} x {py} units needs a {px} x {py} cost matrix; at most 2e7 entries are supported.",
+             "argument", call = call)
+  }
+}
+
+#' Soft-matching distances between every pair of layers
+#'
+#' [soft_matching_distance()] for every pair of layers of one model (`reps2 = NULL`),
+#' between the layers of two models, or between layers and neural data (symmetric within
+#' one model, diagonal 0). Each pair solves one transport problem exactly.
+#'
+#' @inheritParams shape_layers
+#' @inheritParams soft_matching_distance
+#' @return A tibble of class `ts_soft_matching`: `layer_x`, `layer_y` (factors in layer
+#'   order) and `distance`. `as.matrix()` gives the layer x layer matrix; `autoplot()` a
+#'   heatmap.
+#' @seealso [soft_matching_distance()], [shape_layers()].
+#' @export
+#' @examples
+#' set.seed(1)
+#' z <- matrix(rnorm(60 * 6), 60)
+#' reps <- ts_reps(list(a = z, b = z[, 6:1], c = z %*% qr.Q(qr(matrix(rnorm(36), 6)))))
+#' as.matrix(soft_matching_layers(reps))   # a and b: the same units permuted
+soft_matching_layers <- function(reps, reps2 = NULL, centre = TRUE) {
+  io <- layer_pair_inputs(reps, reps2)
+  if (!is.logical(centre) || length(centre) != 1 || is.na(centre)) {
+    ts_abort("{.arg centre} must be TRUE or FALSE, not {describe(centre)}.", "argument")
+  }
+  xs <- io$reps$layers
+  ys <- if (io$within) xs else io$reps2$layers
+  check_transport_size(max(vapply(xs, ncol, integer(1))), max(vapply(ys, ncol, integer(1))))
+  m <- cpp_soft_matching_matrix(unname(xs), if (io$within) list() else unname(ys), centre, threads_now())
+  out <- layer_pair_tibble(m, names(xs), names(ys), "distance")
+  structure(out, class = c("ts_soft_matching", class(out)), settings = c(list(centre = centre), pair_settings(io)))
+}
+
+#' Stochastic shape distance between two noisy (trial-by-trial) representations
+#'
+#' The stochastic shape metrics of Duong, Zhou, Nassar, Berman, Olieslagers & Williams
+#' (2023): distances between the *distributions* of responses to each stimulus, after
+#' the best rotation of one system's units onto the other's, with the definitions of
+#' netrep's `GaussianStochasticMetric` and `EnergyStochasticMetric`. Use them where
+#' repeated trials are given (neural recordings, networks with noise or dropout): two
+#' systems with the same trial means but different trial-to-trial variability are at
+#' distance 0 for [shape_distance()], not here.
+#'
+#' Both systems' units are zero-padded to P = max(p, q) (`zero_pad`) and, with
+#' `centre = TRUE`, each system's grand mean over stimuli and trials is removed (netrep
+#' leaves centring to the user: `centre = FALSE` is its convention). Y's units are
+#' aligned to X's by an orthogonal P x P matrix T (attribute `rotation`).
+#'
+#' * `"gaussian"`: each stimulus s is summarised by its trial mean \eqn{\mu_s} and
+#'   covariance \eqn{\Sigma_s} (divisor trials - 1), and
+#'   \deqn{d^2 = \min_T \frac{1}{n} \sum_s \alpha \|\mu_s - T^\top \nu_s\|^2 +
+#'   (2 - \alpha)\, \mathcal{B}^2(\Sigma_s, T^\top \Lambda_s T),}
+#'   \eqn{\mathcal{B}^2(A, C) = \mathrm{tr} A + \mathrm{tr} C - 2 \|A^{1/2} C^{1/2}\|_*} (squared
+#'   Bures distance). `alpha` in \[0, 2\]: 1 is the 2-Wasserstein distance between the
+#'   Gaussians, 2 uses the means only (then d = sqrt(2 / n) times the Euclidean
+#'   Procrustes distance of the trial means, [shape_distance()] with
+#'   `distance = "euclidean"`), 0 the covariances only. T is fitted by netrep's
+#'   alternating minimisation (one Procrustes problem per stimulus, then one for T;
+#'   start: the Procrustes rotation of the means; stop when the objective falls by less
+#'   than `tol`, default 1e-8, or after `max_iter`, default 1000, rounds). Difference
+#'   from netrep: its rounds stack the terms with weights alpha and 2 - alpha rather
+#'   than their square roots, so for alpha != 1 they minimise another objective than
+#'   the d it reports; here each round decreases the reported d. At alpha = 1 the two
+#'   agree.
+#' * `"energy"`: with all pairs of trials of each stimulus,
+#'   \eqn{d^2 = \max(0,\ E\|x - yT\| - (E\|x - x'\| + E\|y - y'\|)/2)} (netrep's energy
+#'   distance: x-y over all trial pairs, x-x' and y-y' over distinct trials, averaged over
+#'   stimuli), T minimising \eqn{\sum \|x - yT\|} by iteratively reweighted Procrustes
+#'   (netrep's weights \eqn{1 / \max(\sqrt{r}, 10^{-6})}; `tol` default 1e-6,
+#'   `max_iter` 100). It makes no Gaussian assumption; X and Y may have different
+#'   numbers of trials.
+#'
+#' The distances are symmetric, 0 for a system and a rotation of itself (same noise),
+#' and satisfy the triangle inequality when the fits reach the optimal T (alternating
+#' minimisation finds a local optimum; the tests check the axioms on random triples).
+#' They are in the units of the data, not scale-free. Without convergence within
+#' `max_iter` rounds the distance comes with a warning of class
+#' `tensorscope_warning_not_converged`.
+#'
+#' **Stimuli**: when both arrays have stimulus ids (first dimnames) they are matched by
+#' id; otherwise by position. Every stimulus needs the same number of trials (an NA left
+#' by [ts_neural()] for a missing trial is an error naming the stimulus and trial).
+#'
+#' @param x,y Stimuli x units x trials numeric arrays, or [ts_neural()] results with
+#'   single trials of one group (`ts_neural(...)$trials$IT` picks one of several).
+#' @param method `"gaussian"` (2-Wasserstein-type, on trial means and covariances) or
+#'   `"energy"` (energy distance on the trials themselves).
+#' @param alpha Gaussian only: weight in \[0, 2\] of the mean term (2 - alpha weighs
+#'   the covariance term).
+#' @param max_iter,tol Rounds and tolerance of the fit (`NULL`: netrep's defaults, see
+#'   above).
+#' @inheritParams shape_distance
+#' @return A single number, the distance, with attributes `rotation` (T, P x P),
+#'   `iterations`, `converged` and `loss` (the fitting objective after each round).
+#' @references Duong, Zhou, Nassar, Berman, Olieslagers & Williams (2023).
+#'   Representational dissimilarity metric spaces for stochastic neural networks. ICLR.
+#'   netrep: <https://github.com/ahwillia/netrep>.
+#' @seealso [shape_distance()] for trial means, [noise_ceiling()].
+#' @export
+#' @examples
+#' set.seed(1)
+#' n <- 30; p <- 4; trials <- 10
+#' signal <- matrix(rnorm(n * p), n)
+#' x <- array(signal, c(n, p, trials)) + array(rnorm(n * p * trials, sd = 0.3), c(n, p, trials))
+#' q <- qr.Q(qr(matrix(rnorm(p * p), p)))
+#' y <- array(apply(x, 3, function(m) m %*% q), c(n, p, trials))   # a rotated copy
+#' c(stochastic_shape_distance(x, y))                  # 0
+#' noisier <- x + array(rnorm(n * p * trials, sd = 0.5), c(n, p, trials))
+#' d <- stochastic_shape_distance(x, noisier)          # more noise: > 0
+#' c(d)
+#' attr(d, "iterations")
+#' c(stochastic_shape_distance(x, noisier, alpha = 2)) # means only: smaller
+#' c(stochastic_shape_distance(x, noisier, method = "energy"))
+stochastic_shape_distance <- function(x, y, method = c("gaussian", "energy"), alpha = 1, centre = TRUE,
+                                      zero_pad = TRUE, max_iter = NULL, tol = NULL) {
+  method <- check_choice(method, c("gaussian", "energy"))
+  if (method == "energy" && !missing(alpha)) {
+    ts_abort("{.arg alpha} applies to {.code method = \"gaussian\"} only; the energy distance has no mean/covariance weight.",
+             "argument")
+  }
+  alpha <- check_number(alpha, lower = 0, upper = 2)
+  opts <- shape_options(1, "angular", zero_pad, centre)
+  max_iter <- if (is.null(max_iter)) 0L else check_count(max_iter, min = 1, max = 1e6)
+  tol <- if (is.null(tol)) -1 else check_number(tol, lower = 0)
+  x <- as_trials(x)
+  y <- as_trials(y)
+  idx <- match_stimuli(dimnames(x)[[1]], dimnames(y)[[1]], "x", "y")
+  if (!is.null(idx)) y <- y[idx, , , drop = FALSE]
+  d <- rbind(x = dim(x), y = dim(y))
+  if (d[1, 1] != d[2, 1]) {
+    ts_abort("{.arg x} and {.arg y} must have the same stimuli: {.arg x} has {d[1, 1]}, {.arg y} has {d[2, 1]}.", "mismatch")
+  }
+  if (!zero_pad && d[1, 2] != d[2, 2]) {
+    ts_abort("With {.code zero_pad = FALSE} {.arg x} and {.arg y} need the same number of units; they have {d[1, 2]} and {d[2, 2]}.",
+             "mismatch")
+  }
+  P <- max(d[, 2])
+  need <- if (method == "gaussian") 3 * d[1, 1] * P^2 else d[1, 1] * (d[1, 3] * d[2, 3] + (d[1, 3] + d[2, 3]) * P)
+  if (need > 2.5e8) {
+    ts_abort("The {method} stochastic shape distance of {d[1, 1]} stimuli x {P} units x {d[1, 3]}/{d[2, 3]} trials needs {format(need * 8 / 2^30, digits = 3)} GiB; at most 2 GiB is supported.",
+             "memory")
+  }
+  r <- cpp_stochastic_shape(x, y, method, alpha, opts$centre, max_iter, tol, threads_now())
+  if (!r$converged) {
+    cli::cli_warn(c("The {method} stochastic shape fit did not converge in {r$iterations} rounds; the distance is an upper bound.",
+                    i = "Raise {.arg max_iter} or {.arg tol}."),
+                  class = c("tensorscope_warning_not_converged", "tensorscope_warning"))
+  }
+  structure(r$distance, rotation = r$rotation, iterations = r$iterations, converged = r$converged, loss = r$loss)
+}
+
+# A stimuli x units x trials double array from an array or a ts_neural() result.
+as_trials <- function(x, arg = rlang::caller_arg(x), call = rlang::caller_env()) {
+  force(arg)
+  if (inherits(x, "ts_reps")) {
+    tr <- x$trials
+    if (!length(tr)) {
+      ts_abort(c("{.arg {arg}} holds trial means only; stochastic shape metrics need the single trials.",
+                 i = "Give a stimuli x units x trials array, or {.code ts_neural(..., trial = \"trial\")}."),
+               "argument", call = call)
+    }
+    if (length(tr) > 1) {
+      ts_abort(c("{.arg {arg}} has single trials of {length(tr)} groups: {.val {names(tr)}}.",
+                 i = "Pick one, e.g. {.code {arg}$trials${names(tr)[1]}}."), "argument", call = call)
+    }
+    x <- tr[[1]]
+  }
+  if (!is.array(x) || !(is.numeric(x) || is.logical(x)) || length(dim(x)) != 3) {
+    ts_abort("{.arg {arg}} must be a numeric stimuli x units x trials array, not {describe(x)}.", "type", call = call)
+  }
+  d <- dim(x)
+  if (any(d == 0)) ts_abort("{.arg {arg}} is empty ({paste(d, collapse = ' x ')}).", "empty", call = call)
+  if (d[3] < 2) ts_abort("{.arg {arg}} needs at least 2 trials per stimulus; it has {d[3]}.", "too_few", call = call)
+  if (d[1] < 2) ts_abort("{.arg {arg}} needs at least 2 stimuli; it has {d[1]}.", "too_few", call = call)
+  if (storage.mode(x) != "double") storage.mode(x) <- "double"
+  if (cpp_first_non_finite(x) > 0) {
+    bad <- which(!is.finite(x))
+    at <- arrayInd(bad[1], d)
+    stim <- dimnames(x)[[1]][at[1]] %||% at[1]
+    ts_abort(c("{.arg {arg}} has {length(bad)} non-finite value{?s} (NA, NaN or Inf); the first is at stimulus {.val {stim}}, unit {at[2]}, trial {at[3]}.",
+               i = "Every stimulus needs the same number of trials: {.fn ts_neural} leaves NA where one has fewer. Keep the trials all stimuli have."),
+             "non_finite", call = call)
+  }
+  x
 }
 
 # ---- the analyzer's metric -------------------------------------------------------------
@@ -342,3 +648,24 @@ rlang::on_load(register_metric(new_metric(
                    layer_y = factor(as.character(out$layer_y), levels = levels(out$layer_y)))
   },
   plot = plot_shape_matrix)))
+
+# CCA is invariant to invertible linear maps of each layer's units, so mean CCA and SVCCA
+# are exact on the reduced layers too. PWCCA weighs the canonical directions by the
+# layer's own units, which the reduction of wide layers (more units than stimuli) does not
+# keep: it is not offered here.
+rlang::on_load(register_metric(new_metric(
+  "cca_similarity", family = "alignment", scope = "model", fn = "cca_layers", aliases = "cca_layers",
+  defaults = list(method = "svcca", keep = 0.99),
+  description = "canonical correlation similarity between all pairs of layers (SVCCA, Raghu et al. 2017, or mean CCA)",
+  compute = function(x, args, ctx) {
+    if (identical(args$method, "pwcca")) {
+      ts_abort("The analyzer's {.val cca_similarity} offers {.code method = \"mean\"} or {.code \"svcca\"}: PWCCA depends on the units of a layer, which the analyzer's reduced layers do not keep; call {.fn cca_layers} on the activations.",
+               "argument")
+    }
+    cca_layers(x, method = args$method, keep = args$keep)
+  },
+  tidy = function(out, ctx) {
+    tibble::tibble(layer = as.character(out$layer_x), statistic = paste0("cca:", out$layer_y), value = out$similarity,
+                   layer_y = factor(as.character(out$layer_y), levels = levels(out$layer_y)))
+  },
+  plot = function(d, metric) plot_layer_pairs(d, metric, "cca", "similarity", title = "CCA similarity between layers", limits = c(0, 1)))))

@@ -55,3 +55,43 @@ for (alpha in c(1, 0)) {
 }
 t_cv <- tm(shape_layers(reps, alpha = 0, test = seq_len(n %/% 5)))
 row("", sprintf("shape_layers CCA cross-validated (%d train / %d test)", n - n %/% 5, n %/% 5), t_cv)
+
+# ---- stochastic shape metrics: one pair of systems with single trials -------------------
+# naive: netrep's algorithms in R (Gaussian: per-round stacked Procrustes with one
+# Procrustes problem per stimulus; energy: reweighted Procrustes on all trial pairs), run
+# for the same number of rounds as ours.
+ns <- max(20, round(500 * scale)); ps <- 20; ts_ <- 20
+sig <- matrix(rnorm(ns * ps), ns)
+noise_of <- function(sd) array(rnorm(ns * ps * ts_, sd = sd), c(ns, ps, ts_))
+xa <- array(sig, c(ns, ps, ts_)) + noise_of(0.5)
+ya <- array(sig %*% qr.Q(qr(matrix(rnorm(ps * ps), ps))), c(ns, ps, ts_)) + noise_of(0.8)
+procrustes <- function(a, b) { s <- svd(crossprod(a, b)); s$u %*% t(s$v) }
+naive_gaussian <- function(x, y, rounds) {
+  mx <- apply(x, c(1, 2), mean); my <- apply(y, c(1, 2), mean)
+  root <- function(a) lapply(seq_len(ns), function(s) { e <- eigen(stats::cov(t(a[s, , ])), symmetric = TRUE)
+    e$vectors %*% (sqrt(pmax(e$values, 0)) * t(e$vectors)) })
+  sx <- root(x); sy <- root(y)
+  T <- procrustes(my, mx)
+  for (i in seq_len(rounds)) {
+    B <- rbind(my, do.call(rbind, lapply(seq_len(ns), function(s) t(procrustes(t(T) %*% sy[[s]], sx[[s]])) %*% sy[[s]])))
+    T <- procrustes(B, rbind(mx, do.call(rbind, sx)))
+  }
+  T
+}
+naive_energy <- function(x, y, rounds) {
+  X <- do.call(rbind, lapply(seq_len(ns), function(s) t(x[s, , rep(seq_len(ts_), each = ts_)])))
+  Y <- do.call(rbind, lapply(seq_len(ns), function(s) t(y[s, , rep(seq_len(ts_), times = ts_)])))
+  w <- rep(1, nrow(X))
+  for (i in seq_len(rounds)) {
+    Q <- procrustes(w * Y, w * X)
+    w <- 1 / pmax(sqrt(sqrt(rowSums((X - Y %*% Q)^2))), 1e-6)
+  }
+  Q
+}
+for (m in c("gaussian", "energy")) {
+  t_ours <- tm(d <- stochastic_shape_distance(xa, ya, method = m))
+  rounds <- attr(d, "iterations")
+  t_naive <- tm(if (m == "gaussian") naive_gaussian(xa, ya, rounds) else naive_energy(xa, ya, rounds))
+  row("", sprintf("stochastic_shape_distance %s, %d x %d x %d trials", m, ns, ps, ts_), t_ours, t_naive, NA,
+      sprintf("(%d rounds; naive: netrep's algorithm in R, same rounds)", rounds))
+}

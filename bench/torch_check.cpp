@@ -1,9 +1,10 @@
 // Checks the LibTorch dense path (src/torch/dense.h, ridge.h) against the Eigen core,
 // without R: CKA (linear and RBF kernels, biased and debiased, feature and Gram routes),
-// RDMs (correlation, cosine, euclidean, sqeuclidean) and cross-validated ridge (GCV, LOO
+// RDMs (correlation, cosine, euclidean, sqeuclidean), cross-validated ridge (GCV, LOO
 // and inner K-fold alpha selection; feature and kernel forms; each fold moved to the
-// device, and the layer held as a device tensor whose folds are gathered there) on random
-// data, float64, on CUDA when available (else CPU). Exit status 1 when any difference exceeds 1e-8.
+// device, and the layer held as a device tensor whose folds are gathered there), shape
+// metrics and the CCA family (src/torch/shape.h) on random data, float64, on CUDA when
+// available (else CPU). Exit status 1 when any difference exceeds 1e-8.
 // Usage: torch_check [n = 1000] [p = 300]
 #include <tensorscope/alignment.hpp>
 #include <tensorscope/predictivity.hpp>
@@ -11,6 +12,7 @@
 
 #include "dense.h"
 #include "ridge.h"
+#include "shape.h"
 
 #include <torch/cuda.h>
 
@@ -120,6 +122,34 @@ int main(int argc, char** argv) {
                   form == 0 ? "feature" : "kernel", sel_names[k], eig.second, tor.second, ten.second, d, dt,
                   same_alpha ? "" : "  (different alphas chosen)");
     }
+  }
+  // shape metrics (alpha 1, 0.5, 0; angular and Euclidean; X padded against a narrower
+  // Y) and the CCA family, all pairs within {X, Y}
+  const torch::Tensor yn = yt.narrow(1, 0, p / 3).contiguous();
+  const Matrix Yn = Y.leftCols(p / 3);
+  for (double a : {1.0, 0.5, 0.0}) {
+    for (ShapeScore sc : {ShapeScore::angular, ShapeScore::euclidean}) {
+      ShapeOptions o;
+      o.alpha = a;
+      o.score = sc;
+      auto eig = timed([&] { return shape_matrix({MatRef(X), MatRef(Yn)}, {}, o, {}, {}, ex); });
+      auto tor = timed([&] { return ts_torch::shape_matrix({xt.to(dev), yn.to(dev)}, {}, o); });
+      const double d = (eig.first - tor.first).cwiseAbs().maxCoeff();
+      worst = std::max(worst, d);
+      std::printf("shape alpha %.1f %-9s eigen %.3fs  torch %.3fs  max |diff| %.2e\n", a,
+                  sc == ShapeScore::angular ? "angular" : "euclidean", eig.second, tor.second, d);
+    }
+  }
+  const char* cca_names[] = {"mean", "svcca", "pwcca"};
+  const CcaMethod cca_methods[] = {CcaMethod::mean, CcaMethod::svcca, CcaMethod::pwcca};
+  for (int k = 0; k < 3; ++k) {
+    auto eig = timed([&] { return cca_matrix({MatRef(X), MatRef(Yn)}, {}, cca_methods[k], 0.9, ex); });
+    auto tor = timed([&] { return ts_torch::cca_matrix({xt.to(dev), yn.to(dev)}, {}, cca_methods[k], 0.9); });
+    const bool same_k = eig.first.kx == tor.first.kx;
+    const double d = same_k ? (eig.first.similarity - tor.first.similarity).cwiseAbs().maxCoeff() : 1.0;
+    worst = std::max(worst, d);
+    std::printf("cca %-6s eigen %.3fs  torch %.3fs  max |diff| %.2e%s\n", cca_names[k], eig.second, tor.second, d,
+                same_k ? "" : "  (kept dimensions differ)");
   }
   std::printf("%s: worst difference %.2e (tolerance 1e-8)\n", worst <= 1e-8 ? "OK" : "FAILED", worst);
   return worst <= 1e-8 ? 0 : 1;

@@ -590,6 +590,35 @@ BEGIN_RCPP
     return rcpp_result_gen;
 END_RCPP
 }
+// cpp_cca_matrix
+Rcpp::List cpp_cca_matrix(Rcpp::List xs, Rcpp::List ys, std::string method, double keep, int threads);
+RcppExport SEXP _tensorscope_cpp_cca_matrix(SEXP xsSEXP, SEXP ysSEXP, SEXP methodSEXP, SEXP keepSEXP, SEXP threadsSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::RNGScope rcpp_rngScope_gen;
+    Rcpp::traits::input_parameter< Rcpp::List >::type xs(xsSEXP);
+    Rcpp::traits::input_parameter< Rcpp::List >::type ys(ysSEXP);
+    Rcpp::traits::input_parameter< std::string >::type method(methodSEXP);
+    Rcpp::traits::input_parameter< double >::type keep(keepSEXP);
+    Rcpp::traits::input_parameter< int >::type threads(threadsSEXP);
+    rcpp_result_gen = Rcpp::wrap(cpp_cca_matrix(xs, ys, method, keep, threads));
+    return rcpp_result_gen;
+END_RCPP
+}
+// cpp_soft_matching_matrix
+Eigen::MatrixXd cpp_soft_matching_matrix(Rcpp::List xs, Rcpp::List ys, bool centre, int threads);
+RcppExport SEXP _tensorscope_cpp_soft_matching_matrix(SEXP xsSEXP, SEXP ysSEXP, SEXP centreSEXP, SEXP threadsSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::RNGScope rcpp_rngScope_gen;
+    Rcpp::traits::input_parameter< Rcpp::List >::type xs(xsSEXP);
+    Rcpp::traits::input_parameter< Rcpp::List >::type ys(ysSEXP);
+    Rcpp::traits::input_parameter< bool >::type centre(centreSEXP);
+    Rcpp::traits::input_parameter< int >::type threads(threadsSEXP);
+    rcpp_result_gen = Rcpp::wrap(cpp_soft_matching_matrix(xs, ys, centre, threads));
+    return rcpp_result_gen;
+END_RCPP
+}
 // cpp_soft_matching
 Rcpp::List cpp_soft_matching(SEXP x, SEXP y, bool centre, int threads);
 RcppExport SEXP _tensorscope_cpp_soft_matching(SEXP xSEXP, SEXP ySEXP, SEXP centreSEXP, SEXP threadsSEXP) {
@@ -601,6 +630,24 @@ BEGIN_RCPP
     Rcpp::traits::input_parameter< bool >::type centre(centreSEXP);
     Rcpp::traits::input_parameter< int >::type threads(threadsSEXP);
     rcpp_result_gen = Rcpp::wrap(cpp_soft_matching(x, y, centre, threads));
+    return rcpp_result_gen;
+END_RCPP
+}
+// cpp_stochastic_shape
+Rcpp::List cpp_stochastic_shape(SEXP x, SEXP y, std::string method, double alpha, bool centre, int max_iter, double tol, int threads);
+RcppExport SEXP _tensorscope_cpp_stochastic_shape(SEXP xSEXP, SEXP ySEXP, SEXP methodSEXP, SEXP alphaSEXP, SEXP centreSEXP, SEXP max_iterSEXP, SEXP tolSEXP, SEXP threadsSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::RNGScope rcpp_rngScope_gen;
+    Rcpp::traits::input_parameter< SEXP >::type x(xSEXP);
+    Rcpp::traits::input_parameter< SEXP >::type y(ySEXP);
+    Rcpp::traits::input_parameter< std::string >::type method(methodSEXP);
+    Rcpp::traits::input_parameter< double >::type alpha(alphaSEXP);
+    Rcpp::traits::input_parameter< bool >::type centre(centreSEXP);
+    Rcpp::traits::input_parameter< int >::type max_iter(max_iterSEXP);
+    Rcpp::traits::input_parameter< double >::type tol(tolSEXP);
+    Rcpp::traits::input_parameter< int >::type threads(threadsSEXP);
+    rcpp_result_gen = Rcpp::wrap(cpp_stochastic_shape(x, y, method, alpha, centre, max_iter, tol, threads));
     return rcpp_result_gen;
 END_RCPP
 }
@@ -694,7 +741,10 @@ static const R_CallMethodDef CallEntries[] = {
     {"_tensorscope_cpp_compare_riemannian", (DL_FUNC) &_tensorscope_cpp_compare_riemannian, 4},
     {"_tensorscope_cpp_shape_matrix", (DL_FUNC) &_tensorscope_cpp_shape_matrix, 8},
     {"_tensorscope_cpp_cca_similarity", (DL_FUNC) &_tensorscope_cpp_cca_similarity, 4},
+    {"_tensorscope_cpp_cca_matrix", (DL_FUNC) &_tensorscope_cpp_cca_matrix, 5},
+    {"_tensorscope_cpp_soft_matching_matrix", (DL_FUNC) &_tensorscope_cpp_soft_matching_matrix, 4},
     {"_tensorscope_cpp_soft_matching", (DL_FUNC) &_tensorscope_cpp_soft_matching, 4},
+    {"_tensorscope_cpp_stochastic_shape", (DL_FUNC) &_tensorscope_cpp_stochastic_shape, 8},
     {"_tensorscope_cpp_feature_geometry", (DL_FUNC) &_tensorscope_cpp_feature_geometry, 3},
     {"_tensorscope_cpp_sparsity", (DL_FUNC) &_tensorscope_cpp_sparsity, 4},
     {"_tensorscope_cpp_has_openmp", (DL_FUNC) &_tensorscope_cpp_has_openmp, 0},

@@ -102,6 +102,54 @@ extern "C" SEXP ts_torch_rdm(SEXP x, SEXP method, SEXP device) {
   });
 }
 
+// Shape distances (in-sample) and CCA similarities of every layer in xs with every layer
+// in ys (or within xs when ys is empty): the core's algorithms (shape.hpp) with the
+// LibTorch dense policies (shape.h).
+#include "shape.h"
+
+namespace {
+SEXP host_matrix(const tensorscope::Matrix& m) {
+  SEXP out = PROTECT(Rf_allocMatrix(REALSXP, static_cast<int>(m.rows()), static_cast<int>(m.cols())));
+  std::copy(m.data(), m.data() + m.size(), REAL(out));
+  UNPROTECT(1);
+  return out;
+}
+}  // namespace
+
+extern "C" SEXP ts_torch_shape_matrix(SEXP xs, SEXP ys, SEXP alpha, SEXP score, SEXP centre, SEXP device) {
+  return guarded([&]() -> SEXP {
+    tensorscope::ShapeOptions o;
+    o.alpha = Rf_asReal(alpha);
+    o.score = ts_torch::as_string(score) == "euclidean" ? tensorscope::ShapeScore::euclidean : tensorscope::ShapeScore::angular;
+    o.centre = Rf_asLogical(centre) == TRUE;
+    const std::string dev = ts_torch::as_string(device);
+    return host_matrix(ts_torch::shape_matrix(matrix_tensors(xs, dev), matrix_tensors(ys, dev), o));
+  });
+}
+
+extern "C" SEXP ts_torch_cca_matrix(SEXP xs, SEXP ys, SEXP method, SEXP keep, SEXP device) {
+  return guarded([&]() -> SEXP {
+    const std::string dev = ts_torch::as_string(device);
+    const tensorscope::CcaLayers r = ts_torch::cca_matrix(matrix_tensors(xs, dev), matrix_tensors(ys, dev),
+                                                          ts_torch::cca_method(ts_torch::as_string(method)), Rf_asReal(keep));
+    SEXP out = PROTECT(Rf_allocVector(VECSXP, 3));
+    SET_VECTOR_ELT(out, 0, host_matrix(r.similarity));
+    SEXP kx = PROTECT(Rf_allocVector(INTSXP, static_cast<R_xlen_t>(r.kx.size())));
+    SEXP ky = PROTECT(Rf_allocVector(INTSXP, static_cast<R_xlen_t>(r.ky.size())));
+    for (std::size_t i = 0; i < r.kx.size(); ++i) INTEGER(kx)[i] = static_cast<int>(r.kx[i]);
+    for (std::size_t i = 0; i < r.ky.size(); ++i) INTEGER(ky)[i] = static_cast<int>(r.ky[i]);
+    SET_VECTOR_ELT(out, 1, kx);
+    SET_VECTOR_ELT(out, 2, ky);
+    SEXP nms = PROTECT(Rf_allocVector(STRSXP, 3));
+    SET_STRING_ELT(nms, 0, Rf_mkChar("similarity"));
+    SET_STRING_ELT(nms, 1, Rf_mkChar("kx"));
+    SET_STRING_ELT(nms, 2, Rf_mkChar("ky"));
+    Rf_setAttrib(out, R_NamesSymbol, nms);
+    UNPROTECT(4);
+    return out;
+  });
+}
+
 // ---- ridge (backend = "torch") --------------------------------------------------------
 // An external pointer to a tensorscope::RidgeDecomposer that runs on `device`; the main
 // library's cpp_ridge_cv() calls it for each training fold (same compiler, same core
@@ -164,6 +212,8 @@ void R_init_tensorscope_torch(DllInfo* dll) {
       TS_CALL(ts_torch_raise_error, 2),
       TS_CALL(ts_torch_cka_matrix, 10),
       TS_CALL(ts_torch_rdm, 3),
+      TS_CALL(ts_torch_shape_matrix, 6),
+      TS_CALL(ts_torch_cca_matrix, 5),
       TS_CALL(ts_torch_ridge_decomposer, 1),
       TS_CALL(ts_torch_threads, 1),
       TS_CALL(ts_torch_fisher_sums, 5),

@@ -61,10 +61,19 @@ test_that("a failing metric is recorded and the run continues", {
 test_that("stimuli that differ between models and neural data are a classed error", {
   sim <- sim_reps()
   res <- analyze_models(sim$reps, metrics = "effective_rank")
-  bad <- sim$neural$subject1[40:1, ]
-  expect_error(compare_to_neural(res, list(IT = bad)), class = "tensorscope_error_mismatch")
+  bad <- sim$neural$subject1
+  rownames(bad)[5] <- "not_shown"
+  expect_error(compare_to_neural(res, list(IT = bad)), class = "tensorscope_error_mismatch", regexp = "not_shown")
   expect_error(compare_to_neural(res, list(IT = sim$neural$subject1[1:30, ])), class = "tensorscope_error_mismatch")
   expect_error(analyze_models(sim$reps, metrics = "rsa_similarity", neural = list(IT = bad)), class = "tensorscope_error_mismatch")
+  # the same stimuli in another order are matched by id: the same comparison
+  rev_ids <- sim$neural$subject1[40:1, ]
+  want <- compare_to_neural(res, list(IT = sim$neural$subject1), n_boot = 20, n_perm = 50)
+  expect_message(got <- compare_to_neural(res, list(IT = rev_ids), n_boot = 20, n_perm = 50),
+                 class = "tensorscope_message_realigned")
+  expect_identical(got, want)
+  no_ids <- unname(rev_ids)  # without ids the rows are taken in the models' order: another comparison
+  expect_false(isTRUE(all.equal(compare_to_neural(res, list(IT = no_ids), n_boot = 20, n_perm = 50)$rsa, want$rsa)))
   other <- ts_reps(lapply(sim$reps$layers, function(l) l[1:30, ]))
   expect_error(analyze_models(list(a = sim$reps, b = other), metrics = "effective_rank"), class = "tensorscope_error_mismatch")
 })

@@ -173,8 +173,14 @@ test_that("RDM-only neural data (a ts_rdm) works in analyze_models() and compare
   cmp <- compare_to_neural(res, list(IT = neural_rdm), n_boot = 0, n_perm = 0)
   expect_true(all(is.na(cmp$predictivity)))
   bad <- neural_rdm
-  bad$conditions <- rev(bad$conditions)
-  expect_error(compare_to_neural(res, list(IT = bad)), class = "tensorscope_error_mismatch")
+  bad$conditions[3] <- "unknown"
+  expect_error(compare_to_neural(res, list(IT = bad)), class = "tensorscope_error_mismatch", regexp = "unknown")
+  # an RDM over the same conditions in another order is matched by id
+  perm <- c(2:40, 1)
+  shuffled <- as_rdm(lapply(sim$neural, function(m) rdm(m[perm, ])), names = names(sim$neural))
+  expect_message(got <- compare_to_neural(res, list(IT = shuffled), n_boot = 0, n_perm = 0),
+                 class = "tensorscope_message_realigned")
+  expect_equal(got$rsa, cmp$rsa, tolerance = 1e-12)
 })
 
 test_that("one model load and one forward pass per unit for all layers", {

@@ -307,3 +307,169 @@ test_that("the analyzer's shape_distance equals shape_layers() on the activation
     expect_true(is.factor(got$layer))
   }
 })
+
+# ---- all-pairs forms of CCA and soft matching --------------------------------------------
+pair_layers <- function(n = 50, seed = 120) {
+  set.seed(seed)
+  z <- matrix(rnorm(n * 4), n)
+  list(a = z %*% matrix(rnorm(20), 4), b = tanh(z) + matrix(rnorm(n * 4, sd = 0.3), n),
+       c = cbind(z[, 1:2], rnorm(n)), d = matrix(rnorm(n * 6), n))
+}
+
+test_that("cca_layers equals cca_similarity pair by pair (every method), within a model and between two", {
+  L <- pair_layers()
+  for (m in c("mean", "svcca", "pwcca")) {
+    res <- cca_layers(L, method = m, keep = 0.9)
+    mat <- as.matrix(res)
+    for (i in names(L)) for (j in names(L)) {
+      want <- if (i == j) 1 else as.numeric(cca_similarity(L[[i]], L[[j]], method = m, keep = 0.9))
+      expect_equal(mat[i, j], want, tolerance = 1e-12, label = sprintf("%s %s-%s", m, i, j))
+      expect_identical(res$dims_x[res$layer_x == i & res$layer_y == j],
+                       unname(attr(cca_similarity(L[[i]], L[[j]], method = m, keep = 0.9), "dims")["x"]))
+    }
+    expect_identical(levels(res$layer_x), names(L))
+    if (m != "pwcca") expect_equal(mat, t(mat), tolerance = 1e-14)
+  }
+  # PWCCA weighs by the units of x when both sides have as many: not symmetric then
+  same_width <- as.matrix(cca_layers(list(u = L$a, v = L$a^2 + L$b[, c(1:4, 1)]), method = "pwcca"))
+  expect_gt(abs(same_width["u", "v"] - same_width["v", "u"]), 1e-3)
+  # between two sets (a neural matrix), with the rows of the second shuffled with their ids
+  ids <- paste0("img", 1:50)
+  reps <- ts_reps(L, stimuli = ids)
+  neural <- L$b[, 1:3] + matrix(rnorm(150, sd = 0.5), 50)
+  rownames(neural) <- ids
+  perm <- sample(50)
+  res <- suppressMessages(cca_layers(reps, neural[perm, ], method = "pwcca"))
+  expect_identical(levels(res$layer_y), "neural")
+  expect_equal(res$similarity, vapply(L, function(l) as.numeric(cca_similarity(l, neural, method = "pwcca")), 1),
+               tolerance = 1e-12, ignore_attr = TRUE)
+})
+
+test_that("cca_layers: NA with a warning for wide or constant layers, an error when nothing is left", {
+  L <- pair_layers(n = 20)
+  L$wide <- matrix(rnorm(20 * 19), 20)
+  L$flat <- matrix(1, 20, 3)
+  expect_warning(res <- cca_layers(L), class = "tensorscope_warning_unusable_layer", regexp = "wide")
+  m <- as.matrix(res)
+  expect_true(all(is.na(m[c("wide", "flat"), ])) && all(is.na(m[, c("wide", "flat")])))
+  expect_false(anyNA(m[1:4, 1:4]))
+  expect_equal(m[1:4, 1:4], as.matrix(cca_layers(L[1:4])))
+  expect_true(is.na(res$dims_x[res$layer_x == "flat"][1]))
+  # SVCCA's truncation makes the wide layer usable
+  expect_false(anyNA(as.matrix(suppressWarnings(cca_layers(L, method = "svcca", keep = 0.5)))[1:5, 1:5]))
+  expect_error(cca_layers(list(w = matrix(rnorm(20 * 19), 20), v = matrix(rnorm(20 * 25), 20))), class = "tensorscope_error_too_few")
+  expect_error(cca_layers(list(f = matrix(0, 20, 2))), class = "tensorscope_error_zero_variance")
+  expect_error(cca_layers(L[1:2], method = "kernel"), class = "tensorscope_error_argument")
+  expect_error(cca_layers(L[1:2], list(n = matrix(rnorm(30), 15))), class = "tensorscope_error_mismatch")
+})
+
+test_that("soft_matching_layers equals soft_matching_distance pair by pair", {
+  L <- pair_layers(n = 30)
+  L$perm <- L$a[, 5:1]
+  res <- soft_matching_layers(L)
+  m <- as.matrix(res)
+  for (i in names(L)) for (j in names(L)) {
+    want <- if (i == j) 0 else as.numeric(soft_matching_distance(L[[i]], L[[j]]))
+    expect_equal(m[i, j], want, tolerance = 1e-12, label = paste(i, j))
+  }
+  expect_equal(m, t(m))
+  expect_lt(m["a", "perm"], 1e-6)
+  between <- as.matrix(soft_matching_layers(L[1:2], L[3:4], centre = FALSE))
+  expect_identical(dimnames(between), list(c("a", "b"), c("c", "d")))
+  expect_equal(between["b", "c"], as.numeric(soft_matching_distance(L$b, L$c, centre = FALSE)), tolerance = 1e-12)
+  expect_error(soft_matching_layers(L, centre = "yes"), class = "tensorscope_error_argument")
+})
+
+test_that("the layer-pair forms are thread-independent and plot as heatmaps", {
+  L <- pair_layers(n = 40)
+  for (f in list(function() cca_layers(L, method = "pwcca"), function() soft_matching_layers(L))) {
+    old <- ts_threads(1)
+    one <- f()
+    ts_threads(3)
+    three <- f()
+    ts_threads(old)
+    expect_identical(three, one)
+  }
+  p <- autoplot(suppressWarnings(cca_layers(c(L, list(flat = matrix(0, 40, 2))), method = "svcca")))
+  expect_s3_class(p, "ggplot")
+  expect_match(p$labels$title, "SVCCA")
+  expect_match(autoplot(soft_matching_layers(L))$labels$title, "Soft-matching")
+})
+
+test_that("the analyzer's cca_similarity equals cca_layers() on the activations (exact on reduced layers)", {
+  sim <- simulate_model_and_brain(n_stimuli = 100, n_subjects = 1, seed = 3)
+  for (m in c("svcca", "mean")) {
+    res <- suppressWarnings(analyze_models(list(sim = sim$reps), metrics = list(cca_similarity = list(method = m, keep = 0.9))))
+    got <- res$get("cca_similarity")
+    ref <- suppressWarnings(cca_layers(sim$reps, method = m, keep = 0.9))
+    key <- paste(got$layer, got$layer_y)
+    expect_equal(got$value[match(paste(ref$layer_x, ref$layer_y), key)], ref$similarity, tolerance = 1e-8)
+    expect_true(is.factor(got$layer))
+  }
+  res <- analyze_models(list(sim = sim$reps), metrics = list(cca_similarity = list(method = "pwcca")))
+  rec <- res$records[res$records$metric == "cca_similarity", ]
+  expect_identical(unique(rec$status), "error")
+  expect_match(rec$reason[1], "PWCCA")
+})
+
+test_that("compare_to_neural adds shape, CCA and soft-matching columns, stimuli matched by id", {
+  sim <- simulate_model_and_brain(n_stimuli = 60, n_layers = 3, width = 12, source_layer = 2, n_subjects = 2, n_neurons = 10, seed = 5)
+  res <- analyze_models(list(sim = sim$reps), metrics = "effective_rank", keep_activations = TRUE)
+  shuffled <- lapply(sim$neural, function(m) m[sample(60), ])
+  cmp <- suppressMessages(compare_to_neural(res, list(IT = shuffled), n_boot = 0, n_perm = 0, predictivity = FALSE,
+                                            metrics = list(shape_distance = list(alpha = 0.5), cca_similarity = list(),
+                                                           soft_matching_distance = list())))
+  for (l in names(sim$reps$layers)) {
+    row <- cmp[cmp$layer == l, ]
+    x <- sim$reps$layers[[l]]
+    per <- function(f) mean(vapply(sim$neural, function(m) as.numeric(f(x, unname(m))), 0))
+    expect_equal(row$shape_distance, per(function(a, b) shape_distance(a, b, alpha = 0.5)), tolerance = 1e-8)
+    expect_equal(row$cca_similarity, per(function(a, b) cca_similarity(a, b, method = "svcca")), tolerance = 1e-8)
+    expect_equal(row$soft_matching_distance, per(soft_matching_distance), tolerance = 1e-8)
+  }
+  # soft matching needs the activations; unknown metrics and arguments are errors
+  lean <- analyze_models(list(sim = sim$reps), metrics = "effective_rank")
+  expect_error(compare_to_neural(lean, list(IT = sim$neural), metrics = "soft_matching_distance"),
+               class = "tensorscope_error_argument", regexp = "keep_activations")
+  expect_error(compare_to_neural(lean, list(IT = sim$neural), metrics = "procrustes"), class = "tensorscope_error_argument")
+  expect_error(compare_to_neural(lean, list(IT = sim$neural), metrics = list(shape_distance = list(beta = 1))),
+               class = "tensorscope_error_argument", regexp = "beta")
+  # RDM-only data: NA
+  rd <- as_rdm(lapply(sim$neural, rdm), names = names(sim$neural))
+  cmp2 <- compare_to_neural(lean, list(IT = rd), n_boot = 0, n_perm = 0, metrics = "cca_similarity")
+  expect_true(all(is.na(cmp2$cca_similarity)))
+})
+
+# ---- the LibTorch dense path ---------------------------------------------------------------
+test_that("backend = 'torch' shape distances and CCA equal the Eigen core to 1e-10", {
+  skip_if_not(ts_torch_available())
+  set.seed(130)
+  z <- matrix(rnorm(80 * 5), 80)
+  L <- list(a = z %*% matrix(rnorm(30), 5), b = tanh(z), c = matrix(rnorm(80 * 12), 80), wide = matrix(rnorm(80 * 100), 80))
+  for (a in c(1, 0.5, 0)) for (d in c("angular", "euclidean")) {
+    use <- if (a == 0) L[1:3] else L  # alpha = 0 refuses the wide layer
+    e <- shape_layers(use, alpha = a, distance = d, backend = "eigen")
+    t <- shape_layers(use, alpha = a, distance = d, backend = "torch")
+    expect_equal(t$distance, e$distance, tolerance = 1e-10, label = sprintf("alpha %g %s", a, d))
+    expect_equal(shape_distance(L$a, L$c, alpha = a, distance = d, backend = "torch"),
+                 shape_distance(L$a, L$c, alpha = a, distance = d, backend = "eigen"), tolerance = 1e-10)
+  }
+  expect_equal(shape_layers(L, list(n = L$b[, 1:3]), backend = "torch")$distance,
+               shape_layers(L, list(n = L$b[, 1:3]), backend = "eigen")$distance, tolerance = 1e-10)
+  q <- qr.Q(qr(matrix(rnorm(144), 12)))
+  expect_lt(shape_distance(L$c, L$c %*% q, backend = "torch"), 1e-7)  # a known answer, not only agreement
+  for (m in c("mean", "svcca", "pwcca")) {
+    e <- suppressWarnings(cca_layers(L, method = m, keep = 0.9, backend = "eigen"))
+    t <- suppressWarnings(cca_layers(L, method = m, keep = 0.9, backend = "torch"))
+    expect_equal(t$similarity, e$similarity, tolerance = 1e-10, label = m)
+    expect_identical(t$dims_x, e$dims_x)
+  }
+  expect_error(shape_layers(L, test = 1:20, backend = "torch"), class = "tensorscope_error_argument", regexp = "cross-validation")
+})
+
+test_that("backend = 'torch' without LibTorch says how to enable it", {
+  skip_if(ts_torch_available())
+  x <- rand_mat(20, 3, 140)
+  expect_error(shape_layers(list(a = x, b = x^2), backend = "torch"), class = "tensorscope_error_torch_unavailable")
+  expect_error(cca_layers(list(a = x, b = x^2), backend = "torch"), class = "tensorscope_error_torch_unavailable")
+})

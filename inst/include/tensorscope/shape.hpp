@@ -38,14 +38,18 @@ struct ShapeOptions {
   double tol = 1e-7;    // netrep's eigval_tol
 };
 
-// One layer, prepared once for all its pairs.
-struct ShapeLayer {
+// What the score needs of a prepared layer besides its data.
+struct ShapeStats {
   Index p = 0;          // units (before padding)
   bool identity = true; // alpha > 1 - tol: no whitening, c = 1
-  Matrix W;             // training stimuli x r: the whitened layer in its own basis (unscaled)
   double sumsq = 0;     // ||W||_F^2
   double sum_lam = 0;   // sum of the clipped eigenvalues over the p own dimensions
   double new_var = 0;   // netrep's variance of the whitened layer over the p own dimensions
+};
+
+// One layer, prepared once for all its pairs.
+struct ShapeLayer : ShapeStats {
+  Matrix W;             // training stimuli x r: the whitened layer in its own basis (unscaled)
   // cross-validation only
   Matrix V;             // p x r right singular vectors of the centred training layer
   Matrix E;             // test stimuli x r: (X_test - mean) V diag(d)
@@ -57,6 +61,25 @@ inline double shape_g(double lam, double a) {
   return a * a * lam + 2.0 * a * (1.0 - a) * std::sqrt(lam) + (1.0 - a) * (1.0 - a);
 }
 }  // namespace detail
+
+// The whitening weights d (one per singular value s of the centred layer, p units) and
+// the layer's statistics (sum_lam, new_var) in L. Shared with the LibTorch policy.
+inline Vector shape_weights(const Vector& s, Index p, const ShapeOptions& o, ShapeStats& L) {
+  const Index r = s.size();
+  Vector d(r);
+  double sum_lam = 0, new_var = 0;
+  for (Index i = 0; i < r; ++i) {
+    const double lam = std::max(s(i) * s(i), o.tol);
+    d(i) = L.identity ? 1.0 : o.alpha + (1.0 - o.alpha) / std::sqrt(lam);
+    sum_lam += lam;
+    new_var += detail::shape_g(lam, o.alpha);
+  }
+  sum_lam += static_cast<double>(p - r) * o.tol;
+  new_var += static_cast<double>(p - r) * detail::shape_g(o.tol, o.alpha);
+  L.sum_lam = sum_lam;
+  L.new_var = new_var;
+  return d;
+}
 
 // train / test: row indices of X (test empty: in-sample).
 inline ShapeLayer shape_prepare(const MatRef& X, const ShapeOptions& o, const std::vector<Index>& train,
@@ -87,18 +110,7 @@ inline ShapeLayer shape_prepare(const MatRef& X, const ShapeOptions& o, const st
   }
   Svd sv = svd_thin(Xt);
   const Index r = sv.s.size();
-  Vector d(r);
-  double sum_lam = 0, new_var = 0;
-  for (Index i = 0; i < r; ++i) {
-    const double lam = std::max(sv.s(i) * sv.s(i), o.tol);
-    d(i) = L.identity ? 1.0 : o.alpha + (1.0 - o.alpha) / std::sqrt(lam);
-    sum_lam += lam;
-    new_var += detail::shape_g(lam, o.alpha);
-  }
-  sum_lam += static_cast<double>(p - r) * o.tol;
-  new_var += static_cast<double>(p - r) * detail::shape_g(o.tol, o.alpha);
-  L.sum_lam = sum_lam;
-  L.new_var = new_var;
+  const Vector d = shape_weights(sv.s, p, o, L);
   L.W = sv.U * (sv.s.cwiseProduct(d)).asDiagonal();
   L.sumsq = L.W.squaredNorm();
   if (cv) {
@@ -118,7 +130,7 @@ inline ShapeLayer shape_prepare(const MatRef& X, const ShapeOptions& o, const st
 }
 
 // netrep's variance-preserving scale of a layer padded to P units.
-inline double shape_scale(const ShapeLayer& L, Index P, const ShapeOptions& o) {
+inline double shape_scale(const ShapeStats& L, Index P, const ShapeOptions& o) {
   if (L.identity) return 1.0;
   const double pad = static_cast<double>(P - L.p);
   return std::sqrt((L.sum_lam + pad * o.tol) / (L.new_var + pad * detail::shape_g(o.tol, o.alpha)));
@@ -133,48 +145,69 @@ inline double shape_score(double inner, double sa, double sb, double ca, double 
   return std::sqrt(std::max(0.0, ca * ca * sa + cb * cb * sb - 2.0 * ca * cb * inner));
 }
 
+// The in-sample score of a pair from the nuclear norm of W_a^T W_b.
+inline double shape_pair_score(const ShapeStats& a, const ShapeStats& b, double nuclear, const ShapeOptions& o) {
+  const Index P = std::max(a.p, b.p);
+  return shape_score(nuclear, a.sumsq, b.sumsq, shape_scale(a, P, o), shape_scale(b, P, o), o);
+}
+
 inline double shape_pair(const ShapeLayer& a, const ShapeLayer& b, const ShapeOptions& o) {
+  const Matrix M = a.W.transpose() * b.W;
+  if (a.V.size() == 0) return shape_pair_score(a, b, singular_values(M).sum(), o);
   const Index P = std::max(a.p, b.p);
   const double ca = shape_scale(a, P, o), cb = shape_scale(b, P, o);
-  const Matrix M = a.W.transpose() * b.W;
-  if (a.V.size() == 0) {
-    const double nuc = singular_values(M).sum();
-    return shape_score(nuc, a.sumsq, b.sumsq, ca, cb, o);
-  }
   // cross-validated: rotation from the training data, inner product on the test data
   Svd sv = svd_thin(M);
   const double inner = (a.E * sv.U).cwiseProduct(b.E * sv.V).sum();
   return shape_score(inner, a.test_sq, b.test_sq, ca, cb, o);
 }
 
+// The dense work of shape_matrix() on Eigen + BLAS/LAPACK, as the policy
+// shape_matrix_with() runs (the LibTorch one: src/torch/shape.h). A policy prepares a
+// layer (Prepared) and scores a pair of prepared layers.
+struct EigenShape {
+  using Layer = MatRef;
+  using Prepared = ShapeLayer;
+  const std::vector<Index>& train;
+  const std::vector<Index>& test;
+  Prepared prepare(const Layer& x, const ShapeOptions& o) const { return shape_prepare(x, o, train, test); }
+  double pair(const Prepared& a, const Prepared& b, const ShapeOptions& o) const { return shape_pair(a, b, o); }
+};
+
 // All pairs: xs with ys, or xs with itself when ys is empty (diagonal 0 in-sample).
-inline Matrix shape_matrix(const std::vector<MatRef>& xs, const std::vector<MatRef>& ys, const ShapeOptions& o,
-                           const std::vector<Index>& train, const std::vector<Index>& test, const Exec& ex) {
+template <class B>
+inline Matrix shape_matrix_with(const std::vector<typename B::Layer>& xs, const std::vector<typename B::Layer>& ys,
+                                const ShapeOptions& o, bool in_sample, const Exec& ex, const B& backend) {
   const bool within = ys.empty();
   if (xs.empty()) throw ts_error(ErrorKind::empty, "shape: no layers");
-  std::vector<ShapeLayer> a, b;
+  std::vector<typename B::Prepared> a, b;
   for (const auto& x : xs) {
-    a.push_back(shape_prepare(x, o, train, test));
+    a.push_back(backend.prepare(x, o));
     ex.check();
   }
   for (const auto& y : ys) {
-    b.push_back(shape_prepare(y, o, train, test));
+    b.push_back(backend.prepare(y, o));
     ex.check();
   }
-  const std::vector<ShapeLayer>& bb = within ? a : b;
+  const std::vector<typename B::Prepared>& bb = within ? a : b;
   const std::size_t lx = a.size(), ly = bb.size();
   Matrix out(static_cast<Index>(lx), static_cast<Index>(ly));
   for (std::size_t i = 0; i < lx; ++i) {
     for (std::size_t j = within ? i : 0; j < ly; ++j) {
       double v;
-      if (within && i == j && test.empty()) v = 0.0;
-      else v = shape_pair(a[i], bb[j], o);
+      if (within && i == j && in_sample) v = 0.0;
+      else v = backend.pair(a[i], bb[j], o);
       out(static_cast<Index>(i), static_cast<Index>(j)) = v;
       if (within) out(static_cast<Index>(j), static_cast<Index>(i)) = v;
       ex.check();
     }
   }
   return out;
+}
+
+inline Matrix shape_matrix(const std::vector<MatRef>& xs, const std::vector<MatRef>& ys, const ShapeOptions& o,
+                           const std::vector<Index>& train, const std::vector<Index>& test, const Exec& ex) {
+  return shape_matrix_with(xs, ys, o, test.empty(), ex, EigenShape{train, test});
 }
 
 // ---- Soft matching (Khosla & Williams 2023) ---------------------------------------------
@@ -312,30 +345,39 @@ enum class CcaMethod { mean, svcca, pwcca };
 
 struct CcaBasis {
   Matrix Q;   // n x k orthonormal
-  Matrix Xc;  // centred data (pwcca weights)
+  Matrix Xc;  // centred data (kept for PWCCA's weights only)
+  Index p = 0;
 };
 
-inline CcaBasis cca_basis(const MatRef& X, double keep, bool truncate) {
-  CcaBasis B;
-  B.Xc = centre_columns(X);
-  Svd sv = svd_thin(B.Xc);
-  const Index r = sv.s.size();
-  if (r == 0 || !(sv.s(0) > 0)) throw ts_error(ErrorKind::zero_variance, "cca: a layer has zero variance");
-  const double tol = static_cast<double>(std::max(X.rows(), X.cols())) * 2.220446049250313e-16 * sv.s(0);
+// The number of directions kept from the singular values s (descending) of a centred
+// n x p layer: the rank, then SVCCA's truncation. Shared with the LibTorch policy.
+inline Index cca_kept(const Vector& s, Index n, Index p, double keep, bool truncate) {
+  const Index r = s.size();
+  if (r == 0 || !(s(0) > 0)) throw ts_error(ErrorKind::zero_variance, "cca: a layer has zero variance");
+  const double tol = static_cast<double>(std::max(n, p)) * 2.220446049250313e-16 * s(0);
   Index k = 0;
-  while (k < r && sv.s(k) > tol) ++k;
+  while (k < r && s(k) > tol) ++k;
   if (truncate) {
-    const double total = sv.s.head(k).squaredNorm();
+    const double total = s.head(k).squaredNorm();
     double acc = 0;
     Index kk = 0;
     while (kk < k) {
-      acc += sv.s(kk) * sv.s(kk);
+      acc += s(kk) * s(kk);
       ++kk;
       if (acc >= keep * total) break;
     }
     k = std::max<Index>(1, kk);
   }
-  B.Q = sv.U.leftCols(k);
+  return k;
+}
+
+inline CcaBasis cca_basis(const MatRef& X, double keep, bool truncate, bool keep_data) {
+  CcaBasis B;
+  B.p = X.cols();
+  Matrix Xc = centre_columns(X);
+  Svd sv = svd_thin(Xc);
+  B.Q = sv.U.leftCols(cca_kept(sv.s, X.rows(), X.cols(), keep, truncate));
+  if (keep_data) B.Xc = std::move(Xc);
   return B;
 }
 
@@ -345,9 +387,7 @@ struct CcaResult {
   Index kx = 0, ky = 0; // dimensions kept
 };
 
-inline CcaResult cca_similarity(const MatRef& X, const MatRef& Y, CcaMethod m, double keep) {
-  const bool trunc = m == CcaMethod::svcca;
-  const CcaBasis bx = cca_basis(X, keep, trunc), by = cca_basis(Y, keep, trunc);
+inline CcaResult cca_pair(const CcaBasis& bx, const CcaBasis& by, CcaMethod m) {
   CcaResult r;
   r.kx = bx.Q.cols();
   r.ky = by.Q.cols();
@@ -359,12 +399,102 @@ inline CcaResult cca_similarity(const MatRef& X, const MatRef& Y, CcaMethod m, d
   }
   Svd sv = svd_thin(M);
   r.rho = sv.s.cwiseMin(1.0);
-  const bool use_x = X.cols() <= Y.cols();
+  const bool use_x = bx.p <= by.p;
   const Matrix H = use_x ? Matrix(bx.Q * sv.U) : Matrix(by.Q * sv.V);  // unit-norm canonical variates
   const Matrix& Xc = use_x ? bx.Xc : by.Xc;
   const Vector w = (H.transpose() * Xc).cwiseAbs().rowwise().sum();
   r.similarity = w.dot(r.rho) / w.sum();
   return r;
+}
+
+inline CcaResult cca_similarity(const MatRef& X, const MatRef& Y, CcaMethod m, double keep) {
+  const bool trunc = m == CcaMethod::svcca, data = m == CcaMethod::pwcca;
+  return cca_pair(cca_basis(X, keep, trunc, data), cca_basis(Y, keep, trunc, data), m);
+}
+
+// All pairs: xs with ys, or xs with itself when ys is empty. Each layer's basis is formed
+// once (one SVD); a pair costs one product and one small SVD. PWCCA is not symmetric:
+// every ordered pair is computed.
+struct CcaLayers {
+  Matrix similarity;
+  std::vector<Index> kx, ky;  // dimensions kept per layer
+};
+
+// The dense work of cca_matrix() on Eigen + LAPACK (the LibTorch policy: src/torch/shape.h).
+struct EigenCca {
+  using Layer = MatRef;
+  using Basis = CcaBasis;
+  Basis basis(const Layer& x, double keep, bool truncate, bool keep_data) const {
+    return cca_basis(x, keep, truncate, keep_data);
+  }
+  static Index kept(const Basis& b) { return b.Q.cols(); }
+  double pair(const Basis& a, const Basis& b, CcaMethod m) const { return cca_pair(a, b, m).similarity; }
+};
+
+template <class B>
+inline CcaLayers cca_matrix_with(const std::vector<typename B::Layer>& xs, const std::vector<typename B::Layer>& ys,
+                                 CcaMethod m, double keep, const Exec& ex, const B& backend) {
+  const bool within = ys.empty();
+  if (xs.empty()) throw ts_error(ErrorKind::empty, "cca: no layers");
+  const bool trunc = m == CcaMethod::svcca, data = m == CcaMethod::pwcca;
+  std::vector<typename B::Basis> a, b;
+  CcaLayers out;
+  for (const auto& x : xs) {
+    a.push_back(backend.basis(x, keep, trunc, data));
+    out.kx.push_back(B::kept(a.back()));
+    ex.check();
+  }
+  for (const auto& y : ys) {
+    b.push_back(backend.basis(y, keep, trunc, data));
+    out.ky.push_back(B::kept(b.back()));
+    ex.check();
+  }
+  if (within) out.ky = out.kx;
+  const std::vector<typename B::Basis>& bb = within ? a : b;
+  const Index lx = static_cast<Index>(a.size()), ly = static_cast<Index>(bb.size());
+  out.similarity.resize(lx, ly);
+  const bool sym = within && m != CcaMethod::pwcca;
+  for (Index i = 0; i < lx; ++i) {
+    for (Index j = sym ? i : 0; j < ly; ++j) {
+      const double v = within && i == j ? 1.0 : backend.pair(a[static_cast<std::size_t>(i)], bb[static_cast<std::size_t>(j)], m);
+      out.similarity(i, j) = v;
+      if (sym) out.similarity(j, i) = v;
+      ex.check();
+    }
+  }
+  return out;
+}
+
+inline CcaLayers cca_matrix(const std::vector<MatRef>& xs, const std::vector<MatRef>& ys, CcaMethod m, double keep,
+                            const Exec& ex) {
+  return cca_matrix_with(xs, ys, m, keep, ex, EigenCca{});
+}
+
+// Soft-matching distances of all pairs (xs with ys, or within xs: symmetric, diagonal 0).
+inline Matrix soft_matching_matrix(const std::vector<MatRef>& xs, const std::vector<MatRef>& ys, bool centre,
+                                   const Exec& ex) {
+  const bool within = ys.empty();
+  if (xs.empty()) throw ts_error(ErrorKind::empty, "soft matching: no layers");
+  auto prep = [&](const std::vector<MatRef>& v) {
+    std::vector<Matrix> out;
+    for (const auto& x : v) out.push_back(centre ? centre_columns(x) : Matrix(x));
+    return out;
+  };
+  const std::vector<Matrix> a = prep(xs), b = prep(ys);
+  const std::vector<Matrix>& bb = within ? a : b;
+  const Index lx = static_cast<Index>(a.size()), ly = static_cast<Index>(bb.size());
+  Matrix out(lx, ly);
+  for (Index i = 0; i < lx; ++i) {
+    for (Index j = within ? i : 0; j < ly; ++j) {
+      const auto& x = a[static_cast<std::size_t>(i)];
+      const auto& y = bb[static_cast<std::size_t>(j)];
+      if (x.rows() != y.rows()) throw ts_error(ErrorKind::mismatch, "soft matching: different numbers of stimuli");
+      const double v = within && i == j ? 0.0 : std::sqrt(transport_uniform(unit_sq_distances(x, y), ex).cost);
+      out(i, j) = v;
+      if (within) out(j, i) = v;
+    }
+  }
+  return out;
 }
 
 }  // namespace tensorscope
