@@ -5,8 +5,12 @@
 # the correlation distance, the default of rdm() and rsa().
 default_rdm_method <- "correlation"
 
-# neural -> named list of areas; each: list(rdm = ts_rdm (one per subject), data = list of matrices or NULL).
-as_neural <- function(neural, stimuli, call = rlang::caller_env()) {
+# neural -> named list of areas; each: list(rdm = ts_rdm (one per subject), data = list of
+# matrices or NULL), with every area's stimuli in the order of the models' (`stimuli`),
+# matched by id (match_stimuli(): realigned with one message when both sides carry ids
+# in another order, a classed error listing the missing ids when they differ, and paired
+# by position only when the neural data has no ids).
+as_neural <- function(neural, stimuli, inform = TRUE, call = rlang::caller_env()) {
   if (is.matrix(neural) || is.data.frame(neural) || inherits(neural, "ts_rdm")) neural <- list(neural = neural)
   if (!is.list(neural) || !length(neural)) {
     ts_abort("{.arg neural} must be a named list of areas (stimuli x neurons matrices, lists of them, or RDMs), not {describe(neural)}.",
@@ -15,34 +19,39 @@ as_neural <- function(neural, stimuli, call = rlang::caller_env()) {
   nms <- names(neural) %||% rep("", length(neural))
   nms[!nzchar(nms)] <- paste0("area", seq_along(neural))[!nzchar(nms)]
   out <- list()
+  moved <- character()
   for (i in seq_along(neural)) {
     a <- neural[[i]]
     arg <- sprintf("neural$%s", nms[i])
     if (inherits(a, "ts_rdm")) {
-      check_neural_stimuli(a$conditions, stimuli, arg, call)
-      out[[nms[i]]] <- list(rdm = a, data = NULL)
+      idx <- neural_stimuli(stimuli, a$conditions, arg, "conditions", call)
+      if (!is.null(idx)) moved <- c(moved, arg)
+      out[[nms[i]]] <- list(rdm = if (is.null(idx)) a else rdm_conditions(a, idx), data = NULL)
       next
     }
     subj <- if (is.list(a) && !is.data.frame(a)) a else list(a)
     data <- lapply(seq_along(subj), function(j) {
       m <- as_data_matrix(subj[[j]], arg = arg, call = call)
-      check_neural_stimuli(rownames(m) %||% as.character(seq_len(nrow(m))), stimuli, arg, call, n = nrow(m))
-      m
+      idx <- neural_stimuli(stimuli, rownames(m), arg, "stimuli", call, n = nrow(m))
+      if (is.null(idx)) return(m)
+      moved <<- c(moved, arg)
+      m[idx, , drop = FALSE]
     })
     names(data) <- names(subj) %||% paste0("subject", seq_along(data))
     out[[nms[i]]] <- list(rdm = NULL, data = data)
   }
+  if (inform && length(moved)) inform_realigned(paste(unique(moved), collapse = ", "), "results", "stimuli", length(stimuli))
   out
 }
 
-check_neural_stimuli <- function(ids, stimuli, arg, call, n = length(ids)) {
-  default <- identical(ids, as.character(seq_len(n)))
-  if (n != length(stimuli) || (!is.null(ids) && !default && !identical(as.character(ids), stimuli))) {
-    first <- if (n == length(stimuli)) ids[which(ids != stimuli)[1]] else NA
-    ts_abort(c("{.arg {arg}} is over other stimuli than the models: {n} stimuli vs {length(stimuli)}.",
-               i = if (!is.na(first)) "First differing stimulus id: {.val {first}}."),
-             "mismatch", call = call)
+# The index putting one neural data set's stimuli in the models' order (NULL when nothing
+# moves); the error names the data set.
+neural_stimuli <- function(stimuli, ids, arg, what, call, n = length(ids)) {
+  idx <- match_stimuli(stimuli, ids, "results", arg, what = what, inform = FALSE, call = call)
+  if (n != length(stimuli)) {
+    ts_abort("{.arg {arg}} is over other stimuli than the models: {n} {what} vs {length(stimuli)}.", "mismatch", call = call)
   }
+  idx
 }
 
 #' Align every layer of analysed models to neural data and rank the models
@@ -63,9 +72,11 @@ check_neural_stimuli <- function(ids, stimuli, arg, call, n = length(ids)) {
 #'
 #' @param results A [ts_results] from [analyze_models()].
 #' @param neural A named list of data sets. Each is a stimuli x neurons matrix, a list of
-#'   them (subjects), or a `ts_rdm` of one or more subjects' RDMs. Stimulus ids (row
-#'   names / RDM labels) must be those the models saw, in the same order; otherwise an
-#'   error of class `tensorscope_error_mismatch`.
+#'   them (subjects), or a `ts_rdm` of one or more subjects' RDMs. Stimuli are matched
+#'   by id (row names / RDM conditions) to those the models saw: data in another order
+#'   is realigned (with one message of class `tensorscope_message_realigned`); other ids
+#'   are an error of class `tensorscope_error_mismatch` listing the first missing ones.
+#'   Data without ids pairs with the models' stimuli by position.
 #' @param method,n_boot,n_perm,seed Passed to [rsa()].
 #' @param predictivity Also compute ridge predictivity of every neuron (see Details).
 #' @param rdm_method Dissimilarity of the neural RDMs computed from matrices: that of
@@ -160,6 +171,7 @@ rlang::on_load(register_metric(new_metric(
   "rsa_similarity", family = "alignment", scope = "neural", needs = "neural", fn = "compare_to_neural",
   defaults = list(method = "spearman", rdm_method = default_rdm_method, n_boot = 200, n_perm = 1000),
   description = "RSA (and CKA) of every layer to each neural data set, best layer, ranking",
+  about = "Representational similarity analysis: the rank correlation between each layer's representational dissimilarity matrix (RDM) and each neural data set's, with bootstrap confidence intervals and, for several subjects, the noise ceiling. The layer with the highest RSA is the best model of that area; values near the lower noise ceiling are as good as the data allow.",
   aliases = "rsa",
   compute = function(x, args, ctx) {
     compare_to_neural(x, ctx$neural, method = args$method, rdm_method = args$rdm_method, n_boot = args$n_boot,

@@ -336,6 +336,7 @@ rlang::on_load(register_metric(new_metric(
   "shape_distance", family = "alignment", scope = "model", fn = "shape_layers", aliases = "shape_layers",
   defaults = list(alpha = 1, distance = "angular"),
   description = "generalized shape distance between all pairs of layers (Williams et al. 2021; alpha = 1 Procrustes, 0 CCA)",
+  about = "Generalized shape distance between every pair of layers (Williams et al. 2021): the angle between their representations after the best rotation (alpha = 1) or whitening (alpha = 0). 0 means the same shape; larger values mean more different, and unlike CKA it is a true metric.",
   compute = function(x, args, ctx) shape_layers(x, alpha = args$alpha, distance = args$distance),
   tidy = function(out, ctx) {
     tibble::tibble(layer = as.character(out$layer_x), statistic = paste0("shape:", out$layer_y), value = out$distance,

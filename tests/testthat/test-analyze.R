@@ -61,7 +61,8 @@ test_that("a failing metric is recorded and the run continues", {
 test_that("stimuli that differ between models and neural data are a classed error", {
   sim <- sim_reps()
   res <- analyze_models(sim$reps, metrics = "effective_rank")
-  bad <- sim$neural$subject1[40:1, ]
+  bad <- sim$neural$subject1
+  rownames(bad)[1:3] <- paste0("other", 1:3)
   expect_error(compare_to_neural(res, list(IT = bad)), class = "tensorscope_error_mismatch")
   expect_error(compare_to_neural(res, list(IT = sim$neural$subject1[1:30, ])), class = "tensorscope_error_mismatch")
   expect_error(analyze_models(sim$reps, metrics = "rsa_similarity", neural = list(IT = bad)), class = "tensorscope_error_mismatch")

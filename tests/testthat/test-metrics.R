@@ -173,8 +173,14 @@ test_that("RDM-only neural data (a ts_rdm) works in analyze_models() and compare
   cmp <- compare_to_neural(res, list(IT = neural_rdm), n_boot = 0, n_perm = 0)
   expect_true(all(is.na(cmp$predictivity)))
   bad <- neural_rdm
-  bad$conditions <- rev(bad$conditions)
+  bad$conditions[1:2] <- c("other1", "other2")
   expect_error(compare_to_neural(res, list(IT = bad)), class = "tensorscope_error_mismatch")
+  expect_error(compare_to_neural(res, list(IT = bad)), "other1")
+  # the same RDMs over the stimuli in another order are realigned by condition
+  p <- rev(seq_along(neural_rdm$conditions))
+  expect_message(moved <- compare_to_neural(res, list(IT = neural_rdm[p, ]), n_boot = 0, n_perm = 0),
+                 class = "tensorscope_message_realigned")
+  expect_equal(moved$rsa, cmp$rsa, tolerance = 1e-12)
 })
 
 test_that("one model load and one forward pass per unit for all layers", {
