@@ -298,3 +298,44 @@ report_css <- paste(
   "details{margin:6px 0;border:1px solid #e3e3e3;border-radius:4px;padding:4px 10px}summary{cursor:pointer;color:#444}",
   "code{font-size:0.92em;background:#f4f4f4;padding:0 3px;border-radius:3px}"
 )
+
+# ---- the browser check --------------------------------------------------------------------
+
+# A PNG screenshot of an HTML file in headless Chromium, as a reader sees it (`make demo`
+# and the tests look at the report this way). `height = NULL`: the whole page (the
+# window is sized from the page's figures and table rows, then the white below the
+# content is cut off when the png package is there). Returns the PNG path, or NULL with
+# a message when no Chromium is found (`TS_CHROMIUM`, else chromium or google-chrome on
+# the PATH).
+report_screenshot <- function(html, png, width = 1100, height = 1400, timeout = 120) {
+  bins <- c(Sys.getenv("TS_CHROMIUM"), Sys.which(c("chromium", "chromium-browser", "google-chrome")))
+  bin <- bins[nzchar(bins)][1]
+  if (is.na(bin)) {
+    cli::cli_inform("No Chromium found (install chromium or set {.envvar TS_CHROMIUM}): screenshot of {.file {html}} skipped.")
+    return(invisible(NULL))
+  }
+  if (!file.exists(html)) ts_abort("{.arg html}: no file {.file {html}}.", "argument")
+  full <- is.null(height)
+  if (full) {
+    page <- readLines(html, warn = FALSE)
+    count <- function(p) sum(lengths(regmatches(page, gregexpr(p, page, fixed = TRUE))))
+    height <- min(16000, 1200 + 560 * count("<img") + 30 * count("<tr") + 40 * count("<p") + 60 * count("<h"))
+  }
+  png <- normalizePath(png, mustWork = FALSE)
+  unlink(png)
+  prof <- tempfile("chromium")
+  on.exit(unlink(prof, recursive = TRUE), add = TRUE)
+  args <- c("--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--no-first-run", "--disable-dev-shm-usage",
+            paste0("--user-data-dir=", prof), paste0("--screenshot=", png), sprintf("--window-size=%d,%d", width, height),
+            paste0("file://", normalizePath(html)))
+  log <- suppressWarnings(system2(bin, shQuote(args), stdout = TRUE, stderr = TRUE, timeout = timeout))
+  if (!file.exists(png)) {
+    ts_abort(c("Chromium wrote no screenshot of {.file {html}}.", x = "{utils::tail(log, 3)}"), "file")
+  }
+  if (full && requireNamespace("png", quietly = TRUE)) {
+    img <- png::readPNG(png)
+    ink <- which(apply(img[, , 1:3, drop = FALSE] < 0.98, 1, any))
+    if (length(ink)) png::writePNG(img[seq_len(min(dim(img)[1], max(ink) + 40)), , , drop = FALSE], png)
+  }
+  png
+}
