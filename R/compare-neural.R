@@ -171,7 +171,7 @@ rlang::on_load(register_metric(new_metric(
   "rsa_similarity", family = "alignment", scope = "neural", needs = "neural", fn = "compare_to_neural",
   defaults = list(method = "spearman", rdm_method = default_rdm_method, n_boot = 200, n_perm = 1000),
   description = "RSA (and CKA) of every layer to each neural data set, best layer, ranking",
-  about = "Representational similarity analysis: the rank correlation between each layer's representational dissimilarity matrix (RDM) and each neural data set's, with bootstrap confidence intervals and, for several subjects, the noise ceiling. The layer with the highest RSA is the best model of that area; values near the lower noise ceiling are as good as the data allow.",
+  about = "Representational similarity analysis: the correlation (Spearman's by default) between each layer's representational dissimilarity matrix (RDM) and each neural data set's, with bootstrap confidence intervals and, for several subjects, the noise ceiling. The layer with the highest RSA is the best model of that area; values near the lower noise ceiling are as good as the data allow.",
   aliases = "rsa",
   compute = function(x, args, ctx) {
     compare_to_neural(x, ctx$neural, method = args$method, rdm_method = args$rdm_method, n_boot = args$n_boot,

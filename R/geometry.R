@@ -16,14 +16,17 @@ reps_layers <- function(x, arg = rlang::caller_arg(x), call = rlang::caller_env(
 # head) is unusable but does not stop the others: it gets one row of NA values (text
 # columns kept from another layer) and a warning of class
 # tensorscope_warning_unusable_layer naming it. If every layer is unusable, the first
-# error is raised.
+# error is raised. Progress (one step per layer, for several layers) goes through
+# progressr, as in rsa().
 map_layers <- function(layers, fn, arg) {
   failed <- list()
+  tick <- if (length(layers) > 1) progressr::progressor(steps = length(layers)) else function(...) NULL
   rows <- lapply(names(layers), function(nm) {
     out <- tryCatch(fn(layers[[nm]], sprintf("%s$%s", arg, nm)), tensorscope_error_zero_variance = function(e) {
       failed[[nm]] <<- e
       NULL
     })
+    tick(message = nm)
     if (is.null(out)) return(NULL)
     tibble::add_column(tibble::as_tibble(out), layer = nm, .before = 1)
   })
@@ -262,7 +265,8 @@ intrinsic_dim <- function(x, method = c("twonn", "twonn_mle", "mle_levina_bickel
 #' Duplicate points (zero-length edges) are removed first, with a warning.
 #'
 #' @param x A numeric matrix (points in rows), a [ts_reps()] / named list of layers, or
-#'   an undirected igraph graph.
+#'   an undirected igraph graph. For several layers, progress (one step per layer) goes
+#'   through `progressr` (see [rsa()]).
 #' @param k Neighbours of the kNN graph.
 #' @param alpha Mass kept on the node (Ollivier).
 #' @param method `"ollivier"` or `"forman"`.

@@ -34,10 +34,12 @@ report_overview <- function(results, s) {
   models <- unique(vapply(results$units, function(u) as.character(u$model), ""))
   n_units <- length(results$units)
   n_err <- sum(s$n_error > 0 & s$n_ok == 0)
+  n_layers <- length(unique(unlist(lapply(results$reduced, function(r) names(r$layers))))) %||% 0L
+  if (!n_layers) n_layers <- length(unique(stats::na.omit(as.character(results$records$layer))))
   sprintf("%d model%s (%s), %d model x checkpoint unit%s, %s stimuli, %d layers. %d metric%s computed, %d not applicable here, %d failed. tensorscope %s, %s.",
           length(models), if (length(models) != 1) "s" else "", paste(models, collapse = ", "), n_units,
           if (n_units != 1) "s" else "", format(results$provenance$n_stimuli %||% length(results$stimuli)),
-          nlevels(results$values$layer), sum(s$n_ok > 0), if (sum(s$n_ok > 0) != 1) "s" else "",
+          n_layers, sum(s$n_ok > 0), if (sum(s$n_ok > 0) != 1) "s" else "",
           sum(s$n_ok == 0 & s$n_error == 0), n_err, results$provenance$package_version %||% "", results$provenance$date %||% "")
 }
 
@@ -60,10 +62,10 @@ report_answer <- function(results) {
   lead <- sprintf("Best model: %s, score %s; its best layer is %s.", unit(top$model, top$step), fmt_num(top$score),
                   paste(sprintf("%s for %s (RSA %s)", top_best$layer, top_best$area, fmt_num(top_best$rsa)), collapse = ", "))
   best_tbl <- tibble::tibble(area = best$area, model = best$model, step = best$step, `best layer` = as.character(best$layer),
-                             RSA = best$rsa, `95% CI` = fmt_interval(best$ci_lower, best$ci_upper), p = best$p_value,
+                             RSA = best$rsa, `95% CI` = fmt_interval(best$ci_lower, best$ci_upper), p = fmt_p(best$p_value),
                              `ceiling (lower, upper)` = fmt_interval(best$ceiling_lower, best$ceiling_upper),
                              CKA = best$cka, predictivity = best$predictivity)
-  best_tbl <- best_tbl[order(best_tbl$area, best_tbl$model, best_tbl$step), ]
+  best_tbl <- best_tbl[order(match(best_tbl$area, unique(nc$area)), best_tbl$model, best_tbl$step), ]
   ceil <- unique(tibble::tibble(area = best$area, lower = best$ceiling_lower, upper = best$ceiling_upper))
   ceil <- ceil[!duplicated(ceil$area), ]
   ceil$note <- ifelse(is.finite(ceil$upper), "", "one subject: no ceiling, the score uses the raw RSA")
@@ -78,6 +80,10 @@ report_answer <- function(results) {
     html_table(ceil[, c("area", "lower", "upper", if (any(nzchar(ceil$note))) "note")]),
     "<h3>Ranking of the models</h3>", html_table(drop_constant_ids(rk, keep = c("rank", "model"))))
 }
+
+# p-values: three decimals, "< 0.001" below (a permutation p-value is at least
+# 1 / (n_perm + 1)), blank when not computed.
+fmt_p <- function(p) ifelse(is.na(p), "", ifelse(p < 0.001, "< 0.001", formatC(p, format = "f", digits = 3)))
 
 fmt_interval <- function(lo, hi) {
   ifelse(is.finite(lo) & is.finite(hi), sprintf("[%s, %s]", fmt_num(lo, ref = c(lo, hi)), fmt_num(hi, ref = c(lo, hi))), "")
@@ -126,16 +132,19 @@ metric_tables <- function(results, d, m, diagnostics) {
   if (m == "rsa_similarity" && !is.null(results$neural)) {
     nc <- results$neural
     w <- tibble::tibble(model = nc$model, step = nc$step, area = nc$area, layer = as.character(nc$layer), RSA = nc$rsa,
-                        `95% CI` = fmt_interval(nc$ci_lower, nc$ci_upper), p = nc$p_value, CKA = nc$cka,
+                        `95% CI` = fmt_interval(nc$ci_lower, nc$ci_upper), p = fmt_p(nc$p_value), CKA = nc$cka,
                         predictivity = nc$predictivity, best = ifelse(nc$best, "best", ""))
     return(long_table(drop_constant_ids(w, keep = c("area", "layer")), results))
   }
   w <- wide_values(d)
+  if ("layer" %in% names(w) && anyNA(w$layer)) w$layer <- ifelse(is.na(w$layer), "(whole model)", as.character(w$layer))
   stat_cols <- setdiff(names(w), c("model", "step", "layer"))
   is_diag <- vapply(stat_cols, function(st) any(st == diagnostics | endsWith(st, paste0(":", diagnostics))), logical(1))
   ids <- intersect(c("model", "step", "layer"), names(w))
   main <- drop_constant_ids(w[, c(ids, stat_cols[!is_diag]), drop = FALSE])
-  out <- if (any(!is_diag)) long_table(main, results)
+  out <- if (sum(!is_diag) == 1 && all(c("step", "layer") %in% names(main)) && !"model" %in% names(main)) {
+    html_table(steps_as_columns(main, stat_cols[!is_diag]), shared = TRUE)
+  } else if (any(!is_diag)) long_table(main, results)
   if (any(is_diag)) {
     dg <- drop_constant_ids(w[, c(ids, stat_cols[is_diag]), drop = FALSE])
     out <- c(out, sprintf("<details><summary>Diagnostics (%s)</summary>", html_escape(paste(stat_cols[is_diag], collapse = ", "))),
@@ -151,10 +160,29 @@ long_table <- function(tbl, results, max_rows = 30) {
     mdl <- if ("model" %in% names(tbl)) tbl$model else rep("", nrow(tbl))
     last <- stats::ave(tbl$step, mdl, FUN = function(s) if (all(is.na(s))) NA_real_ else max(s, na.rm = TRUE))
     keep <- !is.na(tbl$step) & tbl$step == last
-    return(c("<p class=\"note\">At the last checkpoint of each model (every checkpoint below):</p>", html_table(tbl[keep, ]), all_rows))
+    shown <- tbl[keep, ]
+    steps <- unique(shown$step)
+    if (length(steps) == 1) shown$step <- NULL
+    note <- if (length(steps) == 1) sprintf("At step %s, the last checkpoint (every checkpoint below):", fmt_step(steps)) else
+      "At the last checkpoint of each model (every checkpoint below):"
+    return(c(sprintf("<p class=\"note\">%s</p>", note), html_table(shown), all_rows))
   }
   c(sprintf("<p class=\"note\">The first %d rows (all below):</p>", max_rows), html_table(tbl[seq_len(max_rows), ]), all_rows)
 }
+
+# One statistic of one model over checkpoints: a layer x step table ("step 0", ...).
+steps_as_columns <- function(tbl, stat) {
+  lay <- unique(tbl$layer)
+  steps <- sort(unique(tbl$step), na.last = TRUE)
+  out <- tibble::tibble(layer = lay)
+  for (st in steps) {
+    sel <- if (is.na(st)) is.na(tbl$step) else !is.na(tbl$step) & tbl$step == st
+    out[[paste("step", fmt_step(st))]] <- tbl[[stat]][sel][match(lay, tbl$layer[sel])]
+  }
+  out
+}
+
+fmt_step <- function(s) ifelse(is.na(s), "-", format(s, scientific = FALSE, trim = TRUE))
 
 # get_metric() rows -> model, step, layer, one column per statistic (in order of
 # appearance; a prefix shared by every statistic, e.g. "cka:", is dropped).
@@ -198,9 +226,11 @@ report_not_computed <- function(results, s) {
     tibble::tibble(metric = m, status = rm$status[1], why = rm$reason[1],
                    condition = if (rm$status[1] == "error") rm$condition[1] else NA_character_)
   })
+  tbl <- do.call(rbind, rows)
+  if (all(is.na(tbl$condition))) tbl$condition <- NULL
   c("<h2>Not computed</h2>",
     "<p>Metrics that did not apply to these models (a skip says what they need) or failed (the condition class says why).</p>",
-    html_table(do.call(rbind, rows)))
+    html_table(tbl))
 }
 
 report_provenance <- function(results, s) {
@@ -244,7 +274,9 @@ html_toc <- function(ms) {
 
 # Numbers for people: missing values blank; whole numbers as integers; otherwise three
 # significant digits of the largest magnitude in `ref` (the column), the same number
-# of decimals for every value, and scientific notation for very small or large columns.
+# of decimals for every value; scientific notation for very small or large columns;
+# a column whose values span more than three orders of magnitude gets three
+# significant digits per value.
 fmt_num <- function(v, ref = v) {
   out <- rep("", length(v))
   ok <- is.finite(v)
@@ -252,25 +284,34 @@ fmt_num <- function(v, ref = v) {
   if (!any(ok)) return(out)
   r <- ref[is.finite(ref)]
   big <- if (length(r)) max(abs(r)) else max(abs(v[ok]))
-  if (all(v[ok] == round(v[ok])) && big < 1e15) {
+  if (all(r == round(r)) && all(v[ok] == round(v[ok])) && big < 1e15) {
     out[ok] <- formatC(v[ok], format = "d", big.mark = ",")
+  } else if ((small <- min(abs(r[r != 0]), big)) < big / 1e3 && big < 1e6) {
+    # values over several orders of magnitude: three significant digits each
+    out[ok] <- vapply(v[ok], function(x) fmt_num(x), "")
   } else if (big >= 1e6 || big < 1e-4) {
     out[ok] <- formatC(v[ok], format = "e", digits = 2)
   } else {
     dec <- min(6, max(0, 2 - floor(log10(big))))
     out[ok] <- formatC(v[ok], format = "f", digits = dec, big.mark = ",")
-    out[ok][out[ok] == formatC(-0, format = "f", digits = dec) | grepl("^-0\\.?0*$", out[ok])] <- formatC(0, format = "f", digits = dec)
   }
   out
 }
 
-html_table <- function(tbl) {
-  tbl <- as.data.frame(tbl, stringsAsFactors = FALSE)
+# A table; numbers formatted per column (fmt_num()), or over all the value columns
+# together with `shared = TRUE` (a matrix of one statistic); numeric-looking text
+# columns (intervals, p-values) are right-aligned like numbers.
+html_table <- function(tbl, shared = FALSE) {
+  tbl <- as.data.frame(tbl, stringsAsFactors = FALSE, check.names = FALSE)
   if (!nrow(tbl)) return("<p class=\"note\">(no rows)</p>")
   num <- vapply(tbl, is.numeric, logical(1))
+  all_values <- unlist(tbl[num & names(tbl) != "step"], use.names = FALSE)
+  num <- num | vapply(tbl, function(v) is.character(v) && any(nzchar(v) & !is.na(v)) &&
+                        all(grepl("^([-<\\[0-9]|$)", v[!is.na(v)])), logical(1))
   cells <- lapply(names(tbl), function(nm) {
     v <- tbl[[nm]]
-    if (is.numeric(v)) return(fmt_num(v))
+    if (nm == "step" && is.numeric(v)) return(ifelse(is.na(v), "", fmt_step(v)))
+    if (is.numeric(v)) return(if (shared) fmt_num(v, ref = all_values) else fmt_num(v))
     if (is.logical(v)) return(ifelse(is.na(v), "", ifelse(v, "yes", "no")))
     v <- as.character(v)
     ifelse(is.na(v), "", html_escape(v))
@@ -302,11 +343,11 @@ report_css <- paste(
 # ---- the browser check --------------------------------------------------------------------
 
 # A PNG screenshot of an HTML file in headless Chromium, as a reader sees it (`make demo`
-# and the tests look at the report this way). `height = NULL`: the whole page (the
-# window is sized from the page's figures and table rows, then the white below the
-# content is cut off when the png package is there). Returns the PNG path, or NULL with
-# a message when no Chromium is found (`TS_CHROMIUM`, else chromium or google-chrome on
-# the PATH).
+# and the tests look at the report this way): the first `height` pixels of a window
+# `width` wide, or with `height = NULL` the whole page (measured on a small first
+# rendering, which needs the png package; a page taller than 24,000 pixels is drawn
+# smaller). Returns the PNG path, or NULL with a message when no Chromium is found
+# (`TS_CHROMIUM`, else chromium, chromium-browser or google-chrome on the PATH).
 report_screenshot <- function(html, png, width = 1100, height = 1400, timeout = 120) {
   bins <- c(Sys.getenv("TS_CHROMIUM"), Sys.which(c("chromium", "chromium-browser", "google-chrome")))
   bin <- bins[nzchar(bins)][1]
@@ -314,28 +355,42 @@ report_screenshot <- function(html, png, width = 1100, height = 1400, timeout = 
     cli::cli_inform("No Chromium found (install chromium or set {.envvar TS_CHROMIUM}): screenshot of {.file {html}} skipped.")
     return(invisible(NULL))
   }
-  if (!file.exists(html)) ts_abort("{.arg html}: no file {.file {html}}.", "argument")
+  if (!is.character(html) || length(html) != 1 || !file.exists(html)) ts_abort("{.arg html} must be an existing file, not {describe(html)}.", "argument")
+  png <- normalizePath(png, mustWork = FALSE)
+  scale <- 1
   full <- is.null(height)
   if (full) {
-    page <- readLines(html, warn = FALSE)
-    count <- function(p) sum(lengths(regmatches(page, gregexpr(p, page, fixed = TRUE))))
-    height <- min(16000, 1200 + 560 * count("<img") + 30 * count("<tr") + 40 * count("<p") + 60 * count("<h"))
+    rlang::check_installed("png", reason = "to measure the page for a whole-page screenshot")
+    # a half-size rendering of a tall window: where the ink ends is the page height
+    # (smaller scales enlarge the text to Chromium's minimum font size)
+    height <- 2 * ink_rows(shoot(bin, html, png, width, 40000, 0.5, timeout)) + 40
+    scale <- min(1, 24000 / height)
   }
-  png <- normalizePath(png, mustWork = FALSE)
+  shoot(bin, html, png, width, height, scale, timeout)
+  if (full) {
+    # cut the white below the content
+    img <- png::readPNG(png)
+    n <- ink_rows(png, img)
+    if (n + 20 < dim(img)[1]) png::writePNG(img[seq_len(n + 20), , , drop = FALSE], png)
+  }
+  png
+}
+
+# The last row of a PNG that is not (near) white.
+ink_rows <- function(png, img = png::readPNG(png)) {
+  ink <- which(apply(img[, , 1:3, drop = FALSE] < 0.98, 1, any))
+  if (length(ink)) max(ink) else dim(img)[1]
+}
+
+shoot <- function(bin, html, png, width, height, scale, timeout) {
   unlink(png)
   prof <- tempfile("chromium")
   on.exit(unlink(prof, recursive = TRUE), add = TRUE)
   args <- c("--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--no-first-run", "--disable-dev-shm-usage",
-            paste0("--user-data-dir=", prof), paste0("--screenshot=", png), sprintf("--window-size=%d,%d", width, height),
+            if (scale != 1) sprintf("--force-device-scale-factor=%.4f", scale), paste0("--user-data-dir=", prof),
+            paste0("--screenshot=", png), sprintf("--window-size=%d,%d", as.integer(width), as.integer(height)),
             paste0("file://", normalizePath(html)))
   log <- suppressWarnings(system2(bin, shQuote(args), stdout = TRUE, stderr = TRUE, timeout = timeout))
-  if (!file.exists(png)) {
-    ts_abort(c("Chromium wrote no screenshot of {.file {html}}.", x = "{utils::tail(log, 3)}"), "file")
-  }
-  if (full && requireNamespace("png", quietly = TRUE)) {
-    img <- png::readPNG(png)
-    ink <- which(apply(img[, , 1:3, drop = FALSE] < 0.98, 1, any))
-    if (length(ink)) png::writePNG(img[seq_len(min(dim(img)[1], max(ink) + 40)), , , drop = FALSE], png)
-  }
+  if (!file.exists(png)) ts_abort(c("Chromium wrote no screenshot of {.file {html}}.", x = "{utils::tail(log, 3)}"), "file")
   png
 }

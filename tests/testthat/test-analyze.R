@@ -138,6 +138,9 @@ test_that("analyze_models on the shipped CNN recovers the planted layers and equ
   expect_equal(res$provenance$device, "cpu")
   expect_equal(res$provenance$seed, 1)
   expect_true(nzchar(res$provenance$inputs_hash))
+  # the reducer activations() chose for every layer of every unit is in the provenance
+  expect_named(res$provenance$reduce, paste("fmnist_cnn", c(200, 1125)))
+  expect_equal(unlist(res$provenance$reduce[[2]]), fin$provenance$reduce)
 })
 
 test_that("analyze_models on the shipped transformer: circuits found after training, unusable layers recorded", {

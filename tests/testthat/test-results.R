@@ -126,10 +126,13 @@ test_that("report numbers are rounded to three significant digits of their colum
   expect_identical(fmt(c(0.953, 0.5)), c("0.953", "0.500"))
   expect_identical(fmt(c(3, NA, 10000)), c("3", "", "10,000"))
   expect_identical(fmt(c(12.345, -3.21)), c("12.3", "-3.2"))
-  expect_identical(fmt(c(-0.0001, 0.5)), c("0.000", "0.500"))
+  expect_identical(fmt(c(-0.0004, 0.05)), c("-0.0004", "0.0500"))
+  # over more than three orders of magnitude: three significant digits per value
+  expect_identical(fmt(c(1.57, 0.00012, 0)), c("1.57", "0.000120", "0"))
   expect_identical(fmt(c(1e-6, 2.5e-5)), c("1.00e-06", "2.50e-05"))
   expect_identical(fmt(c(Inf, NaN, -Inf, 1.5)), c("Inf", "", "-Inf", "1.50"))
   expect_identical(fmt(c(NA_real_, NA_real_)), c("", ""))
+  expect_identical(tensorscope:::fmt_p(c(0.000999, 0.0421, NA)), c("< 0.001", "0.042", ""))
 })
 
 test_that("the HTML report renders in a browser: a headless Chromium screenshot is not blank", {
