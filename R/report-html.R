@@ -241,7 +241,13 @@ report_provenance <- function(results, s) {
   red <- p$reduce
   red <- red[lengths(red) > 0]
   red_tbl <- if (length(red)) {
-    do.call(rbind, lapply(names(red), function(u) tibble::tibble(unit = u, layer = names(red[[u]]), reducer = unlist(red[[u]], use.names = FALSE))))
+    # layer x unit; one column when every unit had the same reducers
+    lays <- unique(unlist(lapply(red, names)))
+    cols <- lapply(red, function(r) vapply(lays, function(l) r[[l]] %||% NA_character_, ""))
+    same <- all(vapply(cols, identical, logical(1), cols[[1]]))
+    t <- tibble::tibble(layer = lays)
+    if (same) t[[if (length(cols) > 1) "reducer (every checkpoint)" else "reducer"]] <- unname(cols[[1]]) else for (u in names(cols)) t[[u]] <- unname(cols[[u]])
+    t
   }
   r <- results$records
   err <- r[r$status == "error", c("model", "step", "layer", "metric", "condition", "reason")]

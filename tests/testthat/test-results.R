@@ -26,12 +26,19 @@ validate_schema <- function(x, s, path = "$") {
   errs
 }
 
-small_results <- function() {
-  sim <- simulate_model_and_brain(n_stimuli = 40, n_layers = 4, width = 16, n_subjects = 2, seed = 3)
-  analyze_models(list(sim = sim$reps), metrics = c("effective_rank", "cka_similarity", "block_cka_gap", "rsa_similarity",
-                                                  "grouped_fisher"),
-                 neural = list(IT = sim$neural))
-}
+# computed once per file: the tests only read it
+small_results <- local({
+  cached <- NULL
+  function() {
+    if (is.null(cached)) {
+      sim <- simulate_model_and_brain(n_stimuli = 40, n_layers = 4, width = 16, n_subjects = 2, seed = 3)
+      cached <<- analyze_models(list(sim = sim$reps), metrics = c("effective_rank", "cka_similarity", "block_cka_gap",
+                                                                 "rsa_similarity", "grouped_fisher"),
+                                neural = list(IT = sim$neural))
+    }
+    cached
+  }
+})
 
 test_that("the JSON report validates against the schema and round-trips", {
   skip_if_not_installed("jsonlite")
