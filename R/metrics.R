@@ -420,7 +420,7 @@ metric_table_rd <- function() {
   reg <- registry$metrics
   if (!length(reg)) rlang::run_on_load()
   reg <- registry$metrics
-  esc <- function(x) gsub("([%{}])", "\\\\\\1", x)
+  esc <- rd_escape
   rows <- vapply(reg, function(m) {
     fn <- if (!is.null(m$fn)) sprintf("\\code{\\link[=%s]{%s()}}", m$fn, m$fn) else ""
     als <- if (length(m$aliases)) paste0(" (alias ", paste(sprintf("\\code{%s}", m$aliases), collapse = ", "), ")") else ""
@@ -434,11 +434,13 @@ metric_table_rd <- function() {
     unname(rows), "}")
 }
 
+# Text for Rd: %, {, } and backslashes escaped.
+rd_escape <- function(x) gsub("([%{}\\\\])", "\\\\\\1", x)
+
 # Rd for the section "Reading the metrics" of ts_metrics(): each metric's `about`.
 metric_about_rd <- function() {
   if (!length(registry$metrics)) rlang::run_on_load()
-  esc <- function(x) gsub("([%{}\\\\])", "\\\\\\1", x)
-  items <- vapply(registry$metrics, function(m) sprintf("\\item{\\code{%s}}{%s}", m$name, esc(m$about)), "")
+  items <- vapply(registry$metrics, function(m) sprintf("\\item{\\code{%s}}{%s}", m$name, rd_escape(m$about)), "")
   c("@section Reading the metrics:", "What each metric measures and how to read it (the text of the HTML report):",
     "\\describe{", unname(items), "}")
 }

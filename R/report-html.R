@@ -34,7 +34,7 @@ report_overview <- function(results, s) {
   models <- unique(vapply(results$units, function(u) as.character(u$model), ""))
   n_units <- length(results$units)
   n_err <- sum(s$n_error > 0 & s$n_ok == 0)
-  n_layers <- length(unique(unlist(lapply(results$reduced, function(r) names(r$layers))))) %||% 0L
+  n_layers <- length(unique(unlist(lapply(results$reduced, function(r) names(r$layers)))))
   if (!n_layers) n_layers <- length(unique(stats::na.omit(as.character(results$records$layer))))
   sprintf("%d model%s (%s), %d model x checkpoint unit%s, %s stimuli, %d layers. %d metric%s computed, %d not applicable here, %d failed. tensorscope %s, %s.",
           length(models), if (length(models) != 1) "s" else "", paste(models, collapse = ", "), n_units,
@@ -55,7 +55,8 @@ report_answer <- function(results) {
   ranking <- attr(nc, "ranking")
   meth <- results$provenance$metrics$rsa_similarity$method %||% "spearman"
   meth_txt <- switch(meth, spearman = "Spearman rank correlation", pearson = "Pearson correlation",
-                     kendall_tau_a = "Kendall's tau-a", kendall = "Kendall's tau", paste0(meth, " similarity"))
+                     kendall_tau_a = "Kendall's tau-a", rho_a = "Spearman's rho-a", cosine = "cosine similarity",
+                     paste0(meth, " similarity"))
   top <- ranking[1, ]
   top_best <- best[best$model == top$model & best$step %in% top$step, ]
   unit <- function(model, step) if (is.na(step)) model else sprintf("%s (step %s)", model, format(step))
@@ -134,7 +135,7 @@ metric_tables <- function(results, d, m, diagnostics) {
     w <- tibble::tibble(model = nc$model, step = nc$step, area = nc$area, layer = as.character(nc$layer), RSA = nc$rsa,
                         `95% CI` = fmt_interval(nc$ci_lower, nc$ci_upper), p = fmt_p(nc$p_value), CKA = nc$cka,
                         predictivity = nc$predictivity, best = ifelse(nc$best, "best", ""))
-    return(long_table(drop_constant_ids(w, keep = c("area", "layer")), results))
+    return(long_table(drop_constant_ids(w, keep = c("area", "layer"))))
   }
   w <- wide_values(d)
   if ("layer" %in% names(w) && anyNA(w$layer)) w$layer <- ifelse(is.na(w$layer), "(whole model)", as.character(w$layer))
@@ -144,7 +145,7 @@ metric_tables <- function(results, d, m, diagnostics) {
   main <- drop_constant_ids(w[, c(ids, stat_cols[!is_diag]), drop = FALSE])
   out <- if (sum(!is_diag) == 1 && all(c("step", "layer") %in% names(main)) && !"model" %in% names(main)) {
     html_table(steps_as_columns(main, stat_cols[!is_diag]), shared = TRUE)
-  } else if (any(!is_diag)) long_table(main, results)
+  } else if (any(!is_diag)) long_table(main)
   if (any(is_diag)) {
     dg <- drop_constant_ids(w[, c(ids, stat_cols[is_diag]), drop = FALSE])
     out <- c(out, sprintf("<details><summary>Diagnostics (%s)</summary>", html_escape(paste(stat_cols[is_diag], collapse = ", "))),
@@ -153,7 +154,7 @@ metric_tables <- function(results, d, m, diagnostics) {
   out
 }
 
-long_table <- function(tbl, results, max_rows = 30) {
+long_table <- function(tbl, max_rows = 30) {
   if (nrow(tbl) <= max_rows) return(html_table(tbl))
   all_rows <- c(sprintf("<details><summary>All %d rows</summary>", nrow(tbl)), html_table(tbl), "</details>")
   if ("step" %in% names(tbl) && length(unique(tbl$step[!is.na(tbl$step)])) > 1) {

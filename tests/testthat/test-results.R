@@ -125,6 +125,15 @@ test_that("the HTML report opens with the answer and explains every metric", {
   expect_match(html2, "<details><summary>Diagnostics (welch_bound)</summary>", fixed = TRUE)
   expect_match(html2, "<details><summary>Diagnostics (n_edges)</summary>", fixed = TRUE)
   expect_match(html2, "No neural data was given", fixed = TRUE)
+  # a metric that failed on every layer: listed as not computed and among the failures, with its class
+  bad <- analyze_models(sim$reps, metrics = list("effective_rank", ricci_curvature = list(k = 500)))
+  save_report(bad, h <- tempfile(fileext = ".html"))
+  html3 <- paste(readLines(h, warn = FALSE), collapse = "\n")
+  cls <- unique(bad$records$condition[bad$records$metric == "ricci_curvature"])
+  expect_length(cls, 1)
+  expect_match(cls, "^tensorscope_error_")
+  expect_match(html3, "<details><summary>Failures (3)</summary>", fixed = TRUE)
+  expect_match(substring(html3, regexpr("<h2>Not computed</h2>", html3, fixed = TRUE)), cls, fixed = TRUE)
 })
 
 test_that("report numbers are rounded to three significant digits of their column, NA blank", {
