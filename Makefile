@@ -1,5 +1,6 @@
 # tensorscope: set-up, build, test and demo on a fresh Debian machine.
-#   make demo    the main job on shipped data (writes demo-output/)
+#   make demo    the main job on shipped data (writes demo-output/: the HTML report
+#                and headless-Chromium screenshots of it, report.png)
 #   make figures every analyzer metric's figure as PNG (demo-output/figures/)
 #   make test    installs what is missing, builds, runs the whole test suite
 #                (with LibTorch, then again without it; then the CMake harness)
@@ -23,7 +24,7 @@ DEB_PACKAGES := r-base-dev r-cran-rcpp r-cran-rcppeigen r-cran-rlang r-cran-cli 
   r-cran-jsonlite r-cran-bench r-cran-future r-cran-future.apply r-cran-future.batchtools r-cran-progressr \
   r-cran-igraph r-cran-pls libopenblas0-pthread libtorch-dev pandoc \
   python3-torch python3-torchvision dataset-fashion-mnist cmake zlib1g-dev r-cran-hdf5r python3-h5py \
-  r-cran-roxygen2 r-cran-generics r-cran-dplyr r-cran-pkgdown valgrind
+  r-cran-roxygen2 r-cran-generics r-cran-dplyr r-cran-pkgdown valgrind chromium r-cran-png
 
 .PHONY: all deps build install install-dev install-notorch site test test-torch test-notorch torch-check check demo bench docs clean \
   sanitize valgrind

@@ -300,6 +300,7 @@ rlang::on_load({
   register_metric(new_metric(
     "cka_similarity", family = "alignment", scope = "model", fn = "cka_layers", aliases = "cka_layers",
     defaults = list(kernel = "linear", estimator = "biased"), description = "CKA between all pairs of layers",
+    about = "Linear centred kernel alignment (CKA) between every pair of layers: how similar their representational geometry is over the same stimuli, from 0 (unrelated) to 1 (the same up to rotation and scale). Bright blocks along the diagonal are groups of layers that represent the stimuli alike; a dark band is a layer where the representation changes.",
     compute = function(x, args, ctx) cka_layers(x, kernel = args$kernel, estimator = args$estimator),
     tidy = function(out, ctx) {
       tibble::tibble(layer = as.character(out$layer_x), statistic = paste0("cka:", out$layer_y), value = out$cka,
@@ -309,12 +310,14 @@ rlang::on_load({
   register_metric(new_metric(
     "block_cka_gap", family = "alignment", scope = "model", defaults = list(n_blocks = 2),
     description = "best cut of the layers into blocks of high linear CKA (see Details)",
+    about = "The layers cut into contiguous blocks so that CKA is high within a block and low between blocks. A large gap (within minus between) means the network has a clear block structure; the block column says which block each layer falls in.",
     compute = function(x, args, ctx) block_cka_gap(cka_layers(x), args$n_blocks),
     plot = plot_block_gap))
   register_metric(new_metric(
     "cka_trajectory", family = "dynamics", scope = "steps", needs = "checkpoints", fn = "cka",
     defaults = list(kernel = "linear", estimator = "biased"),
     description = "CKA of every layer at every checkpoint with the same layer at the last checkpoint",
+    about = "CKA of every layer at each checkpoint with the same layer at the last checkpoint. Curves that reach 1 early belong to layers that settled early in training; layers still far below 1 late in training kept changing.",
     compute = function(x, args, ctx) {
       last <- ctx$steps[[ctx$last]]
       common <- intersect(names(x$layers), names(last$layers))

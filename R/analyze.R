@@ -65,7 +65,8 @@ reps_unit_layers <- function(u, layers, call) {
 
 # The one place where the analyzer computes activations: one forward pass of the unit's
 # model for all its layers. Returns a named list, layer -> matrix, or -> the condition
-# that kept the layer from being captured (non-finite outputs, say).
+# that kept the layer from being captured (non-finite outputs, say), with the reducer
+# activations() chose per layer as attribute "reduce" (provenance).
 # (Options of activations(), e.g. its memory budget, pass through `opts` here.)
 unit_activations <- function(u, model, layers, inputs, opts) {
   if (u$kind == "reps") return(u$reps$layers[layers])
@@ -85,10 +86,10 @@ unit_activations <- function(u, model, layers, inputs, opts) {
       out[[ly]] <- structure(class = c("tensorscope_error_non_finite", "tensorscope_error", "error", "condition"),
                              list(message = "its output holds non-finite values (NA, NaN or Inf)", call = NULL))
     }
-    return(out[layers])
+    return(structure(out[layers], reduce = r$provenance$reduce))
   }
   r <- tryCatch(run(layers), error = function(e) e)
-  if (!inherits(r, "error")) return(r$layers[layers])
+  if (!inherits(r, "error")) return(structure(r$layers[layers], reduce = r$provenance$reduce))
   # one layer failed: capture the others one by one to tell which
   stats::setNames(lapply(layers, function(ly) {
     tryCatch(run(ly)$layers[[1]], error = function(e) e)
@@ -191,6 +192,7 @@ run_unit <- function(pl, metrics, objs, inputs, labels, seed, opts, keep_activat
   model <- if (u$kind == "file") ts_model(u$path, opts$device)
   lays <- if (u$kind == "file") intersect(layers(model), check_layers(model, opts$layers)) else pl$layers  # model order
   acts <- unit_activations(u, model, lays, inputs, opts)
+  reducers <- attr(acts, "reduce")
   extract <- proc.time()[["elapsed"]] - t0
   base <- list(unit = u[intersect(c("model", "step", "kind", "path"), names(u))], seed = seed, stimuli = opts$stimuli, opts = opts,
                labels = labels, inputs = inputs, model = model)
@@ -230,7 +232,7 @@ run_unit <- function(pl, metrics, objs, inputs, labels, seed, opts, keep_activat
   for (m in scope_of(objs, "model")) {
     entries[[length(entries) + 1]] <- metric_entry(u, m, run_metric(objs[[m]], red, metrics[[m]], ctx))
   }
-  list(unit = u, entries = entries, reduced = red, extract_seconds = extract, layers = lays,
+  list(unit = u, entries = entries, reduced = red, extract_seconds = extract, layers = lays, reduce = reducers,
        rdm = if (any(rdm_ok)) as_rdm(unname(rdms[rdm_ok]), names = names(rdms)[rdm_ok]),
        rdm_errors = lapply(rdms[!rdm_ok], function(e) failed(e, prefix = "no layer RDM: ")),
        activations = if (keep_activations) kept)
@@ -413,6 +415,7 @@ analyze_models <- function(models, inputs = NULL, metrics = ts_metrics(), neural
     extract_seconds = sum(vapply(out, `[[`, 0, "extract_seconds")),
     date = format(Sys.time(), "%Y-%m-%dT%H:%M:%S%z"),
     rdm_method = rdm_method,
+    reduce = stats::setNames(lapply(out, function(o) as.list(o$reduce)), vapply(units, function(u) paste(u$model, u$step), "")),
     metrics = metrics
   )
 

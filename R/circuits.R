@@ -565,12 +565,14 @@ rlang::on_load({
     "composition_scores", family = "circuits", scope = "model", fn = "composition_scores", aliases = "qkov_pairing",
     needs = circuit_needs, defaults = list(n_baseline = 100),
     description = "Q-, K- and V-composition between heads of different layers",
+    about = "How much each attention head reads (through its queries, keys or values) from what an earlier head wrote, relative to random heads. High Q-, K- or V-composition between two heads suggests they form a circuit, such as the previous-token head feeding an induction head.",
     compute = function(x, args, ctx) composition_scores(ctx$model, n_baseline = args$n_baseline, seed = ctx$seed),
     tidy = tidy_composition, plot = plot_composition_map))
   register_metric(new_metric(
     "induction_head_strength", family = "circuits", scope = "model", fn = "head_scores", aliases = "head_scores",
     needs = circuit_needs, defaults = list(seq_len = NULL, n_seqs = 20, bos = NULL, vocab_size = NULL),
     description = "induction and previous-token scores per head on repeated random tokens",
+    about = "Per head, on repeated random token sequences: the induction score (attention to the token after the previous occurrence of the current token) and the previous-token score. A head with an induction score well above 0 (up to 1) is an induction head; previous-token heads in earlier layers usually feed it.",
     compute = function(x, args, ctx) {
       # on repeated random tokens, not on `inputs`: the score needs sequences whose
       # second half repeats the first (seq_len = NULL: the longest that fits)
@@ -586,6 +588,7 @@ rlang::on_load({
     "attention_flow_patterns", family = "circuits", scope = "model", fn = "attention_flow", aliases = "attention_flow",
     needs = circuit_needs, defaults = list(method = "rollout"),
     description = "attention rollout / flow from the inputs, mean over sequences",
+    about = "Attention rollout: how much each output position draws, through all layers, on each input position, averaged over sequences. Mass on the diagonal means positions keep their own information; mass on the first column means attention sinks on the first token.",
     compute = function(x, args, ctx) attention_flow(attention_patterns(ctx$model, ctx$inputs[[1]]), method = args$method),
     tidy = function(out, ctx) {
       agg <- stats::aggregate(weight ~ query + key, data = out, FUN = mean)
@@ -596,6 +599,7 @@ rlang::on_load({
   register_metric(new_metric(
     "attention_entropy", family = "circuits", scope = "model", fn = "attention_entropy",
     needs = circuit_needs, defaults = list(by = "head"), description = "entropy of the attention of each head",
+    about = "Entropy of each head's attention distribution, averaged over queries. Low entropy means a head attends sharply to few positions; high entropy means it spreads its attention evenly.",
     compute = function(x, args, ctx) attention_entropy(attention_patterns(ctx$model, ctx$inputs[[1]]), by = args$by),
     tidy = tidy_attention_entropy, plot = plot_attention_entropy))
 })

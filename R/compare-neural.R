@@ -5,7 +5,11 @@
 # the correlation distance, the default of rdm() and rsa().
 default_rdm_method <- "correlation"
 
-# neural -> named list of areas; each: list(rdm = ts_rdm (one per subject), data = list of matrices or NULL).
+# neural -> named list of areas; each: list(rdm = ts_rdm (one per subject), data = list of
+# matrices or NULL), with every area's stimuli in the order of the models' (`stimuli`),
+# matched by id (match_stimuli(): realigned with one message when both sides carry ids
+# in another order, a classed error listing the missing ids when they differ, and paired
+# by position only when the neural data has no ids).
 as_neural <- function(neural, stimuli, inform = TRUE, call = rlang::caller_env()) {
   if (is.matrix(neural) || is.data.frame(neural) || inherits(neural, "ts_rdm")) neural <- list(neural = neural)
   if (!is.list(neural) || !length(neural)) {
@@ -15,33 +19,37 @@ as_neural <- function(neural, stimuli, inform = TRUE, call = rlang::caller_env()
   nms <- names(neural) %||% rep("", length(neural))
   nms[!nzchar(nms)] <- paste0("area", seq_along(neural))[!nzchar(nms)]
   out <- list()
+  moved <- character()
   for (i in seq_along(neural)) {
     a <- neural[[i]]
     arg <- sprintf("neural$%s", nms[i])
     if (inherits(a, "ts_rdm")) {
-      idx <- check_neural_stimuli(a$conditions, stimuli, arg, call, inform = inform)
-      if (!is.null(idx)) a <- a[idx, ]
-      out[[nms[i]]] <- list(rdm = a, data = NULL)
+      idx <- neural_stimuli(stimuli, a$conditions, arg, "conditions", call)
+      if (!is.null(idx)) moved <- c(moved, arg)
+      out[[nms[i]]] <- list(rdm = if (is.null(idx)) a else rdm_conditions(a, idx), data = NULL)
       next
     }
     subj <- if (is.list(a) && !is.data.frame(a)) a else list(a)
     data <- lapply(seq_along(subj), function(j) {
       m <- as_data_matrix(subj[[j]], arg = arg, call = call)
-      idx <- check_neural_stimuli(rownames(m), stimuli, arg, call, n = nrow(m), inform = inform)
-      if (is.null(idx)) m else m[idx, , drop = FALSE]
+      idx <- neural_stimuli(stimuli, rownames(m), arg, "stimuli", call, n = nrow(m))
+      if (is.null(idx)) return(m)
+      moved <<- c(moved, arg)
+      m[idx, , drop = FALSE]
     })
     names(data) <- names(subj) %||% paste0("subject", seq_along(data))
     out[[nms[i]]] <- list(rdm = NULL, data = data)
   }
+  if (inform && length(moved)) inform_realigned(paste(unique(moved), collapse = ", "), "results", "stimuli", length(stimuli))
   out
 }
 
-# The row index that puts a data set's stimuli (ids, n of them) in the models' order
-# (match_stimuli(): by id when both have ids, else by position), or NULL when none moves.
-check_neural_stimuli <- function(ids, stimuli, arg, call, n = length(ids), inform = TRUE) {
-  idx <- match_stimuli(stimuli, ids, "results", arg, inform = inform, call = call)
+# The index putting one neural data set's stimuli in the models' order (NULL when nothing
+# moves); the error names the data set.
+neural_stimuli <- function(stimuli, ids, arg, what, call, n = length(ids)) {
+  idx <- match_stimuli(stimuli, ids, "results", arg, what = what, inform = FALSE, call = call)
   if (n != length(stimuli)) {
-    ts_abort("{.arg {arg}} is over other stimuli than the models: {n} stimuli vs {length(stimuli)}.", "mismatch", call = call)
+    ts_abort("{.arg {arg}} is over other stimuli than the models: {n} {what} vs {length(stimuli)}.", "mismatch", call = call)
   }
   idx
 }
@@ -104,10 +112,11 @@ neural_metric_args <- function(metrics, call) {
 #'
 #' @param results A [ts_results] from [analyze_models()].
 #' @param neural A named list of data sets. Each is a stimuli x neurons matrix, a list of
-#'   them (subjects), or a `ts_rdm` of one or more subjects' RDMs. Stimuli are matched to
-#'   those the models saw by id (row names / RDM labels; any order) and by position when
-#'   a data set has no ids; other stimuli are an error of class
-#'   `tensorscope_error_mismatch`.
+#'   them (subjects), or a `ts_rdm` of one or more subjects' RDMs. Stimuli are matched
+#'   by id (row names / RDM conditions) to those the models saw: data in another order
+#'   is realigned (with one message of class `tensorscope_message_realigned`); other ids
+#'   are an error of class `tensorscope_error_mismatch` listing the first missing ones.
+#'   Data without ids pairs with the models' stimuli by position.
 #' @param metrics Further metrics (see Details): names among `"shape_distance"`,
 #'   `"cca_similarity"`, `"soft_matching_distance"`, or a named list of their arguments,
 #'   e.g. `list(shape_distance = list(alpha = 0))`.
@@ -222,6 +231,7 @@ rlang::on_load(register_metric(new_metric(
   "rsa_similarity", family = "alignment", scope = "neural", needs = "neural", fn = "compare_to_neural",
   defaults = list(method = "spearman", rdm_method = default_rdm_method, n_boot = 200, n_perm = 1000),
   description = "RSA (and CKA) of every layer to each neural data set, best layer, ranking",
+  about = "Representational similarity analysis: the correlation (Spearman's by default) between each layer's representational dissimilarity matrix (RDM) and each neural data set's, with bootstrap confidence intervals and, for several subjects, the noise ceiling. The layer with the highest RSA is the best model of that area; values near the lower noise ceiling are as good as the data allow.",
   aliases = "rsa",
   compute = function(x, args, ctx) {
     compare_to_neural(x, ctx$neural, method = args$method, rdm_method = args$rdm_method, n_boot = args$n_boot,

@@ -321,6 +321,7 @@ rlang::on_load({
     "grouped_fisher", family = "fisher", scope = "model", fn = "fisher", aliases = "fisher",
     needs = c("model_file", "torch", "labels"), defaults = list(group = "layer", type = "empirical"),
     description = "diagonal Fisher information per module",
+    about = "Diagonal Fisher information of the loss with respect to each module's parameters, averaged over the module. Modules with high Fisher information are those the model's predictions depend on most; low values mark parameters that could be pruned.",
     compute = function(x, args, ctx) unit_fisher(args, ctx),
     tidy = function(out, ctx) tibble::tibble(layer = out$module, statistic = "fisher", value = out$fisher),
     plot = plot_grouped_fisher))
@@ -328,6 +329,7 @@ rlang::on_load({
     "fisher_pruning_masks", family = "fisher", scope = "model", fn = "fisher_mask", aliases = "fisher_mask",
     needs = c("model_file", "torch", "labels"), defaults = list(group = "layer", type = "empirical", keep = 0.2),
     description = "groups kept by a Fisher pruning mask",
+    about = "The modules kept (1) or pruned (0) when keeping the fraction with the highest Fisher information. It shows which parts of the network a Fisher-based pruning would preserve.",
     compute = function(x, args, ctx) fisher_mask(unit_fisher(args, ctx), keep = args$keep),
     tidy = function(out, ctx) tibble::tibble(layer = out$module, statistic = "kept", value = as.double(out$keep)),
     plot = plot_fisher_mask))

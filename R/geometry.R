@@ -16,14 +16,17 @@ reps_layers <- function(x, arg = rlang::caller_arg(x), call = rlang::caller_env(
 # head) is unusable but does not stop the others: it gets one row of NA values (text
 # columns kept from another layer) and a warning of class
 # tensorscope_warning_unusable_layer naming it. If every layer is unusable, the first
-# error is raised.
+# error is raised. Progress (one step per layer, for several layers) goes through
+# progressr, as in rsa().
 map_layers <- function(layers, fn, arg) {
   failed <- list()
+  tick <- if (length(layers) > 1) progressr::progressor(steps = length(layers)) else function(...) NULL
   rows <- lapply(names(layers), function(nm) {
     out <- tryCatch(fn(layers[[nm]], sprintf("%s$%s", arg, nm)), tensorscope_error_zero_variance = function(e) {
       failed[[nm]] <<- e
       NULL
     })
+    tick(message = nm)
     if (is.null(out)) return(NULL)
     tibble::add_column(tibble::as_tibble(out), layer = nm, .before = 1)
   })
@@ -262,7 +265,8 @@ intrinsic_dim <- function(x, method = c("twonn", "twonn_mle", "mle_levina_bickel
 #' Duplicate points (zero-length edges) are removed first, with a warning.
 #'
 #' @param x A numeric matrix (points in rows), a [ts_reps()] / named list of layers, or
-#'   an undirected igraph graph.
+#'   an undirected igraph graph. For several layers, progress (one step per layer) goes
+#'   through `progressr` (see [rsa()]).
 #' @param k Neighbours of the kNN graph.
 #' @param alpha Mass kept on the node (Ollivier).
 #' @param method `"ollivier"` or `"forman"`.
@@ -714,31 +718,41 @@ rlang::on_load({
   register_metric(new_metric(
     "layer_activations", family = "geometry", scope = "layer", fn = "summary.ts_reps",
     description = "size, mean, sd, fraction of zeros and constant features of each layer",
+    about = "Basic statistics of each layer's activations over the stimuli: mean, standard deviation and fraction of zero activations. A fraction of zeros near 1 flags a dead (or very sparse ReLU) layer; constant features carry no information about the stimuli.",
+    diagnostics = c("n_features", "n_constant"),
     compute = function(x, args, ctx) summary(one_layer(x, ctx))[, c("layer", "n_features", "mean", "sd", "frac_zero", "n_constant")],
     plot = plot_layer_activations))
   register_metric(new_metric(
     "effective_rank", family = "geometry", scope = "layer", fn = "effective_rank", defaults = list(on = "singular_values"),
     description = "exp of the entropy of the normalised spectrum of each layer",
+    about = "Effective rank (Roy & Vetterli 2007): the exponential of the entropy of the layer's normalised singular values, the number of dimensions the stimuli effectively occupy. Higher values mean a higher-dimensional, less compressed representation.",
     compute = function(x, args, ctx) effective_rank(one_layer(x, ctx), on = args$on),
     plot = plot_effective_rank))
   register_metric(new_metric(
     "participation_ratio", family = "geometry", scope = "layer", fn = "participation_ratio",
     description = "(sum of covariance eigenvalues)^2 / sum of their squares, per layer",
+    about = "Participation ratio: (sum of covariance eigenvalues)^2 / sum of their squares, a linear estimate of how many dimensions the layer's representation of the stimuli spreads over. It usually rises in early layers and falls where the network compresses.",
     compute = function(x, args, ctx) participation_ratio(one_layer(x, ctx)),
     plot = plot_participation_ratio))
   register_metric(new_metric(
     "ricci_curvature", family = "geometry", scope = "layer", fn = "ricci_curvature", aliases = "manifold_curvature",
     defaults = list(k = 10, alpha = 0.5), description = "Ollivier-Ricci curvature of the kNN graph, summarised",
+    about = "Ollivier-Ricci curvature of the k-nearest-neighbour graph of the stimuli in each layer. Positive mean curvature means tight, clustered neighbourhoods (as in category clusters); negative values mean tree-like, spread-out geometry.",
+    diagnostics = c("n_edges"),
     compute = function(x, args, ctx) summary(ricci_curvature(x, k = args$k, alpha = args$alpha)),
     plot = plot_ricci_profile))
   register_metric(new_metric(
     "fiber_bundle_test", family = "geometry", scope = "layer", fn = "fiber_bundle_test", aliases = "robinson_fiber_test",
     defaults = list(k_range = c(1, 100), alpha = 0.05), description = "Robinson et al. fiber-bundle / manifold test",
+    about = "Robinson et al.'s test of whether a layer's point cloud is locally a manifold (and a fiber bundle) at every stimulus. A rejection (1) means some stimuli sit where the representation is not locally manifold-like, e.g. where branches meet.",
+    diagnostics = c("n_reject"),
     compute = function(x, args, ctx) fiber_bundle_test(x, k_range = args$k_range, alpha = args$alpha)$decision,
     plot = plot_rejection_map))
   register_metric(new_metric(
     "embedding_singularities", family = "geometry", scope = "layer", fn = "embedding_singularities",
     defaults = list(k_range = c(1, 100), alpha = 0.05), description = "count and fraction of singular points",
+    about = "The number and fraction of stimuli at which the layer's representation is singular (not locally Euclidean) by Robinson et al.'s test. A fraction near 0 means a smooth embedding; larger fractions mean many singular points.",
+    diagnostics = c("n_points"),
     compute = function(x, args, ctx) {
       embedding_singularities(one_layer(x, ctx), k_range = args$k_range, alpha = args$alpha)[, c("layer", "n_points", "count", "fraction")]
     },

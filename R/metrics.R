@@ -80,13 +80,22 @@ metric_needs <- c(
 #' @param fn Name of the exported function that computes the metric (for the docs).
 #' @param aliases Other names accepted for the metric (e.g. the spec's names).
 #' @param description One line for the metric table in the docs.
+#' @param about One or two sentences for readers of results: what the metric measures
+#'   and how to read its values and figure. Shown in the HTML report ([save_report()])
+#'   above the metric's figure, by `print()` of the metric object and in the section
+#'   "Reading the metrics" of [ts_metrics()].
+#' @param diagnostics Statistics of the metric that describe the computation rather
+#'   than answer its question (sample sizes, bounds: `"n_points"`, `"welch_bound"`); a
+#'   name also matches statistics ending in `":<name>"`. The HTML report puts them in
+#'   a collapsed section below the metric's table.
 #' @param metric A `ts_metric` object from `new_metric()`.
 #' @param replace Replace a registered metric of the same name instead of raising an
 #'   error of class `tensorscope_error_argument`.
 #' @return `new_metric()`: a `ts_metric` object. `register_metric()`: the metric,
 #'   invisibly. `unregister_metric()`: `TRUE` if the metric was registered, invisibly.
 #'   `metric_registry()`: a tibble with one row per registered metric: `metric`,
-#'   `family`, `scope`, `needs`, `defaults`, `fn`, `aliases`, `description`.
+#'   `family`, `scope`, `needs`, `defaults`, `fn`, `aliases`, `description`, `about`,
+#'   `diagnostics`.
 #' @seealso [ts_metrics()], [analyze_models()], `vignette("extending")`
 #' @export
 #' @examples
@@ -94,7 +103,8 @@ metric_needs <- c(
 #' m <- new_metric("mean_activation", family = "custom", scope = "layer",
 #'                 compute = function(x, args, ctx) mean(abs(x))^args$power,
 #'                 tidy = function(out, ctx) tibble::tibble(statistic = "mean_abs", value = out),
-#'                 defaults = list(power = 1), description = "mean absolute activation")
+#'                 defaults = list(power = 1), description = "mean absolute activation",
+#'                 about = "Mean absolute activation of each layer: larger is louder.")
 #' register_metric(m)
 #' sim <- simulate_model_and_brain(n_stimuli = 30)
 #' res <- analyze_models(sim$reps, metrics = ts_metrics(mean_activation = list(power = 2)))
@@ -102,7 +112,7 @@ metric_needs <- c(
 #' unregister_metric("mean_activation")
 new_metric <- function(name, family, scope = c("layer", "model", "steps", "neural"), compute, defaults = list(),
                        needs = character(), tidy = NULL, plot = NULL, fn = NULL, aliases = character(),
-                       description = NULL) {
+                       description = NULL, about = NULL, diagnostics = character()) {
   check_string <- function(x, arg) {
     if (!is.character(x) || length(x) != 1 || is.na(x) || !grepl("^[A-Za-z][A-Za-z0-9_.]*$", x)) {
       ts_abort("{.arg {arg}} must be a name (letters, digits, `_`), not {describe(x)}.", "argument", call = call)
@@ -127,9 +137,14 @@ new_metric <- function(name, family, scope = c("layer", "model", "steps", "neura
              "argument", call = call)
   }
   if (!is.character(aliases) || anyNA(aliases)) ts_abort("{.arg aliases} must be a character vector, not {describe(aliases)}.", "argument", call = call)
+  if (!is.character(diagnostics) || anyNA(diagnostics)) ts_abort("{.arg diagnostics} must be a character vector, not {describe(diagnostics)}.", "argument", call = call)
+  for (txt in c("description", "about")) {
+    v <- get(txt)
+    if (!is.null(v) && (!is.character(v) || length(v) != 1 || is.na(v))) ts_abort("{.arg {txt}} must be one string, not {describe(v)}.", "argument", call = call)
+  }
   structure(list(name = name, family = family, scope = scope, compute = compute, defaults = defaults,
                  needs = unique(needs), tidy = tidy %||% tidy_long, plot = plot, fn = fn, aliases = aliases,
-                 description = description %||% ""),
+                 description = description %||% "", about = about %||% "", diagnostics = unique(diagnostics)),
             class = "ts_metric")
 }
 
@@ -139,6 +154,8 @@ print.ts_metric <- function(x, ...) {
   if (length(x$needs)) cli::cat_line("  needs: ", paste(x$needs, collapse = ", "))
   if (length(x$defaults)) cli::cat_line("  defaults: ", format_args(x$defaults))
   if (length(x$aliases)) cli::cat_line("  aliases: ", paste(x$aliases, collapse = ", "))
+  if (length(x$diagnostics)) cli::cat_line("  diagnostics: ", paste(x$diagnostics, collapse = ", "))
+  if (nzchar(x$about)) cli::cat_line(paste0("  ", strwrap(x$about, width = max(40, cli::console_width() - 4))))
   invisible(x)
 }
 
@@ -190,7 +207,9 @@ metric_registry <- function() {
     defaults = unname(lapply(ms, `[[`, "defaults")),
     fn = vapply(ms, function(m) m$fn %||% NA_character_, ""),
     aliases = unname(lapply(ms, `[[`, "aliases")),
-    description = vapply(ms, `[[`, "", "description")
+    description = vapply(ms, `[[`, "", "description"),
+    about = vapply(ms, function(m) m$about %||% "", ""),
+    diagnostics = unname(lapply(ms, function(m) m$diagnostics %||% character()))
   )
 }
 
@@ -252,6 +271,7 @@ metric_skip <- function(reason) structure(list(reason = reason), class = "ts_ski
 #'   `FALSE` or a named list of argument overrides.
 #' @return A `ts_metrics` object: a named list, metric name -> list of arguments.
 #' @eval metric_table_rd()
+#' @eval metric_about_rd()
 #' @seealso [analyze_models()], [new_metric()]
 #' @export
 #' @examples
@@ -309,7 +329,8 @@ print.ts_metrics <- function(x, ...) {
   cli::cat_line("<ts_metrics> ", length(x), " metric", if (length(x) != 1) "s")
   for (m in names(x)) {
     a <- x[[m]]
-    cli::cat_line("  ", m, if (length(a)) paste0(" (", format_args(a), ")"))
+    what <- registry$metrics[[m]]$description
+    cli::cat_line("  ", m, if (length(a)) paste0(" (", format_args(a), ")"), if (length(what) && nzchar(what)) cli::col_grey(paste0(": ", what)))
   }
   invisible(x)
 }
@@ -399,7 +420,7 @@ metric_table_rd <- function() {
   reg <- registry$metrics
   if (!length(reg)) rlang::run_on_load()
   reg <- registry$metrics
-  esc <- function(x) gsub("([%{}])", "\\\\\\1", x)
+  esc <- rd_escape
   rows <- vapply(reg, function(m) {
     fn <- if (!is.null(m$fn)) sprintf("\\code{\\link[=%s]{%s()}}", m$fn, m$fn) else ""
     als <- if (length(m$aliases)) paste0(" (alias ", paste(sprintf("\\code{%s}", m$aliases), collapse = ", "), ")") else ""
@@ -411,6 +432,17 @@ metric_table_rd <- function() {
   c("@section Metrics:", "\\tabular{lllllll}{",
     "\\strong{metric} \\tab \\strong{family} \\tab \\strong{scope} \\tab \\strong{function} \\tab \\strong{needs} \\tab \\strong{defaults} \\tab \\strong{what} \\cr",
     unname(rows), "}")
+}
+
+# Text for Rd: %, {, } and backslashes escaped.
+rd_escape <- function(x) gsub("([%{}\\\\])", "\\\\\\1", x)
+
+# Rd for the section "Reading the metrics" of ts_metrics(): each metric's `about`.
+metric_about_rd <- function() {
+  if (!length(registry$metrics)) rlang::run_on_load()
+  items <- vapply(registry$metrics, function(m) sprintf("\\item{\\code{%s}}{%s}", m$name, rd_escape(m$about)), "")
+  c("@section Reading the metrics:", "What each metric measures and how to read it (the text of the HTML report):",
+    "\\describe{", unname(items), "}")
 }
 
 .onLoad <- function(libname, pkgname) {

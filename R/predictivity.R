@@ -373,7 +373,7 @@ print.ts_predictivity <- function(x, ...) {
 #'   class `tensorscope_error_argument` (a stimuli x neurons matrix would otherwise be
 #'   read as repetitions of one neuron).
 #' @param method `"spearman_brown"` or `"split_half"`.
-#' @param n_splits Number of random split-halves.
+#' @param n_splits Number of random split-halves (progress one step per split through `progressr`, see [rsa()]).
 #' @param na Targets with missing values: `"error"` or `"drop_units"` (with a
 #'   warning saying how many; `"drop"` is accepted as well).
 #' @param seed Seed of the random halves.
@@ -439,7 +439,9 @@ noise_ceiling <- function(trials, method = c("spearman_brown", "split_half"), n_
   storage.mode(trials) <- "double"
   R <- d[3]
   h <- R %/% 2
+  tick <- if (n_splits > 1) progressr::progressor(steps = n_splits) else function(...) NULL  # see rsa()
   rs <- with_seed(seed, replicate(n_splits, {
+    tick()
     perm <- sample.int(R)
     a <- rowMeans(trials[, , perm[seq_len(h)], drop = FALSE], dims = 2)
     b <- rowMeans(trials[, , perm[(h + 1):R], drop = FALSE], dims = 2)

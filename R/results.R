@@ -170,9 +170,17 @@ print.ts_results <- function(x, ...) {
 #'   `system.file("schema", "report.schema.json", package = "tensorscope")`:
 #'   `schema_version`, `provenance` (object), `records` and `values` (arrays of row
 #'   objects) and, when neural data was compared, `neural` and `ranking`;
-#' * `.html`: a self-contained report (rmarkdown + pandoc) with the summary, the
-#'   provenance and a plot per metric; the plots are also written next to it as PNG
-#'   files (`<name>_files/`);
+#' * `.html`: a self-contained page for people (no pandoc needed; open it in a
+#'   browser). It opens with the answer: the best layer per neural data set with its
+#'   RSA, confidence interval and noise ceiling, the ceilings, and the ranking of the
+#'   models, with the score defined. Then one section per metric: the figure of
+#'   [autoplot.ts_results()], what the metric measures and how to read it (the
+#'   metric's `about`, see [new_metric()]), and its values (missing values blank,
+#'   three significant digits), with diagnostic statistics in a collapsed section.
+#'   Metrics that did not apply or failed are listed with the reason and condition
+#'   class; the provenance (versions, seed, device, reducer per layer, metric
+#'   arguments, timings, failures, stimuli) is in collapsed sections at the end. The
+#'   figures are also written next to it as PNG files (`<name>_files/`);
 #' * `.rds`: the object itself.
 #'
 #' `read_report()` reads a JSON (or RDS) report back into a `ts_results` (the JSON one
@@ -278,48 +286,4 @@ read_report <- function(path) {
     res$neural <- structure(nt, best = nt[nt$best, ], ranking = tibble::as_tibble(j$ranking))
   }
   res
-}
-
-write_html_report <- function(results, path) {
-  rlang::check_installed("rmarkdown")
-  if (!dir.exists(dirname(path))) ts_abort("{.arg path}: the folder {.file {dirname(path)}} does not exist.", "argument")
-  path <- file.path(normalizePath(dirname(path)), basename(path))
-  figdir <- file.path(dirname(path), paste0(tools::file_path_sans_ext(basename(path)), "_files"))
-  dir.create(figdir, showWarnings = FALSE, recursive = TRUE)
-  ok <- summary(results)
-  ok <- ok$metric[ok$n_ok > 0 & ok$metric %in% unique(results$values$metric)]
-  figs <- character()
-  for (m in ok) {
-    f <- file.path(figdir, paste0(m, ".png"))
-    g <- tryCatch({
-      ggplot2::ggsave(f, autoplot(results, m), width = 7, height = 4.5, dpi = 100)
-      TRUE
-    }, error = function(e) NULL)
-    if (is.null(g)) next
-    figs[m] <- f
-  }
-  tmp <- tempfile("ts_report")
-  dir.create(tmp)
-  on.exit(unlink(tmp, recursive = TRUE), add = TRUE)
-  saveRDS(list(results = results, figs = figs), file.path(tmp, "data.rds"))
-  rmd <- c(
-    "---", "title: \"tensorscope analysis report\"", "output:", "  html_document:", "    self_contained: true", "---", "",
-    "```{r, include = FALSE}", "d <- readRDS('data.rds'); r <- d$results", "knitr::opts_chunk$set(echo = FALSE)", "```", "",
-    "## Summary", "", "```{r}", "knitr::kable(summary(r), digits = 3)", "```", "",
-    "## Provenance", "", "```{r}",
-    "p <- r$provenance; p$metrics <- NULL",
-    "knitr::kable(data.frame(field = names(p), value = vapply(p, function(v) paste(format(v), collapse = ', '), '')), row.names = FALSE)",
-    "```", "",
-    "```{r, results = 'asis'}",
-    "if (!is.null(r$neural)) { cat('## Neural alignment\\n\\n'); print(knitr::kable(attr(r$neural, 'best'), digits = 3)); cat('\\n\\n'); print(knitr::kable(attr(r$neural, 'ranking'), digits = 3)) }",
-    "```", "",
-    "## Metrics", "",
-    "```{r, results = 'asis'}",
-    "for (m in names(d$figs)) { cat('### ', m, '\\n\\n', sep = ''); cat(sprintf('![%s](%s)\\n\\n', m, d$figs[[m]])) }",
-    "```")
-  writeLines(rmd, file.path(tmp, "report.Rmd"))
-  out <- rmarkdown::render(file.path(tmp, "report.Rmd"), output_file = "report.html", output_dir = tmp, quiet = TRUE,
-                           envir = new.env(parent = globalenv()))
-  file.copy(out, path, overwrite = TRUE)
-  invisible(path)
 }

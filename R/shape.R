@@ -642,6 +642,7 @@ rlang::on_load(register_metric(new_metric(
   "shape_distance", family = "alignment", scope = "model", fn = "shape_layers", aliases = "shape_layers",
   defaults = list(alpha = 1, distance = "angular"),
   description = "generalized shape distance between all pairs of layers (Williams et al. 2021; alpha = 1 Procrustes, 0 CCA)",
+  about = "Generalized shape distance between every pair of layers (Williams et al. 2021): the angle between their representations after the best rotation (alpha = 1) or whitening (alpha = 0). 0 means the same shape; larger values mean more different, and unlike CKA it is a true metric.",
   compute = function(x, args, ctx) shape_layers(x, alpha = args$alpha, distance = args$distance),
   tidy = function(out, ctx) {
     tibble::tibble(layer = as.character(out$layer_x), statistic = paste0("shape:", out$layer_y), value = out$distance,
@@ -657,6 +658,7 @@ rlang::on_load(register_metric(new_metric(
   "cca_similarity", family = "alignment", scope = "model", fn = "cca_layers", aliases = "cca_layers",
   defaults = list(method = "svcca", keep = 0.99),
   description = "canonical correlation similarity between all pairs of layers (SVCCA, Raghu et al. 2017, or mean CCA)",
+  about = "Canonical correlation between every pair of layers: the mean correlation of the directions two layers share after each is freed of its linear mixing (SVCCA first keeps the top singular directions, Raghu et al. 2017). 1 means one layer is a linear transform of the other; values near 0 mean they share no linear subspace.",
   compute = function(x, args, ctx) {
     if (identical(args$method, "pwcca")) {
       ts_abort("The analyzer's {.val cca_similarity} offers {.code method = \"mean\"} or {.code \"svcca\"}: PWCCA depends on the units of a layer, which the analyzer's reduced layers do not keep; call {.fn cca_layers} on the activations.",

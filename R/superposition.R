@@ -400,17 +400,22 @@ rlang::on_load({
   register_metric(new_metric(
     "feature_sparsity", family = "superposition", scope = "layer", fn = "feature_sparsity", defaults = list(threshold = 0),
     description = "L0, L1, Hoyer, Gini, kurtosis of each layer, summarised",
+    about = "Sparsity of each layer, averaged per unit (how selectively a unit responds across stimuli) and per stimulus (how few units respond to a stimulus): fraction active (L0), L1, Hoyer and Gini indices, kurtosis. Higher Hoyer, Gini and kurtosis mean a sparser, more selective code.",
     compute = function(x, args, ctx) summary(feature_sparsity(one_layer(x, ctx), threshold = args$threshold)),
     plot = plot_feature_sparsity))
   register_metric(new_metric(
     "vector_interference", family = "superposition", scope = "layer", fn = "vector_interference",
     defaults = list(centre = FALSE), description = "interference between unit directions vs the Welch bound",
+    about = "Mean and maximum |cos| between the activation vectors of different stimuli in the layer, against the Welch bound (the smallest maximum |cos| that many vectors can have in that many dimensions). Values far above the bound mean the stimuli crowd into shared directions; near the bound they are spread as evenly as possible.",
+    diagnostics = c("welch_bound"),
     compute = function(x, args, ctx) vector_interference(one_layer(x, ctx), centre = args$centre),
     plot = plot_vector_interference))
   register_metric(new_metric(
     "superposition_regime", family = "superposition", scope = "model", fn = "superposition", aliases = "superposition",
     needs = c("model_file", "torch"), defaults = list(tol = 0.1),
     description = "feature dimensionality of every 2-d weight matrix of the model",
+    about = "Feature dimensionality of each 2-d weight matrix (Elhage et al. 2022): how many dimensions each feature (column) gets. Dimensions per feature below 1 means the matrix stores more features than it has dimensions, in superposition.",
+    diagnostics = c("n_features", "n_dims", "welch_bound"),
     compute = function(x, args, ctx) {
       p <- model_parameters(ctx$model)
       w <- p[vapply(p, function(v) length(dim(v)) == 2 && min(dim(v)) > 1, logical(1))]

@@ -1,5 +1,6 @@
 # make demo: the main job on generated and (when present) real data. Writes
-# demo-output/ with the printed tibbles, PNG plots and a JSON file of the results.
+# demo-output/ with the printed tibbles, PNG plots, a JSON file of the results, the HTML
+# report of analyze_models() and headless-Chromium screenshots of it (report.png).
 suppressPackageStartupMessages({
   library(tensorscope)
   library(ggplot2)
@@ -74,6 +75,13 @@ if (ts_torch_available()) {
   print(attr(an$neural, "ranking"))
   save_report(an, file.path(out, "cnn_report.html"))   # plots in demo-output/cnn_report_files/
   save_report(an, file.path(out, "cnn_report.json"))
+  # the browser check: the report as a reader sees it in headless Chromium (first screen
+  # and whole page), skipped with a message when there is no Chromium
+  shot <- tensorscope:::report_screenshot(file.path(out, "cnn_report.html"), file.path(out, "report.png"))
+  if (!is.null(shot)) {
+    tensorscope:::report_screenshot(file.path(out, "cnn_report.html"), file.path(out, "report_full.png"), height = NULL)
+    cat("screenshots of the report: demo-output/report.png, demo-output/report_full.png\n")
+  }
   b <- attr(an$neural, "best")
   results$cnn <- list(planted = c(V1 = "pool1", IT = "relu3"),
                       best_final = stats::setNames(b$layer[b$step == max(b$step)], b$area[b$step == max(b$step)]))

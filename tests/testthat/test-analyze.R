@@ -64,6 +64,8 @@ test_that("stimuli that differ between models and neural data are a classed erro
   bad <- sim$neural$subject1
   rownames(bad)[5] <- "not_shown"
   expect_error(compare_to_neural(res, list(IT = bad)), class = "tensorscope_error_mismatch", regexp = "not_shown")
+  rownames(bad)[1:3] <- paste0("other", 1:3)
+  expect_error(compare_to_neural(res, list(IT = bad)), class = "tensorscope_error_mismatch")
   expect_error(compare_to_neural(res, list(IT = sim$neural$subject1[1:30, ])), class = "tensorscope_error_mismatch")
   expect_error(analyze_models(sim$reps, metrics = "rsa_similarity", neural = list(IT = bad)), class = "tensorscope_error_mismatch")
   # the same stimuli in another order are matched by id: the same comparison
@@ -146,6 +148,9 @@ test_that("analyze_models on the shipped CNN recovers the planted layers and equ
   expect_equal(res$provenance$device, "cpu")
   expect_equal(res$provenance$seed, 1)
   expect_true(nzchar(res$provenance$inputs_hash))
+  # the reducer activations() chose for every layer of every unit is in the provenance
+  expect_named(res$provenance$reduce, paste("fmnist_cnn", c(200, 1125)))
+  expect_equal(unlist(res$provenance$reduce[[2]]), fin$provenance$reduce)
 })
 
 test_that("analyze_models on the shipped transformer: circuits found after training, unusable layers recorded", {

@@ -84,3 +84,21 @@ test_that("rsa() reports progress through progressr", {
   )
   expect_equal(steps, 3)  # 2 layers' permutations + 1 bootstrap
 })
+
+test_that("the long loops of noise_ceiling() and the all-layer geometry functions report progress", {
+  withr::local_options(progressr.enable = TRUE)
+  count <- function(expr) {
+    steps <- 0
+    withCallingHandlers(expr, progression = function(p) if (identical(p$type, "update")) steps <<- steps + p$amount)
+    steps
+  }
+  set.seed(2)
+  trials <- array(rnorm(20 * 5 * 4), c(20, 5, 4))
+  expect_equal(count(noise_ceiling(trials, n_splits = 7)), 7)  # one step per split
+  reps <- ts_reps(list(a = matrix(rnorm(30 * 5), 30), b = matrix(rnorm(30 * 5), 30), c = matrix(rnorm(30 * 5), 30)))
+  expect_equal(count(ricci_curvature(reps, k = 5)), 3)  # one step per layer
+  expect_equal(count(effective_rank(reps)), 3)
+  # progress changes nothing: the same numbers as without handlers
+  expect_equal(noise_ceiling(trials, n_splits = 7)$reliability,
+               withr::with_options(list(progressr.enable = FALSE), noise_ceiling(trials, n_splits = 7))$reliability)
+})

@@ -20,6 +20,26 @@ test_that("ts_metrics() is generated from the registry; names follow the functio
   expect_equal(sum(grepl("\\\\cr$", rd)) - 1L, nrow(reg))
 })
 
+test_that("every metric says what it measures and how to read it; diagnostics are declared", {
+  reg <- metric_registry()
+  expect_true(all(nchar(reg$about) > 80), label = paste("about of", paste(reg$metric[nchar(reg$about) <= 80], collapse = ", ")))
+  expect_true(all(vapply(reg$diagnostics, is.character, logical(1))))
+  expect_true("welch_bound" %in% reg$diagnostics[[which(reg$metric == "vector_interference")]])
+  # the docs section "Reading the metrics" and print() show it
+  rd <- tensorscope:::metric_about_rd()
+  expect_equal(sum(grepl("^\\\\item", rd)), nrow(reg))
+  out <- capture.output(print(tensorscope:::get_metric_object("effective_rank")))
+  expect_true(any(grepl("Effective rank", out, fixed = TRUE)))
+  expect_true(any(grepl("exp of the entropy", capture.output(print(ts_metrics())), fixed = TRUE)))
+  # new_metric() checks the new fields
+  f <- function(x, args, ctx) 1
+  expect_error(new_metric("m1", "custom", compute = f, about = c("a", "b")), class = "tensorscope_error_argument")
+  expect_error(new_metric("m1", "custom", compute = f, diagnostics = 1), class = "tensorscope_error_argument")
+  m <- new_metric("m1", "custom", compute = f, about = "What m1 means.", diagnostics = "n")
+  expect_identical(m$about, "What m1 means.")
+  expect_identical(m$diagnostics, "n")
+})
+
 test_that("overrides are checked against the defaults and apply only where the argument exists", {
   m <- ts_metrics(effective_rank = list(on = "eigenvalues"), geometry = FALSE)
   expect_equal(m$effective_rank, list(on = "eigenvalues"))
@@ -181,6 +201,14 @@ test_that("RDM-only neural data (a ts_rdm) works in analyze_models() and compare
   expect_message(got <- compare_to_neural(res, list(IT = shuffled), n_boot = 0, n_perm = 0),
                  class = "tensorscope_message_realigned")
   expect_equal(got$rsa, cmp$rsa, tolerance = 1e-12)
+  bad$conditions[1:2] <- c("other1", "other2")
+  expect_error(compare_to_neural(res, list(IT = bad)), class = "tensorscope_error_mismatch")
+  expect_error(compare_to_neural(res, list(IT = bad)), "other1")
+  # the same RDMs over the stimuli in another order are realigned by condition
+  p <- rev(seq_along(neural_rdm$conditions))
+  expect_message(moved <- compare_to_neural(res, list(IT = neural_rdm[p, ]), n_boot = 0, n_perm = 0),
+                 class = "tensorscope_message_realigned")
+  expect_equal(moved$rsa, cmp$rsa, tolerance = 1e-12)
 })
 
 test_that("one model load and one forward pass per unit for all layers", {

@@ -77,10 +77,22 @@ comparisons <- function(d) {
                       s = shuf),
     separability = list(f = function(x, y) tibble::as_tibble(separability(list(a = x), y, folds = 3)), y = d$lab,
                         s = function(v) v[d$perm]),
+    compare_to_neural = list(f = function(x, y) neural_cmp(x, y), y = lapply(1:3, function(s) d$y[, -s]),
+                             s = function(l) lapply(l, shuf)),
+    compare_to_neural_rdm = list(f = function(x, y) neural_cmp(x, y), y = as_rdm(lapply(1:3, function(s) rdm(d$y[, -s]))),
+                                 s = function(r) r[d$perm, ]),
     noise_ceiling = list(f = function(x, y) tibble::as_tibble(noise_ceiling(y)),
                          y = array(d$y, c(dim(d$y), 4), dimnames = list(d$ids, colnames(d$y), NULL)) + rnorm(length(d$y) * 4),
                          s = function(a) a[d$perm, , , drop = FALSE])
   )
+}
+
+# compare_to_neural() of two layers made from x against neural data y: every column,
+# the best layers and the ranking
+neural_cmp <- function(x, y) {
+  res <- analyze_models(ts_reps(list(a = x, b = x^2)), metrics = "effective_rank")
+  cmp <- compare_to_neural(res, list(IT = y), n_boot = 20, n_perm = 50)
+  list(tibble::as_tibble(as.list(cmp)), attr(cmp, "best"), attr(cmp, "ranking"))
 }
 
 test_that("shuffling one side's stimuli (with ids) never changes any comparison", {
