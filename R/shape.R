@@ -69,16 +69,28 @@ shape_distance <- function(x, y, alpha = 1, distance = c("angular", "euclidean")
   opts <- shape_options(alpha, distance, zero_pad, centre)
   split <- shape_split(test, rownames(x), nrow(x))
   check_shape_layers(list(x = x), list(y = y), opts, split)
-  d <- cpp_shape_matrix(list(x), list(y), opts$alpha, opts$distance, opts$centre, split$train, split$test,
+  sc <- shape_scale(list(x, y), opts)
+  d <- cpp_shape_matrix(sc$layers[1], sc$layers[2], opts$alpha, opts$distance, opts$centre, split$train, split$test,
                         threads_now())
   check_shape_result(d)
-  drop(d)
+  drop(d) / sc$factor
+}
+
+# Data beyond 1e+-100 (where sums of squares overflow or underflow) scaled by one common
+# power of two, where that is exact: alpha = 1 (rotations only: the angular distance is
+# scale-invariant, the Euclidean one scales with the data, so it is divided by `factor`
+# afterwards) and alpha = 0 (whitened: both invariant). Partial whitening (0 < alpha < 1)
+# depends on the scale, so its data are left alone.
+shape_scale <- function(layers, opts) {
+  f <- if (opts$alpha %in% c(0, 1)) extreme_scale(max(vapply(layers, cpp_max_abs, 0))) else 1
+  if (f != 1) layers <- lapply(layers, `*`, f)
+  list(layers = layers, factor = if (opts$alpha == 1 && opts$distance == "euclidean") f else 1)
 }
 
 # A held-out set whose patterns all equal the training mean has no norm to take an angle with.
 check_shape_result <- function(m, call = rlang::caller_env()) {
   if (anyNA(m)) {
-    ts_abort("The held-out stimuli of a layer do not vary around its training mean, so the angular distance is undefined.",
+    ts_abort("The held-out stimuli ({.arg test}) of a layer of {.arg x} or {.arg y} do not vary around its training mean, so the angular distance is undefined.",
              "zero_variance", call = call)
   }
   invisible(m)
@@ -122,9 +134,12 @@ shape_layers <- function(reps, reps2 = NULL, alpha = 1, distance = c("angular", 
   split <- shape_split(test, reps$stimuli, length(reps$stimuli))
   ys <- if (within) list() else reps2$layers
   check_shape_layers(reps$layers, if (within) reps$layers else ys, opts, split, "reps", if (within) "reps" else "reps2")
-  m <- cpp_shape_matrix(unname(reps$layers), unname(ys), opts$alpha, opts$distance, opts$centre,
+  sc <- shape_scale(c(unname(reps$layers), unname(ys)), opts)
+  nl <- length(reps$layers)
+  m <- cpp_shape_matrix(sc$layers[seq_len(nl)], sc$layers[-seq_len(nl)], opts$alpha, opts$distance, opts$centre,
                         split$train, split$test, threads_now())
   check_shape_result(m)
+  m <- m / sc$factor
   nx <- names(reps$layers)
   ny <- if (within) nx else names(reps2$layers)
   out <- tibble::tibble(
@@ -198,7 +213,7 @@ shape_split <- function(test, ids, n, call = rlang::caller_env()) {
 
 check_shape_layers <- function(xs, ys, opts, split, ax = "x", ay = "y", call = rlang::caller_env()) {
   n_fit <- if (length(split$test)) length(split$train) else nrow(xs[[1]])
-  if (n_fit < 2) ts_abort("Shape metrics need at least 2 stimuli; got {n_fit}.", "too_few", call = call)
+  if (n_fit < 2) ts_abort("Shape metrics need at least 2 stimuli in {.arg {ax}} and {.arg {ay}}; got {n_fit}.", "too_few", call = call)
   label <- function(a, nm, many) if (many) sprintf("%s$%s", a, nm) else a
   for (side in list(list(xs, ax), list(ys, ay))) {
     many <- side[[2]] != "x" && side[[2]] != "y"
@@ -216,7 +231,7 @@ check_shape_layers <- function(xs, ys, opts, split, ax = "x", ay = "y", call = r
     px <- vapply(xs, ncol, integer(1))
     py <- vapply(ys, ncol, integer(1))
     if (length(unique(c(px, py))) > 1) {
-      ts_abort("With {.code zero_pad = FALSE} every layer needs the same number of units; got {paste(unique(c(px, py)), collapse = ', ')}.",
+      ts_abort("With {.arg zero_pad} = FALSE every layer of {.arg {ax}} and {.arg {ay}} needs the same number of units; got {paste(unique(c(px, py)), collapse = ', ')}.",
                "mismatch", call = call)
     }
   }
@@ -322,7 +337,7 @@ soft_matching_distance <- function(x, y, centre = TRUE) {
     ts_abort("{.arg centre} must be TRUE or FALSE, not {describe(centre)}.", "argument")
   }
   if (ncol(x) * ncol(y) > 2e7) {
-    ts_abort("Soft matching of {ncol(x)} x {ncol(y)} units needs a {ncol(x)} x {ncol(y)} cost matrix; at most 2e7 entries are supported.",
+    ts_abort("Soft matching of the {ncol(x)} x {ncol(y)} units of {.arg x} and {.arg y} needs a {ncol(x)} x {ncol(y)} cost matrix; at most 2e7 entries are supported.",
              "argument")
   }
   r <- cpp_soft_matching(x, y, centre, threads_now())
