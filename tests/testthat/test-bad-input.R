@@ -177,6 +177,7 @@ cases <- list(
   case("read_nwb", "garbage", read_nwb(garbage), error = "corrupt", arg = "path"),
   case("read_nwb", "directory", read_nwb(tempdir()), error = "file", arg = "path"),
   case("read_report", "garbage", read_report(garbage), error = "", arg = "path"),
+  case("mat_rdms", "not a struct", mat_rdms(list(a = "b")), error = "", arg = "x"),
 
   # functions added since the sweep: shape metrics, CCA, soft matching, the Riemannian
   # RDM comparison, neural data in, user inner folds

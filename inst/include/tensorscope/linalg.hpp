@@ -45,15 +45,13 @@ void dormtr_(const char* side, const char* uplo, const char* trans, const int* m
 
 namespace tensorscope {
 
-// One BLAS/LAPACK call in the interruptible paths does at most about this many flops
-// (~0.1 s on one core), so an interrupt is honoured within a fraction of a second.
-constexpr double kCallFlops = 2.5e8;
-
-// Columns per block for a product with `flops_per_col` flops per output column: a
-// multiple of 8, at least 8, and independent of the thread count.
-inline Index block_cols(double flops_per_col) {
-  const double c = kCallFlops / std::max(1.0, flops_per_col);
-  return std::max<Index>(8, static_cast<Index>(c / 8) * 8);
+// Columns per block for a product with `flops_per_col` flops per output column, so that
+// one BLAS/LAPACK call does at most about ex.call_flops and an interrupt is honoured
+// within a fraction of a second: a multiple of 8, at least 8, independent of the
+// thread count.
+inline Index block_cols(double flops_per_col, const Exec& ex) {
+  const double c = ex.call_flops / std::max(1.0, flops_per_col);
+  return std::max<Index>(8, static_cast<Index>(std::min(c, 1e9) / 8) * 8);
 }
 
 // A * B in column blocks of B, with ex.check() between blocks (each block one GEMM of
@@ -61,7 +59,7 @@ inline Index block_cols(double flops_per_col) {
 template <class DA, class DB>
 Matrix product(const DA& A, const DB& B, const Exec& ex) {
   Matrix C(A.rows(), B.cols());
-  const Index bs = block_cols(2.0 * static_cast<double>(A.rows()) * static_cast<double>(A.cols()));
+  const Index bs = block_cols(2.0 * static_cast<double>(A.rows()) * static_cast<double>(A.cols()), ex);
   for (Index j0 = 0; j0 < B.cols(); j0 += bs) {
     ex.check();
     const Index w = std::min(bs, B.cols() - j0);
@@ -74,7 +72,7 @@ Matrix product(const DA& A, const DB& B, const Exec& ex) {
 inline Matrix gram_blocked(const MatRef& A, const Exec& ex) {
   const Index p = A.cols(), n = A.rows();
   Matrix G(p, p);
-  const Index bs = block_cols(2.0 * static_cast<double>(n) * static_cast<double>(p));
+  const Index bs = block_cols(2.0 * static_cast<double>(n) * static_cast<double>(p), ex);
   for (Index j0 = 0; j0 < p; j0 += bs) {
     ex.check();
     const Index w = std::min(bs, p - j0);
@@ -211,7 +209,7 @@ inline SymEigen sym_eigen(const MatRef& A, bool want_vectors = true, const Exec&
       if (info != 0) throw ts_error(ErrorKind::internal, "LAPACK dstedc failed (info = " + std::to_string(info) + ")");
     }
     // z <- Q z, in column blocks (each column's update is the same either way)
-    const Index bs = block_cols(4.0 * static_cast<double>(n) * static_cast<double>(n));
+    const Index bs = block_cols(4.0 * static_cast<double>(n) * static_cast<double>(n), ex);
     int lwork = -1;
     double wq = 0;
     dormtr_("L", &L, "N", &n, &n, a.data(), &n, tau.data(), z.data(), &n, &wq, &lwork, &info, 1, 1, 1);
