@@ -129,7 +129,7 @@ valgrind: install-notorch
 	rm -rf valgrind-logs && mkdir -p valgrind-logs
 	for t in $(VALGRIND_TESTS); do \
 	  echo "== valgrind test-$$t.R"; \
-	  TS_TEST_LIB=$(LIB_NOTORCH) OMP_NUM_THREADS=2 $(R) -d "valgrind --error-limit=no --num-callers=30 --log-file=$(CURDIR)/valgrind-logs/$$t.log" \
+	  TS_TEST_LIB=$(LIB_NOTORCH) OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 $(R) -d "valgrind --error-limit=no --num-callers=30 --log-file=$(CURDIR)/valgrind-logs/$$t.log" \
 	    --vanilla --slave -e 'lib <- Sys.getenv("TS_TEST_LIB"); .libPaths(c(lib, .libPaths())); library(testthat); library(tensorscope); test_file("tests/testthat/test-'$$t'.R", package = "tensorscope", load_package = "installed", reporter = "summary")' || exit 1; \
 	done
 	@$(RSCRIPT) tools/valgrind-report.R valgrind-logs

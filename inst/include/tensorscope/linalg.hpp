@@ -68,31 +68,38 @@ Matrix product(const DA& A, const DB& B, const Exec& ex) {
   return C;
 }
 
-// Lower triangle of A'A from column blocks: G[j0:, J] = A[:, j0:]' A[:, J].
-inline Matrix gram_blocked(const MatRef& A, const Exec& ex) {
-  const Index p = A.cols(), n = A.rows();
-  Matrix G(p, p);
-  const Index bs = block_cols(2.0 * static_cast<double>(n) * static_cast<double>(p), ex);
-  for (Index j0 = 0; j0 < p; j0 += bs) {
+// A symmetric m x m matrix from its lower triangle, one column block at a time:
+// fill(j0, w) returns rows j0.. of columns j0..j0+w-1 (one GEMM of bounded size), with
+// ex.check() between blocks.
+template <class Fill>
+Matrix sym_from_blocks(Index m, double flops_per_col, const Exec& ex, Fill fill) {
+  Matrix G(m, m);
+  const Index bs = block_cols(flops_per_col, ex);
+  for (Index j0 = 0; j0 < m; j0 += bs) {
     ex.check();
-    const Index w = std::min(bs, p - j0);
-    G.block(j0, j0, p - j0, w).noalias() = A.rightCols(p - j0).transpose() * A.middleCols(j0, w);
+    const Index w = std::min(bs, m - j0);
+    G.block(j0, j0, m - j0, w).noalias() = fill(j0, w);
   }
   G.triangularView<Eigen::StrictlyUpper>() = G.transpose();
   return G;
 }
 
 // X^T X (p x p), full symmetric result from one rank-k update (BLAS syrk); with an
-// interrupt policy, in bounded column blocks with checks between them.
+// Exec, in bounded column blocks with interrupt checks between them.
 inline Matrix crossprod(const MatRef& X) {
   Matrix G = Matrix::Zero(X.cols(), X.cols());
   G.selfadjointView<Eigen::Lower>().rankUpdate(X.transpose());
   G.triangularView<Eigen::StrictlyUpper>() = G.transpose();
   return G;
 }
-inline Matrix crossprod(const MatRef& X, const Exec& ex) { return gram_blocked(X, ex); }
+inline Matrix crossprod(const MatRef& X, const Exec& ex) {
+  const Index p = X.cols();
+  return sym_from_blocks(p, 2.0 * static_cast<double>(X.rows()) * static_cast<double>(p), ex,
+                         [&](Index j0, Index w) { return X.rightCols(p - j0).transpose() * X.middleCols(j0, w); });
+}
 
-// X X^T (n x n), full symmetric result from one rank-k update (BLAS syrk).
+// X X^T (n x n), full symmetric result from one rank-k update (BLAS syrk); with an Exec,
+// in bounded blocks as above.
 inline Matrix tcrossprod(const MatRef& X) {
   Matrix G = Matrix::Zero(X.rows(), X.rows());
   G.selfadjointView<Eigen::Lower>().rankUpdate(X);
@@ -100,8 +107,9 @@ inline Matrix tcrossprod(const MatRef& X) {
   return G;
 }
 inline Matrix tcrossprod(const MatRef& X, const Exec& ex) {
-  const Matrix Xt = X.transpose();
-  return gram_blocked(Xt, ex);
+  const Index n = X.rows();
+  return sym_from_blocks(n, 2.0 * static_cast<double>(n) * static_cast<double>(X.cols()), ex,
+                         [&](Index j0, Index w) { return X.bottomRows(n - j0) * X.middleRows(j0, w).transpose(); });
 }
 
 // Column means and a column-centred copy.
