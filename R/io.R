@@ -249,7 +249,7 @@ read_mat <- function(path) {
 #' r
 #' r$descriptors
 mat_rdms <- function(x, rdm = "RDM", name = "name", labels = NULL) {
-  arg <- "x"
+  arg <- if (is.symbol(substitute(x))) rlang::caller_arg(x) else "x"  # the variable passed, never a value
   call <- rlang::current_env()
   if (is.list(x) && is.null(dim(x)) && !is.null(names(x)) && !any(vapply(x, inherits, logical(1), "ts_rdm"))) {
     usable <- vapply(x, function(v) {

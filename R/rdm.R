@@ -268,10 +268,11 @@ new_rdm <- function(d, labels, descriptors, method) {
 as_rdm <- function(x, labels = NULL, names = NULL, allow_negative = FALSE, na = c("error", "keep"), ...) {
   call <- rlang::caller_env()
   # called by another tensorscope function: name that function's argument; called by a
-  # user: name this one's (`x`), not the expression the user passed
+  # user: the variable they passed, or this function's argument (`x`) when they passed an
+  # expression (never the deparsed value)
   parent <- sys.parent()
   internal <- parent > 0 && identical(environment(sys.function(parent)), asNamespace("tensorscope"))
-  arg <- if (internal) rlang::caller_arg(x) else "x"
+  arg <- if (internal || is.symbol(substitute(x))) rlang::caller_arg(x) else "x"
   na <- check_choice(na, c("error", "keep"), call = call)
   if (inherits(x, "ts_rdm")) return(x)
   if (!is.logical(allow_negative) || length(allow_negative) != 1 || is.na(allow_negative)) {
