@@ -125,14 +125,16 @@ sanitize: deps
 	@if ls sanitize-logs/* >/dev/null 2>&1; then echo "sanitizer reports:"; cat sanitize-logs/*; exit 1; fi
 	@echo "sanitize: no sanitizer report"
 
-# memcheck on the plain no-LibTorch build for the test files that exercise the C++
-# core most (VALGRIND_TESTS); an error whose stack passes through tensorscope.so fails.
-VALGRIND_TESTS ?= rdm rsa bad-input geometry alignment
+# memcheck on the plain no-LibTorch build for VALGRIND_TESTS; an error whose stack
+# passes through tensorscope.so fails. test-cpp-families.R runs every family of the C++
+# core once on small inputs (the families' own test files take tens of minutes each
+# under memcheck); add files with VALGRIND_TESTS="cpp-families rdm rsa ...".
+VALGRIND_TESTS ?= cpp-families superposition
 valgrind: install-notorch
 	rm -rf valgrind-logs && mkdir -p valgrind-logs
 	for t in $(VALGRIND_TESTS); do \
 	  echo "== valgrind test-$$t.R"; \
-	  TS_TEST_LIB=$(LIB_NOTORCH) OMP_NUM_THREADS=2 $(R) -d "valgrind --error-limit=no --num-callers=30 --log-file=$(CURDIR)/valgrind-logs/$$t.log" \
+	  TS_TEST_LIB=$(LIB_NOTORCH) OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 $(R) -d "valgrind --error-limit=no --num-callers=30 --log-file=$(CURDIR)/valgrind-logs/$$t.log" \
 	    --vanilla --slave -e 'lib <- Sys.getenv("TS_TEST_LIB"); .libPaths(c(lib, .libPaths())); library(testthat); library(tensorscope); test_file("tests/testthat/test-'$$t'.R", package = "tensorscope", load_package = "installed", reporter = "summary")' || exit 1; \
 	done
 	@$(RSCRIPT) tools/valgrind-report.R valgrind-logs

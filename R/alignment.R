@@ -111,7 +111,7 @@ cka_engine <- function(xs, ys, opts, sx, sy, dev, call = rlang::caller_env()) {
             as.double(sx), as.double(sy), opts$path, dev, kind = "argument", call = call)
 }
 
-cka_options <- function(kernel, estimator, sigma, bandwidth, t, path, n, call = rlang::caller_env()) {
+cka_options <- function(kernel, estimator, sigma, bandwidth, t, path, n, data_arg = c("x", "y"), call = rlang::caller_env()) {
   kernel <- check_choice(kernel, c("linear", "rbf"), call = call)
   estimator <- check_choice(estimator, c("biased", "debiased"), call = call)
   bandwidth <- check_choice(bandwidth, c("median", "median_nonzero"), call = call)
@@ -123,9 +123,9 @@ cka_options <- function(kernel, estimator, sigma, bandwidth, t, path, n, call = 
     ts_abort("{.arg sigma} must be NULL or one or two positive numbers, not {describe(sigma)}.", "argument", call = call)
   }
   if (estimator == "debiased" && n < 4) {
-    ts_abort("The debiased estimator needs at least 4 stimuli; got {n}.", "too_few", call = call)
+    ts_abort("{.arg estimator} = {.val debiased} needs at least 4 stimuli; got {n}.", "too_few", call = call)
   }
-  if (n < 2) ts_abort("CKA needs at least 2 stimuli; got {n}.", "too_few", call = call)
+  if (n < 2) ts_abort("CKA needs at least 2 stimuli in {.arg {data_arg}}; got {n}.", "too_few", call = call)
   if (kernel == "rbf" && path == "feature") {
     ts_abort("{.arg path} = \"feature\" is only available for the linear kernel.", "argument", call = call)
   }
@@ -180,7 +180,7 @@ cka_layers <- function(reps, reps2 = NULL, kernel = c("linear", "rbf"),
     reps2 <- align_reps(reps, as_reps(reps2, tensors = TRUE), "reps", "reps2")
   }
   n <- length(reps$stimuli)
-  opts <- cka_options(kernel, estimator, NULL, bandwidth, t, path, n = n)
+  opts <- cka_options(kernel, estimator, NULL, bandwidth, t, path, n = n, data_arg = "reps")
   in_place <- in_place_route(c(reps$layers, if (!within) reps2$layers), backend)
   if (!in_place) {
     reps$layers <- rtensor_to_matrices(reps$layers, "reps$")

@@ -165,7 +165,7 @@ failed <- function(e, secs = 0, prefix = NULL) {
 
 check_tidy <- function(tb, name) {
   if (!is.data.frame(tb) || !all(c("statistic", "value") %in% names(tb))) {
-    ts_abort("The {.fn tidy} of metric {.val {name}} must return a data frame with columns {.field statistic} and {.field value}.",
+    ts_abort("{.arg metric}: the {.fn tidy} of metric {.val {name}} must return a data frame with columns {.field statistic} and {.field value}.",
              "type")
   }
   tb <- tibble::as_tibble(tb)
@@ -345,7 +345,7 @@ analyze_models <- function(models, inputs = NULL, metrics = ts_metrics(), neural
   for (u in units) {
     s <- if (u$kind == "reps") u$reps$stimuli else stim
     if (length(s) != length(stim) || !identical(s, stim)) {
-      ts_abort("Every model must be analysed on the same stimuli; {.val {u$model}} has {length(s)} stimuli, not the {length(stim)} of the first.",
+      ts_abort("Every model of {.arg models} must be analysed on the same stimuli; {.val {u$model}} has {length(s)} stimuli, not the {length(stim)} of the first.",
                "mismatch", call = call)
     }
   }
@@ -376,7 +376,7 @@ analyze_models <- function(models, inputs = NULL, metrics = ts_metrics(), neural
   }), future.seed = seed, future.packages = "tensorscope")
   for (o in out) {
     if (isTRUE(o$failed)) {
-      ts_abort(c("No layer of {.val {o$unit$model}} (step {o$unit$step}) could be analysed.", x = "{o$why}"), "empty", call = call)
+      ts_abort(c("{.arg models}: no layer of {.val {o$unit$model}} (step {o$unit$step}) could be analysed.", x = "{o$why}"), "empty", call = call)
     }
   }
   entries <- unlist(lapply(out, `[[`, "entries"), recursive = FALSE)

@@ -158,7 +158,7 @@ check_row_sums <- function(a, normalise, tol, call) {
   if (!any(bad)) return(a)
   if (normalise) {
     if (any(s <= 0)) {
-      ts_abort("{sum(s <= 0)} attention row{?s} sum{?s/} to 0 and cannot be normalised.", "argument", call = call)
+      ts_abort("{sum(s <= 0)} attention row{?s} of {.arg x} sum{?s/} to 0 and cannot be normalised ({.arg normalise} = TRUE).", "argument", call = call)
     }
     return(sweep(a, c(1, 3, 4, 5), array(s, d[-2]), "/"))
   }

@@ -120,7 +120,7 @@ head_scores.default <- function(x, type = c("previous_token", "induction", "dupl
   p <- as_attention(x)
   d <- pattern_dims(p)
   if (d$nq != d$nk) {
-    ts_abort("Head scores need square patterns (every query position is also a key); got {d$nq} queries x {d$nk} keys.",
+    ts_abort("Head scores need square patterns in {.arg x} (every query position is also a key); got {d$nq} queries x {d$nk} keys.",
              "mismatch", call = call)
   }
   n <- d$nq
@@ -302,23 +302,23 @@ composition_scores.default <- function(W_Q, W_K, W_V, W_O, type = c("q", "k", "v
   shape <- function(nm) paste(dims[[nm]], collapse = " x ")
   lh <- vapply(dims, function(d) paste(d[1:2], collapse = " x "), "")
   if (length(unique(lh)) > 1) {
-    ts_abort(c("The weights must have the same layers and heads.",
+    ts_abort(c("{.arg W_Q}, {.arg W_K}, {.arg W_V} and {.arg W_O} must have the same layers and heads.",
                x = "[layer x head]: {paste(names(lh), lh, sep = ' ', collapse = ', ')}."), "mismatch", call = call)
   }
   d_model <- dims$W_Q[3]
   if (dims$W_K[3] != d_model || dims$W_V[3] != d_model || dims$W_O[4] != d_model) {
-    ts_abort(c("The weights must share d_model ({vectors}-vector convention, see ?composition_scores).",
+    ts_abort(c("{.arg W_Q}, {.arg W_K}, {.arg W_V} and {.arg W_O} must share d_model ({vectors}-vector convention, see ?composition_scores).",
                x = "W_Q {shape('W_Q')}, W_K {shape('W_K')}, W_V {shape('W_V')}, W_O {shape('W_O')}."),
              "mismatch", call = call)
   }
   if (dims$W_K[4] != dims$W_Q[4] || dims$W_O[3] != dims$W_V[4]) {
-    ts_abort(c("Mismatched head dimensions: W_Q and W_K must share d_head, and so must W_V and W_O.",
+    ts_abort(c("Mismatched head dimensions: {.arg W_Q} and {.arg W_K} must share d_head, and so must {.arg W_V} and {.arg W_O}.",
                x = "W_Q {shape('W_Q')}, W_K {shape('W_K')}, W_V {shape('W_V')}, W_O {shape('W_O')}."),
              "mismatch", call = call)
   }
   L <- dims$W_Q[1]
   H <- dims$W_Q[2]
-  if (L < 2) ts_abort("Composition needs at least 2 layers; the weights have {L}.", "too_few", call = call)
+  if (L < 2) ts_abort("Composition needs at least 2 layers; {.arg W_Q}, {.arg W_K}, {.arg W_V} and {.arg W_O} have {L}.", "too_few", call = call)
   stack <- function(x, perm) {
     a <- aperm(x, perm)
     storage.mode(a) <- "double"
@@ -409,7 +409,7 @@ attention_flow <- function(patterns, method = c("rollout", "flow"), heads = c("m
   p <- as_attention(patterns)
   d <- pattern_dims(p)
   if (d$nq != d$nk) {
-    ts_abort("Rollout and flow need square patterns (queries = keys); got {d$nq} x {d$nk}.", "mismatch")
+    ts_abort("Rollout and flow need square patterns in {.arg patterns} (queries = keys); got {d$nq} x {d$nk}.", "mismatch")
   }
   layer <- if (is.null(layer)) d$layers else check_count(layer, min = 1)
   if (layer > d$layers) ts_abort("{.arg layer} is {layer} but the patterns have {d$layers} layer{?s}.", "argument")

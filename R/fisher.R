@@ -249,7 +249,7 @@ fisher_mask <- function(f, keep = 0.2) {
 #' @rdname fisher_mask
 #' @export
 mask_overlap <- function(m1, m2) {
-  for (m in list(m1, m2)) if (!inherits(m, "ts_fisher_mask")) ts_abort("Masks must come from {.fn fisher_mask}, not {describe(m)}.", "type")
+  for (m in list(m1, m2)) if (!inherits(m, "ts_fisher_mask")) ts_abort("{.arg m1} and {.arg m2} must be masks from {.fn fisher_mask}, not {describe(m)}.", "type")
   k1 <- group_keys(m1)
   k2 <- group_keys(m2)
   if (!setequal(k1, k2)) {

@@ -697,6 +697,9 @@ geometry_profile <- function(reps, metrics = c("effective_rank", "participation_
     ts_abort("{.arg metrics} must be some of {.val {all}}, not {describe(metrics)}.", "argument")
   }
   reps <- as_reps(reps)
+  if (all(vapply(reps$layers, cpp_rows_constant, logical(1)))) {
+    ts_abort("Every layer of {.arg reps} has zero variance across stimuli.", "zero_variance")
+  }
   parts <- list()
   if ("effective_rank" %in% metrics) parts$er <- effective_rank(reps)
   if ("participation_ratio" %in% metrics) parts$pr <- participation_ratio(reps)

@@ -165,7 +165,7 @@ h5_open <- function(path, mode = "r", call = rlang::caller_env()) {
   tryCatch(hdf5r::H5File$new(path, mode = mode), error = function(e) {
     msg <- conditionMessage(e)
     kind <- if (mode == "r") "corrupt" else "file"
-    ts_abort(c("Cannot open {.path {path}} as an HDF5 file.", x = "{msg}"), kind, call = call)
+    ts_abort(c("Cannot open {.arg path} ({.path {path}}) as an HDF5 file.", x = "{msg}"), kind, call = call)
   })
 }
 
@@ -209,7 +209,7 @@ read_mat <- function(path) {
   head <- readBin(con, "raw", 520L)
   close(con)
   if (length(head) >= 520 && identical(head[513:520], as.raw(c(0x89, 0x48, 0x44, 0x46, 0x0d, 0x0a, 0x1a, 0x0a)))) {
-    ts_abort("{.path {path}} is a MATLAB v7.3 (HDF5) file; read it with {.fn read_h5}.", "type")
+    ts_abort("{.arg path} ({.path {path}}) is a MATLAB v7.3 (HDF5) file; read it with {.fn read_h5}.", "type")
   }
   out <- tryCatch(suppressWarnings(R.matlab::readMat(path)), error = function(e) {
     msg <- conditionMessage(e)
@@ -249,7 +249,7 @@ read_mat <- function(path) {
 #' r
 #' r$descriptors
 mat_rdms <- function(x, rdm = "RDM", name = "name", labels = NULL) {
-  arg <- rlang::caller_arg(x)
+  arg <- if (is.symbol(substitute(x))) rlang::caller_arg(x) else "x"  # the variable passed, never a value
   call <- rlang::current_env()
   if (is.list(x) && is.null(dim(x)) && !is.null(names(x)) && !any(vapply(x, inherits, logical(1), "ts_rdm"))) {
     usable <- vapply(x, function(v) {
@@ -398,11 +398,11 @@ read_rdm_h5 <- function(path) {
   h5 <- h5_open(path)
   on.exit(h5$close_all(), add = TRUE)
   if (!h5$exists("dissimilarities")) {
-    ts_abort("{.path {path}} is not an rsatoolbox RDM file: it has no {.val dissimilarities} dataset.", "corrupt")
+    ts_abort("{.arg path} ({.path {path}}) is not an rsatoolbox RDM file: it has no {.val dissimilarities} dataset.", "corrupt")
   }
   d <- h5_read(h5[["dissimilarities"]])
   if (!is.numeric(d) || length(d) == 0) {
-    ts_abort("{.path {path}}: {.val dissimilarities} must be a non-empty numeric array, not {describe(d)}.", "corrupt")
+    ts_abort("{.arg path} ({.path {path}}): {.val dissimilarities} must be a non-empty numeric array, not {describe(d)}.", "corrupt")
   }
   if (is.null(dim(d))) d <- matrix(d, nrow = 1)
   if (length(dim(d)) == 3) {  # n_rdm x n x n matrices
@@ -412,10 +412,10 @@ read_rdm_h5 <- function(path) {
     }, numeric(dim(d)[2] * (dim(d)[2] - 1) / 2)))
     if (dim(d)[1] == 1) d <- matrix(d, nrow = 1)
   }
-  if (length(dim(d)) != 2) ts_abort("{.path {path}}: {.val dissimilarities} has {length(dim(d))} dimensions.", "corrupt")
+  if (length(dim(d)) != 2) ts_abort("{.arg path} ({.path {path}}): {.val dissimilarities} has {length(dim(d))} dimensions.", "corrupt")
   n <- (1 + sqrt(1 + 8 * ncol(d))) / 2
   if (n != round(n) || n < 2) {
-    ts_abort("{.path {path}}: {.val dissimilarities} has {ncol(d)} columns, which is not n (n - 1) / 2 for any n.", "corrupt")
+    ts_abort("{.arg path} ({.path {path}}): {.val dissimilarities} has {ncol(d)} columns, which is not n (n - 1) / 2 for any n.", "corrupt")
   }
   method <- if ("dissimilarity_measure" %in% hdf5r::h5attr_names(h5)) {
     as.character(hdf5r::h5attr(h5, "dissimilarity_measure"))[1]

@@ -174,7 +174,7 @@ register_metric <- function(metric, replace = FALSE) {
   if (!isTRUE(replace)) {
     clash <- intersect(own, taken)
     if (length(clash)) {
-      ts_abort(c("Metric name{?s} {.val {clash}} {?is/are} already registered.", i = "Use {.code replace = TRUE} to replace it."),
+      ts_abort(c("{.arg metric}: metric name{?s} {.val {clash}} {?is/are} already registered.", i = "Use {.code replace = TRUE} to replace it."),
                "argument")
     }
   } else if (nm %in% names(registry$metrics)) {
@@ -374,7 +374,7 @@ as_metrics <- function(metrics, call = rlang::caller_env()) {
 
 check_overrides <- function(v, defaults, where, call) {
   if (length(v) && (is.null(names(v)) || !all(nzchar(names(v))))) {
-    ts_abort("The overrides for {where} must be a named list of arguments.", "argument", call = call)
+    ts_abort("The overrides for {where} (in {.arg ...}) must be a named list of arguments.", "argument", call = call)
   }
   bad <- setdiff(names(v), names(defaults))
   if (length(bad)) {

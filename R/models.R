@@ -227,7 +227,7 @@ drop_non_finite <- function(layers, default, call = rlang::caller_env()) {
   non_finite <- function(l) if (is_rtensor(l)) !rtensor_info(l, checks = TRUE, call = call)$finite else cpp_first_non_finite(l) > 0
   bad <- names(layers)[vapply(layers, non_finite, logical(1))]
   if (length(bad) && !default) {
-    ts_abort(c("Layer{?s} {.val {bad}} hold{?s/} non-finite values (NA, NaN or Inf).",
+    ts_abort(c("{.arg layers}: layer{?s} {.val {bad}} hold{?s/} non-finite values (NA, NaN or Inf).",
                i = "Masked attention scores (-Inf) cannot be analysed; capture the attention pattern instead."),
              "non_finite", call = call)
   }
@@ -455,7 +455,7 @@ activations <- function(model, inputs, layers = NULL, batch_size = 64, device = 
   )
   if (anyDuplicated(outputs$name)) {
     dup <- unique(outputs$name[duplicated(outputs$name)])
-    ts_abort(c("Captured outputs {.val {dup}} would have the same name (a tuple element and a submodule?).",
+    ts_abort(c("{.arg layers}: captured outputs {.val {dup}} would have the same name (a tuple element and a submodule?).",
                i = "Capture these layers in separate calls."), "argument", call = call)
   }
   dtype_bytes <- if (dtype == "float32") 4 else 8
@@ -590,7 +590,7 @@ pattern_hooks <- function(model, layers, call = rlang::caller_env()) {
   if (is.numeric(layers)) layers <- sprintf("blocks.%d.attn.hook_pattern", as.integer(layers) - 1L)
   bad <- setdiff(layers, all)
   if (length(bad)) {
-    ts_abort(c("Unknown layer{?s} {.val {bad}}.", i = "Pattern hooks of this model: {.val {hooks}}."),
+    ts_abort(c("{.arg layers} names unknown layer{?s} {.val {bad}}.", i = "Pattern hooks of this model: {.val {hooks}}."),
              "argument", call = call)
   }
   layers

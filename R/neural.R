@@ -129,10 +129,10 @@ ts_neural.data.frame <- function(x, stimulus = "stimulus", unit = "unit", respon
     bad <- colSums(is.na(m)) > 0
     if (any(bad)) {
       if (na == "error") {
-        ts_abort(c("{sum(bad)} unit{?s} of group {.val {g}} {?has/have} no response for some stimuli: {.val {utils::head(units[bad], 5)}}.",
+        ts_abort(c("{.arg x}: {sum(bad)} unit{?s} of group {.val {g}} {?has/have} no response for some stimuli: {.val {utils::head(units[bad], 5)}}.",
                    i = "Use {.code na = \"drop_units\"} to drop them."), "non_finite")
       }
-      if (all(bad)) ts_abort("Every unit of group {.val {g}} misses some stimulus.", "empty")
+      if (all(bad)) ts_abort("{.arg x}: every unit of group {.val {g}} misses some stimulus ({.arg na} = {.val drop_units} drops them all).", "empty")
       dropped <- dropped + sum(bad)
       m <- m[, !bad, drop = FALSE]
       arr <- arr[, !bad, , drop = FALSE]
@@ -241,7 +241,7 @@ read_nwb <- function(path) {
   h5 <- h5_open(path)
   on.exit(h5$close_all(), add = TRUE)
   if (!"nwb_version" %in% hdf5r::h5attr_names(h5)) {
-    ts_abort("{.path {path}} is an HDF5 file but not an NWB file (no {.val nwb_version} attribute).", "corrupt")
+    ts_abort("{.arg path} ({.path {path}}) is an HDF5 file but not an NWB file (no {.val nwb_version} attribute).", "corrupt")
   }
   scalar <- function(name) if (h5$exists(name)) as.character(h5[[name]]$read())[1] else NA_character_
   session <- list(identifier = scalar("identifier"), description = scalar("session_description"),

@@ -75,7 +75,7 @@ autoplot.ts_attention <- function(object, layer = 1, head = 1, sequence = 1, ...
   head <- check_count(head, min = 1)
   sequence <- check_count(sequence, min = 1)
   if (layer > d$layers || head > d$heads || sequence > d$seqs) {
-    ts_abort("No pattern for layer {layer}, head {head}, sequence {sequence}: there are {d$layers} layer{?s}, {d$heads} head{?s} and {d$seqs} sequence{?s}.",
+    ts_abort("No pattern for {.arg layer} = {layer}, {.arg head} = {head}, {.arg sequence} = {sequence}: there are {d$layers} layer{?s}, {d$heads} head{?s} and {d$seqs} sequence{?s}.",
              "argument")
   }
   A <- object$patterns[, , head, sequence, layer]

@@ -802,7 +802,7 @@ kfold_ids <- function(n, k, stratify = NULL, seed) {
 # K folds as train/test index lists.
 kfold_splits <- function(n, k, stratify, seed, call = rlang::caller_env()) {
   if (n < k) ts_abort("There are {n} stimuli, fewer than {.arg folds} = {k}.", "too_few", call = call)
-  if (n - ceiling(n / k) < 3) ts_abort("{n} stimuli are too few for {k} folds (each training set needs 3).", "too_few", call = call)
+  if (n - ceiling(n / k) < 3) ts_abort("{n} stimuli are too few for {.arg folds} = {k} (each training set needs 3).", "too_few", call = call)
   fold <- kfold_ids(n, k, stratify, seed)
   test <- lapply(seq_len(k), function(f) which(fold == f))
   list(train = lapply(test, function(t) setdiff(seq_len(n), t)), test = test)
@@ -813,7 +813,7 @@ kfold_splits <- function(n, k, stratify, seed, call = rlang::caller_env()) {
 shuffle_splits <- function(n, n_splits, train_size, stratify, seed, call = rlang::caller_env()) {
   n_train <- floor(train_size * n)
   n_test <- n - n_train
-  if (n_train < 3 || n_test < 2) ts_abort("There are {n} stimuli, too few for shuffle splits with {train_size * 100}% training.",
+  if (n_train < 3 || n_test < 2) ts_abort("There are {n} stimuli, too few for shuffle splits with {.arg train_size} = {train_size}.",
                                           "too_few", call = call)
   test <- with_seed(seed, lapply(seq_len(n_splits), function(s) {
     if (is.null(stratify)) return(sort(sample.int(n, n_test)))

@@ -151,7 +151,7 @@ rdm_one <- function(x, method, conditions, runs, noise, shrinkage, arg, backend 
       keep <- run == r
       miss <- setdiff(labels, as.character(cond[keep]))
       if (length(miss)) {
-        ts_abort("Run {.val {r}} has no observations of condition{?s} {.val {miss}}; crossnobis needs every condition in every run.",
+        ts_abort("{.arg runs}: run {.val {r}} has no observations of condition{?s} {.val {miss}}; crossnobis needs every condition in every run.",
                  "mismatch", call = call)
       }
       group_means(x[keep, , drop = FALSE], droplevels(cond[keep]))[labels, , drop = FALSE]
@@ -266,8 +266,13 @@ new_rdm <- function(d, labels, descriptors, method) {
 #' as.matrix(r)
 #' as.dist(r)
 as_rdm <- function(x, labels = NULL, names = NULL, allow_negative = FALSE, na = c("error", "keep"), ...) {
-  arg <- rlang::caller_arg(x)
   call <- rlang::caller_env()
+  # called by another tensorscope function: name that function's argument; called by a
+  # user: the variable they passed, or this function's argument (`x`) when they passed an
+  # expression (never the deparsed value)
+  parent <- sys.parent()
+  internal <- parent > 0 && identical(environment(sys.function(parent)), asNamespace("tensorscope"))
+  arg <- if (internal || is.symbol(substitute(x))) rlang::caller_arg(x) else "x"
   na <- check_choice(na, c("error", "keep"), call = call)
   if (inherits(x, "ts_rdm")) return(x)
   if (!is.logical(allow_negative) || length(allow_negative) != 1 || is.na(allow_negative)) {
@@ -410,17 +415,17 @@ length.ts_rdm <- function(x) nrow(x$dissimilarities)
 `[.ts_rdm` <- function(x, i, j, ..., drop = FALSE) {
   if (nargs() - (!missing(drop)) == 2L) {  # rdm[k]: RDMs
     if (missing(i)) return(x)
-    return(subset_rdms(x, i))
+    return(subset_rdms(x, i, "i"))
   }
   if (!missing(j)) x <- subset_rdms(x, j)
   if (!missing(i)) x <- rdm_conditions(x, stimulus_index(i, x$conditions))
   x
 }
 
-subset_rdms <- function(x, i, call = rlang::caller_env()) {
+subset_rdms <- function(x, i, arg = "j", call = rlang::caller_env()) {
   k <- if (is.character(i)) match(i, x$descriptors$name) else seq_len(nrow(x$dissimilarities))[i]
   if (anyNA(k) || length(k) == 0) {
-    ts_abort("Unknown RDM(s) {.val {if (is.character(i)) i[is.na(k)] else i}}; the RDMs are {.val {x$descriptors$name}}.",
+    ts_abort("{.arg {arg}} selects unknown RDM(s) {.val {if (is.character(i)) i[is.na(k)] else i}}; the RDMs are {.val {x$descriptors$name}}.",
              "argument", call = call)
   }
   new_rdm(x$dissimilarities[k, , drop = FALSE], x$conditions, x$descriptors[k, , drop = FALSE], x$method)
@@ -444,9 +449,9 @@ align_list <- function(x, arg, call) {
 
 # The RDMs over the conditions at positions idx (a subset, in that order): each new
 # pair (a, b) takes the old pair (idx[a], idx[b]).
-rdm_conditions <- function(x, idx) {
+rdm_conditions <- function(x, idx, arg = "i") {
   n <- length(x$conditions)
-  if (length(idx) < 2) ts_abort("An RDM needs at least 2 conditions; the selection keeps {length(idx)}.", "too_few")
+  if (length(idx) < 2) ts_abort("An RDM needs at least 2 conditions; the selection {.arg {arg}} keeps {length(idx)}.", "too_few")
   if (identical(idx, seq_len(n))) return(x)
   pr <- upper_pairs(length(idx))
   p <- pmin(idx[pr[, 1]], idx[pr[, 2]])
@@ -604,7 +609,9 @@ comparable_rdms <- function(x, method, arg, D = x$dissimilarities, call = rlang:
   big <- rdm_max_abs(D)
   bad <- unusable_rdms(x, method, D)
   if (any(bad)) {
-    what <- if (method %in% c("pearson", "spearman", "corr_cov")) "constant (every dissimilarity is the same), so it has no correlation" else "all zero, so it has no cosine or Bures similarity"
+    what <- if (method %in% c("pearson", "spearman", "corr_cov")) "constant (every dissimilarity is the same), so it has no correlation"
+            else if (method == "riemannian") "constant (every dissimilarity is the same): its second-moment matrix is the isotropic prior Sigma itself, so the Riemannian distance is 0 to every RDM"
+            else "all zero, so it has no cosine or Bures similarity"
     ts_abort("{.arg {arg}}: RDM{?s} {.val {x$descriptors$name[bad]}} {?is/are} {what} ({.arg method} = {.val {method}}).",
              "zero_variance", call = call)
   }
@@ -616,11 +623,12 @@ comparable_rdms <- function(x, method, arg, D = x$dissimilarities, call = rlang:
 rdm_max_abs <- function(D) vapply(seq_len(nrow(D)), function(i) max(abs(D[i, ])), numeric(1))
 
 # TRUE for each RDM of x on which `method` is undefined: NA (an unusable layer), constant
-# (correlations) or all zero (cosines, Bures).
+# (correlations; the Riemannian distance, where a constant RDM equals the prior) or all
+# zero (cosines, Bures).
 unusable_rdms <- function(x, method, D = x$dissimilarities) {
   na <- rowSums(is.na(D)) > 0
   rg <- vapply(seq_len(nrow(D)), function(i) if (na[i]) c(0, 0) else range(D[i, ]), numeric(2))
-  deg <- if (method %in% c("pearson", "spearman", "corr_cov")) rg[1, ] == rg[2, ]
+  deg <- if (method %in% c("pearson", "spearman", "corr_cov", "riemannian")) rg[1, ] == rg[2, ]
          else if (method %in% c("cosine", "cosine_cov", "bures")) pmax(abs(rg[1, ]), abs(rg[2, ])) == 0
          else rep(FALSE, nrow(D))
   na | deg
@@ -628,16 +636,16 @@ unusable_rdms <- function(x, method, D = x$dissimilarities) {
 
 # Anything the core still returns as NaN (after comparable_rdms) is an error, never a
 # silent NaN.
-check_similarities <- function(s, method, call = rlang::caller_env()) {
+check_similarities <- function(s, method, args = c("a", "b"), call = rlang::caller_env()) {
   if (anyNA(s)) {
-    ts_abort("The {method} similarity is undefined for {sum(is.na(s))} pair{?s} of RDMs (degenerate RDMs).",
+    ts_abort("The {method} similarity is undefined for {sum(is.na(s))} pair{?s} of RDMs in {.arg {args[1]}} and {.arg {args[2]}} (degenerate RDMs).",
              "zero_variance", call = call)
   }
   invisible(s)
 }
 
 compare_riemannian <- function(a, b, names_b, n, call = rlang::caller_env()) {
-  if (n < 3) ts_abort("The Riemannian distance needs at least 3 conditions; got {n}.", "too_few", call = call)
+  if (n < 3) ts_abort("The Riemannian distance needs at least 3 conditions; {.arg a} and {.arg b} have {n}.", "too_few", call = call)
   r <- cpp_compare_riemannian(a, b, n, threads_now())
   bad <- which(r$rank_b < n - 1)
   if (length(bad)) {
@@ -652,5 +660,5 @@ compare_riemannian <- function(a, b, names_b, n, call = rlang::caller_env()) {
 # error when the labels differ.
 align_conditions <- function(a, b, arg_a = "a", arg_b = "b", inform = TRUE, call = rlang::caller_env()) {
   idx <- match_stimuli(a$conditions, b$conditions, arg_a, arg_b, what = "conditions", inform = inform, call = call)
-  if (is.null(idx)) b else rdm_conditions(b, idx)
+  if (is.null(idx)) b else rdm_conditions(b, idx, arg_b)
 }

@@ -85,7 +85,7 @@ ts_reps <- function(x, stimuli = NULL, model = NULL, step = NULL, seed = NULL, .
   names(shapes) <- nms
   n <- vapply(layers, function(l) as.integer(layer_dims(l)[1]), integer(1))
   if (length(unique(n)) > 1) {
-    ts_abort(c("Every layer must have the same stimuli (rows).",
+    ts_abort(c("Every layer of {.arg x} must have the same stimuli (rows).",
                x = "{.arg x} has layers with {paste(sprintf('%s: %d', nms, n), collapse = ', ')} rows."),
              "mismatch", call = call)
   }
@@ -186,7 +186,7 @@ names.ts_reps <- function(x) names(x$layers)
 `[[.ts_reps` <- function(x, i, ...) {
   layers <- .subset2(x, "layers")
   if (is.character(i) && !i %in% names(layers)) {
-    ts_abort("No layer {.val {i}}; the layers are {.val {names(layers)}}.", "argument")
+    ts_abort("{.arg i}: no layer {.val {i}}; the layers are {.val {names(layers)}}.", "argument")
   }
   layers[[i]]
 }
@@ -230,7 +230,7 @@ NULL
 `[.ts_reps` <- function(x, i, j, ..., drop = FALSE) {
   if (nargs() - (!missing(drop)) == 2L) {  # reps[layers]
     if (missing(i)) return(x)
-    return(subset_layers(x, i))
+    return(subset_layers(x, i, "i"))
   }
   if (!missing(j)) x <- subset_layers(x, j)
   if (!missing(i)) {
@@ -242,13 +242,13 @@ NULL
   x
 }
 
-subset_layers <- function(x, i, call = rlang::caller_env()) {
+subset_layers <- function(x, i, arg = "j", call = rlang::caller_env()) {
   layers <- .subset2(x, "layers")
   keep <- if (is.character(i)) names(layers)[match(i, names(layers))] else names(layers)[i]
   if (anyNA(keep)) {
     unknown <- if (is.character(i)) i[is.na(keep)] else i[is.na(keep) | i > length(layers)]
     valid <- names(layers)
-    ts_abort("Unknown layer(s) {.val {unknown}}; the layers are {.val {valid}}.", "argument", call = call)
+    ts_abort("{.arg {arg}} names unknown layer(s) {.val {unknown}}; the layers are {.val {valid}}.", "argument", call = call)
   }
   x$layers <- layers[keep]
   x$shapes <- x$shapes[keep]

@@ -246,12 +246,12 @@ read_report <- function(path) {
   call <- rlang::current_env()
   corrupt <- function(e) {
     msg <- conditionMessage(e)
-    ts_abort(c("{.file {path}} cannot be read as a tensorscope report.", x = "{msg}"), "corrupt", call = call)
+    ts_abort(c("{.arg path} ({.file {path}}) cannot be read as a tensorscope report.", x = "{msg}"), "corrupt", call = call)
   }
   if (tolower(tools::file_ext(path)) == "rds") {
     res <- tryCatch(suppressWarnings(readRDS(path)), error = corrupt)  # a damaged file warns, then fails
     if (!inherits(res, "ts_results")) {
-      ts_abort("{.file {path}} holds {describe(res)}, not a tensorscope report (a {.cls ts_results}).", "type")
+      ts_abort("{.arg path} ({.file {path}}) holds {describe(res)}, not a tensorscope report (a {.cls ts_results}).", "type")
     }
     return(res)
   }
@@ -259,7 +259,7 @@ read_report <- function(path) {
   j <- tryCatch(jsonlite::read_json(path, simplifyVector = TRUE), error = corrupt)
   if (!is.list(j) || !identical(j$generator, "tensorscope") || !is.data.frame(j$values) && length(j$values) ||
       !is.data.frame(j$records) && length(j$records) || is.null(j$values) || is.null(j$records)) {
-    ts_abort("{.file {path}} is not a tensorscope report.", "type")
+    ts_abort("{.arg path} ({.file {path}}) is not a tensorscope report.", "type")
   }
   tbl <- function(df, template) {
     if (!length(df) || !NROW(df)) return(template[0, ])

@@ -100,7 +100,7 @@ rsa <- function(reps, neural, method = c("spearman", "pearson", "kendall_tau_a",
     return(out)
   }
   n <- length(models$conditions)
-  if (n < 3) ts_abort("RSA needs at least 3 conditions; there are {n}.", "too_few")
+  if (n < 3) ts_abort("RSA needs at least 3 conditions in {.arg reps} and {.arg neural}; there are {n}.", "too_few")
   layers <- models$descriptors$name
   subjects <- neural$descriptors$name
   if (anyDuplicated(subjects)) subjects <- make.unique(subjects)
@@ -120,7 +120,7 @@ rsa <- function(reps, neural, method = c("spearman", "pearson", "kendall_tau_a",
   N <- comparable_rdms(neural, method, "neural")
   th <- threads_now()
   obs <- cpp_compare_rdms(D, N, method, n, th)  # k x s
-  check_similarities(obs, method)
+  check_similarities(obs, method, c("reps", "neural"))
 
   # permutation p-values
   p_subject <- matrix(NA_real_, k, s)

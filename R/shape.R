@@ -74,9 +74,21 @@ shape_distance <- function(x, y, alpha = 1, distance = c("angular", "euclidean")
   opts <- shape_options(alpha, distance, zero_pad, centre)
   split <- shape_split(test, rownames(x), nrow(x))
   check_shape_layers(list(x = x), list(y = y), opts, split)
-  d <- shape_engine(list(x), list(y), opts, split, backend)
+  sc <- shape_scale(list(x, y), opts)
+  d <- shape_engine(sc$layers[1], sc$layers[2], opts, split, backend)
   check_shape_result(d)
-  drop(d)
+  drop(d) / sc$factor
+}
+
+# Data beyond 1e+-100 (where sums of squares overflow or underflow) scaled by one common
+# power of two, where that is exact: alpha = 1 (rotations only: the angular distance is
+# scale-invariant, the Euclidean one scales with the data, so it is divided by `factor`
+# afterwards) and alpha = 0 (whitened: both invariant). Partial whitening (0 < alpha < 1)
+# depends on the scale, so its data are left alone.
+shape_scale <- function(layers, opts) {
+  f <- if (opts$alpha %in% c(0, 1)) extreme_scale(max(vapply(layers, cpp_max_abs, 0))) else 1
+  if (f != 1) layers <- lapply(layers, `*`, f)
+  list(layers = layers, factor = if (opts$alpha == 1 && opts$distance == "euclidean") f else 1)
 }
 
 # The distance matrix of layers xs against ys (ys empty: within xs) on the backend's
@@ -95,7 +107,7 @@ shape_engine <- function(xs, ys, opts, split, backend, call = rlang::caller_env(
 # A held-out set whose patterns all equal the training mean has no norm to take an angle with.
 check_shape_result <- function(m, call = rlang::caller_env()) {
   if (anyNA(m)) {
-    ts_abort("The held-out stimuli of a layer do not vary around its training mean, so the angular distance is undefined.",
+    ts_abort("The held-out stimuli ({.arg test}) of a layer of {.arg x} or {.arg y} do not vary around its training mean, so the angular distance is undefined.",
              "zero_variance", call = call)
   }
   invisible(m)
@@ -136,8 +148,11 @@ shape_layers <- function(reps, reps2 = NULL, alpha = 1, distance = c("angular", 
   split <- shape_split(test, reps$stimuli, length(reps$stimuli))
   ys <- if (within) list() else reps2$layers
   check_shape_layers(reps$layers, if (within) reps$layers else ys, opts, split, "reps", if (within) "reps" else "reps2")
-  m <- shape_engine(reps$layers, ys, opts, split, backend)
+  sc <- shape_scale(c(unname(reps$layers), unname(ys)), opts)
+  nl <- length(reps$layers)
+  m <- shape_engine(sc$layers[seq_len(nl)], sc$layers[-seq_len(nl)], opts, split, backend)
   check_shape_result(m)
+  m <- m / sc$factor
   out <- layer_pair_tibble(m, names(reps$layers), if (within) names(reps$layers) else names(reps2$layers), "distance")
   structure(out, class = c("ts_shape", class(out)),
             settings = list(alpha = opts$alpha, distance = opts$distance, zero_pad = opts$zero_pad,
@@ -239,7 +254,7 @@ shape_split <- function(test, ids, n, call = rlang::caller_env()) {
 
 check_shape_layers <- function(xs, ys, opts, split, ax = "x", ay = "y", call = rlang::caller_env()) {
   n_fit <- if (length(split$test)) length(split$train) else nrow(xs[[1]])
-  if (n_fit < 2) ts_abort("Shape metrics need at least 2 stimuli; got {n_fit}.", "too_few", call = call)
+  if (n_fit < 2) ts_abort("Shape metrics need at least 2 stimuli in {.arg {ax}} and {.arg {ay}}; got {n_fit}.", "too_few", call = call)
   label <- function(a, nm, many) if (many) sprintf("%s$%s", a, nm) else a
   for (side in list(list(xs, ax), list(ys, ay))) {
     many <- side[[2]] != "x" && side[[2]] != "y"
@@ -257,7 +272,7 @@ check_shape_layers <- function(xs, ys, opts, split, ax = "x", ay = "y", call = r
     px <- vapply(xs, ncol, integer(1))
     py <- vapply(ys, ncol, integer(1))
     if (length(unique(c(px, py))) > 1) {
-      ts_abort("With {.code zero_pad = FALSE} every layer needs the same number of units; got {paste(unique(c(px, py)), collapse = ', ')}.",
+      ts_abort("With {.arg zero_pad} = FALSE every layer of {.arg {ax}} and {.arg {ay}} needs the same number of units; got {paste(unique(c(px, py)), collapse = ', ')}.",
                "mismatch", call = call)
     }
   }
@@ -444,9 +459,9 @@ cca_layers <- function(reps, reps2 = NULL, method = c("mean", "svcca", "pwcca"),
             settings = c(list(method = method, keep = keep, n = n), pair_settings(io)))
 }
 
-check_transport_size <- function(px, py, call = rlang::caller_env()) {
+check_transport_size <- function(px, py, args = c("x", "y"), call = rlang::caller_env()) {
   if (as.double(px) * py > 2e7) {
-    ts_abort("Soft matching of {px} x {py} units needs a {px} x {py} cost matrix; at most 2e7 entries are supported.",
+    ts_abort("Soft matching of the {px} x {py} units of {.arg {args[1]}} and {.arg {args[2]}} needs a {px} x {py} cost matrix; at most 2e7 entries are supported.",
              "argument", call = call)
   }
 }
@@ -476,7 +491,8 @@ soft_matching_layers <- function(reps, reps2 = NULL, centre = TRUE) {
   }
   xs <- io$reps$layers
   ys <- if (io$within) xs else io$reps2$layers
-  check_transport_size(max(vapply(xs, ncol, integer(1))), max(vapply(ys, ncol, integer(1))))
+  check_transport_size(max(vapply(xs, ncol, integer(1))), max(vapply(ys, ncol, integer(1))),
+                       c("reps", if (io$within) "reps" else "reps2"))
   m <- cpp_soft_matching_matrix(unname(xs), if (io$within) list() else unname(ys), centre, threads_now())
   out <- layer_pair_tibble(m, names(xs), names(ys), "distance")
   structure(out, class = c("ts_soft_matching", class(out)), settings = c(list(centre = centre), pair_settings(io)))

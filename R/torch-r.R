@@ -96,7 +96,7 @@ activations_rtorch <- function(model, inputs, layers, batch_size, device, stimul
                    what = "The {.cls nn_module} failed on {.arg inputs} (batch {b}).")
       missing <- setdiff(layers, names(store$batch))
       if (length(missing)) {
-        ts_abort(c("Submodule{?s} {.val {missing}} {?was/were} not called by the forward pass, so {?its/their} output cannot be captured.",
+        ts_abort(c("{.arg layers}: submodule{?s} {.val {missing}} {?was/were} not called by the forward pass, so {?its/their} output cannot be captured.",
                    i = "Submodules called only in some branches of {.fn forward} cannot be captured."),
                  "argument", call = call)
       }
@@ -234,7 +234,7 @@ rt_ops <- function(call = rlang::caller_env()) {
     record = function(out, path) {
       t <- first_tensor(out)
       if (is.null(t)) {
-        ts_abort("Submodule {.val {path}} did not return a tensor (or a list starting with one).", "type")
+        ts_abort("{.arg layers}: submodule {.val {path}} did not return a tensor (or a list starting with one).", "type")
       }
       t$detach()
     },

@@ -58,7 +58,7 @@ dense_backend <- function(backend, size, supported = TRUE, what = "these options
         "torch" %in% loadedNamespaces()) return("eigen")
     return(if (isTRUE(torch_call("ts_torch_info", call = call)$cuda)) "cuda" else "eigen")
   }
-  if (!supported) ts_abort("{.code backend = \"torch\"} does not support {what}; use {.code backend = \"eigen\"}.", "argument", call = call)
+  if (!supported) ts_abort("{.arg backend} = {.val torch} does not support {what}; use {.code backend = \"eigen\"}.", "argument", call = call)
   torch_backend(call = call)
   device <- getOption("tensorscope.torch_device")
   if (is.null(device)) return(if (isTRUE(torch_call("ts_torch_info", call = call)$cuda)) "cuda" else "cpu")

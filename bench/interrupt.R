@@ -1,7 +1,8 @@
 # How fast does each long loop stop on Ctrl-C? A child R runs the loop; 1.5 s after it
 # has started, the parent sends SIGINT and times how long the child takes to return
 # from the call (target: under 1 s). Run: Rscript bench/interrupt.R (TS_LIB: the library
-# holding tensorscope, default lib/).
+# holding tensorscope, default lib/; TS_INTERRUPT_JOBS: a comma-separated subset of the
+# loops, e.g. "ridge_cv"; TS_INTERRUPT_DELAY: seconds before the SIGINT, default 1.5).
 lib <- normalizePath(Sys.getenv("TS_LIB", "lib"), mustWork = FALSE)
 
 jobs <- list(
@@ -21,6 +22,10 @@ jobs <- list(
     setup = "stopifnot(ts_torch_available()); m <- system.file('extdata', 'fmnist_cnn_step1125.pt', package = 'tensorscope'); imgs <- array(rnorm(20000 * 784), c(20000, 1, 28, 28))",
     call = "activations(m, imgs, batch_size = 4)")
 )
+
+delay <- as.numeric(Sys.getenv("TS_INTERRUPT_DELAY", "1.5"))  # seconds into the loop
+only <- strsplit(Sys.getenv("TS_INTERRUPT_JOBS"), ",")[[1]]
+if (length(only)) jobs <- jobs[intersect(names(jobs), only)]
 
 child_code <- function(job, marker, result) {
   sprintf(paste(
@@ -42,7 +47,7 @@ rows <- lapply(names(jobs), function(nm) {
   if (!p$is_alive()) {
     return(data.frame(loop = nm, outcome = "did not start", stop_s = NA_real_, stringsAsFactors = FALSE))
   }
-  Sys.sleep(1.5)
+  Sys.sleep(delay)
   t0 <- as.numeric(Sys.time())
   p$interrupt()
   p$wait(30000)

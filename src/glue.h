@@ -70,6 +70,9 @@ inline tensorscope::Exec exec(int threads) {
   tensorscope::Exec ex;
   ex.threads = threads < 1 ? 1 : threads;
   ex.interrupt = [] { Rcpp::checkUserInterrupt(); };
+  // tests shrink the blocks of the interruptible paths to exercise them at small sizes
+  SEXP flops = Rf_GetOption1(Rf_install("tensorscope.block_flops"));
+  if (Rf_isReal(flops) && Rf_length(flops) == 1 && REAL(flops)[0] > 0) ex.call_flops = REAL(flops)[0];
   return ex;
 }
 

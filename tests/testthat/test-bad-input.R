@@ -1,6 +1,8 @@
 # Bad-input sweep (issue 15): a TABLE of input families x functions. Each row is one
 # call and what must happen:
-#   error   = "<kind>"  a condition of class tensorscope_error_<kind> ("" = any kind);
+#   error   = "<kind>"  a condition of class tensorscope_error_<kind> ("" = any kind)
+#             whose message names the argument at fault, `arg` (one of them when
+#             several are given; `x$a` or `x[...]` count as naming `x`);
 #   warning = "<class>" a warning of that class, and a result;
 #   check   = function(value) TRUE when the result is right (no NaN, the unscaled
 #             answer, ...).
@@ -19,14 +21,21 @@ bad_input_data <- function() {
     cst8 = matrix(1, 8, 8) - diag(8), zero8 = matrix(0, 8, 8),
     d2 = matrix(c(0, 1, 1, 0), 2),
     trials = array(rnorm(10 * 3 * 4), c(10, 3, 4)),
-    toy = readRDS(system.file("extdata", "induction_circuits.rds", package = "tensorscope"))
+    toy = readRDS(system.file("extdata", "induction_circuits.rds", package = "tensorscope")),
+    long = data.frame(stimulus = rep(c("a", "b", "c"), each = 2), unit = rep(c("u1", "u2"), 3), response = rnorm(6))
   )
 }
 D <- bad_input_data()
 
-case <- function(fn, family, expr, error = NULL, warning = NULL, check = NULL, child = FALSE) {
+case <- function(fn, family, expr, error = NULL, warning = NULL, check = NULL, child = FALSE, arg = NULL) {
   list(fn = fn, family = family, expr = substitute(expr), error = error, warning = warning, check = check,
-       child = child)
+       child = child, arg = arg)
+}
+
+# TRUE when the message names one of the arguments `arg` (cli's `{.arg a}` renders `a`).
+names_arg <- function(message, arg) {
+  any(vapply(arg, function(a) any(vapply(paste0("`", a, c("`", "$", "[")), grepl, logical(1), x = message, fixed = TRUE)),
+             logical(1)))
 }
 
 # Evaluates a case's call in env; the outcome as plain data (so a child can return it).
@@ -47,6 +56,11 @@ expect_case <- function(cs, res) {
     expect_true(want %in% res$error,
                 label = sprintf("%s gives %s (got: %s)", label, want,
                                 if (is.null(res$error)) "no error" else paste(res$error[1], res$message)))
+    if (!is.null(res$error)) {
+      expect_true(names_arg(res$message, cs$arg),
+                  label = sprintf("%s: the message names %s (got: %s)", label,
+                                  paste0("`", cs$arg, "`", collapse = " or "), res$message))
+    }
     return(invisible())
   }
   expect_null(res$error, label = sprintf("%s runs without error (%s)", label, res$message %||% ""))
@@ -68,38 +82,38 @@ cases <- list(
   case("rsa", "3 conditions, permutations", rsa(list(a = x[1:3, ]), as.matrix(rdm(x[1:3, ] + 1)), boot = "none",
        n_perm = 50), check = function(v) v$p_value > 0 && v$p_value <= 1, child = TRUE),
   case("fiber_bundle_test", "huge step", fiber_bundle_test(x, k_range = c(1, 30), window = 5, step = 1e10),
-       error = "argument", child = TRUE),
+       error = "argument", arg = "step", child = TRUE),
   case("fiber_bundle_test", "infinite step", fiber_bundle_test(x, k_range = c(1, 30), window = 5, step = Inf),
-       error = "argument", child = TRUE),
+       error = "argument", arg = "step", child = TRUE),
   case("fiber_bundle_test", "huge window", fiber_bundle_test(x, k_range = c(1, 30), window = 3e9),
-       error = "argument", child = TRUE),
-  case("rsa", "huge n_perm", rsa(list(a = x8), as.matrix(r8b), n_perm = 1e12), error = "argument", child = TRUE),
+       error = "argument", arg = "window", child = TRUE),
+  case("rsa", "huge n_perm", rsa(list(a = x8), as.matrix(r8b), n_perm = 1e12), error = "argument", arg = "n_perm", child = TRUE),
 
   # silent NaN before the fix: constant / zero / 2 x 2 RDMs
-  case("compare_rdms", "constant RDM, spearman", compare_rdms(r8, cst8), error = "zero_variance"),
-  case("compare_rdms", "constant RDM, pearson", compare_rdms(r8, cst8, "pearson"), error = "zero_variance"),
-  case("compare_rdms", "constant RDM, corr_cov", compare_rdms(cst8, r8, "corr_cov"), error = "zero_variance"),
+  case("compare_rdms", "constant RDM, spearman", compare_rdms(r8, cst8), error = "zero_variance", arg = "b"),
+  case("compare_rdms", "constant RDM, pearson", compare_rdms(r8, cst8, "pearson"), error = "zero_variance", arg = "b"),
+  case("compare_rdms", "constant RDM, corr_cov", compare_rdms(cst8, r8, "corr_cov"), error = "zero_variance", arg = "a"),
   case("compare_rdms", "constant RDM, kendall_tau_a (ties count against: 0)",
        compare_rdms(r8, cst8, "kendall_tau_a"), check = function(v) identical(v, 0)),
   case("compare_rdms", "constant RDM, rho_a (0)", compare_rdms(r8, cst8, "rho_a"), check = function(v) v == 0),
   case("compare_rdms", "constant RDM, cosine (defined)", compare_rdms(r8, cst8, "cosine"),
        check = function(v) abs(v - sum(D$r8$dissimilarities) / sqrt(28 * sum(D$r8$dissimilarities^2))) < 1e-12),
-  case("compare_rdms", "zero RDM, cosine", compare_rdms(r8, zero8, "cosine"), error = "zero_variance"),
-  case("compare_rdms", "zero RDM, cosine_cov", compare_rdms(zero8, r8, "cosine_cov"), error = "zero_variance"),
-  case("compare_rdms", "zero RDM, bures", compare_rdms(r8, zero8, "bures"), error = "zero_variance"),
-  case("compare_rdms", "zero RDM, spearman", compare_rdms(r8, zero8), error = "zero_variance"),
-  case("compare_rdms", "2 x 2, spearman", compare_rdms(d2, 2 * d2), error = "too_few"),
-  case("compare_rdms", "2 x 2, kendall_tau_a", compare_rdms(d2, 2 * d2, "kendall_tau_a"), error = "too_few"),
+  case("compare_rdms", "zero RDM, cosine", compare_rdms(r8, zero8, "cosine"), error = "zero_variance", arg = "b"),
+  case("compare_rdms", "zero RDM, cosine_cov", compare_rdms(zero8, r8, "cosine_cov"), error = "zero_variance", arg = "a"),
+  case("compare_rdms", "zero RDM, bures", compare_rdms(r8, zero8, "bures"), error = "zero_variance", arg = "b"),
+  case("compare_rdms", "zero RDM, spearman", compare_rdms(r8, zero8), error = "zero_variance", arg = "b"),
+  case("compare_rdms", "2 x 2, spearman", compare_rdms(d2, 2 * d2), error = "too_few", arg = "a"),
+  case("compare_rdms", "2 x 2, kendall_tau_a", compare_rdms(d2, 2 * d2, "kendall_tau_a"), error = "too_few", arg = "a"),
   case("compare_rdms", "2 x 2, cosine", compare_rdms(d2, 2 * d2, "cosine"), check = function(v) abs(v - 1) < 1e-15),
-  case("rsa", "constant neural RDM", rsa(list(a = x8), cst8, n_perm = 10), error = "zero_variance"),
+  case("rsa", "constant neural RDM", rsa(list(a = x8), cst8, n_perm = 10), error = "zero_variance", arg = "neural"),
   case("rsa", "zero neural RDM, cosine", rsa(list(a = x8), zero8, method = "cosine", n_perm = 10),
-       error = "zero_variance"),
-  case("noise_ceiling", "constant trials", noise_ceiling(array(1, c(10, 3, 4))), error = "zero_variance"),
+       error = "zero_variance", arg = "neural"),
+  case("noise_ceiling", "constant trials", noise_ceiling(array(1, c(10, 3, 4))), error = "zero_variance", arg = "trials"),
   case("noise_ceiling", "one constant target", noise_ceiling({t <- trials; t[, 2, ] <- 3; t}),
        warning = "tensorscope_warning_degenerate",
        check = function(v) is.na(v$reliability[2]) && all(is.finite(v$reliability[-2])) && is.finite(summary(v)$ceiling)),
-  case("superposition", "one feature", superposition(x[1, , drop = FALSE]), error = "too_few"),
-  case("superposition", "all zero", superposition(matrix(0, 6, 3)), error = "zero_variance"),
+  case("superposition", "one feature", superposition(x[1, , drop = FALSE]), error = "too_few", arg = "W"),
+  case("superposition", "all zero", superposition(matrix(0, 6, 3)), error = "zero_variance", arg = "W"),
   case("invariance", "equidistant stimuli", invariance(list(a = diag(4)), list(a = x[1:4, ])),
        warning = "tensorscope_warning_degenerate", check = function(v) is.na(v$value[1]) && is.finite(v$value[2])),
   case("composition_scores", "all-zero weights", with(toy$trained, composition_scores(W_Q * 0, W_K * 0, W_V * 0, W_O * 0,
@@ -110,17 +124,17 @@ cases <- list(
        check = function(v) all(is.na(v$score[v$dst_layer == 2 & v$dst_head == 1])) && sum(is.na(v$score)) < nrow(v)),
 
   # accepted invalid input before the fix
-  case("as_rdm", "negative dissimilarities", as_rdm(-as.matrix(r8)), error = "not_rdm"),
-  case("as_rdm", "negative vector", as_rdm(c(1, -2, 3)), error = "not_rdm"),
+  case("as_rdm", "negative dissimilarities", as_rdm(-as.matrix(r8)), error = "not_rdm", arg = "x"),
+  case("as_rdm", "negative vector", as_rdm(c(1, -2, 3)), error = "not_rdm", arg = "x"),
   case("as_rdm", "negative allowed (crossnobis)", as_rdm(c(1, -2, 3), allow_negative = TRUE),
        check = function(v) identical(v$dissimilarities[1, ], c(1, -2, 3))),
-  case("as_rdm", "asymmetric", as_rdm({m <- as.matrix(r8); m[1, 2] <- 5; m}), error = "not_rdm"),
-  case("as_rdm", "non-zero diagonal", as_rdm(as.matrix(r8) + diag(8)), error = "not_rdm"),
-  case("as_rdm", "non-square", as_rdm(matrix(0, 2, 3)), error = "not_rdm"),
-  case("as_rdm", "NA", as_rdm({m <- as.matrix(r8); m[1, 2] <- m[2, 1] <- NA; m}), error = "non_finite"),
-  case("as_rdm", "labels of the wrong length", as_rdm(as.matrix(r8), labels = letters[1:3]), error = "mismatch"),
-  case("as_rdm", "duplicated labels", as_rdm(as.matrix(r8), labels = rep("a", 8)), error = "not_rdm"),
-  case("as_rdm", "NULL", as_rdm(NULL), error = "not_rdm"),
+  case("as_rdm", "asymmetric", as_rdm({m <- as.matrix(r8); m[1, 2] <- 5; m}), error = "not_rdm", arg = "x"),
+  case("as_rdm", "non-zero diagonal", as_rdm(as.matrix(r8) + diag(8)), error = "not_rdm", arg = "x"),
+  case("as_rdm", "non-square", as_rdm(matrix(0, 2, 3)), error = "not_rdm", arg = "x"),
+  case("as_rdm", "NA", as_rdm({m <- as.matrix(r8); m[1, 2] <- m[2, 1] <- NA; m}), error = "non_finite", arg = "x"),
+  case("as_rdm", "labels of the wrong length", as_rdm(as.matrix(r8), labels = letters[1:3]), error = "mismatch", arg = "labels"),
+  case("as_rdm", "duplicated labels", as_rdm(as.matrix(r8), labels = rep("a", 8)), error = "not_rdm", arg = "labels"),
+  case("as_rdm", "NULL", as_rdm(NULL), error = "not_rdm", arg = "x"),
 
   # unusable layers: NA + a warning naming it, the other layers computed
   case("cka_layers", "constant layer", cka_layers(list(a = x, head = matrix(0, 40, 3), b = x[, 1:2])),
@@ -141,24 +155,76 @@ cases <- list(
   case("predictivity", "constant layer", predictivity(list(a = x, head = matrix(0, 40, 3)), x[, 1:2] + rnorm(80),
        alphas = c(1, 10)), warning = "tensorscope_warning_unusable_layer",
        check = function(v) all(is.na(v$r[v$layer == "head"])) && all(is.finite(v$r[v$layer == "a"]))),
-  case("effective_rank", "every layer constant", effective_rank(list(a = matrix(0, 40, 3))), error = "zero_variance"),
+  case("effective_rank", "every layer constant", effective_rank(list(a = matrix(0, 40, 3))), error = "zero_variance", arg = "x"),
   case("cka_layers", "every layer constant", cka_layers(list(a = matrix(0, 40, 3), b = matrix(1, 40, 2))),
-       error = "zero_variance"),
+       error = "zero_variance", arg = "reps"),
 
   # files: named pipes (hang before the fix), garbage, truncated
-  case("read_npy", "named pipe", read_npy(fifo), error = "file"),
-  case("read_npz", "named pipe", read_npz(fifo), error = "file"),
-  case("read_mat", "named pipe", read_mat(fifo), error = "file"),
-  case("read_h5", "named pipe", read_h5(fifo), error = "file"),
-  case("ts_model", "named pipe", ts_model(fifo), error = ""),
-  case("read_npy", "garbage", read_npy(garbage), error = "corrupt"),
-  case("read_npz", "garbage", read_npz(garbage), error = "corrupt"),
-  case("read_mat", "garbage", read_mat(garbage), error = "corrupt"),
-  case("read_h5", "garbage", read_h5(garbage), error = "corrupt"),
-  case("read_npy", "truncated", read_npy(truncated_npy), error = "corrupt"),
-  case("read_npy", "directory", read_npy(tempdir()), error = "file"),
-  case("read_npy", "NULL path", read_npy(NULL), error = "argument"),
-  case("read_npy", "missing file", read_npy(file.path(tempdir(), "no-such.npy")), error = "file")
+  case("read_npy", "named pipe", read_npy(fifo), error = "file", arg = "path"),
+  case("read_npz", "named pipe", read_npz(fifo), error = "file", arg = "path"),
+  case("read_mat", "named pipe", read_mat(fifo), error = "file", arg = "path"),
+  case("read_h5", "named pipe", read_h5(fifo), error = "file", arg = "path"),
+  case("ts_model", "named pipe", ts_model(fifo), error = "", arg = "path"),
+  case("read_npy", "garbage", read_npy(garbage), error = "corrupt", arg = "path"),
+  case("read_npz", "garbage", read_npz(garbage), error = "corrupt", arg = "path"),
+  case("read_mat", "garbage", read_mat(garbage), error = "corrupt", arg = "path"),
+  case("read_h5", "garbage", read_h5(garbage), error = "corrupt", arg = "path"),
+  case("read_npy", "truncated", read_npy(truncated_npy), error = "corrupt", arg = "path"),
+  case("read_npy", "directory", read_npy(tempdir()), error = "file", arg = "path"),
+  case("read_npy", "NULL path", read_npy(NULL), error = "argument", arg = "path"),
+  case("read_npy", "missing file", read_npy(file.path(tempdir(), "no-such.npy")), error = "file", arg = "path"),
+  case("read_nwb", "named pipe", read_nwb(fifo), error = "file", arg = "path"),
+  case("read_nwb", "garbage", read_nwb(garbage), error = "corrupt", arg = "path"),
+  case("read_nwb", "directory", read_nwb(tempdir()), error = "file", arg = "path"),
+  case("read_report", "garbage", read_report(garbage), error = "", arg = "path"),
+  case("mat_rdms", "not a struct", mat_rdms(list(a = "b")), error = "", arg = "x"),
+
+  # functions added since the sweep: shape metrics, CCA, soft matching, the Riemannian
+  # RDM comparison, neural data in, user inner folds
+  case("shape_distance", "alpha above 1", shape_distance(x, x[, 1:3], alpha = 2), error = "argument", arg = "alpha"),
+  case("shape_distance", "alpha NA", shape_distance(x, x[, 1:3], alpha = NA), error = "argument", arg = "alpha"),
+  case("shape_distance", "test out of range", shape_distance(x, x[, 1:3], test = 30:45), error = "argument", arg = "test"),
+  case("shape_distance", "zero_pad NA", shape_distance(x, x[, 1:3], zero_pad = NA), error = "argument", arg = "zero_pad"),
+  case("shape_distance", "data x 1e300 (angular: scale-invariant)", shape_distance(1e300 * x, 1e300 * x[, 1:3]),
+       check = function(v) is.finite(v) && abs(v - shape_distance(D$x, D$x[, 1:3])) < 1e-10),
+  case("shape_distance", "data x 1e-300, whitened (alpha = 0)", shape_distance(1e-300 * x, 1e-300 * x[, 1:3], alpha = 0),
+       check = function(v) is.finite(v) && abs(v - shape_distance(D$x, D$x[, 1:3], alpha = 0)) < 1e-10),
+  case("shape_distance", "data x 1e300, Euclidean (scales with the data)",
+       shape_distance(1e300 * x, 1e300 * x[, 1:3], distance = "euclidean") / 1e300,
+       check = function(v) is.finite(v) && abs(v / shape_distance(D$x, D$x[, 1:3], distance = "euclidean") - 1) < 1e-10),
+  case("shape_layers", "data x 1e300", shape_layers(list(a = 1e300 * x, b = 1e300 * x[, 1:2]))$distance,
+       check = function(v) all(is.finite(v)) && isTRUE(all.equal(v, shape_layers(list(a = D$x, b = D$x[, 1:2]))$distance,
+                                                                 tolerance = 1e-10))),
+  case("shape_layers", "alpha negative", shape_layers(list(a = x, b = x[, 1:2]), alpha = -1), error = "argument", arg = "alpha"),
+  case("shape_layers", "reps2 with other stimuli", shape_layers(list(a = x), list(b = x[1:30, ])), error = "", arg = c("reps", "reps2")),
+  case("cca_similarity", "keep above 1", cca_similarity(x, x[, 1:3], keep = 2), error = "argument", arg = "keep"),
+  case("cca_similarity", "keep NA", cca_similarity(x, x[, 1:3], keep = NA), error = "argument", arg = "keep"),
+  case("soft_matching_distance", "cost matrix too large",
+       soft_matching_distance(matrix(0.5, 2, 5000), matrix(0.5, 2, 5000)), error = "argument", arg = c("x", "y")),
+  case("soft_matching_distance", "constant x (a distance, defined)", soft_matching_distance(matrix(2, 40, 5), x),
+       check = function(v) is.finite(v) && v > 0),
+  case("compare_rdms", "riemannian, 2 x 2", compare_rdms(d2, 2 * d2, "riemannian"), error = "too_few", arg = "a"),
+  case("compare_rdms", "riemannian, zero RDM", compare_rdms(r8, zero8, "riemannian"), error = "rank_deficient", arg = "b"),
+  case("bin_spikes", "spike_times not numeric", bin_spikes("a", 1:3, letters[1:3]), error = "type", arg = "spike_times"),
+  case("bin_spikes", "window reversed", bin_spikes(list(u = c(0.1, 1.2)), c(0, 1), c("a", "b"), window = c(1, 0)),
+       error = "argument", arg = "window"),
+  case("bin_spikes", "stimulus of the wrong length", bin_spikes(list(u = c(0.1, 1.2)), c(0, 1), c("a", "b", "c")),
+       error = "mismatch", arg = c("stimulus", "onsets")),
+  case("bin_spikes", "NA onset", bin_spikes(list(u = c(0.1, 1.2)), c(0, NA), c("a", "b")), error = "non_finite", arg = "onsets"),
+  case("ts_neural", "not a data frame", ts_neural(1), error = "type", arg = "x"),
+  case("ts_neural", "unknown column", ts_neural(long, stimulus = "nope"), error = "argument", arg = "stimulus"),
+  case("ts_neural", "missing response", ts_neural({d <- long; d$response[2] <- NA; d}), error = "non_finite", arg = "x"),
+  case("ts_neural", "NaN response", ts_neural({d <- long; d$response[2] <- NaN; d}), error = "non_finite",
+       arg = c("x", "response")),
+  case("ts_neural", "wrong na", ts_neural(long, na = "bogus"), error = "argument", arg = "na"),
+  case("predictivity", "inner_splits a string", predictivity(list(a = x), x[, 1:2] + rnorm(80), inner_splits = "bogus"),
+       error = "argument", arg = "inner_splits"),
+  case("predictivity", "inner_splits with pls", predictivity(list(a = x), x[, 1:2] + rnorm(80), method = "pls",
+       inner_splits = rep(1:2, 20)), error = "argument", arg = "inner_splits"),
+  case("predictivity", "inner_splits of the wrong length", predictivity(list(a = x), x[, 1:2] + rnorm(80),
+       inner_splits = list(1, 2)), error = "argument", arg = "inner_splits"),
+  case("predictivity", "inner fold outside the training set", predictivity(list(a = x), x[, 1:2] + rnorm(80), folds = 2,
+       inner_splits = list(list(1:5, 6:10), list(1:5, 6:10))), error = "argument", arg = "inner_splits")
 )
 
 # Size arguments: NA, NaN, Inf, negative, non-integer, huge, wrong type -> argument errors
@@ -188,7 +254,7 @@ for (fn in names(size_args)) for (a in size_names[[fn]]) for (b in names(bad_siz
   e <- size_args[[fn]]
   if (fn == "composition_scores") e[[3]][[a]] <- bad_sizes[[b]] else e[[a]] <- bad_sizes[[b]]  # inside with()
   cases[[length(cases) + 1]] <- list(fn = fn, family = paste(a, "=", b), expr = e, error = "argument",
-                                     warning = NULL, check = NULL, child = b == "huge")
+                                     warning = NULL, check = NULL, child = b == "huge", arg = a)
 }
 
 # Wrong method names
@@ -196,9 +262,12 @@ for (e in list(quote(rdm(x, method = "bogus")), quote(compare_rdms(r8, r8b, meth
                quote(rsa(list(a = x8), as.matrix(r8b), method = "bogus")), quote(cka(x, x, kernel = "bogus")),
                quote(intrinsic_dim(x, method = "bogus")), quote(ricci_curvature(x, method = "bogus")),
                quote(separability(list(a = x), lab, method = "bogus")), quote(noise_ceiling(trials, method = "bogus")),
-               quote(predictivity(list(a = x), x[, 1:2], method = "bogus")), quote(effective_rank(x, on = NA)))) {
+               quote(predictivity(list(a = x), x[, 1:2], method = "bogus")), quote(effective_rank(x, on = NA)),
+               quote(shape_distance(x, x[, 1:3], distance = "bogus")), quote(cca_similarity(x, x[, 1:3], method = "bogus")),
+               quote(shape_layers(list(a = x), distance = "bogus")))) {
+  bogus <- names(e)[vapply(as.list(e), function(v) identical(v, "bogus") || identical(v, NA), logical(1))]
   cases[[length(cases) + 1]] <- list(fn = as.character(e[[1]]), family = "wrong method", expr = e,
-                                     error = "argument", warning = NULL, check = NULL, child = FALSE)
+                                     error = "argument", warning = NULL, check = NULL, child = FALSE, arg = bogus)
 }
 
 # Data families for the functions that take stimuli x features data
@@ -210,8 +279,20 @@ data_fns <- list(
   polysemanticity = quote(polysemanticity(list(a = DATA), lab, n_perm = 10)),
   predictivity = quote(predictivity(list(a = DATA), x[, 1:2], alphas = c(1, 10))),
   invariance = quote(invariance(list(a = DATA), list(a = x))),
-  geometry_profile = quote(geometry_profile(list(a = DATA), k = 5))
+  geometry_profile = quote(geometry_profile(list(a = DATA), k = 5)),
+  shape_distance = quote(shape_distance(DATA, x)), shape_layers = quote(shape_layers(list(a = DATA, b = x))),
+  cca_similarity = quote(cca_similarity(DATA, x)), soft_matching_distance = quote(soft_matching_distance(DATA, x))
 )
+# the argument that holds DATA (wrong stimulus counts may name the other side instead)
+data_arg <- function(fn, family) {
+  a <- if (fn %in% c("cka", "rdm", "effective_rank", "participation_ratio", "intrinsic_dim", "ricci_curvature",
+                     "shape_distance", "cca_similarity", "soft_matching_distance")) "x" else "reps"
+  if (family == "wrong stimulus count") a <- c(a, switch(fn, cka = , shape_distance = , cca_similarity = ,
+                                                           soft_matching_distance = "y", separability = ,
+                                                           polysemanticity = "labels", predictivity = "responses",
+                                                           invariance = "reps_transformed", character(0)))
+  a
+}
 bad_data <- list(
   "NA" = list(quote({m <- x; m[3, 2] <- NA; m}), "non_finite"),
   "NaN" = list(quote({m <- x; m[3, 2] <- NaN; m}), "non_finite"),
@@ -239,8 +320,12 @@ for (fn in names(data_fns)) for (b in names(bad_data)) {
     err <- NULL
     chk <- function(v) identical(v$summary$value, c(0, 0, 1, 0))
   }
+  if (b == "all constant" && fn == "soft_matching_distance") {  # a distance, defined for a constant layer
+    err <- NULL
+    chk <- function(v) is.finite(v) && v > 0
+  }
   cases[[length(cases) + 1]] <- list(fn = fn, family = b, expr = e, error = err, warning = warn,
-                                     check = chk, child = FALSE)
+                                     check = chk, child = FALSE, arg = data_arg(fn, b))
 }
 
 # Scale invariance: data x 1e300 and x 1e-300 give the unscaled answer
@@ -296,9 +381,18 @@ test_that("the bad-input table: every in-process case gives a classed error, a d
   for (cs in cases) {
     if (cs$child) next
     if (cs$fn == "ts_model" && skip_torch) next
-    if (cs$fn %in% c("read_h5", "read_mat") && !requireNamespace(if (cs$fn == "read_h5") "hdf5r" else "R.matlab", quietly = TRUE)) next
+    if (cs$fn %in% c("read_h5", "read_nwb", "read_mat") &&
+        !requireNamespace(if (cs$fn == "read_mat") "R.matlab" else "hdf5r", quietly = TRUE)) next
     expect_case(cs, run_case(cs$expr, env))
   }
+})
+
+test_that("every error row of the bad-input table says which argument its message must name", {
+  no_arg <- Filter(function(cs) !is.null(cs$error) && length(cs$arg) == 0, cases)
+  expect_equal(vapply(no_arg, function(cs) paste(cs$fn, "/", cs$family), ""), character(0))
+  expect_true(names_arg("`x$a` has zero variance", "x"))
+  expect_false(names_arg("`xy` has zero variance", "x"))
+  expect_false(names_arg("RDM \"rdm\" is constant", c("a", "b")))
 })
 
 test_that("the bad-input cases that used to crash the session run in a child process", {

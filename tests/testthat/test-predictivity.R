@@ -60,6 +60,32 @@ test_that("held-out ridge predictions equal naive refits per alpha and fold", {
   }
 })
 
+test_that("ridge CV in the small bounded blocks that make it interruptible gives the same answers", {
+  # tensorscope.block_flops shrinks every product and the eigendecomposition's back
+  # transformation to blocks of 8 columns (bench/interrupt.R: at real sizes each block is
+  # ~0.1 s, so an interrupt stops a fold within a fraction of a second)
+  for (dims in list(c(90, 70), c(60, 100))) {
+    d <- sim_xy(dims[1], dims[2], 20, noise = 2)
+    for (sel in c("gcv", "loo", "kfold")) {
+      args <- list(list(a = d$X), d$Y, alphas = 10^seq(-2, 3, length.out = 6), alpha_select = sel, folds = 3,
+                   return_predictions = TRUE)
+      ref <- do.call(predictivity, args)
+      small <- withr::with_options(list(tensorscope.block_flops = 2000), do.call(predictivity, args))
+      expect_equal(small$r, ref$r, tolerance = 1e-10)
+      expect_identical(small$alpha, ref$alpha)
+      expect_equal(attr(small, "predictions"), attr(ref, "predictions"), tolerance = 1e-10)
+    }
+    sp <- three_folds(dims[1])
+    res <- withr::with_options(list(tensorscope.block_flops = 2000),
+                               predictivity(d$X, d$Y, alphas = 3, splits = sp, return_predictions = TRUE))
+    for (s in seq_along(sp)) {
+      te <- sp[[s]]
+      expect_equal(unname(attr(res, "predictions")$layer[[s]]),
+                   unname(naive_ridge_pred(d$X[-te, ], d$Y[-te, ], d$X[te, , drop = FALSE], 3)), tolerance = 1e-8)
+    }
+  }
+})
+
 naive_select <- function(Xtr, Ytr, alphas, criterion) {
   n <- nrow(Xtr)
   Xc <- sweep(Xtr, 2, colMeans(Xtr)); Yc <- sweep(Ytr, 2, colMeans(Ytr))

@@ -325,3 +325,12 @@ test_that("Riemannian RDM comparison raises a classed error for a rank-deficient
   # a rank-deficient first RDM is regularised by the prior, as in rsatoolbox
   expect_true(is.finite(compare_rdms(low, a, "riemannian")))
 })
+
+test_that("Riemannian RDM comparison refuses a constant RDM (it equals the prior: distance 0 to anything)", {
+  set.seed(6)
+  low <- rdm(matrix(stats::rnorm(8 * 5), 8), "euclidean")   # rank-deficient a
+  flat <- as_rdm(matrix(1, 8, 8) - diag(8))
+  # the value it would give: 0, the maximum, whatever `a` is
+  expect_error(compare_rdms(low, flat, "riemannian"), "constant", class = "tensorscope_error_zero_variance")
+  expect_error(compare_rdms(flat, low, "riemannian"), "`a`", class = "tensorscope_error_zero_variance")
+})

@@ -40,6 +40,9 @@ struct Exec {
   int threads = 1;                      // OpenMP threads for the core's own loops
   Interrupt interrupt = no_interrupt;   // see above
   bool nested = false;                  // running inside a parallel region: no BLAS calls
+  // most flops one BLAS/LAPACK call does in the interruptible paths (linalg.hpp's
+  // product(), crossprod(X, ex), sym_eigen(A, v, ex)): ~0.1 s on one core
+  double call_flops = 2.5e8;
   void check() const {
     if (interrupt) interrupt();
   }

@@ -266,40 +266,45 @@ struct RidgeDecomp {
   }
 };
 
-// Xc, Yc centred training data; Xt centred test data (may have 0 rows).
+// Xc, Yc centred training data; Xt centred test data (may have 0 rows). Every product
+// and the eigendecomposition run in bounded pieces with ex.check() between them, so a
+// training fold can be interrupted (bench/interrupt.R).
 inline RidgeDecomp ridge_decompose(const Matrix& Xc, const Matrix& Yc, const Matrix& Xt, bool want_u,
-                                   bool want_v = false) {
+                                   bool want_v = false, const Exec& ex = Exec()) {
   RidgeDecomp d;
   const Index n = Xc.rows(), p = Xc.cols();
   d.n_train = static_cast<double>(n);
   d.kernel = p > n;
   Matrix C;  // U'Yc, r x q
   if (!d.kernel) {
-    SymEigen e = sym_eigen(crossprod(Xc));
+    SymEigen e = sym_eigen(crossprod(Xc, ex), true, ex);
     d.lambda = e.values.cwiseMax(0.0);
-    const Matrix XtY = Xc.transpose() * Yc;
-    d.B.noalias() = e.vectors.transpose() * XtY;
-    if (Xt.rows() > 0) d.A.noalias() = Xt * e.vectors;
+    const Matrix XtY = product(Xc.transpose(), Yc, ex);
+    d.B = product(e.vectors.transpose(), XtY, ex);
+    if (Xt.rows() > 0) d.A = product(Xt, e.vectors, ex);
     const double tol = d.lambda.maxCoeff() * static_cast<double>(std::max(n, p)) * 2.2e-16;
     d.keep = (d.lambda.array() > tol).cast<double>().matrix();
     Vector inv_s(d.lambda.size());
     for (Index k = 0; k < d.lambda.size(); ++k) inv_s(k) = d.keep(k) > 0 ? 1.0 / std::sqrt(d.lambda(k)) : 0.0;
     C = inv_s.asDiagonal() * d.B;
-    if (want_u) d.U.noalias() = Xc * (e.vectors * inv_s.asDiagonal());
+    if (want_u) {
+      const Matrix Vs = e.vectors * inv_s.asDiagonal();
+      d.U = product(Xc, Vs, ex);
+    }
     if (want_v) d.V = e.vectors;
   } else {
-    SymEigen e = sym_eigen(tcrossprod(Xc));
+    SymEigen e = sym_eigen(tcrossprod(Xc, ex), true, ex);
     d.lambda = e.values.cwiseMax(0.0);
-    d.B.noalias() = e.vectors.transpose() * Yc;
+    d.B = product(e.vectors.transpose(), Yc, ex);
     if (Xt.rows() > 0) {
-      const Matrix T = Xt * Xc.transpose();
-      d.A.noalias() = T * e.vectors;
+      const Matrix T = product(Xt, Xc.transpose(), ex);
+      d.A = product(T, e.vectors, ex);
     }
     const double tol = d.lambda.maxCoeff() * static_cast<double>(std::max(n, p)) * 2.2e-16;
     d.keep = (d.lambda.array() > tol).cast<double>().matrix();
     C = d.keep.asDiagonal() * d.B;
     if (want_u) d.U = e.vectors * d.keep.asDiagonal();
-    if (want_v) d.V = Xc.transpose() * e.vectors;  // coefficients: Xc' U diag(w) B
+    if (want_v) d.V = product(Xc.transpose(), e.vectors, ex);  // coefficients: Xc' U diag(w) B
   }
   d.C2 = C.array().square().matrix();
   d.resid0 = (Yc.colwise().squaredNorm() - d.C2.colwise().sum()).transpose().cwiseMax(0.0);
@@ -312,8 +317,8 @@ inline RidgeDecomp ridge_decompose(const Matrix& Xc, const Matrix& Yc, const Mat
 using RidgeDecomposer = std::function<RidgeDecomp(const Matrix& Xc, const Matrix& Yc, const Matrix& Xt, bool want_u)>;
 
 inline RidgeDecomp decompose_with(const RidgeDecomposer& f, const Matrix& Xc, const Matrix& Yc, const Matrix& Xt,
-                                  bool want_u) {
-  return f ? f(Xc, Yc, Xt, want_u) : ridge_decompose(Xc, Yc, Xt, want_u);
+                                  bool want_u, const Exec& ex) {
+  return f ? f(Xc, Yc, Xt, want_u) : ridge_decompose(Xc, Yc, Xt, want_u, false, ex);
 }
 
 // ridge_cv's access to X, by rows: the decomposition of the training rows `train` of X
@@ -324,14 +329,14 @@ inline RidgeDecomp decompose_with(const RidgeDecomposer& f, const Matrix& Xc, co
 using RidgeFolds = std::function<RidgeDecomp(const std::vector<Index>& train, const std::vector<Index>& test,
                                              const Matrix& Yc, bool want_u)>;
 
-inline RidgeFolds matrix_folds(const MatRef& X, const RidgeDecomposer& decompose = {}) {
-  return [&X, &decompose](const std::vector<Index>& train, const std::vector<Index>& test, const Matrix& Yc,
-                          bool want_u) {
+inline RidgeFolds matrix_folds(const MatRef& X, const Exec& ex, const RidgeDecomposer& decompose = {}) {
+  return [&X, &ex, &decompose](const std::vector<Index>& train, const std::vector<Index>& test, const Matrix& Yc,
+                               bool want_u) {
     Vector mu;
     const Matrix Xc = pred_detail::gather_centred(X, train, mu);
     Matrix Xt = pred_detail::gather_rows(X, test);
     if (Xt.rows() > 0) Xt.rowwise() -= mu.transpose();
-    return decompose_with(decompose, Xc, Yc, Xt, want_u);
+    return decompose_with(decompose, Xc, Yc, Xt, want_u, ex);
   };
 }
 
@@ -376,14 +381,13 @@ inline Matrix ridge_criterion(const RidgeDecomp& d, const Matrix& Yc, const std:
     const Vector h = (U2 * shrink).array() + 1.0 / n;
     const Matrix CB = shrink.asDiagonal() * (d.keep.asDiagonal() * d.B);  // (lambda w) C, C = B (kernel)
     if (d.kernel) {
-      E = Yc;
-      E.noalias() -= d.U * CB;
+      E = Yc - product(d.U, CB, ex);
     } else {
       // feature form: fitted = U diag(lambda w) C with C = B / sqrt(lambda)
       Vector inv_s(r);
       for (Index k = 0; k < r; ++k) inv_s(k) = d.keep(k) > 0 ? 1.0 / std::sqrt(d.lambda(k)) : 0.0;
-      E = Yc;
-      E.noalias() -= d.U * (inv_s.asDiagonal() * CB);
+      const Matrix SCB = inv_s.asDiagonal() * CB;
+      E = Yc - product(d.U, SCB, ex);
     }
     for (Index j = 0; j < q; ++j) {
       double s = 0;
@@ -408,9 +412,7 @@ inline Matrix ridge_predict(const RidgeDecomp& d, const std::vector<double>& alp
     const double alpha = alphas[static_cast<std::size_t>(choice[static_cast<std::size_t>(j)])];
     for (Index k = 0; k < r; ++k) Bw(k, j) = d.B(k, j) * d.weight(k, alpha);
   }
-  Matrix P(d.A.rows(), q);
-  P.noalias() = d.A * Bw;
-  return P;
+  return product(d.A, Bw, ex);
 }
 
 // Alpha index per target: argmin of the criterion (first minimum); shared: argmin of
@@ -708,7 +710,7 @@ inline CvResult ridge_cv_folds(const RidgeFolds& folds, const MatRef& Y, const s
 
 inline CvResult ridge_cv(const MatRef& X, const MatRef& Y, const std::vector<Split>& splits, const RidgeOptions& o,
                          bool pooled, bool keep, const Exec& ex, const RidgeDecomposer& decompose = {}) {
-  return ridge_cv_folds(matrix_folds(X, decompose), Y, splits, o, pooled, keep, ex);
+  return ridge_cv_folds(matrix_folds(X, ex, decompose), Y, splits, o, pooled, keep, ex);
 }
 
 inline CvResult pls_cv(const MatRef& X, const MatRef& Y, const std::vector<Split>& splits, int ncomp, bool pooled,
