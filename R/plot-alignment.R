@@ -309,7 +309,7 @@ step_axis <- function(steps) {
     if (prev > 1) keep[prev] <- FALSE
     keep[length(s)] <- TRUE
   }
-  list(x = f, scale = ggplot2::scale_x_continuous(breaks = at[keep], labels = format(s[keep], big.mark = ",", trim = TRUE)),
+  list(x = f, scale = ggplot2::scale_x_continuous(breaks = at[keep], labels = format(s[keep], scientific = FALSE, trim = TRUE)),
        name = if (log) "training step (log scale)" else "training step")
 }
 

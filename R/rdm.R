@@ -607,6 +607,10 @@ comparable_rdms <- function(x, method, arg, D = x$dissimilarities, call = rlang:
              "zero_variance", call = call)
   }
   big <- rdm_max_abs(D)
+  if (method == "riemannian" && any(big == 0)) {
+    ts_abort("{.arg {arg}}: RDM{?s} {.val {x$descriptors$name[big == 0]}} {?is/are} all zero: {?its/their} second-moment matrix is 0 (rank 0), so the Riemannian distance is undefined.",
+             "rank_deficient", call = call)
+  }
   bad <- unusable_rdms(x, method, D)
   if (any(bad)) {
     what <- if (method %in% c("pearson", "spearman", "corr_cov")) "constant (every dissimilarity is the same), so it has no correlation"

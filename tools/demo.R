@@ -57,8 +57,12 @@ if (file.exists(file.path(kdir, "92_brainRDMs.mat")) && requireNamespace("R.matl
 }
 
 # 3. analyze_models() end to end: the shipped Fashion-MNIST CNN checkpoints, every metric,
-#    simulated "V1" (from pool1) and "IT" (from relu3) recordings of the final checkpoint:
-#    the best layer per area must be the planted one.
+#    simulated "V1" (from pool1) and "IT" (from relu3) recordings of the final checkpoint.
+#    simulate_neural() reads a layer out through random zero-mean weights, which keeps
+#    Euclidean distances between stimuli (so with rdm_method = "euclidean" the planted
+#    layer is the best one, as test-analyze.R checks) but not the correlation distances of
+#    non-negative ReLU/pooling layers: under the default correlation distance a
+#    neighbouring layer can score higher (results.json records both).
 if (ts_torch_available()) {
   s <- readRDS(system.file("extdata", "fmnist_stimuli.rds", package = "tensorscope"))
   ck <- sort(list.files(system.file("extdata", package = "tensorscope"), "^fmnist_cnn_step.*\\.pt$", full.names = TRUE))

@@ -205,6 +205,8 @@ cases <- list(
        check = function(v) is.finite(v) && v > 0),
   case("compare_rdms", "riemannian, 2 x 2", compare_rdms(d2, 2 * d2, "riemannian"), error = "too_few", arg = "a"),
   case("compare_rdms", "riemannian, zero RDM", compare_rdms(r8, zero8, "riemannian"), error = "rank_deficient", arg = "b"),
+  case("compare_rdms", "riemannian, constant RDM", compare_rdms(r8, cst8, "riemannian"), error = "zero_variance", arg = "b"),
+  case("compare_rdms", "riemannian, zero first RDM", compare_rdms(zero8, r8, "riemannian"), error = "rank_deficient", arg = "a"),
   case("bin_spikes", "spike_times not numeric", bin_spikes("a", 1:3, letters[1:3]), error = "type", arg = "spike_times"),
   case("bin_spikes", "window reversed", bin_spikes(list(u = c(0.1, 1.2)), c(0, 1), c("a", "b"), window = c(1, 0)),
        error = "argument", arg = "window"),
