@@ -78,28 +78,44 @@ format_bytes <- function(x) {
 # The reducer of each output and the memory estimate. outputs: a data frame with name,
 # layer, shape (list). "auto" layers are stored exactly while the whole fits the budget;
 # otherwise the largest auto layers wider than k are projected (srp), one at a time,
-# until it fits. The estimate of the run's peak (beyond what R held before the run):
-#   model       parameters x bytes of dtype (a model converted to another dtype also keeps
-#               its original, loaded before the run: not counted)
-#   batch       one batch of the captured outputs, in the graph and as clones (2x), in dtype
-#   stored      the returned matrices: n x (reduced features) doubles
+# until it fits. The estimate of the run's peak, beyond what the process held before:
+#   model       the model's parameters when this call loaded it (a ts_model passed in is
+#               already resident)
+#   forward     LibTorch's working set, measured (`measured`, from first_batch()) on the
+#               first batch: the peak of its CPU allocator during that forward pass (the
+#               inputs as tensors, every intermediate, the kept copies of the captured
+#               outputs, a converted copy of the model), or after it the outputs held
+#               plus the largest copy the write makes (features reordered for R, for
+#               "none" maps); without a measurement (another allocator, CUDA) it is
+#               modelled from the captured sizes
 #   projections the sparse projections by column: k sqrt(p) non-zeros x 4 bytes + p x 8,
 #               plus, for the largest, its triplets while it is built (24 bytes a non-zero)
+#   stored      the returned matrices: n x (reduced features) doubles
+#   inputs      the R-side batch of stimuli, twice (the previous one awaits R's collector)
 # Refuses (tensorscope_error_memory) when the estimate exceeds the budget.
-plan_capture <- function(outputs, reduce, k, n, batch_size, budget, model_bytes, dtype_bytes, call = rlang::caller_env()) {
+plan_capture <- function(outputs, reduce, k, n, batch_size, budget, model_bytes, dtype_bytes,
+                         measured = NULL, input_bytes = 0, call = rlang::caller_env()) {
   asked <- reducer_for(outputs$name, outputs$layer, reduce)
   p <- vapply(outputs$shape, function(s) prod(as.double(s)), numeric(1))
+  rank <- vapply(outputs$shape, length, integer(1))
   red <- ifelse(asked == "auto", "none", asked)
   feats <- function(red) vapply(seq_along(red), function(i) reduced_features(outputs$shape[[i]], red[i], k), numeric(1))
   nnz <- k * sqrt(p)
+  b <- min(batch_size, n)
   proj_bytes <- function(red) {
     s <- red == "srp"
     if (!any(s)) return(0)
     sum(nnz[s] * 4 + p[s] * 8) + max(nnz[s] * 24)
   }
-  batch <- 2 * min(batch_size, n) * sum(p) * dtype_bytes + min(batch_size, n) * max(c(p, 0)) * dtype_bytes
+  held <- measured$held %||% (b * sum(p) * dtype_bytes)
+  fwd <- measured$forward %||% (held + b * max(c(p, 0)) * dtype_bytes)
+  forward <- function(red) {
+    copy <- red != "srp" & rank >= 2   # permute + reshape into R's order copies the batch
+    max(fwd, held + b * max(c(0, (p * (red == "none") + feats(red) * (red == "avgpool"))[copy])) * dtype_bytes)
+  }
   estimate <- function(red) {
-    c(model = model_bytes, batch = batch, stored = n * sum(feats(red)) * 8, projections = proj_bytes(red))
+    c(model = model_bytes, forward = forward(red), projections = proj_bytes(red),
+      stored = n * sum(feats(red)) * 8, inputs = 2 * b * input_bytes)
   }
   est <- estimate(red)
   while (sum(est) > budget) {
@@ -152,11 +168,20 @@ input_source <- function(inputs, stimuli, call = rlang::caller_env()) {
 }
 
 # Runs the first batch: the captured outputs' names and per-stimulus shapes.
+# Also measures LibTorch's memory over that pass (see plan_capture()): `memory` =
+# list(forward = its allocator's peak, held = what it still holds after, both above the
+# level before; NULL where the counting allocator is not in use) and `input_bytes`, the
+# R-side bytes of one stimulus's inputs.
 first_batch <- function(ptr, src, layers, batch_size, dtype, call) {
   idx <- seq_len(min(src$n, batch_size))
-  info <- torch_run("ts_torch_run", ptr, src$get(idx), as.character(layers), dtype,
+  x <- src$get(idx)
+  m0 <- torch_call("ts_torch_memory", TRUE)
+  info <- torch_run("ts_torch_run", ptr, x, as.character(layers), dtype,
                     what = "The model could not run on {.arg inputs}.", call = call)
+  m1 <- torch_call("ts_torch_memory", FALSE)
   names(info$shapes) <- info$names
+  info$memory <- if (!is.null(m0)) list(forward = m1[2] - m0[1], held = m1[1] - m0[1])
+  info$input_bytes <- sum(vapply(x, function(a) as.double(length(a)) * if (is.integer(a)) 4 else 8, 0)) / length(idx)
   info
 }
 

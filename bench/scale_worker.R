@@ -39,7 +39,8 @@ out <- c(model = basename(model), n = n, layers = length(r), k = k, batch = batc
          capture_s = round(t_capture, 1), base_gb = round(base / 2^30, 3),
          peak_gb = round(peak_capture / 2^30, 3),
          est_gb = round((base + sum(est[names(est) != "budget"])) / 2^30, 3),
-         stored_gb = round(sum(vapply(r$layers, function(l) as.numeric(length(l)), 0)) * 8 / 2^30, 3))
+         stored_gb = round(sum(vapply(r$layers, function(l) as.numeric(length(l)), 0)) * 8 / 2^30, 3),
+         stats::setNames(round(est[names(est) != "budget"] / 2^30, 3), paste0("est_", names(est)[names(est) != "budget"], "_gb")))
 if (mode == "pipeline") {
   t1 <- proc.time()[["elapsed"]]
   ck <- cka_layers(r)
