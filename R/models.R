@@ -266,6 +266,26 @@ drop_non_finite <- function(layers, default, call = rlang::caller_env()) {
 #'   layer's name (each layer its own projection, the same in every run, on every
 #'   machine), as a sparse matrix of about \eqn{k\sqrt{p}} non-zeros, never densely;
 #'   it acts on the exact output's features in the order `"none"` returns them.
+#' * `"gram"` (for every layer of the call; no `cache`): the exact route for metrics that
+#'   depend only on the stimuli's inner products and per-stimulus means. Each layer's
+#'   Gram \eqn{G = XX^\top} (n x n, float64) and row sums are accumulated in LibTorch
+#'   without holding X (n x p): a panel of C stimuli is kept, every later batch is
+#'   multiplied against it, panel after panel (C as large as `memory` allows: one pass
+#'   when C = n; `ceiling(n / C)` passes and about \eqn{(n/b)(passes + 1)/2} forward
+#'   passes otherwise, in `provenance$gram_passes`). The layer returned is an n x q
+#'   stand-in F, \eqn{q = rank + 1 \le \min(n, p) + 1}, with \eqn{FF^\top = G} and the
+#'   same row-centred Gram as X (pivoted Cholesky of \eqn{G - ss^\top/p}, the mean
+#'   direction appended, and a Householder reflection onto the all-ones direction).
+#'   **Exact on this route** (equal to their values on `"none"`; float64 to 1e-10):
+#'   linear and RBF CKA (biased and debiased), Euclidean, squared Euclidean, cosine and
+#'   correlation RDMs and what is built on them (RSA), ridge `predictivity()`, and other
+#'   metrics invariant to rotations of feature space (Procrustes/CCA shape distances,
+#'   effective rank, participation ratio). **Not meaningful**: anything that reads
+#'   individual features (sparsity, superposition, unit tuning, mahalanobis/crossnobis
+#'   RDMs), which see a rotated basis. `"srp"` layers see the projection in every metric.
+#'   Memory: n^2 doubles a layer for the Grams, plus the panel (C x p in `dtype` over all
+#'   layers); at n = 10,000 a Gram is 0.8 GB, so for many layers at that size `"srp"`
+#'   is the route that fits.
 #' * `"auto"` (the default policy): exact storage while the whole capture fits `memory`;
 #'   otherwise the widest layers with more than `k` features are projected (`"srp"`),
 #'   one at a time, until it fits. What was chosen is in `provenance$reduce` and shown by
@@ -317,7 +337,7 @@ drop_non_finite <- function(layers, default, call = rlang::caller_env()) {
 #' @param dtype `"float32"` (default) or `"float64"`: the floating type the forward pass
 #'   and the reducers run in (a model saved in another type runs on a converted copy).
 #'   The returned matrices are R doubles either way.
-#' @param reduce `"auto"` (default), `"none"`, `"avgpool"` or `"srp"` for every layer, or
+#' @param reduce `"auto"` (default), `"none"`, `"avgpool"`, `"srp"` or `"gram"` for every layer, or
 #'   a named character vector of these per layer or per captured output (e.g.
 #'   `c(fc = "none", "srp")`: one unnamed element is the default for the others).
 #' @param k Dimensions of the `"srp"` projection.
@@ -370,6 +390,11 @@ activations <- function(model, inputs, layers = NULL, batch_size = 64, device = 
   seed <- check_seed(seed)
   budget <- memory_budget(memory, call = call)
   cache <- check_cache(cache, call = call)
+  gram <- "gram" %in% reduce
+  if (gram && (!all(reduce == "gram") || !is.null(cache))) {
+    ts_abort(c("{.code reduce = \"gram\"} applies to every layer of the call, without {.arg cache}.",
+               i = "Capture the other layers (or with a cache) in another call."), "argument", call = call)
+  }
   if (!is.null(device)) device <- check_device(device, call = call)
   src <- input_source(inputs, stimuli, call = call)
   if (!is.null(cache) && is.null(src$inputs)) {
@@ -427,6 +452,10 @@ activations <- function(model, inputs, layers = NULL, batch_size = 64, device = 
   }
   dtype_bytes <- if (dtype == "float32") 4 else 8
   model_bytes <- if (own) model$modules$n_total[model$modules$module == ""] * dtype_bytes else 0
+  if (gram) {
+    return(activations_gram(ptr, src, run_layers, info, outputs, stimuli, batch_size, dtype, budget,
+                            model, model_bytes, dtype_bytes, before, default_layers, call))
+  }
   plan <- plan_capture(outputs, reduce, k, n, batch_size, budget, model_bytes, dtype_bytes,
                        measured = info$memory, input_bytes = info$input_bytes %||% 0, call = call)
   outputs$reducer <- plan$reducer
@@ -486,6 +515,37 @@ activations <- function(model, inputs, layers = NULL, batch_size = 64, device = 
     reduce = stats::setNames(describe_reducers(outputs$reducer, k, seed), outputs$name)[names(out)],
     memory = c(plan$estimate, budget = budget),
     cached = if (!is.null(cache)) outputs$name[from_cache]))
+}
+
+# activations(reduce = "gram"): each output's Gram and row sums accumulated in LibTorch
+# (plan_gram(), run_gram()), then factored into its exact stand-in (gram_factor()).
+activations_gram <- function(ptr, src, layers, info, outputs, stimuli, batch_size, dtype, budget, model,
+                             model_bytes, dtype_bytes, before, default_layers, call) {
+  n <- src$n
+  plan <- plan_gram(outputs, n, batch_size, budget, model_bytes, dtype_bytes, info$memory,
+                    info$input_bytes %||% 0, call = call)
+  idx <- c(NA, match(info$names[-1], outputs$name))   # NA: the model's output
+  grams <- lapply(idx, function(i) if (is.na(i)) NULL else matrix(0, n, n))
+  sums <- lapply(idx, function(i) if (is.na(i)) NULL else numeric(n))
+  run_gram(ptr, src, layers, batch_size, dtype, grams, sums, plan$panel, call)
+  p <- vapply(outputs$shape, function(s) prod(as.double(s)), numeric(1))
+  out <- vector("list", nrow(outputs))
+  names(out) <- outputs$name
+  for (j in which(!is.na(idx))) {
+    # a non-finite output (masked attention scores): NaN, left to drop_non_finite()
+    f <- if (all(is.finite(grams[[j]]))) gram_factor(grams[[j]], sums[[j]], p[idx[j]]) else matrix(NaN, n, 1)
+    grams[j] <- list(NULL)
+    dimnames(f) <- list(stimuli, NULL)
+    attr(f, "ts_gram_features") <- p[idx[j]]   # rdm(): per-channel distances use the layer's p
+    out[[idx[j]]] <- f
+  }
+  out <- drop_non_finite(out, default_layers, call = call)
+  new_reps(out, stimuli, lapply(out, ncol), list(
+    model = model$path, step = if (is.na(model$step)) NULL else model$step, device = model$device,
+    batch_size = batch_size, forward_passes = torch_call("ts_torch_forward_count", ptr) - before,
+    source = "torchscript", dtype = dtype,
+    reduce = stats::setNames(sprintf("gram(p = %.0f)", p), outputs$name)[names(out)],
+    memory = c(plan$estimate, budget = budget), gram_passes = plan$passes))
 }
 
 check_layers <- function(model, layers, call = rlang::caller_env()) {

@@ -591,6 +591,76 @@ extern "C" SEXP ts_torch_write(SEXP ptr, SEXP dests, SEXP reducers, SEXP ks, SEX
   });
 }
 
+// The exact Gram route (reduce = "gram"): G = X X' (n x n, float64) of each output
+// whose entry in grams is an R matrix, accumulated without holding X (n x p). The R
+// loop (run_gram() in R/capture.R) fills a panel of C stimuli, then multiplies every
+// later batch against it, panel after panel, so each block of G is one product.
+//   panel_rows = -1: clear the panel.
+//   panel_rows = C, offset: copy the held batch into rows [offset, offset + b) of the
+//     panel (allocated C x p in the run's dtype at offset 0).
+// The held outputs are released either way.
+extern "C" SEXP ts_torch_panel(SEXP ptr, SEXP grams, SEXP panel_rows, SEXP offset) {
+  return guarded([&]() -> SEXP {
+    Model* m = get_model(ptr);
+    const int64_t C = static_cast<int64_t>(Rf_asReal(panel_rows));
+    if (C < 0) {
+      m->panel.clear();
+      return R_NilValue;
+    }
+    if (static_cast<size_t>(XLENGTH(grams)) != m->held.size()) ts_torch::fail(tensorscope::ErrorKind::internal, "ts_torch_panel: outputs changed");
+    const int64_t o = static_cast<int64_t>(Rf_asReal(offset));
+    m->panel.resize(m->held.size());
+    for (size_t i = 0; i < m->held.size(); ++i) {
+      if (Rf_isNull(VECTOR_ELT(grams, i))) continue;
+      const torch::Tensor& t = m->held[i];
+      const int64_t b = t.size(0);
+      auto X = t.reshape({b, -1});
+      if (o == 0) m->panel[i] = torch::empty({C, X.size(1)}, X.options());
+      if (o + b > m->panel[i].size(0)) ts_torch::fail(tensorscope::ErrorKind::internal, "ts_torch_panel: panel overflow");
+      m->panel[i].narrow(0, o, b).copy_(X);
+    }
+    m->held.clear();
+    return R_NilValue;
+  });
+}
+
+// Writes the block products against the panel (rows [c0, c0 + C) of G) into the R
+// matrices grams (n x n, column-major). self = TRUE: the panel's own block G[P, P] and
+// the panel's row sums into sums (R vectors of n); else the held batch (rows [r0,
+// r0 + b), after the panel): G[B, P] and its mirror G[P, B]. The held outputs are released.
+extern "C" SEXP ts_torch_gram(SEXP ptr, SEXP grams, SEXP sums, SEXP r0_, SEXP c0_, SEXP self_) {
+  return guarded([&]() -> SEXP {
+    Model* m = get_model(ptr);
+    const bool self = Rf_asLogical(self_) == TRUE;
+    const int64_t r0 = static_cast<int64_t>(Rf_asReal(r0_)), c0 = static_cast<int64_t>(Rf_asReal(c0_));
+    if (!self && static_cast<size_t>(XLENGTH(grams)) != m->held.size()) ts_torch::fail(tensorscope::ErrorKind::internal, "ts_torch_gram: outputs changed");
+    torch::NoGradGuard no_grad;
+    for (R_xlen_t i = 0; i < XLENGTH(grams); ++i) {
+      SEXP G = VECTOR_ELT(grams, i);
+      if (Rf_isNull(G)) continue;
+      if (static_cast<size_t>(i) >= m->panel.size() || !m->panel[i].defined()) ts_torch::fail(tensorscope::ErrorKind::internal, "ts_torch_gram: no panel");
+      const torch::Tensor& P = m->panel[i];
+      const int64_t n = INTEGER(Rf_getAttrib(G, R_DimSymbol))[0], C = P.size(0);
+      auto block = [&](int64_t row, int64_t col, int64_t nr, int64_t nc) {   // G[row + (0..nr), col + (0..nc)]
+        if (row < 0 || col < 0 || row + nr > n || col + nc > n) ts_torch::fail(tensorscope::ErrorKind::internal, "ts_torch_gram: block outside G");
+        return torch::from_blob(REAL(G) + row + n * col, {nr, nc}, {1, n}, torch::kFloat64);
+      };
+      if (self) {
+        block(c0, c0, C, C).copy_(P.matmul(P.t()));
+        torch::from_blob(REAL(VECTOR_ELT(sums, i)) + c0, {C}, torch::kFloat64).copy_(P.sum(1, false, torch::kFloat64));
+        continue;
+      }
+      const torch::Tensor& t = m->held[i];
+      const int64_t b = t.size(0);
+      auto B = t.reshape({b, -1}).matmul(P.t()).to(torch::kFloat64);   // b x C
+      block(r0, c0, b, C).copy_(B);
+      block(c0, r0, C, b).copy_(B.t());
+    }
+    if (!self) m->held.clear();
+    return R_NilValue;
+  });
+}
+
 // Frees the model's LibTorch memory now (the handle becomes invalid).
 extern "C" SEXP ts_torch_release(SEXP ptr) {
   return guarded([&]() -> SEXP {

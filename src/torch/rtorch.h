@@ -77,6 +77,9 @@ struct Model {
   // until ts_torch_write() reduces them into R matrices
   std::vector<torch::Tensor> held;
   std::vector<std::string> held_names;
+  // the Gram route's panel: per held output, the flattened outputs of a block of
+  // stimuli (C x p), against which every later batch is multiplied (ts_torch_gram)
+  std::vector<torch::Tensor> panel;
 };
 
 inline Model* get_model(SEXP ptr) {
