@@ -100,3 +100,18 @@ test_that("analyze_models() records the reducer activations() chose for each lay
   gr <- analyze_models(g$f, g$x, layers = c("conv1", "fc1"), metrics = "effective_rank", reduce = "gram")
   expect_identical(gr$reducers$reducer, c("gram(p = 6272)", "gram(p = 32)"))
 })
+
+test_that("analyze_models() takes the stimuli as a function of rows (with stimuli =) as activations() does", {
+  skip_if_not(ts_torch_available())
+  g <- gram_case()
+  ids <- paste0("s", 1:40)
+  x <- g$x
+  dimnames(x)[[1]] <- ids
+  a <- analyze_models(g$f, x, layers = c("conv1", "fc1"), metrics = c("effective_rank", "cka_similarity"))
+  f <- analyze_models(g$f, function(rows) x[rows, , , , drop = FALSE], stimuli = ids, layers = c("conv1", "fc1"),
+                      metrics = c("effective_rank", "cka_similarity"), batch_size = 16)
+  expect_equal(f$values$value, a$values$value, tolerance = 1e-10)
+  expect_identical(f$stimuli, ids)
+  expect_error(analyze_models(g$f, function(rows) x[rows, , , , drop = FALSE], metrics = "effective_rank"),
+               class = "tensorscope_error_argument")
+})
