@@ -272,7 +272,10 @@ first_batch <- function(ptr, src, layers, batch_size, dtype, call) {
                     what = "The model could not run on {.arg inputs}.", call = call)
   m1 <- torch_call("ts_torch_memory", FALSE)
   names(info$shapes) <- info$names
-  info$memory <- if (!is.null(m0)) list(forward = m1[2] - m0[1], held = m1[1] - m0[1])
+  # this pass also held copies that the later ones leave out where nothing writes in place
+  # (`saved` bytes, see elide_clones() in src/torch/models.cpp): the values themselves and
+  # their copies were alive together until its end (after it only one of them is held)
+  info$memory <- if (!is.null(m0)) list(forward = m1[2] - m0[1] - info$saved, held = m1[1] - m0[1])
   info$input_bytes <- sum(vapply(x, function(a) as.double(length(a)) * if (is.integer(a)) 4 else 8, 0)) / length(idx)
   info
 }

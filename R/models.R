@@ -241,7 +241,13 @@ drop_non_finite <- function(layers, default, call = rlang::caller_env()) {
 #'
 #' **Exact captures.** Each captured output is the value the submodule returned, copied
 #' right after its call, so a later in-place operation (torchvision's
-#' `ReLU(inplace = True)` after a BatchNorm) cannot change it. A submodule called several
+#' `ReLU(inplace = True)` after a BatchNorm) cannot change it. The copies are made only
+#' where needed: on the first batch every output is copied and also kept as itself, and
+#' those whose LibTorch version counter is still 0 at the end of the pass (no in-place
+#' operation touched them or a view of them) are kept without a copy from then on. Models
+#' with branches or loops in their forward (scripted control flow, whose in-place
+#' operations could depend on the data) keep every copy. On ResNet-50's 19 benchmark
+#' layers no copy is needed (their 806 MB a batch of 32 are not copied). A submodule called several
 #' times is captured at every call, in execution order, as `relu`, `relu:2`, `relu:3`
 #' (traced models name these calls `forward`, `forward1`, `forward2`). A block and its own
 #' children can be captured in one call. A submodule returning a tuple or list gives one

@@ -53,7 +53,7 @@ show <- function(label, x) {
   flush(stdout())
 }
 dir.create("bench/out", showWarnings = FALSE)
-out_md <- sprintf("bench/out/scale-%s-%s.md", if (sweep) "sweep" else mode, paste(ns, collapse = "-"))
+out_md <- if (sweep) "bench/out/scale-sweep.md" else sprintf("bench/out/scale-%s-%s.md", mode, paste(ns, collapse = "-"))
 rows <- list()
 write_md <- function(tab) {
   fmt <- function(v) ifelse(is.na(v), "", format(v))

@@ -15,8 +15,10 @@
 
 #include <torch/csrc/jit/api/function_impl.h>
 #include <torch/csrc/jit/ir/ir.h>
+#include <torch/csrc/jit/passes/dead_code_elimination.h>
 #include <ATen/Parallel.h>
 #include <torch/cuda.h>
+#include <torch/library.h>
 #include <c10/core/CPUAllocator.h>
 #include <c10/core/impl/alloc_cpu.h>
 
@@ -27,6 +29,7 @@
 #include <cstdlib>
 #include <functional>
 #include <optional>
+#include <set>
 #include <sstream>
 
 #if !defined(_WIN32)
@@ -109,7 +112,11 @@ void keep_output(jit::Graph* g, jit::Node* n, const std::string& layer) {
     for (jit::Value* o : un->outputs()) el.push_back(is_tensor(o) ? g->insert(c10::aten::clone, {o}) : o);
     kept = g->insertNode(g->createTuple(el))->output();
   }
-  jit::Node* mark = g->insertNode(g->createTuple({kept}));
+  // (kept, raw[, version]): the value itself and, for a tensor, its version counter right
+  // after the call tell after the first batch whether the copy is needed (elide_clones())
+  std::vector<jit::Value*> parts{kept, v};
+  if (is_tensor(v)) parts.push_back(g->insert(c10::Symbol::fromQualString("tensorscope::version"), {v}));
+  jit::Node* mark = g->insertNode(g->createTuple(parts));
   mark->s_(kCapture, layer);
   n->i_(kMarked, 1);
 }
@@ -126,7 +133,8 @@ struct CaptureGraph {
 // module called three times: three calls, in execution order) becomes an output. A
 // layer that is itself an ancestor of another (a block and its child) is kept before its
 // call is inlined. strict = false leaves out layers that are never called (default layers).
-CaptureGraph capture_graph(const jit::Module& m, const std::vector<std::string>& layers, bool strict) {
+CaptureGraph capture_graph(const jit::Module& m, const std::vector<std::string>& layers, bool strict,
+                           const std::set<std::string>* no_clone = nullptr) {
   auto g = m.get_method("forward").graph()->copy();
   jit::Value* self = g->inputs()[0];
   auto is_target = [&](const std::string& p) { return std::find(layers.begin(), layers.end(), p) != layers.end(); };
@@ -157,6 +165,22 @@ CaptureGraph capture_graph(const jit::Module& m, const std::vector<std::string>&
   for (jit::Node* n : g->block()->nodes()) {
     if (n->kind() == c10::prim::TupleConstruct && n->hasAttribute(kCapture)) kept[n->s(kCapture)].push_back(n->output());
   }
+  if (no_clone != nullptr) {
+    // the outputs that nothing writes to in place keep the value itself, not a copy; the
+    // mark becomes (value) and the unused copies are removed
+    for (auto& [layer, marks] : kept) {
+      for (size_t i = 0; i < marks.size(); ++i) {
+        jit::Node* mark = marks[i]->node();
+        const std::string name = i == 0 ? layer : layer + ":" + std::to_string(i + 1);
+        jit::WithInsertPoint guard(mark);
+        jit::Node* one = g->insertNode(g->createTuple({no_clone->count(name) ? mark->input(1) : mark->input(0)}));
+        one->s_(kCapture, layer);
+        mark->output()->replaceAllUsesWith(one->output());
+        marks[i] = one->output();
+        mark->destroy();
+      }
+    }
+  }
   CaptureGraph out;
   std::vector<jit::Value*> outs{g->outputs()[0]};
   for (const auto& layer : layers) {
@@ -185,8 +209,54 @@ CaptureGraph capture_graph(const jit::Module& m, const std::vector<std::string>&
   tuple->insertBefore(g->return_node());
   g->eraseOutput(0);
   g->registerOutput(tuple->output());
+  if (no_clone != nullptr) jit::EliminateDeadCode(g);   // the copies no output uses
   out.graph = g;
   return out;
+}
+
+// Whether g, or any method it calls, has branches or loops (a scripted model's in-place
+// ops could then depend on the data; a traced graph has none).
+bool has_control_flow(jit::Block* b, int depth) {
+  if (depth > 64) return true;
+  for (jit::Node* n : b->nodes()) {
+    if (n->kind() == c10::prim::If || n->kind() == c10::prim::Loop || n->kind() == c10::prim::CallFunction) return true;
+    if (n->kind() == c10::prim::CallMethod) {
+      auto cls = n->input(0)->type()->cast<c10::ClassType>();
+      if (!cls) return true;
+      auto& fn = jit::toGraphFunction(cls->getMethod(n->s(c10::attr::name)));
+      if (has_control_flow(fn.graph()->block(), depth + 1)) return true;
+    }
+    for (jit::Block* sb : n->blocks())
+      if (has_control_flow(sb, depth + 1)) return true;
+  }
+  return false;
+}
+
+// After the first batch (every captured value copied, and kept as itself too): the
+// tensor outputs that no in-place operation touched after their call (LibTorch's version
+// counter, which every in-place op on a tensor or on a view of it increments, the same
+// at the end of the pass as right after the call) need no copy. In
+// a graph without branches or loops the same operations run on every batch, so the
+// capture graph is rebuilt with copies only where an in-place op follows (torchvision's
+// BatchNorm before ReLU(inplace = True)); with branches or loops every output is copied.
+// Returns the names left uncopied and the bytes of the copies saved.
+std::set<std::string> elide_clones(const Capture& c, const std::vector<c10::IValue>& elems, double& saved) {
+  std::set<std::string> safe;
+  saved = 0;
+  if (has_control_flow(c.fn->graph()->block(), 0)) return safe;
+  for (size_t i = 1; i < elems.size(); ++i) {
+    const auto& mark = elems[i].toTupleRef().elements();
+    const c10::IValue& kept = mark[0];
+    const c10::IValue& raw = mark[1];
+    // tuples keep their copies; lists and dicts are not copied
+    if (!raw.isTensor() || mark.size() < 3) continue;
+    if (raw.toTensor()._version() == static_cast<uint32_t>(mark[2].toInt())) {
+      const double bytes = static_cast<double>(kept.toTensor().nbytes());
+      safe.insert(c.names[i - 1]);
+      saved += bytes;
+    }
+  }
+  return safe;
 }
 
 // A captured value as named tensors: a tensor is itself; tuples and lists give
@@ -224,6 +294,14 @@ std::vector<c10::IValue> batch_inputs(SEXP inputs, const Model& m) {
   std::vector<c10::IValue> out;
   for (R_xlen_t i = 0; i < XLENGTH(inputs); ++i) out.emplace_back(to_tensor(VECTOR_ELT(inputs, i), ft, m.device));
   return out;
+}
+
+// tensorscope::version(t): t's version counter, read where the capture graph puts it
+// (right after a captured call). Conservative alias analysis: the JIT neither moves nor
+// removes it.
+TORCH_LIBRARY(tensorscope, m) {
+  m.def(torch::schema("version(Tensor t) -> int", c10::AliasAnalysisKind::CONSERVATIVE),
+        [](const at::Tensor& t) -> int64_t { return static_cast<int64_t>(t._version()); });
 }
 
 // The memory preflight's measurement: LibTorch's CPU allocator wrapped so that it counts
@@ -413,6 +491,13 @@ extern "C" SEXP ts_torch_run(SEXP ptr, SEXP inputs, SEXP layers, SEXP dtype) {
     it->second.fn->run(stack);
     m->forwards += 1;
     auto elems = stack.back().toTupleRef().elements();
+    double saved = 0;
+    if (!it->second.checked) {
+      const auto safe = elide_clones(it->second, elems, saved);
+      auto cg = capture_graph(mod, names, true, &safe);
+      it->second.fn = std::make_shared<jit::GraphFunction>("ts_capture", cg.graph, nullptr);
+      it->second.checked = true;
+    }
     std::vector<std::string> out_names{"output"};
     std::vector<torch::Tensor> out{first_tensor(elems[0])};
     for (size_t i = 1; i < elems.size(); ++i) {
@@ -445,7 +530,9 @@ extern "C" SEXP ts_torch_run(SEXP ptr, SEXP inputs, SEXP layers, SEXP dtype) {
     }
     m->held = std::move(out);
     m->held_names = std::move(out_names);
-    SEXP res = named_list({nm, sh, Rf_ScalarInteger(static_cast<int>(batch < 0 ? 1 : batch))}, {"names", "shapes", "batch"});
+    // saved: bytes of this batch's copies that later batches do without (elide_clones())
+    SEXP res = named_list({nm, sh, Rf_ScalarInteger(static_cast<int>(batch < 0 ? 1 : batch)), Rf_ScalarReal(saved)},
+                          {"names", "shapes", "batch", "saved"});
     UNPROTECT(2);
     return res;
   });

@@ -56,6 +56,7 @@ SEXP guarded(F&& f) {
 struct Capture {
   std::shared_ptr<torch::jit::GraphFunction> fn;
   std::vector<std::string> names;  // the extra outputs: "layer", "layer:2" (second call), ...
+  bool checked = false;            // copies left out where nothing writes in place (elide_clones())
 };
 
 // A sparse random projection by column (see projection() in models.cpp).
