@@ -11,7 +11,7 @@
 #   Rscript bench/scale.R [N ...]          (default 1000; e.g. 1000 5000 10000)
 # Environment:
 #   TS_BENCH_MODELS     models (default resnet50,vit_b_16)
-#   TS_BENCH_MODE       capture (default) | gram | pipeline (capture + cka_layers() + rdm() +
+#   TS_BENCH_MODE       capture (default) | exact (reduce = "none") | gram | pipeline (capture + cka_layers() + rdm() +
 #                       ridge predictivity() of 200 simulated neurons over every layer) |
 #                       analyze (analyze_models() with its default metrics: the N = 5,000 target)
 #   TS_BENCH_PY         0 skips the Python runs; TS_BENCH_PY_SRP_N: largest N for the slow
@@ -31,7 +31,7 @@ if (system2(py, c("bench/build_models.py", dir), stdout = "") != 0 || !file.exis
 }
 models <- strsplit(Sys.getenv("TS_BENCH_MODELS", "resnet50,vit_b_16"), ",")[[1]]
 mode <- Sys.getenv("TS_BENCH_MODE", "capture")
-with_py <- Sys.getenv("TS_BENCH_PY", "1") != "0" && mode %in% c("capture", "gram")
+with_py <- Sys.getenv("TS_BENCH_PY", "1") != "0" && mode %in% c("capture", "exact", "gram")
 py_srp_n <- as.integer(Sys.getenv("TS_BENCH_PY_SRP_N", "100"))
 sweep <- Sys.getenv("TS_BENCH_SWEEP") == "1"
 batch <- 32
