@@ -86,9 +86,8 @@ format_bytes <- function(x) {
 #               first batch: the peak of its CPU allocator during that forward pass (the
 #               inputs as tensors, every intermediate, the kept copies of the captured
 #               outputs, a converted copy of the model), or after it the outputs held
-#               plus the largest copy the write makes (features reordered for R, for
-#               "none" maps); without a measurement (another allocator, CUDA) it is
-#               modelled from the captured sizes
+#               plus the pooled maps the write makes; without a measurement (another
+#               allocator, CUDA) it is modelled from the captured sizes
 #   projections the sparse projections by column: k sqrt(p) non-zeros x 4 bytes + p x 8,
 #               plus, for the largest, its triplets while it is built (24 bytes a non-zero)
 #   stored      the returned matrices: n x (reduced features) doubles
@@ -98,7 +97,6 @@ plan_capture <- function(outputs, reduce, k, n, batch_size, budget, model_bytes,
                          measured = NULL, input_bytes = 0, call = rlang::caller_env()) {
   asked <- reducer_for(outputs$name, outputs$layer, reduce)
   p <- vapply(outputs$shape, function(s) prod(as.double(s)), numeric(1))
-  rank <- vapply(outputs$shape, length, integer(1))
   red <- ifelse(asked == "auto", "none", asked)
   feats <- function(red) vapply(seq_along(red), function(i) reduced_features(outputs$shape[[i]], red[i], k), numeric(1))
   nnz <- k * sqrt(p)
@@ -111,8 +109,9 @@ plan_capture <- function(outputs, reduce, k, n, batch_size, budget, model_bytes,
   held <- measured$held %||% (b * sum(p) * dtype_bytes)
   fwd <- measured$forward %||% (held + b * max(c(p, 0)) * dtype_bytes)
   forward <- function(red) {
-    copy <- red != "srp" & rank >= 2   # permute + reshape into R's order copies the batch
-    max(fwd, held + b * max(c(0, (p * (red == "none") + feats(red) * (red == "avgpool"))[copy])) * dtype_bytes)
+    # the write reorders into R's order in one strided copy, without a temporary; only an
+    # average pooling makes one (b x channels)
+    max(fwd, held + b * max(c(0, feats(red)[red == "avgpool"])) * dtype_bytes)
   }
   estimate <- function(red) {
     c(model = model_bytes, forward = forward(red), projections = proj_bytes(red),
@@ -272,10 +271,7 @@ first_batch <- function(ptr, src, layers, batch_size, dtype, call) {
                     what = "The model could not run on {.arg inputs}.", call = call)
   m1 <- torch_call("ts_torch_memory", FALSE)
   names(info$shapes) <- info$names
-  # this pass also held copies that the later ones leave out where nothing writes in place
-  # (`saved` bytes, see elide_clones() in src/torch/models.cpp): the values themselves and
-  # their copies were alive together until its end (after it only one of them is held)
-  info$memory <- if (!is.null(m0)) list(forward = m1[2] - m0[1] - info$saved, held = m1[1] - m0[1])
+  info$memory <- if (!is.null(m0)) list(forward = m1[2] - m0[1], held = m1[1] - m0[1])
   info$input_bytes <- sum(vapply(x, function(a) as.double(length(a)) * if (is.integer(a)) 4 else 8, 0)) / length(idx)
   info
 }

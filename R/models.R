@@ -242,9 +242,10 @@ drop_non_finite <- function(layers, default, call = rlang::caller_env()) {
 #' **Exact captures.** Each captured output is the value the submodule returned, copied
 #' right after its call, so a later in-place operation (torchvision's
 #' `ReLU(inplace = True)` after a BatchNorm) cannot change it. The copies are made only
-#' where needed: on the first batch every output is copied and also kept as itself, and
-#' those whose LibTorch version counter is still 0 at the end of the pass (no in-place
-#' operation touched them or a view of them) are kept without a copy from then on. Models
+#' where needed: before the first batch, a probe runs the model on its first stimulus
+#' with every output copied and also kept as itself, and the outputs whose LibTorch
+#' version counter is the same at the end of that pass as right after their call (no
+#' in-place operation touched them or a view of them) are kept without a copy. Models
 #' with branches or loops in their forward (scripted control flow, whose in-place
 #' operations could depend on the data) keep every copy. On ResNet-50's 19 benchmark
 #' layers no copy is needed (their 806 MB a batch of 32 are not copied). A submodule called several
@@ -302,7 +303,7 @@ drop_non_finite <- function(layers, default, call = rlang::caller_env()) {
 #' when this call loads the file), `forward` (LibTorch's working set, *measured* on the
 #' first batch by counting what LibTorch's CPU allocator holds: the peak of the forward
 #' pass with all its intermediates and the kept copies, or the held outputs plus the
-#' largest reordering copy the write makes), `projections`, `stored` (the returned
+#' pooled maps the write makes), `projections`, `stored` (the returned
 #' matrices, 8 bytes per value: R holds doubles) and `inputs` (two R-side batches of
 #' stimuli). LibTorch's blocks of 1 MB or more are mapped from, and returned to, the
 #' kernel directly, so freed intermediates do not stay resident in malloc's heap (on

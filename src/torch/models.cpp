@@ -232,17 +232,16 @@ bool has_control_flow(jit::Block* b, int depth) {
   return false;
 }
 
-// After the first batch (every captured value copied, and kept as itself too): the
+// After the probe (every captured value copied, and kept as itself too): the
 // tensor outputs that no in-place operation touched after their call (LibTorch's version
 // counter, which every in-place op on a tensor or on a view of it increments, the same
 // at the end of the pass as right after the call) need no copy. In
 // a graph without branches or loops the same operations run on every batch, so the
 // capture graph is rebuilt with copies only where an in-place op follows (torchvision's
 // BatchNorm before ReLU(inplace = True)); with branches or loops every output is copied.
-// Returns the names left uncopied and the bytes of the copies saved.
-std::set<std::string> elide_clones(const Capture& c, const std::vector<c10::IValue>& elems, double& saved) {
+// Returns the names left uncopied.
+std::set<std::string> elide_clones(const Capture& c, const std::vector<c10::IValue>& elems) {
   std::set<std::string> safe;
-  saved = 0;
   if (has_control_flow(c.fn->graph()->block(), 0)) return safe;
   for (size_t i = 1; i < elems.size(); ++i) {
     const auto& mark = elems[i].toTupleRef().elements();
@@ -250,11 +249,7 @@ std::set<std::string> elide_clones(const Capture& c, const std::vector<c10::IVal
     const c10::IValue& raw = mark[1];
     // tuples keep their copies; lists and dicts are not copied
     if (!raw.isTensor() || mark.size() < 3) continue;
-    if (raw.toTensor()._version() == static_cast<uint32_t>(mark[2].toInt())) {
-      const double bytes = static_cast<double>(kept.toTensor().nbytes());
-      safe.insert(c.names[i - 1]);
-      saved += bytes;
-    }
+    if (raw.toTensor()._version() == static_cast<uint32_t>(mark[2].toInt())) safe.insert(c.names[i - 1]);
   }
   return safe;
 }
@@ -488,16 +483,28 @@ extern "C" SEXP ts_torch_run(SEXP ptr, SEXP inputs, SEXP layers, SEXP dtype) {
       if (batch < 0 && t.dim() > 0) batch = t.size(0);
       stack.emplace_back(std::move(t));
     }
-    it->second.fn->run(stack);
-    m->forwards += 1;
-    auto elems = stack.back().toTupleRef().elements();
-    double saved = 0;
     if (!it->second.checked) {
-      const auto safe = elide_clones(it->second, elems, saved);
+      // the probe: the copying graph on the first stimulus only tells which outputs need
+      // their copies (elide_clones()); then the batch runs on the graph without the others
+      std::set<std::string> safe;
+      try {
+        jit::Stack probe{mod._ivalue()};
+        for (size_t i = 1; i < stack.size(); ++i) {
+          const torch::Tensor& t = stack[i].toTensor();
+          probe.emplace_back(t.dim() > 0 && t.size(0) == batch ? t.narrow(0, 0, 1) : t);
+        }
+        it->second.fn->run(probe);
+        safe = elide_clones(it->second, probe.back().toTupleRef().elements());
+      } catch (const std::exception&) {
+        safe.clear();  // a graph that needs the whole batch (a traced, fixed batch size): every copy kept
+      }
       auto cg = capture_graph(mod, names, true, &safe);
       it->second.fn = std::make_shared<jit::GraphFunction>("ts_capture", cg.graph, nullptr);
       it->second.checked = true;
     }
+    it->second.fn->run(stack);
+    m->forwards += 1;
+    auto elems = stack.back().toTupleRef().elements();
     std::vector<std::string> out_names{"output"};
     std::vector<torch::Tensor> out{first_tensor(elems[0])};
     for (size_t i = 1; i < elems.size(); ++i) {
@@ -530,9 +537,7 @@ extern "C" SEXP ts_torch_run(SEXP ptr, SEXP inputs, SEXP layers, SEXP dtype) {
     }
     m->held = std::move(out);
     m->held_names = std::move(out_names);
-    // saved: bytes of this batch's copies that later batches do without (elide_clones())
-    SEXP res = named_list({nm, sh, Rf_ScalarInteger(static_cast<int>(batch < 0 ? 1 : batch)), Rf_ScalarReal(saved)},
-                          {"names", "shapes", "batch", "saved"});
+    SEXP res = named_list({nm, sh, Rf_ScalarInteger(static_cast<int>(batch < 0 ? 1 : batch))}, {"names", "shapes", "batch"});
     UNPROTECT(2);
     return res;
   });
@@ -664,14 +669,19 @@ extern "C" SEXP ts_torch_write(SEXP ptr, SEXP dests, SEXP reducers, SEXP ks, SEX
         for (int64_t d = 2; d < t.dim(); ++d) dims.push_back(d);
         t = t.mean(dims);
       }
-      // [features, b] in R's feature order (the per-stimulus dims reversed)
-      std::vector<int64_t> perm{0};
-      for (int64_t d = t.dim() - 1; d >= 1; --d) perm.push_back(d);
-      torch::Tensor ft = t.permute(perm).reshape({b, -1}).t();
-      if (ft.size(0) != f) ts_torch::fail(tensorscope::ErrorKind::internal, "ts_torch_write: destination of the wrong size");
-      // the rows of this batch in the column-major n x f R matrix, a strided view
-      auto view = torch::from_blob(REAL(dst) + r0, {f, b}, {n, 1}, torch::kFloat64);
-      view.copy_(ft.to(torch::kCPU));
+      // the rows of this batch in the column-major n x f R matrix, viewed with t's shape:
+      // stimuli at stride 1, then the per-stimulus dims in R's column-major order (the
+      // first fastest), so one strided copy (with the conversion to double) reorders
+      std::vector<int64_t> sz(t.sizes().begin(), t.sizes().end()), st(sz.size());
+      int64_t stride = n;
+      st[0] = 1;
+      for (size_t d = 1; d < sz.size(); ++d) {
+        st[d] = stride;
+        stride *= sz[d];
+      }
+      if (stride != n * f) ts_torch::fail(tensorscope::ErrorKind::internal, "ts_torch_write: destination of the wrong size");
+      auto view = torch::from_blob(REAL(dst) + r0, sz, st, torch::kFloat64);
+      view.copy_(t.to(torch::kCPU));
     }
     m->held.clear();
     return R_NilValue;
