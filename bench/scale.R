@@ -56,7 +56,7 @@ dir.create("bench/out", showWarnings = FALSE)
 out_md <- if (sweep) "bench/out/scale-sweep.md" else sprintf("bench/out/scale-%s-%s.md", mode, paste(ns, collapse = "-"))
 rows <- list()
 write_md <- function(tab) {
-  fmt <- function(v) ifelse(is.na(v), "", format(v))
+  fmt <- function(v) ifelse(is.na(v) | trimws(v) == "NA", "", trimws(v))
   md <- c(sprintf("| %s |", paste(names(tab), collapse = " | ")), sprintf("|%s|", paste(rep("---", ncol(tab)), collapse = "|")),
           apply(tab, 1, function(r) sprintf("| %s |", paste(fmt(r), collapse = " | "))))
   writeLines(c(sprintf("bench/scale.R, %s, mode %s, batch %d, k = %d", format(Sys.time(), "%Y-%m-%d %H:%M"),
