@@ -66,7 +66,7 @@ reps_unit_layers <- function(u, layers, call) {
 # The one place where the analyzer computes activations: one forward pass of the unit's
 # model for all its layers. Returns a named list, layer -> matrix, or -> the condition
 # that kept the layer from being captured (non-finite outputs, say), with the reducer
-# activations() chose per layer as attribute "reduce" (provenance).
+# activations() chose per layer as attribute "reducers" (provenance).
 # (Options of activations(), e.g. its memory budget, pass through `opts` here.)
 unit_activations <- function(u, model, layers, inputs, opts) {
   if (u$kind == "reps") return(u$reps$layers[layers])
@@ -86,14 +86,21 @@ unit_activations <- function(u, model, layers, inputs, opts) {
       out[[ly]] <- structure(class = c("tensorscope_error_non_finite", "tensorscope_error", "error", "condition"),
                              list(message = "its output holds non-finite values (NA, NaN or Inf)", call = NULL))
     }
-    return(structure(out[layers], reduce = r$provenance$reduce))
+    return(with_reducers(out[layers], r))
   }
   r <- tryCatch(run(layers), error = function(e) e)
-  if (!inherits(r, "error")) return(structure(r$layers[layers], reduce = r$provenance$reduce))
+  if (!inherits(r, "error")) return(with_reducers(r$layers[layers], r))
   # one layer failed: capture the others one by one to tell which
-  stats::setNames(lapply(layers, function(ly) {
-    tryCatch(run(ly)$layers[[1]], error = function(e) e)
-  }), layers)
+  one <- lapply(layers, function(ly) tryCatch(run(ly), error = function(e) e))
+  out <- stats::setNames(lapply(one, function(o) if (inherits(o, "error")) o else o$layers[[1]]), layers)
+  red <- unlist(lapply(one, function(o) if (!inherits(o, "error")) o$provenance$reduce[1]))
+  structure(out, reducers = red)
+}
+
+# The layers, with the reducer activations() chose for each (its provenance$reduce).
+with_reducers <- function(layers, reps) {
+  red <- reps$provenance$reduce
+  structure(layers, reducers = if (!is.null(red)) red[intersect(names(layers), names(red))])
 }
 
 # A matrix with the same centred Gram matrix (hence the same linear CKA and the same
@@ -192,7 +199,7 @@ run_unit <- function(pl, metrics, objs, inputs, labels, seed, opts, keep_activat
   model <- if (u$kind == "file") ts_model(u$path, opts$device)
   lays <- if (u$kind == "file") intersect(layers(model), check_layers(model, opts$layers)) else pl$layers  # model order
   acts <- unit_activations(u, model, lays, inputs, opts)
-  reducers <- attr(acts, "reduce")
+  reducers <- attr(acts, "reducers")
   extract <- proc.time()[["elapsed"]] - t0
   base <- list(unit = u[intersect(c("model", "step", "kind", "path"), names(u))], seed = seed, stimuli = opts$stimuli, opts = opts,
                labels = labels, inputs = inputs, model = model)
@@ -219,7 +226,7 @@ run_unit <- function(pl, metrics, objs, inputs, labels, seed, opts, keep_activat
   }
   if (!length(reduced)) {
     return(list(unit = u, entries = entries, failed = TRUE, extract_seconds = extract, layers = lays,
-                why = if (length(entries)) entries[[1]]$r$reason else "every layer failed"))
+                reducers = reducers, why = if (length(entries)) entries[[1]]$r$reason else "every layer failed"))
   }
   red <- ts_reps(reduced, stimuli = opts$stimuli)
   rdm_ok <- !vapply(rdms, inherits, logical(1), "error")
@@ -232,7 +239,7 @@ run_unit <- function(pl, metrics, objs, inputs, labels, seed, opts, keep_activat
   for (m in scope_of(objs, "model")) {
     entries[[length(entries) + 1]] <- metric_entry(u, m, run_metric(objs[[m]], red, metrics[[m]], ctx))
   }
-  list(unit = u, entries = entries, reduced = red, extract_seconds = extract, layers = lays, reduce = reducers,
+  list(unit = u, entries = entries, reduced = red, extract_seconds = extract, layers = lays, reducers = reducers,
        rdm = if (any(rdm_ok)) as_rdm(unname(rdms[rdm_ok]), names = names(rdms)[rdm_ok]),
        rdm_errors = lapply(rdms[!rdm_ok], function(e) failed(e, prefix = "no layer RDM: ")),
        activations = if (keep_activations) kept)
@@ -299,9 +306,15 @@ run_unit <- function(pl, metrics, objs, inputs, labels, seed, opts, keep_activat
 #'   to [activations()]: precision of the forward pass, the per-layer reducer (`"auto"`:
 #'   exact where the layers fit the memory budget, a seeded sparse random projection to
 #'   `k` dimensions for the widest layers where they do not; `"none"`, `"avgpool"`,
-#'   `"srp"`), the memory budget (bytes or `"16GB"`), and an opt-in activation cache
-#'   folder. The seed of the projections is `seed`.
-#' @return A [ts_results] object.
+#'   `"srp"`, `"gram"`: the exact Gram route), the memory budget (bytes or `"16GB"`), and
+#'   an opt-in activation cache folder. The seed of the projections is `seed`.
+#' @param stimuli Stimulus ids; required when `inputs` is a function of row indices
+#'   returning those stimuli (made or read batch by batch, as in [activations()], so that
+#'   thousands of images are never held at once; metrics that need the inputs
+#'   themselves, such as Fisher information, then record an error).
+#' @return A [ts_results] object; `$reducers` is a tibble (`model`, `step`, `layer`,
+#'   `reducer`) of what [activations()] chose for each layer (`"none"`, `"avgpool"`,
+#'   `"srp(k = 4096, seed = 1)"`, `"gram(p = ...)"`), also shown by `print()`.
 #' @seealso [ts_metrics()], [new_metric()], [compare_to_neural()], [save_report()]
 #' @export
 #' @examples
@@ -320,7 +333,8 @@ run_unit <- function(pl, metrics, objs, inputs, labels, seed, opts, keep_activat
 #' }
 analyze_models <- function(models, inputs = NULL, metrics = ts_metrics(), neural = NULL, labels = NULL, seed = 1, ...,
                            layers = NULL, batch_size = 64, device = "cpu", keep_activations = FALSE,
-                           dtype = c("float32", "float64"), reduce = "auto", k = 4096, memory = NULL, cache = NULL) {
+                           dtype = c("float32", "float64"), reduce = "auto", k = 4096, memory = NULL, cache = NULL,
+                           stimuli = NULL) {
   call <- rlang::current_env()
   rlang::check_dots_empty(call = call)
   metrics <- as_metrics(metrics, call = call)
@@ -339,9 +353,15 @@ analyze_models <- function(models, inputs = NULL, metrics = ts_metrics(), neural
     if (!ts_torch_available()) torch_backend(call = call)
     device <- check_device(device, call = call)
     if (is.null(inputs)) ts_abort("{.arg inputs} is needed to run model files.", "argument", call = call)
-    inputs <- as_inputs(inputs, call = call)
+    if (is.function(inputs)) {
+      # stimuli made batch by batch (activations(inputs = <function>)): the ids give their number
+      if (is.null(stimuli)) ts_abort("With {.arg inputs} a function, {.arg stimuli} (the stimulus ids) is required.", "argument", call = call)
+      stimuli <- check_stimuli(stimuli, length(stimuli), call = call)
+    } else {
+      inputs <- as_inputs(inputs, call = call)
+    }
   }
-  stim <- if (has_file) dimnames(inputs[[1]])[[1]] %||% as.character(seq_len(dim(inputs[[1]])[1])) else units[[1]]$reps$stimuli
+  stim <- if (has_file) stimuli %||% dimnames(inputs[[1]])[[1]] %||% as.character(seq_len(dim(inputs[[1]])[1])) else units[[1]]$reps$stimuli
   for (u in units) {
     s <- if (u$kind == "reps") u$reps$stimuli else stim
     if (length(s) != length(stim) || !identical(s, stim)) {
@@ -404,6 +424,13 @@ analyze_models <- function(models, inputs = NULL, metrics = ts_metrics(), neural
   res$activations <- if (keep_activations) lapply(out, `[[`, "activations")
   res$stimuli <- stim
   res$labels <- labels  # stimulus categories, for category-sorted RDM figures
+  # the reducer activations() chose for each layer of each unit (none / avgpool / srp(...) / gram(...))
+  res$reducers <- do.call(rbind, lapply(out, function(o) {
+    r <- o$reducers
+    if (!length(r)) return(NULL)
+    tibble::tibble(model = o$unit$model, step = as.double(o$unit$step), layer = names(r), reducer = unname(r))
+  }))
+  if (!is.null(res$reducers)) res$reducers$layer <- factor(res$reducers$layer, levels = unique(unlist(layer_order)))
   res$provenance <- list(
     package_version = as.character(utils::packageVersion("tensorscope")),
     libtorch_version = if (ts_torch_available()) ts_build_info()$torch_version else NA_character_,
@@ -415,7 +442,7 @@ analyze_models <- function(models, inputs = NULL, metrics = ts_metrics(), neural
     extract_seconds = sum(vapply(out, `[[`, 0, "extract_seconds")),
     date = format(Sys.time(), "%Y-%m-%dT%H:%M:%S%z"),
     rdm_method = rdm_method,
-    reduce = stats::setNames(lapply(out, function(o) as.list(o$reduce)), vapply(units, function(u) paste(u$model, u$step), "")),
+    reduce = stats::setNames(lapply(out, function(o) as.list(o$reducers)), vapply(units, function(u) paste(u$model, u$step), "")),
     metrics = metrics
   )
 

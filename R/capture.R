@@ -3,7 +3,7 @@
 # random projection) and written straight into preallocated R matrices; the reducer
 # policy and the memory preflight; the opt-in disk cache of .npy files.
 
-reducer_choices <- c("auto", "none", "avgpool", "srp")
+reducer_choices <- c("auto", "none", "avgpool", "srp", "gram")
 
 # ---- reducers and the memory plan -----------------------------------------------------
 
@@ -39,7 +39,8 @@ reduced_features <- function(shape, reducer, k) {
   switch(reducer,
          none = prod(as.double(shape)),
          avgpool = if (length(shape) >= 3) as.double(shape[1]) else prod(as.double(shape)),
-         srp = as.double(k))
+         srp = as.double(k),
+         gram = NA_real_)   # known once the Gram is factored (its rank + 1)
 }
 
 # Memory budget in bytes: `memory` (bytes, or a string such as "16GB"), else option
@@ -78,28 +79,43 @@ format_bytes <- function(x) {
 # The reducer of each output and the memory estimate. outputs: a data frame with name,
 # layer, shape (list). "auto" layers are stored exactly while the whole fits the budget;
 # otherwise the largest auto layers wider than k are projected (srp), one at a time,
-# until it fits. The estimate of the run's peak (beyond what R held before the run):
-#   model       parameters x bytes of dtype (a model converted to another dtype also keeps
-#               its original, loaded before the run: not counted)
-#   batch       one batch of the captured outputs, in the graph and as clones (2x), in dtype
-#   stored      the returned matrices: n x (reduced features) doubles
+# until it fits. The estimate of the run's peak, beyond what the process held before:
+#   model       the model's parameters when this call loaded it (a ts_model passed in is
+#               already resident)
+#   forward     LibTorch's working set, measured (`measured`, from first_batch()) on the
+#               first batch: the peak of its CPU allocator during that forward pass (the
+#               inputs as tensors, every intermediate, the kept copies of the captured
+#               outputs, a converted copy of the model), or after it the outputs held
+#               plus the pooled maps the write makes; without a measurement (another
+#               allocator, CUDA) it is modelled from the captured sizes
 #   projections the sparse projections by column: k sqrt(p) non-zeros x 4 bytes + p x 8,
 #               plus, for the largest, its triplets while it is built (24 bytes a non-zero)
+#   stored      the returned matrices: n x (reduced features) doubles
+#   inputs      the R-side batch of stimuli, twice (the previous one awaits R's collector)
 # Refuses (tensorscope_error_memory) when the estimate exceeds the budget.
-plan_capture <- function(outputs, reduce, k, n, batch_size, budget, model_bytes, dtype_bytes, call = rlang::caller_env()) {
+plan_capture <- function(outputs, reduce, k, n, batch_size, budget, model_bytes, dtype_bytes,
+                         measured = NULL, input_bytes = 0, call = rlang::caller_env()) {
   asked <- reducer_for(outputs$name, outputs$layer, reduce)
   p <- vapply(outputs$shape, function(s) prod(as.double(s)), numeric(1))
   red <- ifelse(asked == "auto", "none", asked)
   feats <- function(red) vapply(seq_along(red), function(i) reduced_features(outputs$shape[[i]], red[i], k), numeric(1))
   nnz <- k * sqrt(p)
+  b <- min(batch_size, n)
   proj_bytes <- function(red) {
     s <- red == "srp"
     if (!any(s)) return(0)
     sum(nnz[s] * 4 + p[s] * 8) + max(nnz[s] * 24)
   }
-  batch <- 2 * min(batch_size, n) * sum(p) * dtype_bytes + min(batch_size, n) * max(c(p, 0)) * dtype_bytes
+  held <- measured$held %||% (b * sum(p) * dtype_bytes)
+  fwd <- measured$forward %||% (held + b * max(c(p, 0)) * dtype_bytes)
+  forward <- function(red) {
+    # the write reorders into R's order in one strided copy, without a temporary; only an
+    # average pooling makes one (b x channels)
+    max(fwd, held + b * max(c(0, feats(red)[red == "avgpool"])) * dtype_bytes)
+  }
   estimate <- function(red) {
-    c(model = model_bytes, batch = batch, stored = n * sum(feats(red)) * 8, projections = proj_bytes(red))
+    c(model = model_bytes, forward = forward(red), projections = proj_bytes(red),
+      stored = n * sum(feats(red)) * 8, inputs = 2 * b * input_bytes)
   }
   est <- estimate(red)
   while (sum(est) > budget) {
@@ -118,6 +134,97 @@ plan_capture <- function(outputs, reduce, k, n, batch_size, budget, model_bytes,
              "memory", call = call)
   }
   list(reducer = red, features = feats(red), estimate = est, budget = budget)
+}
+
+# The Gram route's plan (every output "gram"): the panel size C (stimuli held at once, a
+# multiple of the batch size) and the estimate. Beyond plan_capture()'s model, forward
+# and inputs:
+#   grams   the n x n Gram of every output (doubles), held until the end
+#   factor  one layer's factorisation at the end: the row-centred Gram, its pivoted
+#           Cholesky factor and the returned factor (3 n^2 doubles)
+#   panel   C stimuli x every output's features, in dtype, plus one batch's products
+#           against it (b x C doubles an output)
+# C is the largest that fits the budget (n: one pass); the passes are ceiling(n / C),
+# the forward passes about (n / b) (passes + 1) / 2.
+plan_gram <- function(outputs, n, batch_size, budget, model_bytes, dtype_bytes, measured, input_bytes,
+                      call = rlang::caller_env()) {
+  p <- vapply(outputs$shape, function(s) prod(as.double(s)), numeric(1))
+  b <- min(batch_size, n)
+  L <- length(p)
+  fixed <- c(model = model_bytes, forward = measured$forward %||% (2 * b * sum(p) * dtype_bytes),
+             grams = L * n^2 * 8 + L * n * 8, factor = 3 * n^2 * 8, inputs = 2 * b * input_bytes)
+  per_row <- sum(p) * dtype_bytes + L * b * 8
+  room <- budget - sum(fixed)
+  C <- min(n, floor(room / per_row / b) * b)
+  if (!is.finite(C) || C < b) {
+    need <- sum(fixed) + b * per_row
+    parts <- paste(sprintf("%s %s", names(fixed), format_bytes(fixed)), collapse = ", ")
+    ts_abort(c("The Gram route needs at least {format_bytes(need)}, over the memory budget of {format_bytes(budget)}.",
+               i = "Estimated peak: {parts}, and a panel of at least one batch ({b} stimuli) of every layer.",
+               i = paste("Ways out: fewer {.arg layers} or stimuli (the Grams take n^2 doubles a layer);",
+                         "{.code reduce = \"srp\"}; a smaller {.arg batch_size}; or a larger {.arg memory}.")),
+             "memory", call = call)
+  }
+  list(panel = C, passes = ceiling(n / C), estimate = c(fixed, panel = C * per_row), budget = budget)
+}
+
+# All batches of the Gram route, panel after panel (the first batch already run by
+# first_batch()): fill the panel with C stimuli, then multiply every later batch against
+# it (ts_torch_gram() in the backend). grams: per captured output an n x n matrix (NULL:
+# the model's output), sums: n-vectors of row sums. Interruptible between batches.
+run_gram <- function(ptr, src, layers, batch_size, dtype, grams, sums, C, call) {
+  n <- src$n
+  panels <- seq(1, n, by = C)
+  steps <- sum(vapply(panels, function(c0) ceiling((n - c0 + 1) / batch_size), 0))
+  prog <- progressr::progressor(steps = steps)
+  on.exit(torch_call("ts_torch_panel", ptr, list(), -1, 0), add = TRUE)
+  run <- function(idx) {
+    torch_run("ts_torch_run", ptr, src$get(idx), as.character(layers), dtype, batch_rows(idx),
+              what = "The model could not run on {.arg inputs}.", call = call)
+  }
+  first <- TRUE
+  for (c0 in panels) {
+    last <- min(n, c0 + C - 1)
+    for (s in seq(c0, last, by = batch_size)) {
+      if (!first) run(s:min(last, s + batch_size - 1))
+      first <- FALSE
+      torch_call("ts_torch_panel", ptr, grams, last - c0 + 1, s - c0)
+      prog(message = sprintf("panel at %d, batch at %d", c0, s))
+    }
+    torch_call("ts_torch_gram", ptr, grams, sums, 0, c0 - 1, TRUE)
+    if (last < n) {
+      for (s in seq(last + 1, n, by = batch_size)) {
+        run(s:min(n, s + batch_size - 1))
+        torch_call("ts_torch_gram", ptr, grams, sums, s - 1, c0 - 1, FALSE)
+        prog(message = sprintf("panel at %d, batch at %d", c0, s))
+      }
+    }
+    torch_call("ts_torch_panel", ptr, list(), -1, 0)
+  }
+  invisible(NULL)
+}
+
+# An n x q matrix F that stands in for a layer X (n x p) given only its Gram G = X X' and
+# row sums s: F F' = G and F's row sums are sqrt(q / p) s, so that F has X's inner
+# products, distances and norms, and X's row-centred Gram (G - s s' / p: correlation
+# distance). F = [Fc, s / sqrt(p)] H, with Fc Fc' = G - s s' / p (pivoted Cholesky,
+# rank r) and H the Householder reflection that swaps the last axis and the all-ones
+# direction; q = r + 1 <= min(n, p) + 1.
+gram_factor <- function(G, s, p) {
+  m <- s / p
+  Gc <- G - p * tcrossprod(m)
+  Gc <- (Gc + t(Gc)) / 2
+  ch <- suppressWarnings(chol(Gc, pivot = TRUE))
+  rm(Gc)
+  r <- attr(ch, "rank")
+  Fc <- t(ch[seq_len(r), order(attr(ch, "pivot")), drop = FALSE])
+  rm(ch)
+  F0 <- cbind(Fc, sqrt(p) * m)
+  q <- ncol(F0)
+  if (q == 1) return(F0)
+  v <- rep(1 / sqrt(q), q)
+  v[q] <- v[q] - 1
+  F0 - (F0 %*% v) %*% t(v * (2 / sum(v^2)))
 }
 
 # "none", "avgpool", "srp(k = 4096, seed = 1)" per output: provenance and print().
@@ -172,11 +279,21 @@ keep_plan <- function(outputs, reduce, k, call = rlang::caller_env()) {
 }
 
 # Runs the first batch: the captured outputs' names and per-stimulus shapes.
+# Also measures LibTorch's memory over that pass (see plan_capture()): `memory` =
+# list(forward = its allocator's peak, held = what it still holds after, both above the
+# level before; NULL where the counting allocator is not in use) and `input_bytes`, the
+# R-side bytes of one stimulus's inputs.
 first_batch <- function(ptr, src, layers, batch_size, dtype, call) {
   idx <- seq_len(min(src$n, batch_size))
-  info <- torch_run("ts_torch_run", ptr, src$get(idx), as.character(layers), dtype, batch_rows(idx),
+  x <- src$get(idx)
+  m0 <- torch_call("ts_torch_memory", TRUE)
+  info <- torch_run("ts_torch_run", ptr, x, as.character(layers), dtype, batch_rows(idx),
                     what = "The model could not run on {.arg inputs}.", call = call)
+  m1 <- torch_call("ts_torch_memory", FALSE)
   names(info$shapes) <- info$names
+  info$memory <- if (!is.null(m0)) list(forward = m1[2] - m0[1], held = m1[1] - m0[1])
+  # (a torch_tensor input is viewed in place: no R-side batch)
+  info$input_bytes <- sum(vapply(x, function(a) if (is_rtensor(a)) 0 else as.double(length(a)) * if (is.integer(a)) 4 else 8, 0)) / length(idx)
   info
 }
 

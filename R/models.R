@@ -249,7 +249,14 @@ drop_non_finite <- function(layers, default, call = rlang::caller_env()) {
 #'
 #' **Exact captures.** Each captured output is the value the submodule returned, copied
 #' right after its call, so a later in-place operation (torchvision's
-#' `ReLU(inplace = True)` after a BatchNorm) cannot change it. A submodule called several
+#' `ReLU(inplace = True)` after a BatchNorm) cannot change it. The copies are made only
+#' where needed: before the first batch, a probe runs the model on its first stimulus
+#' with every output copied and also kept as itself, and the outputs whose LibTorch
+#' version counter is the same at the end of that pass as right after their call (no
+#' in-place operation touched them or a view of them) are kept without a copy. Models
+#' with branches or loops in their forward (scripted control flow, whose in-place
+#' operations could depend on the data) keep every copy. On ResNet-50's 19 benchmark
+#' layers no copy is needed (their 806 MB a batch of 32 are not copied). A submodule called several
 #' times is captured at every call, in execution order, as `relu`, `relu:2`, `relu:3`
 #' (traced models name these calls `forward`, `forward1`, `forward2`). A block and its own
 #' children can be captured in one call. A submodule returning a tuple or list gives one
@@ -274,17 +281,44 @@ drop_non_finite <- function(layers, default, call = rlang::caller_env()) {
 #'   layer's name (each layer its own projection, the same in every run, on every
 #'   machine), as a sparse matrix of about \eqn{k\sqrt{p}} non-zeros, never densely;
 #'   it acts on the exact output's features in the order `"none"` returns them.
+#' * `"gram"` (for every layer of the call; no `cache`): the exact route for metrics that
+#'   depend only on the stimuli's inner products and per-stimulus means. Each layer's
+#'   Gram \eqn{G = XX^\top} (n x n, float64) and row sums are accumulated in LibTorch
+#'   without holding X (n x p): a panel of C stimuli is kept, every later batch is
+#'   multiplied against it, panel after panel (C as large as `memory` allows: one pass
+#'   when C = n; `ceiling(n / C)` passes and about \eqn{(n/b)(passes + 1)/2} forward
+#'   passes otherwise, in `provenance$gram_passes`). The layer returned is an n x q
+#'   stand-in F, \eqn{q = rank + 1 \le \min(n, p) + 1}, with \eqn{FF^\top = G} and the
+#'   same row-centred Gram as X (pivoted Cholesky of \eqn{G - ss^\top/p}, the mean
+#'   direction appended, and a Householder reflection onto the all-ones direction).
+#'   **Exact on this route** (equal to their values on `"none"`; float64 to 1e-10):
+#'   linear and RBF CKA (biased and debiased), Euclidean, squared Euclidean, cosine and
+#'   correlation RDMs and what is built on them (RSA), ridge `predictivity()`, and other
+#'   metrics invariant to rotations of feature space (Procrustes/CCA shape distances,
+#'   effective rank, participation ratio). **Not meaningful**: anything that reads
+#'   individual features (sparsity, superposition, unit tuning, mahalanobis/crossnobis
+#'   RDMs), which see a rotated basis. `"srp"` layers see the projection in every metric.
+#'   Memory: n^2 doubles a layer for the Grams, plus the panel (C x p in `dtype` over all
+#'   layers); at n = 10,000 a Gram is 0.8 GB, so for many layers at that size `"srp"`
+#'   is the route that fits.
 #' * `"auto"` (the default policy): exact storage while the whole capture fits `memory`;
 #'   otherwise the widest layers with more than `k` features are projected (`"srp"`),
 #'   one at a time, until it fits. What was chosen is in `provenance$reduce` and shown by
 #'   `print()`.
 #'
 #' Before the batches run (after the first one, which gives the shapes), a preflight
-#' estimates the peak: model parameters, one batch of captured outputs (twice: in the
-#' graph and as copies), the returned matrices (8 bytes per value: R holds doubles) and
-#' the projections. Over `memory`, it stops with an error of class
-#' `tensorscope_error_memory` that names the numbers and the ways out. The estimate is
-#' in `provenance$memory` (bytes); bench/scale.R compares it with the measured peak.
+#' estimates the peak above what the process held at the call: `model` (its parameters,
+#' when this call loads the file), `forward` (LibTorch's working set, *measured* on the
+#' first batch by counting what LibTorch's CPU allocator holds: the peak of the forward
+#' pass with all its intermediates and the kept copies, or the held outputs plus the
+#' pooled maps the write makes), `projections`, `stored` (the returned
+#' matrices, 8 bytes per value: R holds doubles) and `inputs` (two R-side batches of
+#' stimuli). LibTorch's blocks of 1 MB or more are mapped from, and returned to, the
+#' kernel directly, so freed intermediates do not stay resident in malloc's heap (on
+#' ResNet-50 this lowers the peak by 0.56 GB per batch of 32). Over `memory`, the preflight
+#' stops with an error of class `tensorscope_error_memory` that names the numbers and the
+#' ways out. The estimate is in `provenance$memory` (bytes); bench/scale.R compares it
+#' with the measured peak (ResNet-50 and ViT-B/16 at N = 64: 1.06x the measured peak).
 #'
 #' **Cache.** With `cache = <folder>`, each captured output is written there as a
 #' `.npy` file (readable by numpy, [read_npy()]) with a small `.rds` manifest per layer,
@@ -321,7 +355,7 @@ drop_non_finite <- function(layers, default, call = rlang::caller_env()) {
 #' @param dtype `"float32"` (default) or `"float64"`: the floating type the forward pass
 #'   and the reducers run in (a model saved in another type runs on a converted copy).
 #'   The returned matrices are R doubles either way.
-#' @param reduce `"auto"` (default), `"none"`, `"avgpool"` or `"srp"` for every layer, or
+#' @param reduce `"auto"` (default), `"none"`, `"avgpool"`, `"srp"` or `"gram"` for every layer, or
 #'   a named character vector of these per layer or per captured output (e.g.
 #'   `c(fc = "none", "srp")`: one unnamed element is the default for the others).
 #' @param k Dimensions of the `"srp"` projection.
@@ -391,9 +425,18 @@ activations <- function(model, inputs, layers = NULL, batch_size = 64, device = 
   seed <- check_seed(seed)
   budget <- memory_budget(memory, call = call)
   cache <- check_cache(cache, call = call)
+  gram <- "gram" %in% reduce
+  if (gram && (!all(reduce == "gram") || !is.null(cache))) {
+    ts_abort(c("{.code reduce = \"gram\"} applies to every layer of the call, without {.arg cache}.",
+               i = "Capture the other layers (or with a cache) in another call."), "argument", call = call)
+  }
   if (!is.null(device)) device <- check_device(device, call = call)
   if (tensors && !is.null(cache)) {
     ts_abort("{.arg cache} stores R matrices; it cannot be used with {.code tensors = TRUE}.", "argument", call = call)
+  }
+  if (tensors && gram) {
+    ts_abort("{.code reduce = \"gram\"} returns R matrices (Gram factors); it cannot be used with {.code tensors = TRUE}.",
+             "argument", call = call)
   }
   # torch_tensor inputs are handed to the backend as they are (sliced there) when it
   # shares torch for R's LibTorch; with a cache their values are hashed, so they are copied
@@ -459,11 +502,16 @@ activations <- function(model, inputs, layers = NULL, batch_size = 64, device = 
                i = "Capture these layers in separate calls."), "argument", call = call)
   }
   dtype_bytes <- if (dtype == "float32") 4 else 8
+  model_bytes <- if (own) model$modules$n_total[model$modules$module == ""] * dtype_bytes else 0
+  if (gram) {
+    return(activations_gram(ptr, src, run_layers, info, outputs, stimuli, batch_size, dtype, budget,
+                            model, model_bytes, dtype_bytes, before, default_layers, call))
+  }
   plan <- if (tensors) {
     keep_plan(outputs, reduce, k, call = call)
   } else {
-    plan_capture(outputs, reduce, k, n, batch_size, budget,
-                 model$modules$n_total[model$modules$module == ""] * dtype_bytes, dtype_bytes, call = call)
+    plan_capture(outputs, reduce, k, n, batch_size, budget, model_bytes, dtype_bytes,
+                 measured = info$memory, input_bytes = info$input_bytes %||% 0, call = call)
   }
   outputs$reducer <- plan$reducer
   outputs$features <- plan$features
@@ -524,6 +572,37 @@ activations <- function(model, inputs, layers = NULL, batch_size = 64, device = 
     reduce = stats::setNames(describe_reducers(outputs$reducer, k, seed), outputs$name)[names(out)],
     memory = if (!tensors) c(plan$estimate, budget = budget),
     cached = if (!is.null(cache)) outputs$name[from_cache]))
+}
+
+# activations(reduce = "gram"): each output's Gram and row sums accumulated in LibTorch
+# (plan_gram(), run_gram()), then factored into its exact stand-in (gram_factor()).
+activations_gram <- function(ptr, src, layers, info, outputs, stimuli, batch_size, dtype, budget, model,
+                             model_bytes, dtype_bytes, before, default_layers, call) {
+  n <- src$n
+  plan <- plan_gram(outputs, n, batch_size, budget, model_bytes, dtype_bytes, info$memory,
+                    info$input_bytes %||% 0, call = call)
+  idx <- c(NA, match(info$names[-1], outputs$name))   # NA: the model's output
+  grams <- lapply(idx, function(i) if (is.na(i)) NULL else matrix(0, n, n))
+  sums <- lapply(idx, function(i) if (is.na(i)) NULL else numeric(n))
+  run_gram(ptr, src, layers, batch_size, dtype, grams, sums, plan$panel, call)
+  p <- vapply(outputs$shape, function(s) prod(as.double(s)), numeric(1))
+  out <- vector("list", nrow(outputs))
+  names(out) <- outputs$name
+  for (j in which(!is.na(idx))) {
+    # a non-finite output (masked attention scores): NaN, left to drop_non_finite()
+    f <- if (all(is.finite(grams[[j]]))) gram_factor(grams[[j]], sums[[j]], p[idx[j]]) else matrix(NaN, n, 1)
+    grams[j] <- list(NULL)
+    dimnames(f) <- list(stimuli, NULL)
+    attr(f, "ts_gram_features") <- p[idx[j]]   # rdm(): per-channel distances use the layer's p
+    out[[idx[j]]] <- f
+  }
+  out <- drop_non_finite(out, default_layers, call = call)
+  new_reps(out, stimuli, lapply(out, ncol), list(
+    model = model$path, step = if (is.na(model$step)) NULL else model$step, device = model$device,
+    batch_size = batch_size, forward_passes = torch_call("ts_torch_forward_count", ptr) - before,
+    source = "torchscript", dtype = dtype,
+    reduce = stats::setNames(sprintf("gram(p = %.0f)", p), outputs$name)[names(out)],
+    memory = c(plan$estimate, budget = budget), gram_passes = plan$passes))
 }
 
 check_layers <- function(model, layers, call = rlang::caller_env()) {

@@ -103,6 +103,19 @@ rdm <- function(x, method = c("correlation", "euclidean", "sqeuclidean", "cosine
 # One layer (an R matrix, or a torch_tensor: computed in place on its device when the
 # backend shares torch for R's LibTorch and the method has a LibTorch path, else copied).
 rdm_layer <- function(x, stimuli, method, conditions, runs, noise, shrinkage, arg, backend, call = rlang::caller_env()) {
+  gp <- attr(x, "ts_gram_features")   # a Gram-route stand-in (activations(reduce = "gram")) of gp features
+  if (!is.null(gp)) {
+    if (method == "crossnobis" || (method == "mahalanobis" && !is.null(noise))) {
+      ts_abort(c("{.arg {arg}} comes from {.code reduce = \"gram\"}: its features are a rotated basis, not the layer's units.",
+                 i = "The {method} distance needs the units; capture this layer with {.code reduce = \"none\"}."),
+               "argument", call = call)
+    }
+    r <- rdm_layer(structure(x, ts_gram_features = NULL), stimuli, method, conditions, runs, noise, shrinkage, arg,
+                   backend, call = call)
+    # per-channel distances: divided by the layer's own number of features, not the stand-in's
+    if (method %in% c("sqeuclidean", "mahalanobis")) r$d <- r$d * ncol(x) / gp
+    return(r)
+  }
   supported <- is.null(conditions) && method %in% c("correlation", "cosine", "euclidean", "sqeuclidean")
   if (in_place_route(list(x), backend, supported, call = call)) {
     info <- check_rtensor(x, arg, call = call)

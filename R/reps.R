@@ -236,7 +236,12 @@ NULL
   if (!missing(i)) {
     idx <- stimulus_index(i, x$stimuli)
     x$stimuli <- x$stimuli[idx]
-    x$layers <- lapply(x$layers, function(m) m[idx, , drop = FALSE])
+    x$layers <- lapply(x$layers, function(m) {
+      gp <- attr(m, "ts_gram_features")   # rows of a Gram-route stand-in are one too
+      m <- m[idx, , drop = FALSE]
+      attr(m, "ts_gram_features") <- gp
+      m
+    })
     if (!is.null(x$trials)) x$trials <- lapply(x$trials, function(a) a[idx, , , drop = FALSE])
   }
   x

@@ -148,6 +148,14 @@ print.ts_results <- function(x, ...) {
                 if (length(x$units) != 1) "s", ", ", p$n_stimuli, " stimuli")
   cli::cat_line("  tensorscope ", p$package_version, ", LibTorch ", p$libtorch_version %||% NA, ", seed ", p$seed,
                 ", device ", p$device, ", plan ", p$plan, " (", p$workers, " workers)")
+  if (!is.null(x$reducers) && nrow(x$reducers)) {
+    r <- x$reducers
+    for (m in unique(r$model)) {
+      tab <- table(unique(r[r$model == m, c("layer", "reducer")])$reducer)
+      cli::cat_line("  layers of ", m, " stored as: ", paste(sprintf("%s %d", names(tab), tab), collapse = ", "),
+                    " ($reducers)")
+    }
+  }
   s <- summary(x)
   for (i in seq_len(nrow(s))) {
     cli::cat_line(sprintf("  %-24s ok %3d  skipped %3d  error %3d  %7.2fs%s", s$metric[i], s$n_ok[i], s$n_skipped[i],

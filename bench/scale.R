@@ -2,17 +2,24 @@
 # torchvision's ResNet-50 (conv1, the 16 bottleneck outputs, avgpool, fc) and ViT-B/16
 # (patch embedding, 12 encoder blocks, final norm, head), random initialisation, over N
 # random 224 x 224 stimuli. Each run is its own process so that its peak RSS is its own:
-#   R       activations() (layers wider than k: seeded sparse projection, k = 4096;
-#           avgpool / fc / head exact), stimuli made batch by batch
+#   R       bench/scale_worker.R (mode below), stimuli made batch by batch
+#   py_fwd  Python torch, forward hooks that copy each output (the least a capture costs)
 #   py_srp  Python torch, forward hooks, float32, the same reduction (torch.sparse.mm)
-#   py_fwd  Python torch, forward hooks that only copy each output (the forward's cost)
-# and reports peak RSS, wall time, the preflight's estimate (est_gb, to be within 25% of
-# peak_gb) and the ratios. "pipeline" adds cka_layers(), rdm() of every layer and ridge
-# predictivity() against 200 simulated neurons. Then the projection's error at a size
-# where exact fits (bench/scale_error.R).
+# Each row is printed as soon as it is measured (the R run first), and the markdown table
+# bench/out/scale-<mode>-<N...>.md is rewritten after every row. est_over_peak is the
+# preflight's estimate over the measured peak RSS (target: within 25%).
 #   Rscript bench/scale.R [N ...]          (default 1000; e.g. 1000 5000 10000)
-# Environment: TS_BENCH_MODELS (models), TS_BENCH_PIPELINE=1, TS_BENCH_PY_SRP_N (largest N
-# for the slow torch.sparse.mm baseline, default 100), TS_BENCH_ERROR_N (default 200; 0 skips).
+# Environment:
+#   TS_BENCH_MODELS     models (default resnet50,vit_b_16)
+#   TS_BENCH_MODE       capture (default) | exact (reduce = "none") | gram | pipeline (capture + cka_layers() + rdm() +
+#                       ridge predictivity() of 200 simulated neurons over every layer) |
+#                       analyze (analyze_models() with its default metrics: the N = 5,000 target)
+#   TS_BENCH_PY         0 skips the Python runs; TS_BENCH_PY_SRP_N: largest N for the slow
+#                       torch.sparse.mm baseline (default 100)
+#   TS_BENCH_SWEEP=1    the memory tables instead: ResNet-50 at N = 50, 100, 200 (all
+#                       layers), then one projected layer at a time at N = 100 (conv1,
+#                       layer2.3, layer4.2: 802,816 / 401,408 / 100,352 features)
+#   TS_BENCH_ERROR_N    projection error at this N (default 200; 0 skips; bench/scale_error.R)
 args <- commandArgs(TRUE)
 ns <- if (length(args)) as.integer(args) else 1000L
 lib <- Sys.getenv("TS_TEST_LIB", file.path(getwd(), "lib"))
@@ -23,45 +30,71 @@ if (system2(py, c("bench/build_models.py", dir), stdout = "") != 0 || !file.exis
   quit(status = 0)
 }
 models <- strsplit(Sys.getenv("TS_BENCH_MODELS", "resnet50,vit_b_16"), ",")[[1]]
-pipeline <- Sys.getenv("TS_BENCH_PIPELINE") == "1"
+mode <- Sys.getenv("TS_BENCH_MODE", "capture")
+with_py <- Sys.getenv("TS_BENCH_PY", "1") != "0" && mode %in% c("capture", "exact", "gram")
 py_srp_n <- as.integer(Sys.getenv("TS_BENCH_PY_SRP_N", "100"))
+sweep <- Sys.getenv("TS_BENCH_SWEEP") == "1"
+batch <- 32
+k <- 4096
+
 parse <- function(line) {
   kv <- strsplit(strsplit(trimws(line[length(line)]), " ")[[1]], "=")
   stats::setNames(vapply(kv, `[`, "", 2), vapply(kv, `[`, "", 1))
 }
-run <- function(cmd, args) {
-  out <- system2(cmd, args, stdout = TRUE, stderr = FALSE)
-  line <- grep("capture_s=", out, value = TRUE)
+run <- function(cmd, args, env = character()) {
+  out <- system2(cmd, args, stdout = TRUE, stderr = FALSE, env = env)
+  line <- grep("(capture|analyze)_s=", out, value = TRUE)
   if (!length(line)) return(NULL)
   parse(line)
 }
-batch <- 32
+num <- function(x, key) if (is.null(x) || is.na(x[key])) NA_real_ else as.numeric(x[key])
+show <- function(label, x) {
+  cat(sprintf("%-8s %s\n", label, if (is.null(x)) "failed" else paste(names(x), x, sep = "=", collapse = " ")))
+  flush(stdout())
+}
+dir.create("bench/out", showWarnings = FALSE)
+out_md <- if (sweep) "bench/out/scale-sweep.md" else sprintf("bench/out/scale-%s-%s.md", mode, paste(ns, collapse = "-"))
 rows <- list()
-for (mod in models) for (n in ns) {
+write_md <- function(tab) {
+  fmt <- function(v) ifelse(is.na(v) | trimws(v) == "NA", "", trimws(v))
+  md <- c(sprintf("| %s |", paste(names(tab), collapse = " | ")), sprintf("|%s|", paste(rep("---", ncol(tab)), collapse = "|")),
+          apply(tab, 1, function(r) sprintf("| %s |", paste(fmt(r), collapse = " | "))))
+  writeLines(c(sprintf("bench/scale.R, %s, mode %s, batch %d, k = %d", format(Sys.time(), "%Y-%m-%d %H:%M"),
+                       if (sweep) "sweep" else mode, batch, k), "", md), out_md)
+}
+measure <- function(mod, n, layers = NULL, label = "") {
   f <- file.path(dir, paste0(mod, ".pt"))
-  r <- run("Rscript", c("bench/scale_worker.R", f, n, batch, 4096, if (pipeline) "pipeline" else "capture", lib))
-  pf <- run(py, c("bench/scale_torch.py", f, n, batch, 4096, "forward"))
-  ps <- if (n <= py_srp_n) run(py, c("bench/scale_torch.py", f, n, batch, 4096, "srp"))
-  num <- function(x, key) if (is.null(x) || is.na(x[key])) NA_real_ else as.numeric(x[key])
-  row <- data.frame(model = mod, n = n, layers = num(r, "layers"),
-                    r_s = num(r, "capture_s"), r_peak_gb = num(r, "peak_gb"), r_est_gb = num(r, "est_gb"),
+  env <- if (!is.null(layers)) paste0("TS_BENCH_LAYERS=", paste(layers, collapse = ",")) else character()
+  r <- run("Rscript", c("bench/scale_worker.R", f, n, batch, k, mode, lib), env = env)
+  show(sprintf("R %s", mod), r)
+  pf <- if (with_py && is.null(layers)) run(py, c("bench/scale_torch.py", f, n, batch, k, "forward"))
+  if (with_py && is.null(layers)) show("py_fwd", pf)
+  ps <- if (with_py && is.null(layers) && n <= py_srp_n) run(py, c("bench/scale_torch.py", f, n, batch, k, "srp"))
+  if (!is.null(ps)) show("py_srp", ps)
+  t_r <- num(r, if (mode == "analyze") "analyze_s" else "capture_s")
+  row <- data.frame(model = mod, layers = if (is.null(layers)) num(r, "layers") else paste(layers, collapse = ","),
+                    n = n, mode = mode, r_s = t_r, peak_gb = num(r, "peak_gb"), est_gb = num(r, "est_gb"),
                     est_over_peak = round(num(r, "est_gb") / num(r, "peak_gb"), 2),
-                    stored_gb = num(r, "stored_gb"),
+                    above_base_gb = round(num(r, "peak_gb") - num(r, "base_gb"), 3), stored_gb = num(r, "stored_gb"),
                     py_fwd_s = num(pf, "capture_s"), py_fwd_peak_gb = num(pf, "peak_gb"),
-                    ratio_fwd = round(num(r, "capture_s") / num(pf, "capture_s"), 2),
-                    py_srp_s = num(ps, "capture_s"), py_srp_peak_gb = num(ps, "peak_gb"),
-                    ratio_srp = round(num(r, "capture_s") / num(ps, "capture_s"), 2),
+                    ratio_fwd = round(t_r / num(pf, "capture_s"), 2),
+                    py_srp_s = num(ps, "capture_s"), ratio_srp = round(t_r / num(ps, "capture_s"), 2),
                     metrics_s = num(r, "metrics_s"), pipeline_peak_gb = num(r, "pipeline_peak_gb"))
-  print(row, row.names = FALSE)
-  rows[[length(rows) + 1]] <- row
+  rows[[length(rows) + 1]] <<- row
+  write_md(do.call(rbind, rows))
+}
+if (sweep) {
+  for (n in c(50, 100, 200)) measure("resnet50", n)
+  for (l in c("conv1", "layer2.3", "layer4.2")) measure("resnet50", 100, layers = l)
+} else {
+  for (mod in models) for (n in ns) measure(mod, n)
 }
 tab <- do.call(rbind, rows)
-dir.create("bench/out", showWarnings = FALSE)
-utils::write.csv(tab, sprintf("bench/out/scale-%s.csv", paste(ns, collapse = "-")), row.names = FALSE)
-cat("\n== capture: tensorscope vs Python torch hooks (float32, same LibTorch) ==\n")
+cat("\n== ", out_md, " ==\n", sep = "")
 print(tab, row.names = FALSE)
+utils::write.csv(tab, sub("\\.md$", ".csv", out_md), row.names = FALSE)
 en <- as.integer(Sys.getenv("TS_BENCH_ERROR_N", "200"))
-if (en > 0) {
+if (en > 0 && !sweep) {
   cat("\n== projection error at N =", en, "(exact fits) ==\n")
   system2("Rscript", c("bench/scale_error.R", file.path(dir, "resnet50.pt"), en, lib))
 }

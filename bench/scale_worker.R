@@ -1,8 +1,16 @@
 # One run of bench/scale.R in its own process (so that its peak RSS is its own):
 #   Rscript bench/scale_worker.R MODEL N BATCH K MODE [LIB]
-# MODE "capture": activations() of the benchmark layers, random 224 x 224 stimuli made
-# batch by batch; "pipeline": capture, then cka_layers(), rdm() of every layer and ridge
-# predictivity() against 200 simulated neurons. Prints one line of key=value pairs.
+# Random 224 x 224 stimuli are made batch by batch (inputs = a function of rows). MODE:
+#   capture   activations() of the benchmark layers (layers wider than K: seeded sparse
+#             projection; avgpool / fc / heads.head exact)
+#   exact     activations(reduce = "none"): every layer exact (n x 6.3 M doubles on ResNet-50)
+#   gram      activations(reduce = "gram"): the exact Gram route
+#   pipeline  capture, then cka_layers() and rdm() of every layer and ridge predictivity()
+#             of 200 simulated neurons from every layer (TS_BENCH_RIDGE_LAYERS=2: the last
+#             two only)
+#   analyze   analyze_models() with its default metrics and reducer policy
+# TS_BENCH_LAYERS (comma-separated) replaces the benchmark layers. Prints one line of
+# key=value pairs: times, peak RSS, the preflight's estimate and its parts.
 args <- commandArgs(TRUE)
 if (length(args) >= 6) .libPaths(c(args[6], .libPaths()))
 suppressMessages(library(tensorscope))
@@ -11,6 +19,7 @@ rss <- function(field) {
   l <- grep(paste0("^", field, ":"), readLines("/proc/self/status"), value = TRUE)
   as.numeric(gsub("[^0-9]", "", l)) * 1024
 }
+gb <- function(x) round(x / 2^30, 3)
 bench_layers <- function(model) {
   if (grepl("resnet", model)) {
     blocks <- unlist(Map(function(l, b) paste0("layer", l, ".", seq_len(b) - 1), 1:4, c(3, 4, 6, 3)))
@@ -19,27 +28,40 @@ bench_layers <- function(model) {
     c("conv_proj", paste0("encoder.layers.encoder_layer_", 0:11), "encoder.ln", "heads.head")
   }
 }
-layers <- bench_layers(model)
+layers <- if (nzchar(Sys.getenv("TS_BENCH_LAYERS"))) strsplit(Sys.getenv("TS_BENCH_LAYERS"), ",")[[1]] else bench_layers(model)
 stim <- function(rows) {   # the same random images for any batch size
   x <- array(0, c(length(rows), 3, 224, 224))
   for (i in seq_along(rows)) { set.seed(rows[i]); x[i, , , ] <- rnorm(3 * 224 * 224) }
   x
 }
+ids <- as.character(seq_len(n))
 m <- ts_model(model)
 invisible(predict(m, stim(1)))   # load LibTorch's kernels before the baseline
-gc()
+invisible(gc())
 base <- rss("VmRSS")
 t0 <- proc.time()[["elapsed"]]
-r <- activations(m, stim, layers = layers, batch_size = batch, stimuli = as.character(seq_len(n)),
-                 reduce = c(avgpool = "none", fc = "none", heads.head = "none", "srp"), k = k)
+if (mode == "analyze") {
+  res <- analyze_models(m$path, stim, stimuli = ids, layers = layers, batch_size = batch, k = k)
+  t_all <- proc.time()[["elapsed"]] - t0
+  red <- table(res$reducers$reducer)
+  out <- c(model = basename(model), n = n, mode = mode, layers = length(layers), k = k, batch = batch,
+           analyze_s = round(t_all, 1), base_gb = gb(base), peak_gb = gb(rss("VmHWM")),
+           metrics_ok = sum(res$records$status == "ok"), metrics_failed = sum(res$records$status == "error"),
+           reducers = paste(sprintf("%s:%d", gsub(" ", "", names(red)), red), collapse = ","))
+  cat(paste(names(out), out, sep = "=", collapse = " "), "\n")
+  quit(status = 0)
+}
+reduce <- switch(mode, gram = "gram", exact = "none", c(avgpool = "none", fc = "none", heads.head = "none", "srp"))
+r <- activations(m, stim, layers = layers, batch_size = batch, stimuli = ids, reduce = reduce, k = k)
 t_capture <- proc.time()[["elapsed"]] - t0
 peak_capture <- rss("VmHWM")
 est <- r$provenance$memory
-out <- c(model = basename(model), n = n, layers = length(r), k = k, batch = batch,
-         capture_s = round(t_capture, 1), base_gb = round(base / 2^30, 3),
-         peak_gb = round(peak_capture / 2^30, 3),
-         est_gb = round((base + sum(est[names(est) != "budget"])) / 2^30, 3),
-         stored_gb = round(sum(vapply(r$layers, function(l) as.numeric(length(l)), 0)) * 8 / 2^30, 3))
+parts <- est[names(est) != "budget"]
+out <- c(model = basename(model), n = n, mode = mode, layers = length(r), k = k, batch = batch,
+         capture_s = round(t_capture, 1), forward_passes = r$provenance$forward_passes, base_gb = gb(base),
+         peak_gb = gb(peak_capture), est_gb = gb(base + sum(parts)),
+         stored_gb = gb(sum(vapply(r$layers, function(l) as.numeric(length(l)), 0)) * 8),
+         stats::setNames(gb(parts), paste0("est_", names(parts), "_gb")))
 if (mode == "pipeline") {
   t1 <- proc.time()[["elapsed"]]
   ck <- cka_layers(r)
@@ -49,7 +71,9 @@ if (mode == "pipeline") {
   w <- matrix(rnorm(ncol(last) * 200), ncol(last)) / sqrt(ncol(last))
   neurons <- last %*% w + matrix(rnorm(n * 200), n)
   rownames(neurons) <- r$stimuli
-  pr <- predictivity(r[c(length(r) - 2, length(r) - 1)], neurons, alphas = 10^seq(-1, 5, length.out = 7))
-  out <- c(out, metrics_s = round(proc.time()[["elapsed"]] - t1, 1), pipeline_peak_gb = round(rss("VmHWM") / 2^30, 3))
+  use <- if (Sys.getenv("TS_BENCH_RIDGE_LAYERS") == "2") c(length(r) - 2, length(r) - 1) else seq_along(r$layers)
+  pr <- predictivity(r[use], neurons, alphas = 10^seq(-1, 5, length.out = 7))
+  out <- c(out, metrics_s = round(proc.time()[["elapsed"]] - t1, 1), ridge_layers = length(use),
+           pipeline_peak_gb = gb(rss("VmHWM")))
 }
 cat(paste(names(out), out, sep = "=", collapse = " "), "\n")

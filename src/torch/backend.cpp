@@ -195,6 +195,9 @@ SEXP ts_torch_write(SEXP, SEXP, SEXP, SEXP, SEXP, SEXP);
 SEXP ts_torch_release(SEXP);
 SEXP ts_torch_forward_count(SEXP);
 SEXP ts_torch_ablate(SEXP, SEXP);
+SEXP ts_torch_memory(SEXP);
+SEXP ts_torch_panel(SEXP, SEXP, SEXP, SEXP);
+SEXP ts_torch_gram(SEXP, SEXP, SEXP, SEXP, SEXP, SEXP);
 SEXP ts_torch_rtensor_info(SEXP, SEXP);  // rtensor.cpp: torch for R's tensors
 SEXP ts_torch_rtensor_fake(SEXP, SEXP, SEXP);
 SEXP ts_torch_rtensor_array(SEXP);
@@ -228,6 +231,9 @@ void R_init_tensorscope_torch(DllInfo* dll) {
       TS_CALL(ts_torch_release, 1),
       TS_CALL(ts_torch_forward_count, 1),
       TS_CALL(ts_torch_ablate, 2),
+      TS_CALL(ts_torch_memory, 1),
+      TS_CALL(ts_torch_panel, 4),
+      TS_CALL(ts_torch_gram, 6),
       TS_CALL(ts_torch_rtensor_info, 2),
       TS_CALL(ts_torch_rtensor_fake, 3),
       TS_CALL(ts_torch_rtensor_array, 1),

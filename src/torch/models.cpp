@@ -17,16 +17,27 @@
 
 #include <torch/csrc/jit/api/function_impl.h>
 #include <torch/csrc/jit/ir/ir.h>
+#include <torch/csrc/jit/passes/dead_code_elimination.h>
 #include <ATen/Parallel.h>
 #include <torch/cuda.h>
+#include <torch/library.h>
+#include <c10/core/CPUAllocator.h>
+#include <c10/core/impl/alloc_cpu.h>
 
 #include <tensorscope/projection.hpp>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdlib>
 #include <functional>
 #include <optional>
+#include <set>
 #include <sstream>
+
+#if !defined(_WIN32)
+#include <sys/mman.h>
+#define TS_MAPPED_BLOCKS 1
+#endif
 
 using namespace ts_torch;
 namespace jit = torch::jit;
@@ -103,7 +114,11 @@ void keep_output(jit::Graph* g, jit::Node* n, const std::string& layer) {
     for (jit::Value* o : un->outputs()) el.push_back(is_tensor(o) ? g->insert(c10::aten::clone, {o}) : o);
     kept = g->insertNode(g->createTuple(el))->output();
   }
-  jit::Node* mark = g->insertNode(g->createTuple({kept}));
+  // (kept, raw[, version]): the value itself and, for a tensor, its version counter right
+  // after the call tell after the first batch whether the copy is needed (elide_clones())
+  std::vector<jit::Value*> parts{kept, v};
+  if (is_tensor(v)) parts.push_back(g->insert(c10::Symbol::fromQualString("tensorscope::version"), {v}));
+  jit::Node* mark = g->insertNode(g->createTuple(parts));
   mark->s_(kCapture, layer);
   n->i_(kMarked, 1);
 }
@@ -120,7 +135,8 @@ struct CaptureGraph {
 // module called three times: three calls, in execution order) becomes an output. A
 // layer that is itself an ancestor of another (a block and its child) is kept before its
 // call is inlined. strict = false leaves out layers that are never called (default layers).
-CaptureGraph capture_graph(const jit::Module& m, const std::vector<std::string>& layers, bool strict) {
+CaptureGraph capture_graph(const jit::Module& m, const std::vector<std::string>& layers, bool strict,
+                           const std::set<std::string>* no_clone = nullptr) {
   auto g = m.get_method("forward").graph()->copy();
   jit::Value* self = g->inputs()[0];
   auto is_target = [&](const std::string& p) { return std::find(layers.begin(), layers.end(), p) != layers.end(); };
@@ -151,6 +167,22 @@ CaptureGraph capture_graph(const jit::Module& m, const std::vector<std::string>&
   for (jit::Node* n : g->block()->nodes()) {
     if (n->kind() == c10::prim::TupleConstruct && n->hasAttribute(kCapture)) kept[n->s(kCapture)].push_back(n->output());
   }
+  if (no_clone != nullptr) {
+    // the outputs that nothing writes to in place keep the value itself, not a copy; the
+    // mark becomes (value) and the unused copies are removed
+    for (auto& [layer, marks] : kept) {
+      for (size_t i = 0; i < marks.size(); ++i) {
+        jit::Node* mark = marks[i]->node();
+        const std::string name = i == 0 ? layer : layer + ":" + std::to_string(i + 1);
+        jit::WithInsertPoint guard(mark);
+        jit::Node* one = g->insertNode(g->createTuple({no_clone->count(name) ? mark->input(1) : mark->input(0)}));
+        one->s_(kCapture, layer);
+        mark->output()->replaceAllUsesWith(one->output());
+        marks[i] = one->output();
+        mark->destroy();
+      }
+    }
+  }
   CaptureGraph out;
   std::vector<jit::Value*> outs{g->outputs()[0]};
   for (const auto& layer : layers) {
@@ -179,8 +211,49 @@ CaptureGraph capture_graph(const jit::Module& m, const std::vector<std::string>&
   tuple->insertBefore(g->return_node());
   g->eraseOutput(0);
   g->registerOutput(tuple->output());
+  if (no_clone != nullptr) jit::EliminateDeadCode(g);   // the copies no output uses
   out.graph = g;
   return out;
+}
+
+// Whether g, or any method it calls, has branches or loops (a scripted model's in-place
+// ops could then depend on the data; a traced graph has none).
+bool has_control_flow(jit::Block* b, int depth) {
+  if (depth > 64) return true;
+  for (jit::Node* n : b->nodes()) {
+    if (n->kind() == c10::prim::If || n->kind() == c10::prim::Loop || n->kind() == c10::prim::CallFunction) return true;
+    if (n->kind() == c10::prim::CallMethod) {
+      auto cls = n->input(0)->type()->cast<c10::ClassType>();
+      if (!cls) return true;
+      auto& fn = jit::toGraphFunction(cls->getMethod(n->s(c10::attr::name)));
+      if (has_control_flow(fn.graph()->block(), depth + 1)) return true;
+    }
+    for (jit::Block* sb : n->blocks())
+      if (has_control_flow(sb, depth + 1)) return true;
+  }
+  return false;
+}
+
+// After the probe (every captured value copied, and kept as itself too): the
+// tensor outputs that no in-place operation touched after their call (LibTorch's version
+// counter, which every in-place op on a tensor or on a view of it increments, the same
+// at the end of the pass as right after the call) need no copy. In
+// a graph without branches or loops the same operations run on every batch, so the
+// capture graph is rebuilt with copies only where an in-place op follows (torchvision's
+// BatchNorm before ReLU(inplace = True)); with branches or loops every output is copied.
+// Returns the names left uncopied.
+std::set<std::string> elide_clones(const Capture& c, const std::vector<c10::IValue>& elems) {
+  std::set<std::string> safe;
+  if (has_control_flow(c.fn->graph()->block(), 0)) return safe;
+  for (size_t i = 1; i < elems.size(); ++i) {
+    const auto& mark = elems[i].toTupleRef().elements();
+    const c10::IValue& kept = mark[0];
+    const c10::IValue& raw = mark[1];
+    // tuples keep their copies; lists and dicts are not copied
+    if (!raw.isTensor() || mark.size() < 3) continue;
+    if (raw.toTensor()._version() == static_cast<uint32_t>(mark[2].toInt())) safe.insert(c.names[i - 1]);
+  }
+  return safe;
 }
 
 // A captured value as named tensors: a tensor is itself; tuples and lists give
@@ -218,6 +291,72 @@ std::vector<c10::IValue> batch_inputs(SEXP inputs, const Model& m) {
   std::vector<c10::IValue> out;
   for (R_xlen_t i = 0; i < XLENGTH(inputs); ++i) out.emplace_back(to_tensor(VECTOR_ELT(inputs, i), ft, m.device));
   return out;
+}
+
+// tensorscope::version(t): t's version counter, read where the capture graph puts it
+// (right after a captured call). Conservative alias analysis: the JIT neither moves nor
+// removes it.
+TORCH_LIBRARY(tensorscope, m) {
+  m.def(torch::schema("version(Tensor t) -> int", c10::AliasAnalysisKind::CONSERVATIVE),
+        [](const at::Tensor& t) -> int64_t { return static_cast<int64_t>(t._version()); });
+}
+
+// The memory preflight's measurement: LibTorch's CPU allocator wrapped so that it counts
+// the bytes it holds (now, and the peak since the last reset). Each block carries its
+// size in a 64-byte header (c10's alignment), so the raw deleter works too. Blocks of
+// 1 MB or more are mapped straight from the kernel and unmapped when freed: through
+// malloc, glibc's sliding mmap threshold puts the forward pass's freed intermediates of
+// a few MB on its heap, where they stay resident (ResNet-50, 32 images: 0.56 GB more
+// than LibTorch ever held at once), so the process's peak would be neither LibTorch's
+// peak nor predictable. Installed on first use and never removed: blocks it gave out
+// must come back to it.
+std::atomic<int64_t> g_current{0}, g_peak{0};
+
+struct CountingAllocator final : c10::Allocator {
+  static constexpr size_t kHeader = 64;
+  static constexpr size_t kMapped = size_t(1) << 20;
+  static void release(void* data) {
+    if (data == nullptr) return;
+    void* raw = static_cast<char*>(data) - kHeader;
+    const size_t n = *static_cast<size_t*>(raw);
+    g_current.fetch_sub(static_cast<int64_t>(n));
+#ifdef TS_MAPPED_BLOCKS
+    if (n + kHeader >= kMapped) {
+      munmap(raw, n + kHeader);
+      return;
+    }
+#endif
+    c10::free_cpu(raw);
+  }
+  c10::DataPtr allocate(size_t n) const override {
+    void* raw = nullptr;
+#ifdef TS_MAPPED_BLOCKS
+    if (n + kHeader >= kMapped) {
+      raw = mmap(nullptr, n + kHeader, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+      if (raw == MAP_FAILED) throw std::bad_alloc();
+    }
+#endif
+    if (raw == nullptr) raw = c10::alloc_cpu(n + kHeader);
+    *static_cast<size_t*>(raw) = n;
+    const int64_t now = g_current.fetch_add(static_cast<int64_t>(n)) + static_cast<int64_t>(n);
+    int64_t peak = g_peak.load();
+    while (now > peak && !g_peak.compare_exchange_weak(peak, now)) {
+    }
+    void* data = static_cast<char*>(raw) + kHeader;
+    return {data, data, &release, c10::Device(c10::DeviceType::CPU)};
+  }
+  c10::DeleterFnPtr raw_deleter() const override { return &release; }
+};
+
+// true when LibTorch's CPU tensors now come from the counting allocator
+bool counting_installed() {
+  static CountingAllocator counting;
+  static bool tried = false;
+  if (!tried) {
+    tried = true;
+    c10::SetCPUAllocator(&counting, 0);
+  }
+  return c10::GetCPUAllocator() == &counting;
 }
 
 }  // namespace
@@ -367,6 +506,25 @@ extern "C" SEXP ts_torch_run(SEXP ptr, SEXP inputs, SEXP layers, SEXP dtype, SEX
       if (batch < 0 && t.dim() > 0) batch = t.size(0);
       if (i == 0) std::snprintf(input_ptr, sizeof input_ptr, "%p", t.data_ptr());
       stack.emplace_back(std::move(t));
+    }
+    if (!it->second.checked) {
+      // the probe: the copying graph on the first stimulus only tells which outputs need
+      // their copies (elide_clones()); then the batch runs on the graph without the others
+      std::set<std::string> safe;
+      try {
+        jit::Stack probe{mod._ivalue()};
+        for (size_t i = 1; i < stack.size(); ++i) {
+          const torch::Tensor& t = stack[i].toTensor();
+          probe.emplace_back(t.dim() > 0 && t.size(0) == batch ? t.narrow(0, 0, 1) : t);
+        }
+        it->second.fn->run(probe);
+        safe = elide_clones(it->second, probe.back().toTupleRef().elements());
+      } catch (const std::exception&) {
+        safe.clear();  // a graph that needs the whole batch (a traced, fixed batch size): every copy kept
+      }
+      auto cg = capture_graph(mod, names, true, &safe);
+      it->second.fn = std::make_shared<jit::GraphFunction>("ts_capture", cg.graph, nullptr);
+      it->second.checked = true;
     }
     it->second.fn->run(stack);
     m->forwards += 1;
@@ -537,14 +695,19 @@ extern "C" SEXP ts_torch_write(SEXP ptr, SEXP dests, SEXP reducers, SEXP ks, SEX
         for (int64_t d = 2; d < t.dim(); ++d) dims.push_back(d);
         t = t.mean(dims);
       }
-      // [features, b] in R's feature order (the per-stimulus dims reversed)
-      std::vector<int64_t> perm{0};
-      for (int64_t d = t.dim() - 1; d >= 1; --d) perm.push_back(d);
-      torch::Tensor ft = t.permute(perm).reshape({b, -1}).t();
-      if (ft.size(0) != f) ts_torch::fail(tensorscope::ErrorKind::internal, "ts_torch_write: destination of the wrong size");
-      // the rows of this batch in the column-major n x f R matrix, a strided view
-      auto view = torch::from_blob(REAL(dst) + r0, {f, b}, {n, 1}, torch::kFloat64);
-      view.copy_(ft.to(torch::kCPU));
+      // the rows of this batch in the column-major n x f R matrix, viewed with t's shape:
+      // stimuli at stride 1, then the per-stimulus dims in R's column-major order (the
+      // first fastest), so one strided copy (with the conversion to double) reorders
+      std::vector<int64_t> sz(t.sizes().begin(), t.sizes().end()), st(sz.size());
+      int64_t stride = n;
+      st[0] = 1;
+      for (size_t d = 1; d < sz.size(); ++d) {
+        st[d] = stride;
+        stride *= sz[d];
+      }
+      if (stride != n * f) ts_torch::fail(tensorscope::ErrorKind::internal, "ts_torch_write: destination of the wrong size");
+      auto view = torch::from_blob(REAL(dst) + r0, sz, st, torch::kFloat64);
+      view.copy_(t.to(torch::kCPU));
     }
     m->held.clear();
     return R_NilValue;
@@ -582,6 +745,39 @@ extern "C" SEXP ts_torch_keep(SEXP ptr, SEXP reducers) {
   });
 }
 
+// The exact Gram route (reduce = "gram"): G = X X' (n x n, float64) of each output
+// whose entry in grams is an R matrix, accumulated without holding X (n x p). The R
+// loop (run_gram() in R/capture.R) fills a panel of C stimuli, then multiplies every
+// later batch against it, panel after panel, so each block of G is one product.
+//   panel_rows = -1: clear the panel.
+//   panel_rows = C, offset: copy the held batch into rows [offset, offset + b) of the
+//     panel (allocated C x p in the run's dtype at offset 0).
+// The held outputs are released either way.
+extern "C" SEXP ts_torch_panel(SEXP ptr, SEXP grams, SEXP panel_rows, SEXP offset) {
+  return guarded([&]() -> SEXP {
+    Model* m = get_model(ptr);
+    const int64_t C = static_cast<int64_t>(Rf_asReal(panel_rows));
+    if (C < 0) {
+      m->panel.clear();
+      return R_NilValue;
+    }
+    if (static_cast<size_t>(XLENGTH(grams)) != m->held.size()) ts_torch::fail(tensorscope::ErrorKind::internal, "ts_torch_panel: outputs changed");
+    const int64_t o = static_cast<int64_t>(Rf_asReal(offset));
+    m->panel.resize(m->held.size());
+    for (size_t i = 0; i < m->held.size(); ++i) {
+      if (Rf_isNull(VECTOR_ELT(grams, i))) continue;
+      const torch::Tensor& t = m->held[i];
+      const int64_t b = t.size(0);
+      auto X = t.reshape({b, -1});
+      if (o == 0) m->panel[i] = torch::empty({C, X.size(1)}, X.options());
+      if (o + b > m->panel[i].size(0)) ts_torch::fail(tensorscope::ErrorKind::internal, "ts_torch_panel: panel overflow");
+      m->panel[i].narrow(0, o, b).copy_(X);
+    }
+    m->held.clear();
+    return R_NilValue;
+  });
+}
+
 // The kept outputs, each the concatenation of its batches on the device, as torch for R
 // tensors (made by torch for R when `rtorch`, see wrap_rtensor()): a named list.
 extern "C" SEXP ts_torch_collect(SEXP ptr, SEXP rtorch) {
@@ -606,6 +802,43 @@ extern "C" SEXP ts_torch_collect(SEXP ptr, SEXP rtorch) {
     Rf_setAttrib(out, R_NamesSymbol, nms);
     UNPROTECT(2);
     return out;
+  });
+}
+
+// Writes the block products against the panel (rows [c0, c0 + C) of G) into the R
+// matrices grams (n x n, column-major). self = TRUE: the panel's own block G[P, P] and
+// the panel's row sums into sums (R vectors of n); else the held batch (rows [r0,
+// r0 + b), after the panel): G[B, P] and its mirror G[P, B]. The held outputs are released.
+extern "C" SEXP ts_torch_gram(SEXP ptr, SEXP grams, SEXP sums, SEXP r0_, SEXP c0_, SEXP self_) {
+  return guarded([&]() -> SEXP {
+    Model* m = get_model(ptr);
+    const bool self = Rf_asLogical(self_) == TRUE;
+    const int64_t r0 = static_cast<int64_t>(Rf_asReal(r0_)), c0 = static_cast<int64_t>(Rf_asReal(c0_));
+    if (!self && static_cast<size_t>(XLENGTH(grams)) != m->held.size()) ts_torch::fail(tensorscope::ErrorKind::internal, "ts_torch_gram: outputs changed");
+    torch::NoGradGuard no_grad;
+    for (R_xlen_t i = 0; i < XLENGTH(grams); ++i) {
+      SEXP G = VECTOR_ELT(grams, i);
+      if (Rf_isNull(G)) continue;
+      if (static_cast<size_t>(i) >= m->panel.size() || !m->panel[i].defined()) ts_torch::fail(tensorscope::ErrorKind::internal, "ts_torch_gram: no panel");
+      const torch::Tensor& P = m->panel[i];
+      const int64_t n = INTEGER(Rf_getAttrib(G, R_DimSymbol))[0], C = P.size(0);
+      auto block = [&](int64_t row, int64_t col, int64_t nr, int64_t nc) {   // G[row + (0..nr), col + (0..nc)]
+        if (row < 0 || col < 0 || row + nr > n || col + nc > n) ts_torch::fail(tensorscope::ErrorKind::internal, "ts_torch_gram: block outside G");
+        return torch::from_blob(REAL(G) + row + n * col, {nr, nc}, {1, n}, torch::kFloat64);
+      };
+      if (self) {
+        block(c0, c0, C, C).copy_(P.matmul(P.t()));
+        torch::from_blob(REAL(VECTOR_ELT(sums, i)) + c0, {C}, torch::kFloat64).copy_(P.sum(1, false, torch::kFloat64));
+        continue;
+      }
+      const torch::Tensor& t = m->held[i];
+      const int64_t b = t.size(0);
+      auto B = t.reshape({b, -1}).matmul(P.t()).to(torch::kFloat64);   // b x C
+      block(r0, c0, b, C).copy_(B);
+      block(c0, r0, C, b).copy_(B.t());
+    }
+    if (!self) m->held.clear();
+    return R_NilValue;
   });
 }
 
@@ -642,5 +875,20 @@ extern "C" SEXP ts_torch_ablate(SEXP ptr, SEXP multipliers) {
       p.value.mul_(w);
     }
     return wrap_model(std::move(copy));
+  });
+}
+
+// LibTorch's CPU tensor memory: c(current, peak) bytes held through the counting
+// allocator (the peak since the last reset; reset = TRUE sets it to the current level),
+// or NULL where the allocator could not be installed (another one has priority).
+extern "C" SEXP ts_torch_memory(SEXP reset) {
+  return guarded([&]() -> SEXP {
+    if (!counting_installed()) return R_NilValue;
+    if (Rf_asLogical(reset) == TRUE) g_peak.store(g_current.load());
+    SEXP out = PROTECT(Rf_allocVector(REALSXP, 2));
+    REAL(out)[0] = static_cast<double>(g_current.load());
+    REAL(out)[1] = static_cast<double>(g_peak.load());
+    UNPROTECT(1);
+    return out;
   });
 }

@@ -57,6 +57,7 @@ SEXP guarded(F&& f) {
 struct Capture {
   std::shared_ptr<torch::jit::GraphFunction> fn;
   std::vector<std::string> names;  // the extra outputs: "layer", "layer:2" (second call), ...
+  bool checked = false;            // copies left out where nothing writes in place (elide_clones())
 };
 
 // A sparse random projection by column (see projection() in models.cpp).
@@ -81,6 +82,9 @@ struct Model {
   // per held output, its batches kept on the device (ts_torch_keep(), ts_torch_collect())
   std::vector<std::vector<torch::Tensor>> kept;
   std::vector<std::string> kept_names;
+  // the Gram route's panel: per held output, the flattened outputs of a block of
+  // stimuli (C x p), against which every later batch is multiplied (ts_torch_gram)
+  std::vector<torch::Tensor> panel;
 };
 
 inline Model* get_model(SEXP ptr) {

@@ -139,11 +139,12 @@ test_that("auto stores exactly what fits the budget and projects the widest laye
   full <- activations(f, x, layers = lay)
   expect_identical(unname(full$provenance$reduce), rep("none", 4))
   m <- full$provenance$memory
-  expect_identical(names(m), c("model", "batch", "stored", "projections", "budget"))
+  expect_identical(names(m), c("model", "forward", "projections", "stored", "inputs", "budget"))
+  expect_gt(m[["forward"]], 0)   # measured by the counting allocator over the first batch
   expect_equal(m[["stored"]], 20 * sum(vapply(lay, function(l) ncol(full[[l]]), numeric(1))) * 8)
   # a budget that fits everything except conv1 (6272 features) exactly, with conv1's
   # projection (64 sqrt(p) non-zeros: 4 bytes each, 24 while built; 8 bytes a column)
-  need <- sum(m[c("model", "batch", "stored")])
+  need <- sum(m[c("model", "forward", "stored", "inputs")])
   tight <- activations(f, x, layers = lay, k = 64, memory = need - 20 * (6272 - 64) * 8 + 64 * sqrt(6272) * 28 + 6272 * 8 + 1e4)
   expect_identical(unname(tight$provenance$reduce), c("srp(k = 64, seed = 1)", "none", "none", "none"))
   expect_identical(ncol(tight[["conv1"]]), 64L)
@@ -154,6 +155,25 @@ test_that("auto stores exactly what fits the budget and projects the widest laye
   expect_match(conditionMessage(err), "batch_size")
   expect_error(activations(f, x, layers = lay, memory = "1KB"), class = "tensorscope_error_memory")
   expect_error(activations(f, x, memory = "lots"), class = "tensorscope_error_argument")
+})
+
+test_that("the preflight measures LibTorch's memory over the first batch: held = the captured outputs' bytes", {
+  skip_if_not(ts_torch_available())
+  x <- fmnist()$images[1:20, , , , drop = FALSE]
+  m <- ts_model(ext_file("fmnist_cnn_step1125.pt"))
+  src <- tensorscope:::input_source(x, NULL)
+  for (dt in c("float32", "float64")) {
+    info <- tensorscope:::first_batch(m$ptr, src, c("conv1", "fc1"), 8, dt, call = NULL)
+    tensorscope:::torch_call("ts_torch_write", m$ptr, vector("list", 3), rep("none", 3), rep(1, 3), 0, 0)
+    bytes <- if (dt == "float32") 4 else 8
+    # the model's output and the two kept copies, 8 stimuli each (float64: plus the
+    # converted copy of the model, made in this pass and kept)
+    outs <- 8 * sum(vapply(info$shapes, function(s) prod(s), 0)) * bytes
+    params <- m$modules$n_total[m$modules$module == ""] * 8
+    expect_equal(info$memory$held, outs + if (dt == "float64") params else 0)
+    expect_gte(info$memory$forward, info$memory$held)
+    expect_equal(info$input_bytes, prod(dim(x)[-1]) * 8)
+  }
 })
 
 test_that("the cache hits on a second run and misses when the model file, the inputs or the reducer change", {
