@@ -73,22 +73,14 @@ extern "C" SEXP ts_torch_cka_matrix(SEXP xs, SEXP ys, SEXP kernel, SEXP estimato
     const CkaResult res = ts_torch::cka_matrix(matrix_tensors(xs, dev), matrix_tensors(ys, dev), o, doubles(sig_x),
                                                doubles(sig_y));
     const int nx = static_cast<int>(XLENGTH(xs)), ny = XLENGTH(ys) > 0 ? static_cast<int>(XLENGTH(ys)) : nx;
-    SEXP out = PROTECT(Rf_allocVector(VECSXP, 3));
     SEXP m = PROTECT(Rf_allocMatrix(REALSXP, nx, ny));
     std::copy(res.cka.data(), res.cka.data() + res.cka.size(), REAL(m));
-    SET_VECTOR_ELT(out, 0, m);
     SEXP a = PROTECT(Rf_allocVector(REALSXP, static_cast<R_xlen_t>(res.sigma_x.size())));
     std::copy(res.sigma_x.begin(), res.sigma_x.end(), REAL(a));
-    SET_VECTOR_ELT(out, 1, a);
     SEXP b = PROTECT(Rf_allocVector(REALSXP, static_cast<R_xlen_t>(res.sigma_y.size())));
     std::copy(res.sigma_y.begin(), res.sigma_y.end(), REAL(b));
-    SET_VECTOR_ELT(out, 2, b);
-    SEXP nms = PROTECT(Rf_allocVector(STRSXP, 3));
-    SET_STRING_ELT(nms, 0, Rf_mkChar("cka"));
-    SET_STRING_ELT(nms, 1, Rf_mkChar("sigma_x"));
-    SET_STRING_ELT(nms, 2, Rf_mkChar("sigma_y"));
-    Rf_setAttrib(out, R_NamesSymbol, nms);
-    UNPROTECT(5);
+    SEXP out = ts_torch::named_list({m, a, b}, {"cka", "sigma_x", "sigma_y"});
+    UNPROTECT(3);
     return out;
   });
 }
@@ -132,20 +124,13 @@ extern "C" SEXP ts_torch_cca_matrix(SEXP xs, SEXP ys, SEXP method, SEXP keep, SE
     const std::string dev = ts_torch::as_string(device);
     const tensorscope::CcaLayers r = ts_torch::cca_matrix(matrix_tensors(xs, dev), matrix_tensors(ys, dev),
                                                           ts_torch::cca_method(ts_torch::as_string(method)), Rf_asReal(keep));
-    SEXP out = PROTECT(Rf_allocVector(VECSXP, 3));
-    SET_VECTOR_ELT(out, 0, host_matrix(r.similarity));
+    SEXP sim = PROTECT(host_matrix(r.similarity));
     SEXP kx = PROTECT(Rf_allocVector(INTSXP, static_cast<R_xlen_t>(r.kx.size())));
     SEXP ky = PROTECT(Rf_allocVector(INTSXP, static_cast<R_xlen_t>(r.ky.size())));
     for (std::size_t i = 0; i < r.kx.size(); ++i) INTEGER(kx)[i] = static_cast<int>(r.kx[i]);
     for (std::size_t i = 0; i < r.ky.size(); ++i) INTEGER(ky)[i] = static_cast<int>(r.ky[i]);
-    SET_VECTOR_ELT(out, 1, kx);
-    SET_VECTOR_ELT(out, 2, ky);
-    SEXP nms = PROTECT(Rf_allocVector(STRSXP, 3));
-    SET_STRING_ELT(nms, 0, Rf_mkChar("similarity"));
-    SET_STRING_ELT(nms, 1, Rf_mkChar("kx"));
-    SET_STRING_ELT(nms, 2, Rf_mkChar("ky"));
-    Rf_setAttrib(out, R_NamesSymbol, nms);
-    UNPROTECT(4);
+    SEXP out = ts_torch::named_list({sim, kx, ky}, {"similarity", "kx", "ky"});
+    UNPROTECT(3);
     return out;
   });
 }
