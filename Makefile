@@ -23,7 +23,7 @@ DEB_PACKAGES := r-base-dev r-cran-rcpp r-cran-rcppeigen r-cran-rlang r-cran-cli 
   r-cran-tibble r-cran-ggplot2 r-cran-testthat r-cran-withr r-cran-knitr r-cran-rmarkdown \
   r-cran-jsonlite r-cran-bench r-cran-future r-cran-future.apply r-cran-future.batchtools r-cran-progressr \
   r-cran-igraph r-cran-pls libopenblas0-pthread libtorch-dev pandoc \
-  python3-torch python3-torchvision dataset-fashion-mnist cmake zlib1g-dev r-cran-hdf5r python3-h5py \
+  python3-torch python3-torchvision python3-numpy dataset-fashion-mnist cmake zlib1g-dev r-cran-hdf5r python3-h5py \
   r-cran-roxygen2 r-cran-generics r-cran-dplyr r-cran-pkgdown valgrind chromium r-cran-png
 
 .PHONY: all deps build install install-dev install-notorch site test test-torch test-notorch torch-check check demo bench docs clean \
