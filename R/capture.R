@@ -286,10 +286,14 @@ keep_plan <- function(outputs, reduce, k, call = rlang::caller_env()) {
 first_batch <- function(ptr, src, layers, batch_size, dtype, call) {
   idx <- seq_len(min(src$n, batch_size))
   x <- src$get(idx)
-  m0 <- torch_call("ts_torch_memory", TRUE)
+  # the counting allocator replaces LibTorch's CPU allocator for the whole process, so it
+  # is not installed under torch for R's feet (same LibTorch): then the preflight models
+  # the forward pass instead of measuring it
+  count <- !"torch" %in% loadedNamespaces()
+  m0 <- if (count) torch_call("ts_torch_memory", TRUE)
   info <- torch_run("ts_torch_run", ptr, x, as.character(layers), dtype, batch_rows(idx),
                     what = "The model could not run on {.arg inputs}.", call = call)
-  m1 <- torch_call("ts_torch_memory", FALSE)
+  m1 <- if (count) torch_call("ts_torch_memory", FALSE)
   names(info$shapes) <- info$names
   info$memory <- if (!is.null(m0)) list(forward = m1[2] - m0[1], held = m1[1] - m0[1])
   # (a torch_tensor input is viewed in place: no R-side batch)

@@ -237,7 +237,8 @@ report_not_computed <- function(results, s) {
 report_provenance <- function(results, s) {
   p <- results$provenance
   fields <- setdiff(names(p), c("metrics", "reduce"))
-  prov <- tibble::tibble(field = fields, value = vapply(p[fields], function(v) paste(format(v), collapse = ", "), ""))
+  # a field without a value (no LibTorch: no libtorch_version) is blank, like NA elsewhere
+  prov <- tibble::tibble(field = fields, value = vapply(p[fields], function(v) paste(format(v[!is.na(v)]), collapse = ", "), ""))
   args <- tibble::tibble(metric = names(p$metrics), arguments = vapply(p$metrics, function(a) if (length(a)) format_args(a) else "", ""))
   red <- p$reduce
   red <- red[lengths(red) > 0]
