@@ -398,7 +398,10 @@ shoot <- function(bin, html, png, width, height, scale, timeout) {
             if (scale != 1) sprintf("--force-device-scale-factor=%.4f", scale), paste0("--user-data-dir=", prof),
             paste0("--screenshot=", png), sprintf("--window-size=%d,%d", as.integer(width), as.integer(height)),
             paste0("file://", normalizePath(html)))
-  log <- suppressWarnings(system2(bin, shQuote(args), stdout = TRUE, stderr = TRUE, timeout = timeout))
+  # the browser must not inherit a preloaded library of this process (make sanitize
+  # preloads libasan, which breaks Chromium's launcher script)
+  log <- suppressWarnings(system2(bin, shQuote(args), stdout = TRUE, stderr = TRUE, timeout = timeout,
+                                  env = "LD_PRELOAD="))
   if (!file.exists(png)) ts_abort(c("Chromium wrote no screenshot of {.file {html}}.", x = "{utils::tail(log, 3)}"), "file")
   png
 }
