@@ -7,7 +7,9 @@
 #   py_srp  Python torch, forward hooks, float32, the same reduction (torch.sparse.mm)
 # Each row is printed as soon as it is measured (the R run first), and the markdown table
 # bench/out/scale-<mode>-<N...>.md is rewritten after every row. est_over_peak is the
-# preflight's estimate over the measured peak RSS (target: within 25%).
+# preflight's estimate over the measured peak RSS (target: within 25%). ratio_fwd is R's
+# capture time over py_fwd's, both less the time their harness spent drawing random
+# stimuli (input_s, py_input_s; R's rnorm is the slower); ratio_fwd_total includes it.
 #   Rscript bench/scale.R [N ...]          (default 1000; e.g. 1000 5000 10000)
 # Environment:
 #   TS_BENCH_MODELS     models (default resnet50,vit_b_16)
@@ -72,12 +74,17 @@ measure <- function(mod, n, layers = NULL, label = "") {
   ps <- if (with_py && is.null(layers) && n <= py_srp_n) run(py, c("bench/scale_torch.py", f, n, batch, k, "srp"))
   if (!is.null(ps)) show("py_srp", ps)
   t_r <- num(r, if (mode == "analyze") "analyze_s" else "capture_s")
+  # the model's side: wall time less the time the harness spent making random stimuli
+  # (R's rnorm is ~15x slower than torch.randn; a user's stimuli are read, not drawn)
+  m_r <- t_r - num(r, "input_s")
+  m_pf <- num(pf, "capture_s") - num(pf, "input_s")
   row <- data.frame(model = mod, layers = if (is.null(layers)) num(r, "layers") else paste(layers, collapse = ","),
                     n = n, mode = mode, r_s = t_r, peak_gb = num(r, "peak_gb"), est_gb = num(r, "est_gb"),
                     est_over_peak = round(num(r, "est_gb") / num(r, "peak_gb"), 2),
                     above_base_gb = round(num(r, "peak_gb") - num(r, "base_gb"), 3), stored_gb = num(r, "stored_gb"),
-                    py_fwd_s = num(pf, "capture_s"), py_fwd_peak_gb = num(pf, "peak_gb"),
-                    ratio_fwd = round(t_r / num(pf, "capture_s"), 2),
+                    input_s = num(r, "input_s"), py_fwd_s = num(pf, "capture_s"), py_input_s = num(pf, "input_s"),
+                    py_fwd_peak_gb = num(pf, "peak_gb"),
+                    ratio_fwd = round(m_r / m_pf, 2), ratio_fwd_total = round(t_r / num(pf, "capture_s"), 2),
                     py_srp_s = num(ps, "capture_s"), ratio_srp = round(t_r / num(ps, "capture_s"), 2),
                     metrics_s = num(r, "metrics_s"), pipeline_peak_gb = num(r, "pipeline_peak_gb"))
   rows[[length(rows) + 1]] <<- row

@@ -27,11 +27,16 @@ del m
 mods = dict(eager.named_modules())
 
 
+t_input = [0.0]   # seconds spent making stimuli, reported apart
+
+
 def stim(rows):
+    t0 = time.perf_counter()
     x = torch.empty(len(rows), 3, 224, 224)
     for i, r in enumerate(rows):
         g = torch.Generator().manual_seed(int(r))
         x[i] = torch.randn(3, 224, 224, generator=g)
+    t_input[0] += time.perf_counter() - t0
     return x
 
 
@@ -67,5 +72,5 @@ with torch.no_grad():
         eager(stim(rows))
 t = time.perf_counter() - t0
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-print("model=%s n=%d layers=%d k=%d batch=%d mode=%s capture_s=%.1f peak_gb=%.3f" %
-      (model_file.split("/")[-1], n, len(layers), k, batch, mode, t, peak / 2**30))
+print("model=%s n=%d layers=%d k=%d batch=%d mode=%s threads=%d capture_s=%.1f input_s=%.1f peak_gb=%.3f" %
+      (model_file.split("/")[-1], n, len(layers), k, batch, mode, torch.get_num_threads(), t, t_input[0], peak / 2**30))

@@ -29,15 +29,19 @@ bench_layers <- function(model) {
   }
 }
 layers <- if (nzchar(Sys.getenv("TS_BENCH_LAYERS"))) strsplit(Sys.getenv("TS_BENCH_LAYERS"), ",")[[1]] else bench_layers(model)
+t_input <- 0   # seconds spent making stimuli (R's rnorm: ~0.5 s per batch of 32), reported apart
 stim <- function(rows) {   # the same random images for any batch size
+  t0 <- proc.time()[["elapsed"]]
   x <- array(0, c(length(rows), 3, 224, 224))
   for (i in seq_along(rows)) { set.seed(rows[i]); x[i, , , ] <- rnorm(3 * 224 * 224) }
+  t_input <<- t_input + proc.time()[["elapsed"]] - t0
   x
 }
 ids <- as.character(seq_len(n))
 m <- ts_model(model)
 invisible(predict(m, stim(1)))   # load LibTorch's kernels before the baseline
 invisible(gc())
+t_input <- 0
 base <- rss("VmRSS")
 t0 <- proc.time()[["elapsed"]]
 if (mode == "analyze") {
@@ -45,7 +49,7 @@ if (mode == "analyze") {
   t_all <- proc.time()[["elapsed"]] - t0
   red <- table(res$reducers$reducer)
   out <- c(model = basename(model), n = n, mode = mode, layers = length(layers), k = k, batch = batch,
-           analyze_s = round(t_all, 1), base_gb = gb(base), peak_gb = gb(rss("VmHWM")),
+           analyze_s = round(t_all, 1), input_s = round(t_input, 1), base_gb = gb(base), peak_gb = gb(rss("VmHWM")),
            metrics_ok = sum(res$records$status == "ok"), metrics_failed = sum(res$records$status == "error"),
            reducers = paste(sprintf("%s:%d", gsub(" ", "", names(red)), red), collapse = ","))
   cat(paste(names(out), out, sep = "=", collapse = " "), "\n")
@@ -58,7 +62,7 @@ peak_capture <- rss("VmHWM")
 est <- r$provenance$memory
 parts <- est[names(est) != "budget"]
 out <- c(model = basename(model), n = n, mode = mode, layers = length(r), k = k, batch = batch,
-         capture_s = round(t_capture, 1), forward_passes = r$provenance$forward_passes, base_gb = gb(base),
+         capture_s = round(t_capture, 1), input_s = round(t_input, 1), forward_passes = r$provenance$forward_passes, base_gb = gb(base),
          peak_gb = gb(peak_capture), est_gb = gb(base + sum(parts)),
          stored_gb = gb(sum(vapply(r$layers, function(l) as.numeric(length(l)), 0)) * 8),
          stats::setNames(gb(parts), paste0("est_", names(parts), "_gb")))

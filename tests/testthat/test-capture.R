@@ -119,6 +119,20 @@ test_that("avgpool averages conv maps over space; srp is X R' with the seeded sp
     expect_lt(abs(length(t3$value) / 50 - sqrt(p)), 4 * p^0.25 + 2)
     expect_equal(sort(unique(abs(t3$value))), sqrt(sqrt(p) / 50))
   }
+  # float64 layers are projected in double (blocks of 8 stimuli), float32 in float (16):
+  # the same X R' to rounding for any batch size, partial blocks included
+  ex64 <- activations(f, x, layers = "conv1", reduce = "none", dtype = "float64")[["conv1"]]
+  t3 <- tensorscope:::cpp_sparse_projection(ncol(ex64), 50, 7, "conv1")
+  R <- matrix(0, 50, ncol(ex64))
+  R[cbind(t3$row, t3$col)] <- t3$value
+  for (b in c(3, 12)) {
+    p64 <- activations(f, x, layers = "conv1", reduce = "srp", k = 50, seed = 7, dtype = "float64", batch_size = b)
+    expect_equal(unname(p64[["conv1"]]), unname(ex64 %*% t(R)), tolerance = 1e-12, ignore_attr = TRUE)
+  }
+  for (b in c(1, 5, 9)) {
+    expect_equal(activations(f, x, layers = "conv1", reduce = "srp", k = 50, seed = 7, batch_size = b)[["conv1"]],
+                 pr[["conv1"]], tolerance = 1e-6)
+  }
   expect_identical(activations(f, x, layers = "conv1", reduce = "srp", k = 50, seed = 7)[["conv1"]], pr[["conv1"]])
   other <- activations(f, x, layers = "conv1", reduce = "srp", k = 50, seed = 8)[["conv1"]]
   expect_false(isTRUE(all.equal(other, pr[["conv1"]])))
