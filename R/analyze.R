@@ -70,9 +70,10 @@ reps_unit_layers <- function(u, layers, call) {
 # (Options of activations(), e.g. its memory budget, pass through `opts` here.)
 unit_activations <- function(u, model, layers, inputs, opts) {
   if (u$kind == "reps") return(u$reps$layers[layers])
+  budget <- analysis_budget(opts$memory)
   run <- function(ls) {
     activations(model, inputs, layers = ls, batch_size = opts$batch_size, stimuli = opts$stimuli, dtype = opts$dtype,
-                reduce = opts$reduce, k = opts$k, seed = opts$seed, memory = opts$memory, cache = opts$cache)
+                reduce = opts$reduce, k = opts$k, seed = opts$seed, memory = budget, cache = opts$cache)
   }
   if (is.null(opts$layers)) {
     # default layers: activations() leaves out (with a warning) layers with non-finite outputs
@@ -97,20 +98,56 @@ unit_activations <- function(u, model, layers, inputs, opts) {
   structure(out, reducers = red)
 }
 
-# The layers, with the reducer activations() chose for each (its provenance$reduce).
+# The layers, with the reducer activations() chose for each (its provenance$reduce) and
+# its memory estimate (provenance$memory, "analysis" included).
 with_reducers <- function(layers, reps) {
   red <- reps$provenance$reduce
-  structure(layers, reducers = if (!is.null(red)) red[intersect(names(layers), names(red))])
+  structure(layers, reducers = if (!is.null(red)) red[intersect(names(layers), names(red))],
+            memory = reps$provenance$memory)
+}
+
+# The memory budget of a unit's capture, leaving room for its analysis: activations()'
+# preflight adds analysis_bytes() of the layers as it would store them, so that
+# reduce = "auto" keeps a layer exact only where the run_unit() after it fits too.
+analysis_budget <- function(memory) {
+  structure(memory_budget(memory), after = analysis_bytes)
+}
+
+# What run_unit() holds beyond the stored layers, in bytes, for n stimuli and the stored
+# widths f of the layers: every layer's RDM (n (n - 1) / 2 doubles) and its matrix with
+# the same centred Gram (n x min(n, f)), both kept to the end; while one layer is
+# analysed, the copy a layer metric makes of it (rdm(), effective_rank(): n x f; measured
+# 1.0-1.2 copies on ResNet-50's conv1, so 1.5 here) and n x n work (reduce_layer()'s
+# Gram, eigenvectors and result, the square RDM: 5 n^2 doubles); after the layers, the
+# model metrics on the kept matrices, whose largest working set is cka_layers()' packed
+# Gram matrices (at most 4e9 bytes).
+analysis_bytes <- function(n, f) {
+  if (!length(f)) return(0)
+  kept <- sum(n * pmin(n, f) + n * (n - 1) / 2) * 8
+  layer <- max(1.5 * n * f + 5 * n^2) * 8
+  model <- min(4e9, length(f) * n * (n + 1) / 2 * 8)
+  kept + max(layer, model)
 }
 
 # A matrix with the same centred Gram matrix (hence the same linear CKA and the same
-# Euclidean distances between stimuli) as x, with at most n columns.
-reduce_layer <- function(x) {
-  xc <- sweep(x, 2L, colMeans(x))
-  if (ncol(xc) <= nrow(xc)) return(xc)
-  e <- eigen(tcrossprod(xc), symmetric = TRUE)
+# Euclidean distances between stimuli) as x, with at most n columns. A wide layer
+# (p > n) is centred a block of columns at a time into its n x n Gram (blocks of about
+# 64 MB): never a second n x p copy.
+reduce_layer <- function(x, block_bytes = 64e6) {
+  n <- nrow(x)
+  p <- ncol(x)
+  mu <- colMeans(x)
+  if (p <= n) return(x - rep(mu, each = n))
+  G <- matrix(0, n, n)
+  width <- max(16L, as.integer((block_bytes / 8) %/% n))
+  for (s in seq(1L, p, by = width)) {
+    cols <- s:min(p, s + width - 1L)
+    G <- G + tcrossprod(x[, cols, drop = FALSE] - rep(mu[cols], each = n))
+  }
+  e <- eigen(G, symmetric = TRUE)
+  rm(G)
   keep <- e$values > max(e$values) * 1e-13
-  r <- e$vectors[, keep, drop = FALSE] %*% diag(sqrt(e$values[keep]), sum(keep))
+  r <- e$vectors[, keep, drop = FALSE] * rep(sqrt(e$values[keep]), each = n)
   dimnames(r) <- list(rownames(x), NULL)
   r
 }
@@ -200,6 +237,7 @@ run_unit <- function(pl, metrics, objs, inputs, labels, seed, opts, keep_activat
   lays <- if (u$kind == "file") intersect(layers(model), check_layers(model, opts$layers)) else pl$layers  # model order
   acts <- unit_activations(u, model, lays, inputs, opts)
   reducers <- attr(acts, "reducers")
+  memory <- attr(acts, "memory")
   extract <- proc.time()[["elapsed"]] - t0
   base <- list(unit = u[intersect(c("model", "step", "kind", "path"), names(u))], seed = seed, stimuli = opts$stimuli, opts = opts,
                labels = labels, inputs = inputs, model = model)
@@ -226,7 +264,7 @@ run_unit <- function(pl, metrics, objs, inputs, labels, seed, opts, keep_activat
   }
   if (!length(reduced)) {
     return(list(unit = u, entries = entries, failed = TRUE, extract_seconds = extract, layers = lays,
-                reducers = reducers, why = if (length(entries)) entries[[1]]$r$reason else "every layer failed"))
+                reducers = reducers, memory = memory, why = if (length(entries)) entries[[1]]$r$reason else "every layer failed"))
   }
   red <- ts_reps(reduced, stimuli = opts$stimuli)
   rdm_ok <- !vapply(rdms, inherits, logical(1), "error")
@@ -240,7 +278,7 @@ run_unit <- function(pl, metrics, objs, inputs, labels, seed, opts, keep_activat
     entries[[length(entries) + 1]] <- metric_entry(u, m, run_metric(objs[[m]], red, metrics[[m]], ctx))
   }
   list(unit = u, entries = entries, reduced = red, extract_seconds = extract, layers = lays, reducers = reducers,
-       rdm = if (any(rdm_ok)) as_rdm(unname(rdms[rdm_ok]), names = names(rdms)[rdm_ok]),
+       memory = memory, rdm = if (any(rdm_ok)) as_rdm(unname(rdms[rdm_ok]), names = names(rdms)[rdm_ok]),
        rdm_errors = lapply(rdms[!rdm_ok], function(e) failed(e, prefix = "no layer RDM: ")),
        activations = if (keep_activations) kept)
 }
@@ -307,14 +345,20 @@ run_unit <- function(pl, metrics, objs, inputs, labels, seed, opts, keep_activat
 #'   exact where the layers fit the memory budget, a seeded sparse random projection to
 #'   `k` dimensions for the widest layers where they do not; `"none"`, `"avgpool"`,
 #'   `"srp"`, `"gram"`: the exact Gram route), the memory budget (bytes or `"16GB"`), and
-#'   an opt-in activation cache folder. The seed of the projections is `seed`.
+#'   an opt-in activation cache folder. The seed of the projections is `seed`. The
+#'   budget covers the analysis too: the preflight adds what a unit holds after its
+#'   capture (each layer's RDM and its n x min(n, features) Gram-equivalent matrix, one
+#'   layer's working copy and n x n work, the model metrics' packed Gram matrices), so
+#'   `"auto"` keeps layers exact only where their analysis fits as well.
 #' @param stimuli Stimulus ids; required when `inputs` is a function of row indices
 #'   returning those stimuli (made or read batch by batch, as in [activations()], so that
 #'   thousands of images are never held at once; metrics that need the inputs
 #'   themselves, such as Fisher information, then record an error).
 #' @return A [ts_results] object; `$reducers` is a tibble (`model`, `step`, `layer`,
 #'   `reducer`) of what [activations()] chose for each layer (`"none"`, `"avgpool"`,
-#'   `"srp(k = 4096, seed = 1)"`, `"gram(p = ...)"`), also shown by `print()`.
+#'   `"srp(k = 4096, seed = 1)"`, `"gram(p = ...)"`), also shown by `print()`;
+#'   `$provenance$memory` holds the preflight's estimate per unit (bytes: `model`,
+#'   `forward`, `projections`, `stored`, `inputs`, `analysis`, and the `budget`).
 #' @seealso [ts_metrics()], [new_metric()], [compare_to_neural()], [save_report()]
 #' @export
 #' @examples
@@ -443,6 +487,9 @@ analyze_models <- function(models, inputs = NULL, metrics = ts_metrics(), neural
     date = format(Sys.time(), "%Y-%m-%dT%H:%M:%S%z"),
     rdm_method = rdm_method,
     reduce = stats::setNames(lapply(out, function(o) as.list(o$reducers)), vapply(units, function(u) paste(u$model, u$step), "")),
+    # activations()' preflight estimate per unit (bytes: model, forward, projections,
+    # stored, inputs, analysis, and the budget)
+    memory = stats::setNames(lapply(out, `[[`, "memory"), vapply(units, function(u) paste(u$model, u$step), "")),
     metrics = metrics
   )
 

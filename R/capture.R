@@ -45,7 +45,10 @@ reduced_features <- function(shape, reducer, k) {
 
 # Memory budget in bytes: `memory` (bytes, or a string such as "16GB"), else option
 # tensorscope.memory, else 80% of the memory available now (Linux /proc/meminfo), else 8 GB.
+# (The analyzer passes a resolved budget carrying an "after" attribute: see
+# analysis_budget() in R/analyze.R; it is kept as it is.)
 memory_budget <- function(memory, call = rlang::caller_env()) {
+  if (is.numeric(memory) && is.function(attr(memory, "after"))) return(memory)
   memory <- memory %||% getOption("tensorscope.memory")
   if (is.null(memory)) {
     avail <- available_memory()
@@ -92,9 +95,14 @@ format_bytes <- function(x) {
 #               plus, for the largest, its triplets while it is built (24 bytes a non-zero)
 #   stored      the returned matrices: n x (reduced features) doubles
 #   inputs      the R-side batch of stimuli, twice (the previous one awaits R's collector)
+#   analysis    what the caller will hold on top of the stored layers, when the budget
+#               carries a function attr(budget, "after")(n, features) (the analyzer's
+#               metrics, analysis_bytes()): the auto policy then leaves room for it
 # Refuses (tensorscope_error_memory) when the estimate exceeds the budget.
 plan_capture <- function(outputs, reduce, k, n, batch_size, budget, model_bytes, dtype_bytes,
                          measured = NULL, input_bytes = 0, call = rlang::caller_env()) {
+  after <- attr(budget, "after")
+  budget <- as.double(budget)
   asked <- reducer_for(outputs$name, outputs$layer, reduce)
   p <- vapply(outputs$shape, function(s) prod(as.double(s)), numeric(1))
   red <- ifelse(asked == "auto", "none", asked)
@@ -115,7 +123,8 @@ plan_capture <- function(outputs, reduce, k, n, batch_size, budget, model_bytes,
   }
   estimate <- function(red) {
     c(model = model_bytes, forward = forward(red), projections = proj_bytes(red),
-      stored = n * sum(feats(red)) * 8, inputs = 2 * b * input_bytes)
+      stored = n * sum(feats(red)) * 8, inputs = 2 * b * input_bytes,
+      if (is.function(after)) c(analysis = after(n, feats(red))))
   }
   est <- estimate(red)
   while (sum(est) > budget) {

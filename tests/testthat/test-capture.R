@@ -171,6 +171,32 @@ test_that("auto stores exactly what fits the budget and projects the widest laye
   expect_error(activations(f, x, memory = "lots"), class = "tensorscope_error_argument")
 })
 
+test_that("analyze_models()' budget leaves room for the analysis: auto projects where capture alone would fit", {
+  skip_if_not(ts_torch_available())
+  x <- fmnist()$images[1:20, , , , drop = FALSE]
+  f <- ext_file("fmnist_cnn_step1125.pt")
+  lay <- c("conv1", "conv2", "fc1", "fc2")
+  full <- activations(f, x, layers = lay)
+  m <- full$provenance$memory
+  feats <- vapply(lay, function(l) ncol(full[[l]]), numeric(1))
+  # analysis_bytes() by hand: RDMs and n x min(n, f) kept; one layer's copy + 4 n^2; CKA's packed Grams
+  n <- 20
+  by_hand <- sum(n * pmin(n, feats) + n * (n - 1) / 2) * 8 + max(max(1.5 * n * feats + 5 * n^2) * 8, 4 * n * (n + 1) / 2 * 8)
+  expect_equal(tensorscope:::analysis_bytes(n, feats), by_hand)
+  # a budget that holds the exact capture (with room to spare) but not its analysis too
+  budget <- sum(m[names(m) != "budget"]) + by_hand / 2
+  alone <- activations(f, x, layers = lay, memory = budget)
+  expect_identical(unname(alone$provenance$reduce), rep("none", 4))
+  res <- analyze_models(f, x, layers = lay, metrics = "effective_rank", memory = budget, k = 64)
+  expect_identical(res$reducers$reducer[res$reducers$layer == "conv1"], "srp(k = 64, seed = 1)")
+  est <- res$provenance$memory[[1]]
+  expect_true("analysis" %in% names(est))
+  expect_lte(sum(est[names(est) != "budget"]), budget)
+  # and with room for both, everything stays exact
+  roomy <- analyze_models(f, x, layers = lay, metrics = "effective_rank", memory = budget + by_hand)
+  expect_identical(roomy$reducers$reducer, rep("none", 4))
+})
+
 test_that("the preflight measures LibTorch's memory over the first batch: held = the captured outputs' bytes", {
   skip_if_not(ts_torch_available())
   x <- fmnist()$images[1:20, , , , drop = FALSE]
@@ -256,4 +282,18 @@ test_that("inputs may be a function of rows: the same activations, stimuli made 
   withCallingHandlers(activations(f, x, layers = "fc2", batch_size = 4),
                       progression = function(c) if (identical(c$type, "update")) steps <<- steps + 1)
   expect_identical(steps, 3)
+})
+
+test_that("the analyzer's Gram-equivalent of a layer has the layer's centred Gram, wide or narrow", {
+  set.seed(3)
+  for (p in c(7, 40, 3000)) {
+    x <- matrix(rnorm(30 * p, mean = 5), 30, p, dimnames = list(paste0("s", 1:30), NULL))
+    r <- tensorscope:::reduce_layer(x, block_bytes = 30 * 8 * 100)   # blocks of 100 columns
+    expect_equal(tcrossprod(tensorscope:::reduce_layer(x)), tcrossprod(r), tolerance = 1e-10)
+    xc <- sweep(x, 2L, colMeans(x))
+    expect_lte(ncol(r), 30)
+    expect_equal(tcrossprod(r), tcrossprod(xc), tolerance = 1e-10)
+    expect_equal(colMeans(r), rep(0, ncol(r)), tolerance = 1e-8)
+  }
+  expect_identical(rownames(tensorscope:::reduce_layer(x)), rownames(x))
 })
