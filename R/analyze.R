@@ -116,15 +116,17 @@ analysis_budget <- function(memory) {
 # What run_unit() holds beyond the stored layers, in bytes, for n stimuli and the stored
 # widths f of the layers: every layer's RDM (n (n - 1) / 2 doubles) and its matrix with
 # the same centred Gram (n x min(n, f)), both kept to the end; while one layer is
-# analysed, the copy a layer metric makes of it (rdm(), effective_rank(): n x f; measured
-# 1.0-1.2 copies on ResNet-50's conv1, so 1.5 here) and n x n work (reduce_layer()'s
-# Gram, eigenvectors and result, the square RDM: 5 n^2 doubles); after the layers, the
+# analysed, the copies the layer metrics make of it and the garbage R's collector leaves
+# (measured on ResNet-50 at N = 200: rdm() and effective_rank() 1.0-1.2 copies,
+# layer_activations(), feature_sparsity() and vector_interference() together about 3.5:
+# 4 n x f here) and n x n work (reduce_layer()'s Gram, eigenvectors and result, the
+# square RDM: 5 n^2 doubles); after the layers, the
 # model metrics on the kept matrices, whose largest working set is cka_layers()' packed
 # Gram matrices (at most 4e9 bytes).
 analysis_bytes <- function(n, f) {
   if (!length(f)) return(0)
   kept <- sum(n * pmin(n, f) + n * (n - 1) / 2) * 8
-  layer <- max(1.5 * n * f + 5 * n^2) * 8
+  layer <- max(4 * n * f + 5 * n^2) * 8
   model <- min(4e9, length(f) * n * (n + 1) / 2 * 8)
   kept + max(layer, model)
 }

@@ -18,6 +18,10 @@
 #                       analyze (analyze_models() with its default metrics: the N = 5,000 target)
 #   TS_BENCH_PY         0 skips the Python runs; TS_BENCH_PY_SRP_N: largest N for the slow
 #                       torch.sparse.mm baseline (default 100)
+#   TS_BENCH_CONCURRENT=1  the Python baseline runs at the same time as R, each on its own
+#                       core (both single-threaded by default): the machine's drift over
+#                       minutes then hits both alike (sequential runs on this machine
+#                       varied by 15% for the same work)
 #   TS_BENCH_SWEEP=1    the memory tables instead: ResNet-50 at N = 50, 100, 200 (all
 #                       layers), then one projected layer at a time at N = 100 (conv1,
 #                       layer2.3, layer4.2: 802,816 / 401,408 / 100,352 features)
@@ -36,6 +40,7 @@ mode <- Sys.getenv("TS_BENCH_MODE", "capture")
 with_py <- Sys.getenv("TS_BENCH_PY", "1") != "0" && mode %in% c("capture", "exact", "gram")
 py_srp_n <- as.integer(Sys.getenv("TS_BENCH_PY_SRP_N", "100"))
 sweep <- Sys.getenv("TS_BENCH_SWEEP") == "1"
+concurrent <- Sys.getenv("TS_BENCH_CONCURRENT") == "1"
 batch <- 32
 k <- 4096
 
@@ -67,9 +72,21 @@ write_md <- function(tab) {
 measure <- function(mod, n, layers = NULL, label = "") {
   f <- file.path(dir, paste0(mod, ".pt"))
   env <- if (!is.null(layers)) paste0("TS_BENCH_LAYERS=", paste(layers, collapse = ",")) else character()
+  py_args <- c("bench/scale_torch.py", f, n, batch, k, "forward")
+  if (concurrent && with_py && is.null(layers)) {   # Python on the other core, at the same time
+    py_out <- tempfile()
+    system2("sh", c("-c", shQuote(sprintf("%s %s > %s 2>/dev/null; echo exit=$? >> %s", py,
+                                          paste(py_args, collapse = " "), py_out, py_out))), wait = FALSE)
+  }
   r <- run("Rscript", c("bench/scale_worker.R", f, n, batch, k, mode, lib), env = env)
   show(sprintf("R %s", mod), r)
-  pf <- if (with_py && is.null(layers)) run(py, c("bench/scale_torch.py", f, n, batch, k, "forward"))
+  pf <- if (with_py && is.null(layers)) {
+    if (concurrent) {
+      while (!any(grepl("^exit=", out <- if (file.exists(py_out)) readLines(py_out, warn = FALSE) else character()))) Sys.sleep(2)
+      line <- grep("capture_s=", out, value = TRUE)
+      if (length(line)) parse(line)
+    } else run(py, py_args)
+  }
   if (with_py && is.null(layers)) show("py_fwd", pf)
   ps <- if (with_py && is.null(layers) && n <= py_srp_n) run(py, c("bench/scale_torch.py", f, n, batch, k, "srp"))
   if (!is.null(ps)) show("py_srp", ps)

@@ -181,7 +181,7 @@ test_that("analyze_models()' budget leaves room for the analysis: auto projects 
   feats <- vapply(lay, function(l) ncol(full[[l]]), numeric(1))
   # analysis_bytes() by hand: RDMs and n x min(n, f) kept; one layer's copy + 4 n^2; CKA's packed Grams
   n <- 20
-  by_hand <- sum(n * pmin(n, feats) + n * (n - 1) / 2) * 8 + max(max(1.5 * n * feats + 5 * n^2) * 8, 4 * n * (n + 1) / 2 * 8)
+  by_hand <- sum(n * pmin(n, feats) + n * (n - 1) / 2) * 8 + max(max(4 * n * feats + 5 * n^2) * 8, 4 * n * (n + 1) / 2 * 8)
   expect_equal(tensorscope:::analysis_bytes(n, feats), by_hand)
   # a budget that holds the exact capture (with room to spare) but not its analysis too
   budget <- sum(m[names(m) != "budget"]) + by_hand / 2
