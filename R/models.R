@@ -467,7 +467,11 @@ activations <- function(model, inputs, layers = NULL, batch_size = 64, device = 
     own <- TRUE
   }
   ptr <- model_ptr(model)
-  if (own || !identical(ptr, model$ptr)) on.exit(torch_call("ts_torch_release", ptr), add = TRUE)
+  if (own || !identical(ptr, model$ptr)) {
+    on.exit(torch_call("ts_torch_release", ptr), add = TRUE)
+  } else {
+    on.exit(torch_call("ts_torch_forget_projections", ptr), add = TRUE)   # a model kept by the caller
+  }
   n <- src$n
   stimuli <- check_stimuli(stimuli %||% src$ids, n, call = call)
   default_layers <- is.null(layers)

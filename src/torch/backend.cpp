@@ -179,6 +179,7 @@ SEXP ts_torch_collect(SEXP, SEXP);
 SEXP ts_torch_write(SEXP, SEXP, SEXP, SEXP, SEXP, SEXP);
 SEXP ts_torch_release(SEXP);
 SEXP ts_torch_forward_count(SEXP);
+SEXP ts_torch_forget_projections(SEXP);
 SEXP ts_torch_ablate(SEXP, SEXP);
 SEXP ts_torch_memory(SEXP);
 SEXP ts_torch_panel(SEXP, SEXP, SEXP, SEXP);
@@ -215,6 +216,7 @@ void R_init_tensorscope_torch(DllInfo* dll) {
       TS_CALL(ts_torch_write, 6),
       TS_CALL(ts_torch_release, 1),
       TS_CALL(ts_torch_forward_count, 1),
+      TS_CALL(ts_torch_forget_projections, 1),
       TS_CALL(ts_torch_ablate, 2),
       TS_CALL(ts_torch_memory, 1),
       TS_CALL(ts_torch_panel, 4),

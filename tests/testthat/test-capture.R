@@ -134,6 +134,9 @@ test_that("avgpool averages conv maps over space; srp is X R' with the seeded sp
                  pr[["conv1"]], tolerance = 1e-6)
   }
   expect_identical(activations(f, x, layers = "conv1", reduce = "srp", k = 50, seed = 7)[["conv1"]], pr[["conv1"]])
+  # a model kept by the caller: its projections are dropped after each call and rebuilt the same
+  mk <- ts_model(f)
+  for (i in 1:2) expect_identical(activations(mk, x, layers = "conv1", reduce = "srp", k = 50, seed = 7)[["conv1"]], pr[["conv1"]])
   other <- activations(f, x, layers = "conv1", reduce = "srp", k = 50, seed = 8)[["conv1"]]
   expect_false(isTRUE(all.equal(other, pr[["conv1"]])))
   # Johnson-Lindenstrauss: squared norms kept on average (k = 50: within ~20%)
