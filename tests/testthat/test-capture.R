@@ -148,12 +148,18 @@ test_that("avgpool averages conv maps over space; srp is X R' with the seeded sp
   expect_error(activations(f, x, reduce = c("srp", "none")), class = "tensorscope_error_argument")
 })
 
-test_that("auto stores exactly what fits the budget and projects the widest layers; the preflight refuses too small a budget", {
-  skip_if_not(ts_torch_available())
+# The memory-budget tests' case: 20 images, four layers of the shipped CNN, captured exactly.
+budget_case <- function() {
   x <- fmnist()$images[1:20, , , , drop = FALSE]
   f <- ext_file("fmnist_cnn_step1125.pt")
   lay <- c("conv1", "conv2", "fc1", "fc2")
-  full <- activations(f, x, layers = lay)
+  list(x = x, f = f, lay = lay, full = activations(f, x, layers = lay))
+}
+
+test_that("auto stores exactly what fits the budget and projects the widest layers; the preflight refuses too small a budget", {
+  skip_if_not(ts_torch_available())
+  bc <- budget_case()
+  x <- bc$x; f <- bc$f; lay <- bc$lay; full <- bc$full
   expect_identical(unname(full$provenance$reduce), rep("none", 4))
   m <- full$provenance$memory
   expect_identical(names(m), c("model", "forward", "projections", "stored", "inputs", "budget"))
@@ -176,10 +182,8 @@ test_that("auto stores exactly what fits the budget and projects the widest laye
 
 test_that("analyze_models()' budget leaves room for the analysis: auto projects where capture alone would fit", {
   skip_if_not(ts_torch_available())
-  x <- fmnist()$images[1:20, , , , drop = FALSE]
-  f <- ext_file("fmnist_cnn_step1125.pt")
-  lay <- c("conv1", "conv2", "fc1", "fc2")
-  full <- activations(f, x, layers = lay)
+  bc <- budget_case()
+  x <- bc$x; f <- bc$f; lay <- bc$lay; full <- bc$full
   m <- full$provenance$memory
   feats <- vapply(lay, function(l) ncol(full[[l]]), numeric(1))
   # analysis_bytes() by hand: RDMs and n x min(n, f) kept; one layer's copy + 4 n^2; CKA's packed Grams
