@@ -125,8 +125,16 @@ cpp_sparse_projection <- function(p, k, seed, name) {
     .Call(`_tensorscope_cpp_sparse_projection`, p, k, seed, name)
 }
 
-cpp_rdm <- function(x, method, noise_cov) {
-    .Call(`_tensorscope_cpp_rdm`, x, method, noise_cov)
+cpp_rdm_alloc <- function(rdms, pairs) {
+    .Call(`_tensorscope_cpp_rdm_alloc`, rdms, pairs)
+}
+
+cpp_rdm_into <- function(x, method, noise_cov, out, row, scale, threads) {
+    .Call(`_tensorscope_cpp_rdm_into`, x, method, noise_cov, out, row, scale, threads)
+}
+
+cpp_rdm_set_row <- function(out, row, d) {
+    invisible(.Call(`_tensorscope_cpp_rdm_set_row`, out, row, d))
 }
 
 cpp_crossnobis <- function(run_means, noise_cov) {

@@ -50,6 +50,9 @@
 #'   RDM). For layers, a layer whose RDM is undefined (zero variance or all-zero
 #'   patterns) gets a row of `NA`, with a warning of class
 #'   `tensorscope_warning_unusable_layer`; [rsa()] reports `NA` for it.
+#'   Memory: each RDM is written straight into its row of the result, a block of 256
+#'   conditions at a time, so besides the result only one conditions x channels copy
+#'   of a layer is held (no conditions x conditions matrix: 800 MB at 10,000 stimuli).
 #' @references Walther, Nili, Ejaz, Alink, Kriegeskorte & Diedrichsen (2016).
 #'   Reliability of dissimilarity measures for multi-voxel pattern analysis.
 #'   NeuroImage 137. Nili et al. (2014). A toolbox for representational similarity
@@ -72,37 +75,57 @@ rdm <- function(x, method = c("correlation", "euclidean", "sqeuclidean", "cosine
   x <- drop_na_units(x, check_na(na))
   if (is.list(x) && !is.data.frame(x) && !inherits(x, "ts_reps")) x <- as_reps(x)
   if (inherits(x, "ts_reps")) {
+    # every layer's RDM is written straight into its row of the result (no per-layer
+    # copies: 19 RDMs of 10,000 stimuli are 7.6 GB)
+    sink <- rdm_sink(length(x$layers))
     failed <- character(0)
-    vecs <- lapply(names(x$layers), function(nm) {
-      tryCatch(rdm_layer(x$layers[[nm]], x$stimuli, method, conditions, runs, noise, shrinkage, arg = sprintf("x$%s", nm),
-                         backend = backend),
-               tensorscope_error_zero_variance = function(e) {
-                 if (length(x$layers) == 1) rlang::cnd_signal(e)
-                 failed <<- c(failed, nm)
-                 NULL
-               })
-    })
-    ok <- !vapply(vecs, is.null, logical(1))
-    if (!any(ok)) ts_abort("The {method} RDM is undefined for every layer of {.arg x} (zero variance).", "zero_variance")
+    labels <- NULL
+    for (i in seq_along(x$layers)) {
+      nm <- names(x$layers)[i]
+      lab <- tryCatch(rdm_layer(x$layers[[i]], x$stimuli, method, conditions, runs, noise, shrinkage,
+                                arg = sprintf("x$%s", nm), backend = backend, sink = sink, row = i),
+                      tensorscope_error_zero_variance = function(e) {
+                        if (length(x$layers) == 1) rlang::cnd_signal(e)
+                        failed <<- c(failed, nm)
+                        NULL
+                      })
+      if (!is.null(lab)) labels <- labels %||% lab
+    }
+    if (length(failed) == length(x$layers)) ts_abort("The {method} RDM is undefined for every layer of {.arg x} (zero variance).", "zero_variance")
     if (length(failed)) {
       # an unusable layer (all-zero or constant patterns) gets a row of NA; compare_rdms()
       # and rsa() report NA for it
-      np <- length(vecs[[which(ok)[1]]]$d)
-      for (i in which(!ok)) vecs[[i]] <- list(d = rep(NA_real_, np))
       cli::cli_warn("The {method} RDM is undefined for layer{?s} {.val {failed}} (zero variance or all-zero patterns) and is NA there.",
                     class = c("tensorscope_warning_unusable_layer", "tensorscope_warning"))
     }
-    labels <- vecs[[which(ok)[1]]]$labels
-    return(new_rdm(do.call(rbind, lapply(vecs, `[[`, "d")), labels,
-                   tibble::tibble(name = names(x$layers)), method))
+    for (i in which(names(x$layers) %in% failed)) cpp_rdm_set_row(sink$D, i, rep(NA_real_, ncol(sink$D)))
+    return(new_rdm(sink$D, labels, tibble::tibble(name = names(x$layers)), method))
   }
-  r <- rdm_layer(x, NULL, method, conditions, runs, noise, shrinkage, arg = "x", backend = backend)
-  new_rdm(matrix(r$d, nrow = 1), r$labels, tibble::tibble(name = "rdm"), method)
+  sink <- rdm_sink(1L)
+  labels <- rdm_layer(x, NULL, method, conditions, runs, noise, shrinkage, arg = "x", backend = backend, sink = sink, row = 1L)
+  new_rdm(sink$D, labels, tibble::tibble(name = "rdm"), method)
+}
+
+# Where rdm() puts its RDMs: one row each of a matrix allocated when the first layer's
+# number of conditions is known (rdm_put()), bound only here and written in place.
+rdm_sink <- function(rows) {
+  sink <- new.env(parent = emptyenv())
+  sink$rows <- rows
+  sink$D <- NULL
+  sink
+}
+
+rdm_put <- function(sink, row, labels, d = NULL) {
+  if (is.null(sink$D)) sink$D <- cpp_rdm_alloc(sink$rows, choose(length(labels), 2))
+  if (!is.null(d)) cpp_rdm_set_row(sink$D, row, d)
+  invisible(sink$D)
 }
 
 # One layer (an R matrix, or a torch_tensor: computed in place on its device when the
 # backend shares torch for R's LibTorch and the method has a LibTorch path, else copied).
-rdm_layer <- function(x, stimuli, method, conditions, runs, noise, shrinkage, arg, backend, call = rlang::caller_env()) {
+# Writes the layer's RDM into row `row` of `sink` (rdm_sink()) and returns its condition labels.
+rdm_layer <- function(x, stimuli, method, conditions, runs, noise, shrinkage, arg, backend, sink, row, scale = 1,
+                      call = rlang::caller_env()) {
   gp <- attr(x, "ts_gram_features")   # a Gram-route stand-in (activations(reduce = "gram")) of gp features
   if (!is.null(gp)) {
     if (method == "crossnobis" || (method == "mahalanobis" && !is.null(noise))) {
@@ -110,11 +133,8 @@ rdm_layer <- function(x, stimuli, method, conditions, runs, noise, shrinkage, ar
                  i = "The {method} distance needs the units; capture this layer with {.code reduce = \"none\"}."),
                "argument", call = call)
     }
-    r <- rdm_layer(structure(x, ts_gram_features = NULL), stimuli, method, conditions, runs, noise, shrinkage, arg,
-                   backend, call = call)
     # per-channel distances: divided by the layer's own number of features, not the stand-in's
-    if (method %in% c("sqeuclidean", "mahalanobis")) r$d <- r$d * ncol(x) / gp
-    return(r)
+    if (method %in% c("sqeuclidean", "mahalanobis")) scale <- scale * ncol(x) / gp
   }
   supported <- is.null(conditions) && method %in% c("correlation", "cosine", "euclidean", "sqeuclidean")
   if (in_place_route(list(x), backend, supported, call = call)) {
@@ -124,7 +144,8 @@ rdm_layer <- function(x, stimuli, method, conditions, runs, noise, shrinkage, ar
                         what = "The {method} distance is undefined for a condition of {.arg {arg}}."))
     labels <- stimuli %||% as.character(seq_len(info$n))
     check_rdm_defined(d, labels, method, arg, call)
-    return(list(d = d, labels = labels))
+    rdm_put(sink, row, labels, d * scale)
+    return(labels)
   }
   if (is_rtensor(x)) {
     x <- rtensor_matrix(x, arg = arg, call = call)
@@ -132,10 +153,12 @@ rdm_layer <- function(x, stimuli, method, conditions, runs, noise, shrinkage, ar
   } else if (is.null(stimuli)) {
     x <- as_data_matrix(x, arg = arg, call = call)
   }
-  rdm_one(x, method, conditions, runs, noise, shrinkage, arg = arg, backend = backend, call = call)
+  rdm_one(x, method, conditions, runs, noise, shrinkage, arg = arg, backend = backend, sink = sink, row = row,
+          scale = scale, call = call)
 }
 
-rdm_one <- function(x, method, conditions, runs, noise, shrinkage, arg, backend = "eigen", call = rlang::caller_env()) {
+rdm_one <- function(x, method, conditions, runs, noise, shrinkage, arg, backend, sink, row, scale = 1,
+                    call = rlang::caller_env()) {
   n <- nrow(x)
   if (!is.null(conditions) && length(conditions) != n) {
     ts_abort("{.arg conditions} has {length(conditions)} value{?s} but {.arg {arg}} has {n} row{?s}.",
@@ -171,7 +194,8 @@ rdm_one <- function(x, method, conditions, runs, noise, shrinkage, arg, backend 
     })
     S <- noise_matrix(noise, x, interaction(cond, run, drop = TRUE), shrinkage, p, call)
     d <- cpp_crossnobis(means, S)
-    return(list(d = d, labels = labels))
+    rdm_put(sink, row, labels, d)
+    return(labels)
   }
   if (!is.null(conditions) && length(labels) < n) {
     m <- group_means(x, cond)
@@ -183,13 +207,15 @@ rdm_one <- function(x, method, conditions, runs, noise, shrinkage, arg, backend 
   if (method == "mahalanobis") S <- noise_matrix(noise, x, cond, shrinkage, p, call)
   dev <- dense_backend(backend, length(m), supported = method %in% c("correlation", "cosine", "euclidean", "sqeuclidean"),
                        what = sprintf("method = \"%s\"", method), call = call)
-  d <- if (dev != "eigen") {
-    drop(torch_run("ts_torch_rdm", m, method, dev, kind = "argument", call = call))
-  } else {
-    cpp_rdm(m, method, S)
+  if (dev != "eigen") {
+    d <- drop(torch_run("ts_torch_rdm", m, method, dev, kind = "argument", call = call))
+    check_rdm_defined(d, labels, method, arg, call)
+    rdm_put(sink, row, labels, d * scale)
+    return(labels)
   }
-  check_rdm_defined(d, labels, method, arg, call)
-  list(d = d, labels = labels)
+  D <- rdm_put(sink, row, labels)
+  if (cpp_rdm_into(m, method, S, D, row, scale, threads_now())) check_rdm_defined(D[row, ], labels, method, arg, call)
+  labels
 }
 
 # The core (and the LibTorch policy) mark the pairs of a pattern with zero variance

@@ -457,17 +457,45 @@ BEGIN_RCPP
     return rcpp_result_gen;
 END_RCPP
 }
-// cpp_rdm
-Eigen::VectorXd cpp_rdm(SEXP x, std::string method, SEXP noise_cov);
-RcppExport SEXP _tensorscope_cpp_rdm(SEXP xSEXP, SEXP methodSEXP, SEXP noise_covSEXP) {
+// cpp_rdm_alloc
+SEXP cpp_rdm_alloc(int rdms, double pairs);
+RcppExport SEXP _tensorscope_cpp_rdm_alloc(SEXP rdmsSEXP, SEXP pairsSEXP) {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::RNGScope rcpp_rngScope_gen;
+    Rcpp::traits::input_parameter< int >::type rdms(rdmsSEXP);
+    Rcpp::traits::input_parameter< double >::type pairs(pairsSEXP);
+    rcpp_result_gen = Rcpp::wrap(cpp_rdm_alloc(rdms, pairs));
+    return rcpp_result_gen;
+END_RCPP
+}
+// cpp_rdm_into
+bool cpp_rdm_into(SEXP x, std::string method, SEXP noise_cov, SEXP out, int row, double scale, int threads);
+RcppExport SEXP _tensorscope_cpp_rdm_into(SEXP xSEXP, SEXP methodSEXP, SEXP noise_covSEXP, SEXP outSEXP, SEXP rowSEXP, SEXP scaleSEXP, SEXP threadsSEXP) {
 BEGIN_RCPP
     Rcpp::RObject rcpp_result_gen;
     Rcpp::RNGScope rcpp_rngScope_gen;
     Rcpp::traits::input_parameter< SEXP >::type x(xSEXP);
     Rcpp::traits::input_parameter< std::string >::type method(methodSEXP);
     Rcpp::traits::input_parameter< SEXP >::type noise_cov(noise_covSEXP);
-    rcpp_result_gen = Rcpp::wrap(cpp_rdm(x, method, noise_cov));
+    Rcpp::traits::input_parameter< SEXP >::type out(outSEXP);
+    Rcpp::traits::input_parameter< int >::type row(rowSEXP);
+    Rcpp::traits::input_parameter< double >::type scale(scaleSEXP);
+    Rcpp::traits::input_parameter< int >::type threads(threadsSEXP);
+    rcpp_result_gen = Rcpp::wrap(cpp_rdm_into(x, method, noise_cov, out, row, scale, threads));
     return rcpp_result_gen;
+END_RCPP
+}
+// cpp_rdm_set_row
+void cpp_rdm_set_row(SEXP out, int row, Rcpp::NumericVector d);
+RcppExport SEXP _tensorscope_cpp_rdm_set_row(SEXP outSEXP, SEXP rowSEXP, SEXP dSEXP) {
+BEGIN_RCPP
+    Rcpp::RNGScope rcpp_rngScope_gen;
+    Rcpp::traits::input_parameter< SEXP >::type out(outSEXP);
+    Rcpp::traits::input_parameter< int >::type row(rowSEXP);
+    Rcpp::traits::input_parameter< Rcpp::NumericVector >::type d(dSEXP);
+    cpp_rdm_set_row(out, row, d);
+    return R_NilValue;
 END_RCPP
 }
 // cpp_crossnobis
@@ -732,7 +760,9 @@ static const R_CallMethodDef CallEntries[] = {
     {"_tensorscope_cpp_pls_cv", (DL_FUNC) &_tensorscope_cpp_pls_cv, 8},
     {"_tensorscope_cpp_ridge_coef", (DL_FUNC) &_tensorscope_cpp_ridge_coef, 4},
     {"_tensorscope_cpp_sparse_projection", (DL_FUNC) &_tensorscope_cpp_sparse_projection, 4},
-    {"_tensorscope_cpp_rdm", (DL_FUNC) &_tensorscope_cpp_rdm, 3},
+    {"_tensorscope_cpp_rdm_alloc", (DL_FUNC) &_tensorscope_cpp_rdm_alloc, 2},
+    {"_tensorscope_cpp_rdm_into", (DL_FUNC) &_tensorscope_cpp_rdm_into, 7},
+    {"_tensorscope_cpp_rdm_set_row", (DL_FUNC) &_tensorscope_cpp_rdm_set_row, 3},
     {"_tensorscope_cpp_crossnobis", (DL_FUNC) &_tensorscope_cpp_crossnobis, 2},
     {"_tensorscope_cpp_noise_cov", (DL_FUNC) &_tensorscope_cpp_noise_cov, 3},
     {"_tensorscope_cpp_compare_rdms", (DL_FUNC) &_tensorscope_cpp_compare_rdms, 5},

@@ -32,10 +32,59 @@ Compare compare_method(const std::string& m) {
 std::uint64_t seed_of(double seed) { return static_cast<std::uint64_t>(static_cast<long long>(seed)); }
 }  // namespace
 
+// out: a numeric matrix with one RDM per row, allocated by rdm() (cpp_rdm_alloc()) and
+// bound nowhere else, so it is written in place; row is 1-based. The RDM of x, times
+// scale, goes into that row (no n x n matrix, no copy of the result). Returns whether the row holds a NaN
+// (a condition with zero variance or norm: rdm() names it).
+namespace {
+double* rdm_row(SEXP out, int row, R_xlen_t pairs) {
+  if (TYPEOF(out) != REALSXP || !Rf_isMatrix(out)) glue::fail(ErrorKind::argument, "rdm: the result matrix is not numeric");
+  const int nr = Rf_nrows(out);
+  if (row < 1 || row > nr) glue::fail(ErrorKind::argument, "rdm: row " + std::to_string(row) + " is out of range");
+  if (pairs >= 0 && Rf_ncols(out) != pairs)
+    glue::fail(ErrorKind::mismatch, "rdm: the result has " + std::to_string(Rf_ncols(out)) + " pairs, the layer " +
+                                        std::to_string(pairs));
+  return REAL(out) + (row - 1);
+}
+bool row_has_nan(const double* p, int stride, R_xlen_t pairs) {
+  for (R_xlen_t k = 0; k < pairs; ++k)
+    if (std::isnan(p[k * stride])) return true;
+  return false;
+}
+}  // namespace
+
 // [[Rcpp::export]]
-Eigen::VectorXd cpp_rdm(SEXP x, std::string method, SEXP noise_cov) {
-  return glue::guard([&]() -> Eigen::VectorXd {
-    return rdm_vector(glue::map_matrix(x), rdm_method(method), glue::map_matrix(noise_cov));
+SEXP cpp_rdm_alloc(int rdms, double pairs) {
+  return glue::guard([&]() -> SEXP {
+    if (rdms < 1 || !(pairs >= 1)) glue::fail(ErrorKind::argument, "rdm: bad result size");
+    if (pairs > 2147483647.0)
+      glue::fail(ErrorKind::argument, "rdm: " + std::to_string(static_cast<long long>(pairs)) +
+                                          " pairs are more than an R matrix holds in a row (65,536 conditions at most)");
+    return Rcpp::NumericMatrix(Rcpp::no_init(rdms, static_cast<int>(pairs)));
+  });
+}
+
+// [[Rcpp::export]]
+bool cpp_rdm_into(SEXP x, std::string method, SEXP noise_cov, SEXP out, int row, double scale, int threads) {
+  return glue::guard([&]() -> bool {
+    const auto X = glue::map_matrix(x);
+    const R_xlen_t pairs = static_cast<R_xlen_t>(n_pairs(X.rows()));
+    double* o = rdm_row(out, row, pairs);
+    const int stride = Rf_nrows(out);
+    rdm_into(X, rdm_method(method), glue::map_matrix(noise_cov), o, stride, glue::exec(threads));
+    if (scale != 1.0)
+      for (R_xlen_t k = 0; k < pairs; ++k) o[k * stride] *= scale;
+    return row_has_nan(o, stride, pairs);
+  });
+}
+
+// Copies d (an RDM computed elsewhere: LibTorch, crossnobis; or NA) into row `row` of out.
+// [[Rcpp::export]]
+void cpp_rdm_set_row(SEXP out, int row, Rcpp::NumericVector d) {
+  glue::guard([&]() {
+    double* o = rdm_row(out, row, d.size());
+    const int stride = Rf_nrows(out);
+    for (R_xlen_t k = 0; k < d.size(); ++k) o[k * stride] = d[k];
   });
 }
 

@@ -36,7 +36,7 @@ test_that("the core's own checks arrive classed when the R checks are bypassed",
                                             NA_real_, "auto", 4e9, 1L), class = "tensorscope_error_mismatch")
   expect_error(tensorscope:::cpp_cka_matrix(list(x[1:3, ]), list(), "linear", "debiased", "median", 0.5, NA_real_,
                                             NA_real_, "auto", 4e9, 1L), class = "tensorscope_error_too_few")
-  expect_error(tensorscope:::cpp_rdm(x, "nope", matrix(0, 0, 0)), "nope", class = "tensorscope_error_argument")
+  expect_error(tensorscope:::cpp_rdm_into(x, "nope", matrix(0, 0, 0), matrix(0, 1, choose(nrow(x), 2)), 1L, 1, 1L), "nope", class = "tensorscope_error_argument")
   expect_error(tensorscope:::cpp_knn(x, 10L, 1L), class = "tensorscope_error_argument")
   expect_error(tensorscope:::cpp_read_npy_raw(as.raw(1:3), FALSE), class = "tensorscope_error_corrupt")
   expect_error(tensorscope:::cpp_read_npy(tempfile()), class = "tensorscope_error_file")

@@ -21,6 +21,46 @@ test_that("RDM methods equal their definitions", {
   expect_equal(r$dissimilarities[1, ], upper_dist_order(1 - cor(t(x))), tolerance = 1e-12)
 })
 
+test_that("RDMs of many conditions (Gram blocks of 256, a partial last block) land in their layer's row", {
+  n <- 531   # 3 blocks: 256 + 256 + 19
+  a <- rand_mat(n, 9, 3)
+  b <- rand_mat(n, 30, 4)^2
+  c <- rand_mat(n, 5, 5) + 100   # a large offset: the centring keeps the distances exact
+  S <- crossprod(rand_mat(60, 9, 6)) / 60
+  W <- solve(S)
+  maha <- function(x) {
+    d <- outer(seq_len(n), seq_len(n), Vectorize(function(i, j) drop(t(x[i, ] - x[j, ]) %*% W %*% (x[i, ] - x[j, ]))))
+    as.vector(as.dist(d)) / ncol(x)
+  }
+  reps <- ts_reps(list(a = a, b = b, c = c))
+  defs <- list(
+    correlation = function(x) upper_dist_order(1 - cor(t(x))),
+    cosine = function(x) upper_dist_order(1 - tcrossprod(x / sqrt(rowSums(x^2)))),
+    euclidean = function(x) as.vector(dist(x)),
+    sqeuclidean = function(x) as.vector(dist(x))^2 / ncol(x)
+  )
+  for (m in names(defs)) {
+    r <- rdm(reps, m)
+    expect_equal(dim(r$dissimilarities), c(3L, choose(n, 2)))
+    for (i in 1:3) {
+      # the offset layer's cosine distances are ~1e-4 (1 - cos near 1): compared absolutely
+      if (m == "cosine" && i == 3) {
+        expect_lt(max(abs(r$dissimilarities[i, ] - defs[[m]](reps$layers[[i]]))), 1e-14)
+      } else {
+        expect_equal(r$dissimilarities[i, ], defs[[m]](reps$layers[[i]]), tolerance = 1e-12, label = m)
+      }
+    }
+    expect_equal(rdm(b, m)$dissimilarities[1, ], r$dissimilarities[2, ], tolerance = 1e-15)
+  }
+  expect_equal(rdm(a, "mahalanobis", noise = S)$dissimilarities[1, ], maha(a), tolerance = 1e-10)
+  # a layer with a zero-variance pattern: an NA row and a warning, the others intact
+  z <- b
+  z[17, ] <- 1
+  expect_warning(r <- rdm(ts_reps(list(a = a, z = z)), "correlation"), class = "tensorscope_warning_unusable_layer")
+  expect_true(all(is.na(r$dissimilarities[2, ])))
+  expect_equal(r$dissimilarities[1, ], defs$correlation(a), tolerance = 1e-12)
+})
+
 test_that("conditions are averaged before the distance", {
   x <- rand_mat(12, 5, 3)
   cond <- rep(c("u", "v", "w"), 4)

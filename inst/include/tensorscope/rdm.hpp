@@ -56,33 +56,12 @@ inline Matrix normalise_rows(const MatRef& X, bool centre) {
   return Z;
 }
 
-// The dense operations of the direct RDM methods on Eigen + BLAS, as rdm_upper_with()
-// runs them (the LibTorch backend's TorchRdm in src/torch/dense.h is the other policy).
-// Grams are lower triangles of one syrk; an Upper is the dist-order vector.
-struct EigenRdm {
-  using Mat = Matrix;
-  using Upper = Vector;
-  static Index cols(const MatRef& X) { return X.cols(); }
-  static Matrix unit_rows(const MatRef& X, bool centre) { return normalise_rows(X, centre); }
-  static Matrix centred(const MatRef& X) { return centre_columns(X); }
-  static Matrix gram(const MatRef& X) { return detail::gram_lower(X); }
-  static Vector one_minus(const Matrix& G) {
-    return detail::upper_of(G.rows(), [&](Index i, Index j) { return 1.0 - G(j, i); });
-  }
-  // d_i + d_j - 2 g_ij (>= 0) from the Gram of column-centred rows
-  static Vector sq_distances(const Matrix& G) {
-    const Vector d = G.diagonal();
-    return detail::upper_of(G.rows(), [&](Index i, Index j) { return std::max(0.0, d(i) + d(j) - 2.0 * G(j, i)); });
-  }
-  static Vector sqrt(const Vector& v) { return v.cwiseSqrt(); }
-  static Vector divide(const Vector& v, double c) { return v / c; }
-};
-
-// The direct methods (correlation, cosine, euclidean, sqeuclidean) of the rows of X on
-// backend policy B. Correlation and cosine: 1 - the Gram of the rows scaled to unit norm
-// (after removing each row's mean); a zero row gives NaN pairs. Euclidean: from the Gram
-// of the column-centred rows (which leaves the distances unchanged and limits
-// cancellation).
+// The direct methods (correlation, cosine, euclidean, sqeuclidean) of the rows of X on a
+// backend policy B (the LibTorch backend's TorchRdm in src/torch/dense.h; the Eigen path
+// is rdm_into() below, which never forms the n x n Gram). Correlation and cosine: 1 - the
+// Gram of the rows scaled to unit norm (after removing each row's mean); a zero row gives
+// NaN pairs. Euclidean: from the Gram of the column-centred rows (which leaves the
+// distances unchanged and limits cancellation).
 template <class B, class M>
 inline typename B::Upper rdm_upper_with(const M& X, RdmMethod method, const B& be) {
   switch (method) {
@@ -99,10 +78,47 @@ inline typename B::Upper rdm_upper_with(const M& X, RdmMethod method, const B& b
   }
 }
 
+namespace detail {
+// f(i, j, g_ij) for every pair i < j, g = Z Z^T, written in dist order to out[k * stride]
+// (k the pair index; stride > 1 writes one row of a matrix with one RDM per row). The
+// Gram is formed a block of 256 columns at a time (one GEMM each, (n - c0) x 256, its
+// lower part): the same n^2 p flops as one syrk, without the n x n matrix (800 MB at
+// n = 10,000) or a second copy of the result.
+template <class F>
+inline void upper_blocked(const Matrix& Z, F f, double* out, Index stride, const Exec& ex) {
+  const Index n = Z.rows(), b = 256;
+  Matrix G;
+  for (Index c0 = 0; c0 < n; c0 += b) {
+    const Index w = std::min(b, n - c0);
+    G.noalias() = Z.middleRows(c0, n - c0) * Z.middleRows(c0, w).transpose();
+    for (Index i = c0; i < c0 + w; ++i) {
+      const double* g = G.col(i - c0).data();  // g[j - c0] = g_ij
+      double* o = out + pair_index(i, i + 1, n) * stride;  // pair (i, i + 1)
+      for (Index j = i + 1; j < n; ++j) o[(j - i - 1) * stride] = f(i, j, g[j - c0]);
+    }
+    ex.check();
+  }
+}
+
+// Squared distances d_i + d_j - 2 g_ij (>= 0), times `scale`, of the rows of Z (already
+// column-centred, which leaves distances unchanged and limits cancellation).
+inline void sq_distances_into(const Matrix& Z, double scale, bool root, double* out, Index stride, const Exec& ex) {
+  const Vector d = Z.rowwise().squaredNorm();
+  if (root) {
+    upper_blocked(Z, [&](Index i, Index j, double g) { return std::sqrt(std::max(0.0, d(i) + d(j) - 2.0 * g)); }, out,
+                  stride, ex);
+  } else {
+    upper_blocked(Z, [&](Index i, Index j, double g) { return scale * std::max(0.0, d(i) + d(j) - 2.0 * g); }, out,
+                  stride, ex);
+  }
+}
+}  // namespace detail
+
 // Squared Euclidean distances of the rows of X.
 inline Vector sq_distances(const MatRef& X) {
-  const EigenRdm be;
-  return be.sq_distances(be.gram(be.centred(X)));
+  Vector v(n_pairs(X.rows()));
+  detail::sq_distances_into(centre_columns(X), 1.0, false, v.data(), 1, Exec());
+  return v;
 }
 
 // Whitening factor W with W W^T = S^-1 for a symmetric positive definite S.
@@ -114,25 +130,43 @@ inline Matrix whitener(const MatRef& S) {
   return e.vectors * e.values.cwiseSqrt().cwiseInverse().asDiagonal();
 }
 
-// Condition patterns (conditions x channels) -> RDM vector.
-inline Vector rdm_vector(const MatRef& X, RdmMethod method, const MatRef& noise_cov) {
+// Condition patterns (conditions x channels) -> RDM, written in dist order to
+// out[k * stride] (see detail::upper_blocked; not crossnobis). Holds one n x p copy of X
+// (centred or scaled rows) and a block of the Gram, never n x n.
+inline void rdm_into(const MatRef& X, RdmMethod method, const MatRef& noise_cov, double* out, Index stride,
+                     const Exec& ex = Exec()) {
   const double p = static_cast<double>(X.cols());
   switch (method) {
     case RdmMethod::correlation:
     case RdmMethod::cosine:
+      detail::upper_blocked(normalise_rows(X, method == RdmMethod::correlation),
+                            [](Index, Index, double g) { return 1.0 - g; }, out, stride, ex);
+      return;
     case RdmMethod::euclidean:
+      detail::sq_distances_into(centre_columns(X), 1.0, true, out, stride, ex);
+      return;
     case RdmMethod::sqeuclidean:
-      return rdm_upper_with(X, method, EigenRdm{});
+      detail::sq_distances_into(centre_columns(X), 1.0 / p, false, out, stride, ex);
+      return;
     case RdmMethod::mahalanobis: {
-      if (noise_cov.size() == 0) return sq_distances(X) / p;
+      if (noise_cov.size() == 0) {
+        detail::sq_distances_into(centre_columns(X), 1.0 / p, false, out, stride, ex);
+        return;
+      }
       if (noise_cov.rows() != X.cols() || noise_cov.cols() != X.cols())
         throw ts_error(ErrorKind::mismatch, "rdm: noise covariance must be channels x channels");
-      const Matrix XW = X * whitener(noise_cov);
-      return sq_distances(XW) / p;
+      detail::sq_distances_into(centre_columns(X) * whitener(noise_cov), 1.0 / p, false, out, stride, ex);
+      return;
     }
     default:
-      throw ts_error(ErrorKind::argument, "rdm_vector: use crossnobis_vector() for crossnobis");
+      throw ts_error(ErrorKind::argument, "rdm_into: use crossnobis_vector() for crossnobis");
   }
+}
+
+inline Vector rdm_vector(const MatRef& X, RdmMethod method, const MatRef& noise_cov) {
+  Vector v(n_pairs(X.rows()));
+  rdm_into(X, method, noise_cov, v.data(), 1);
+  return v;
 }
 
 // Crossnobis from per-run condition means: means[a] is conditions x channels for run a.
