@@ -5,9 +5,10 @@
 #             projection; avgpool / fc / heads.head exact)
 #   exact     activations(reduce = "none"): every layer exact (n x 6.3 M doubles on ResNet-50)
 #   gram      activations(reduce = "gram"): the exact Gram route
-#   pipeline  capture, then cka_layers() and rdm() of every layer and ridge predictivity()
-#             of 200 simulated neurons from every layer (TS_BENCH_RIDGE_LAYERS=2: the last
-#             two only)
+#   pipeline  capture, then cka_layers(), rdm() of all layers (one ts_rdm) and ridge
+#             predictivity() of 200 simulated neurons from every layer
+#             (TS_BENCH_RIDGE_LAYERS=2: the last two only); each step prints its time and
+#             its own peak RSS as it ends
 #   analyze   analyze_models() with its default metrics and reducer policy
 # TS_BENCH_LAYERS (comma-separated) replaces the benchmark layers. Prints one line of
 # key=value pairs: times, peak RSS, the preflight's estimate and its parts.
@@ -67,17 +68,32 @@ out <- c(model = basename(model), n = n, mode = mode, layers = length(r), k = k,
          stored_gb = gb(sum(vapply(r$layers, function(l) as.numeric(length(l)), 0)) * 8),
          stats::setNames(gb(parts), paste0("est_", names(parts), "_gb")))
 if (mode == "pipeline") {
+  # each step's own peak: VmHWM is reset (clear_refs 5) before it, and printed after it
+  step <- function(name, expr) {
+    try(writeLines("5", "/proc/self/clear_refs"), silent = TRUE)
+    t <- proc.time()[["elapsed"]]
+    value <- force(expr)
+    cat(sprintf("step=%s s=%.1f peak_gb=%.3f rss_gb=%.3f\n", name, proc.time()[["elapsed"]] - t, gb(rss("VmHWM")),
+                gb(rss("VmRSS"))))
+    flush(stdout())
+    steps[[name]] <<- c(s = proc.time()[["elapsed"]] - t, peak = rss("VmHWM"))
+    value
+  }
+  steps <- list()
   t1 <- proc.time()[["elapsed"]]
-  ck <- cka_layers(r)
-  rd <- lapply(r$layers, rdm)
+  ck <- step("cka_layers", cka_layers(r))
+  rd <- step("rdm", rdm(r))   # every layer's RDM, one object (rsatoolbox's layout)
   set.seed(2)
   last <- r$layers[[length(r$layers) - 1]]
   w <- matrix(rnorm(ncol(last) * 200), ncol(last)) / sqrt(ncol(last))
   neurons <- last %*% w + matrix(rnorm(n * 200), n)
   rownames(neurons) <- r$stimuli
+  rm(last, w)
   use <- if (Sys.getenv("TS_BENCH_RIDGE_LAYERS") == "2") c(length(r) - 2, length(r) - 1) else seq_along(r$layers)
-  pr <- predictivity(r[use], neurons, alphas = 10^seq(-1, 5, length.out = 7))
+  pr <- step("ridge", predictivity(r[use], neurons, alphas = 10^seq(-1, 5, length.out = 7)))
   out <- c(out, metrics_s = round(proc.time()[["elapsed"]] - t1, 1), ridge_layers = length(use),
-           pipeline_peak_gb = gb(rss("VmHWM")))
+           unlist(lapply(names(steps), function(s) stats::setNames(c(round(steps[[s]][["s"]], 1), gb(steps[[s]][["peak"]])),
+                                                                     paste0(s, c("_s", "_peak_gb"))))),
+           pipeline_peak_gb = gb(max(peak_capture, vapply(steps, `[[`, 0, "peak"))))
 }
 cat(paste(names(out), out, sep = "=", collapse = " "), "\n")
