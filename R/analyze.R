@@ -247,7 +247,8 @@ run_unit <- function(pl, metrics, objs, inputs, labels, seed, opts, keep_activat
   hold <- keep_activations || any(vapply(objs, function(m) m$scope == "model" && "activations" %in% m$needs, logical(1)))
   entries <- list()
   reduced <- list()
-  rdms <- list()
+  rdms <- list()   # per layer: its condition labels, or the error
+  sink <- rdm_sink(length(lays))   # every layer's RDM goes into its row of one matrix
   kept <- list()
   for (ly in lays) {
     x <- acts[[ly]]
@@ -260,7 +261,8 @@ run_unit <- function(pl, metrics, objs, inputs, labels, seed, opts, keep_activat
     ctx <- c(base, list(layer = ly))
     for (m in layer_ms) entries[[length(entries) + 1]] <- metric_entry(u, m, run_metric(objs[[m]], x, metrics[[m]], ctx), ly)
     reduced[[ly]] <- reduce_layer(x)
-    rdms[[ly]] <- tryCatch(rdm(x, method = rdm_method), error = function(e) e)
+    rdms[[ly]] <- tryCatch(rdm_layer(x, NULL, rdm_method, NULL, NULL, NULL, "diag", arg = ly, backend = "auto",
+                                     sink = sink, row = match(ly, lays)), error = function(e) e)
     if (hold) kept[[ly]] <- x
     rm(x)
   }
@@ -280,7 +282,7 @@ run_unit <- function(pl, metrics, objs, inputs, labels, seed, opts, keep_activat
     entries[[length(entries) + 1]] <- metric_entry(u, m, run_metric(objs[[m]], red, metrics[[m]], ctx))
   }
   list(unit = u, entries = entries, reduced = red, extract_seconds = extract, layers = lays, reducers = reducers,
-       memory = memory, rdm = if (any(rdm_ok)) as_rdm(unname(rdms[rdm_ok]), names = names(rdms)[rdm_ok]),
+       memory = memory, rdm = if (any(rdm_ok)) sink_rdm(sink, match(names(rdms)[rdm_ok], lays), rdms[rdm_ok], rdm_method),
        rdm_errors = lapply(rdms[!rdm_ok], function(e) failed(e, prefix = "no layer RDM: ")),
        activations = if (keep_activations) kept)
 }

@@ -115,6 +115,14 @@ rdm_sink <- function(rows) {
   sink
 }
 
+# The ts_rdm of the given rows of a sink (named by `labels`, a named list of each row's
+# condition labels); a copy only when some rows are left out.
+sink_rdm <- function(sink, rows, labels, method) {
+  D <- sink$D
+  if (length(rows) < nrow(D) || any(rows != seq_len(nrow(D)))) D <- D[rows, , drop = FALSE]
+  new_rdm(D, labels[[1]], tibble::tibble(name = names(labels)), method)
+}
+
 rdm_put <- function(sink, row, labels, d = NULL) {
   if (is.null(sink$D)) sink$D <- cpp_rdm_alloc(sink$rows, choose(length(labels), 2))
   if (!is.null(d)) cpp_rdm_set_row(sink$D, row, d)

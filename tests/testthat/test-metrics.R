@@ -159,6 +159,21 @@ test_that("a saved ts_results is no larger than its contents", {
   expect_equal(back$get("effective_rank"), res$get("effective_rank"))
 })
 
+test_that("the analyzer's RDMs leave out an unusable layer and keep the others' rows in layer order", {
+  sim <- sim_small()
+  L <- sim$reps$layers
+  # a layer with one zero-variance pattern: its correlation RDM is undefined
+  odd <- L[[2]]
+  odd[3, ] <- 1
+  reps <- ts_reps(c(L[1], list(odd = odd), L[-1]), stimuli = sim$reps$stimuli)
+  res <- analyze_models(reps, metrics = "effective_rank")
+  keep <- names(reps$layers)[-2]
+  expect_equal(res$rdms[[1]]$descriptors$name, keep)
+  expect_equal(res$rdms[[1]]$dissimilarities, rdm(ts_reps(reps$layers[keep], stimuli = reps$stimuli))$dissimilarities,
+               tolerance = 1e-12)
+  expect_equal(res$rdms[[1]]$conditions, reps$stimuli)
+})
+
 test_that("the RDM method survives the analyzer; one default dissimilarity (correlation)", {
   sim <- sim_small()
   res <- analyze_models(sim$reps, metrics = "effective_rank")
