@@ -258,7 +258,7 @@ run_unit <- function(pl, metrics, objs, inputs, labels, seed, opts, keep_activat
       for (m in layer_ms) entries[[length(entries) + 1]] <- metric_entry(u, m, failed(bad, prefix = "layer not analysed: "), ly)
       next
     }
-    ctx <- c(base, list(layer = ly))
+    ctx <- c(base, list(layer = ly, memo = new.env(parent = emptyenv())))   # memo: work metrics share
     for (m in layer_ms) entries[[length(entries) + 1]] <- metric_entry(u, m, run_metric(objs[[m]], x, metrics[[m]], ctx), ly)
     reduced[[ly]] <- reduce_layer(x)
     rdms[[ly]] <- tryCatch(rdm_layer(x, NULL, rdm_method, NULL, NULL, NULL, "diag", arg = ly, backend = "auto",

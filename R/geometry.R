@@ -497,11 +497,26 @@ embedding_singularities <- function(x, hypothesis = c("fiber_bundle", "manifold"
   if (is.null(layers)) layers <- list(layer = as_data_matrix(x))
   map_layers(layers, function(m, arg) {
     m <- as_data_matrix(m, arg = arg, call = call)
-    fb <- fiber_bundle_one(m, arg, k_range, window, step, alpha, p_adjust, call)
-    rej <- if (hypothesis == "fiber_bundle") fb$points$reject_fiber else fb$points$reject_manifold
-    tibble::tibble(n_points = nrow(fb$points), count = sum(rej), fraction = mean(rej),
-                   indices = list(fb$points$point[rej]))
+    singularities_of(fiber_bundle_one(m, arg, k_range, window, step, alpha, p_adjust, call), hypothesis)
   }, "x")
+}
+
+# The points of a fiber-bundle test result that reject `hypothesis`, as
+# embedding_singularities() reports them.
+singularities_of <- function(fb, hypothesis) {
+  rej <- if (hypothesis == "fiber_bundle") fb$points$reject_fiber else fb$points$reject_manifold
+  tibble::tibble(n_points = nrow(fb$points), count = sum(rej), fraction = mean(rej), indices = list(fb$points$point[rej]))
+}
+
+# The analyzer's fiber-bundle test of its current layer, run once for the two metrics
+# that read it (ctx$memo: an environment per layer; the same arguments, the same result).
+analyzer_fiber_bundle <- function(x, args, ctx) {
+  key <- paste0("fiber_bundle:", paste(deparse(args[c("k_range", "alpha")]), collapse = ""))
+  memo <- ctx$memo
+  if (is.environment(memo) && exists(key, envir = memo, inherits = FALSE)) return(get(key, envir = memo))
+  fb <- fiber_bundle_test(x, k_range = args$k_range, alpha = args$alpha)
+  if (is.environment(memo)) assign(key, fb, envir = memo)
+  fb
 }
 
 # ---- separability and invariance ------------------------------------------------------
@@ -749,7 +764,7 @@ rlang::on_load({
     defaults = list(k_range = c(1, 100), alpha = 0.05), description = "Robinson et al. fiber-bundle / manifold test",
     about = "Robinson et al.'s test of whether a layer's point cloud is locally a manifold (and a fiber bundle) at every stimulus. A rejection (1) means some stimuli sit where the representation is not locally manifold-like, e.g. where branches meet.",
     diagnostics = c("n_reject"),
-    compute = function(x, args, ctx) fiber_bundle_test(x, k_range = args$k_range, alpha = args$alpha)$decision,
+    compute = function(x, args, ctx) analyzer_fiber_bundle(x, args, ctx)$decision,
     plot = plot_rejection_map))
   register_metric(new_metric(
     "embedding_singularities", family = "geometry", scope = "layer", fn = "embedding_singularities",
@@ -757,7 +772,8 @@ rlang::on_load({
     about = "The number and fraction of stimuli at which the layer's representation is singular (not locally Euclidean) by Robinson et al.'s test. A fraction near 0 means a smooth embedding; larger fractions mean many singular points.",
     diagnostics = c("n_points"),
     compute = function(x, args, ctx) {
-      embedding_singularities(one_layer(x, ctx), k_range = args$k_range, alpha = args$alpha)[, c("layer", "n_points", "count", "fraction")]
+      out <- singularities_of(analyzer_fiber_bundle(x, args, ctx), "fiber_bundle")[, c("n_points", "count", "fraction")]
+      tibble::add_column(out, layer = ctx$layer, .before = 1)
     },
     plot = plot_rejection_map))
 })

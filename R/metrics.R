@@ -28,7 +28,10 @@ metric_needs <- c(
 #'
 #' **Scopes and what `compute(x, args, ctx)` receives.**
 #' * `"layer"`: `x` is one layer's activations (stimuli x features, the full matrix),
-#'   called once per layer of every model x checkpoint; `ctx$layer` is its name.
+#'   called once per layer of every model x checkpoint; `ctx$layer` is its name and
+#'   `ctx$memo` an environment that lives for that layer only, where metrics that need
+#'   the same expensive result store it once (the fiber-bundle test behind
+#'   `fiber_bundle_test` and `embedding_singularities`).
 #' * `"model"`: `x` is a [ts_reps()] of the unit's layers *reduced* to n x min(n, p)
 #'   matrices with the same centred Gram matrix as the activations (hence the same
 #'   linear CKA, Euclidean RDMs, ridge predictions, Procrustes / shape distances and

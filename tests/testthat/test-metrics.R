@@ -259,3 +259,27 @@ test_that("metrics as a list of names and overrides", {
   expect_error(tensorscope:::as_metrics(list(1)), class = "tensorscope_error_argument")
   expect_error(tensorscope:::as_metrics(list("bogus")), class = "tensorscope_error_unknown_metric")
 })
+
+test_that("fiber_bundle_test and embedding_singularities share one fiber-bundle test per layer in the analyzer", {
+  set.seed(4)
+  t <- runif(300, -1, 1)
+  reps <- ts_reps(list(cusp = cbind(t^2, t^3), line = cbind(t, 2 * t) + rnorm(300, sd = 1e-3)))
+  calls <- 0
+  inc <- function() calls <<- calls + 1
+  trace("fiber_bundle_one", bquote(.(inc)()), print = FALSE, where = asNamespace("tensorscope"))
+  on.exit(untrace("fiber_bundle_one", where = asNamespace("tensorscope")), add = TRUE)
+  res <- analyze_models(reps, metrics = c("fiber_bundle_test", "embedding_singularities"))
+  expect_equal(calls, 2)   # once per layer, not once per metric and layer
+  es <- embedding_singularities(reps, k_range = c(1, 100))
+  got <- res$get("embedding_singularities")
+  for (ly in c("cusp", "line")) {
+    direct <- fiber_bundle_test(reps$layers[[ly]], k_range = c(1, 100))
+    fb <- got[got$layer == ly, ]
+    expect_equal(fb$value[fb$statistic == "count"], es$count[es$layer == ly])
+    expect_equal(fb$value[fb$statistic == "fraction"], es$fraction[es$layer == ly])
+    ft <- res$get("fiber_bundle_test")
+    ft <- ft[ft$layer == ly, ]
+    expect_equal(ft$value[ft$statistic == "fiber_bundle:n_reject"], direct$decision$n_reject[2])
+  }
+  expect_gt(es$count[es$layer == "cusp"], 0)
+})
