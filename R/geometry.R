@@ -122,12 +122,16 @@ effective_rank <- function(x, on = c("singular_values", "eigenvalues")) {
 #' @export
 participation_ratio <- function(x) spectral_metric(x, 3L, "participation_ratio")
 
-spectral_metric <- function(x, which, metric, arg = "x", call = rlang::caller_env()) {
+# ctx: an analyzer layer's context, whose memo keeps the spectrum's three numbers (one
+# SVD) for both metrics that read them (effective_rank, participation_ratio).
+spectral_metric <- function(x, which, metric, arg = "x", ctx = NULL, call = rlang::caller_env()) {
   one <- function(m, arg) {
-    m <- as_data_matrix(m, arg = arg, call = call)
-    check_min_rows(m, 2, arg, "A spectrum", call = call)
-    check_variance(m, arg, call = call)
-    cpp_spectral_dims(scale_extreme_data(m))[which]
+    layer_memo(ctx, "spectral_dims", function() {
+      m <- as_data_matrix(m, arg = arg, call = call)
+      check_min_rows(m, 2, arg, "A spectrum", call = call)
+      check_variance(m, arg, call = call)
+      cpp_spectral_dims(scale_extreme_data(m))
+    })[which]
   }
   layers <- reps_layers(x, arg = arg, call = call)
   if (is.null(layers)) return(one(x, arg))
@@ -509,14 +513,10 @@ singularities_of <- function(fb, hypothesis) {
 }
 
 # The analyzer's fiber-bundle test of its current layer, run once for the two metrics
-# that read it (ctx$memo: an environment per layer; the same arguments, the same result).
+# that read it (the same arguments, the same result).
 analyzer_fiber_bundle <- function(x, args, ctx) {
   key <- paste0("fiber_bundle:", paste(deparse(args[c("k_range", "alpha")]), collapse = ""))
-  memo <- ctx$memo
-  if (is.environment(memo) && exists(key, envir = memo, inherits = FALSE)) return(get(key, envir = memo))
-  fb <- fiber_bundle_test(x, k_range = args$k_range, alpha = args$alpha)
-  if (is.environment(memo)) assign(key, fb, envir = memo)
-  fb
+  layer_memo(ctx, key, function() fiber_bundle_test(x, k_range = args$k_range, alpha = args$alpha))
 }
 
 # ---- separability and invariance ------------------------------------------------------
@@ -744,13 +744,16 @@ rlang::on_load({
     "effective_rank", family = "geometry", scope = "layer", fn = "effective_rank", defaults = list(on = "singular_values"),
     description = "exp of the entropy of the normalised spectrum of each layer",
     about = "Effective rank (Roy & Vetterli 2007): the exponential of the entropy of the layer's normalised singular values, the number of dimensions the stimuli effectively occupy. Higher values mean a higher-dimensional, less compressed representation.",
-    compute = function(x, args, ctx) effective_rank(one_layer(x, ctx), on = args$on),
+    compute = function(x, args, ctx) {
+      on <- check_choice(args$on, c("singular_values", "eigenvalues"))
+      spectral_metric(one_layer(x, ctx), if (on == "singular_values") 1L else 2L, "effective_rank", ctx = ctx)
+    },
     plot = plot_effective_rank))
   register_metric(new_metric(
     "participation_ratio", family = "geometry", scope = "layer", fn = "participation_ratio",
     description = "(sum of covariance eigenvalues)^2 / sum of their squares, per layer",
     about = "Participation ratio: (sum of covariance eigenvalues)^2 / sum of their squares, a linear estimate of how many dimensions the layer's representation of the stimuli spreads over. It usually rises in early layers and falls where the network compresses.",
-    compute = function(x, args, ctx) participation_ratio(one_layer(x, ctx)),
+    compute = function(x, args, ctx) spectral_metric(one_layer(x, ctx), 3L, "participation_ratio", ctx = ctx),
     plot = plot_participation_ratio))
   register_metric(new_metric(
     "ricci_curvature", family = "geometry", scope = "layer", fn = "ricci_curvature", aliases = "manifold_curvature",

@@ -31,7 +31,8 @@ metric_needs <- c(
 #'   called once per layer of every model x checkpoint; `ctx$layer` is its name and
 #'   `ctx$memo` an environment that lives for that layer only, where metrics that need
 #'   the same expensive result store it once (the fiber-bundle test behind
-#'   `fiber_bundle_test` and `embedding_singularities`).
+#'   `fiber_bundle_test` and `embedding_singularities`, the spectrum behind
+#'   `effective_rank` and `participation_ratio`).
 #' * `"model"`: `x` is a [ts_reps()] of the unit's layers *reduced* to n x min(n, p)
 #'   matrices with the same centred Gram matrix as the activations (hence the same
 #'   linear CKA, Euclidean RDMs, ridge predictions, Procrustes / shape distances and
@@ -239,6 +240,16 @@ format_args <- function(a) {
 }
 
 metric_skip <- function(reason) structure(list(reason = reason), class = "ts_skip")
+
+# A result the metrics of one analyzer layer share: ctx$memo (an environment that lives
+# for that layer) keeps what `compute()` returned the first time `key` was asked for.
+# Without a memo (outside the analyzer), computed each time.
+layer_memo <- function(ctx, key, compute) {
+  memo <- ctx$memo
+  if (!is.environment(memo)) return(compute())
+  if (!exists(key, envir = memo, inherits = FALSE)) assign(key, compute(), envir = memo)
+  get(key, envir = memo)
+}
 
 #' Choose the metrics of analyze_models()
 #'

@@ -283,3 +283,25 @@ test_that("fiber_bundle_test and embedding_singularities share one fiber-bundle 
   }
   expect_gt(es$count[es$layer == "cusp"], 0)
 })
+
+test_that("effective_rank and participation_ratio share one spectrum per layer in the analyzer", {
+  sim <- sim_small()
+  calls <- 0
+  inc <- function() calls <<- calls + 1
+  trace("cpp_spectral_dims", bquote(.(inc)()), print = FALSE, where = asNamespace("tensorscope"))
+  on.exit(untrace("cpp_spectral_dims", where = asNamespace("tensorscope")), add = TRUE)
+  res <- analyze_models(sim$reps, metrics = c("effective_rank", "participation_ratio"))
+  expect_equal(calls, length(sim$reps$layers))
+  er <- res$get("effective_rank")
+  pr <- res$get("participation_ratio")
+  for (ly in names(sim$reps$layers)) {
+    expect_equal(er$value[er$layer == ly], effective_rank(sim$reps$layers[[ly]]), tolerance = 1e-14)
+    expect_equal(pr$value[pr$layer == ly], participation_ratio(sim$reps$layers[[ly]]), tolerance = 1e-14)
+  }
+  # the other spectrum of effective_rank comes from the same numbers
+  eig <- analyze_models(sim$reps, metrics = ts_metrics(effective_rank = list(on = "eigenvalues"), alignment = FALSE,
+                                                       geometry = FALSE, superposition = FALSE, fisher = FALSE,
+                                                       circuits = FALSE, dynamics = FALSE))$get("effective_rank")
+  expect_equal(eig$value, vapply(names(sim$reps$layers), function(l) effective_rank(sim$reps$layers[[l]], on = "eigenvalues"), 0),
+               tolerance = 1e-14, ignore_attr = TRUE)
+})
