@@ -193,6 +193,10 @@ cpp_sparsity <- function(x, by_column, threshold, threads) {
     .Call(`_tensorscope_cpp_sparsity`, x, by_column, threshold, threads)
 }
 
+cpp_release_memory <- function() {
+    .Call(`_tensorscope_cpp_release_memory`)
+}
+
 cpp_has_openmp <- function() {
     .Call(`_tensorscope_cpp_has_openmp`)
 }

@@ -472,6 +472,7 @@ activations <- function(model, inputs, layers = NULL, batch_size = 64, device = 
   } else {
     on.exit(torch_call("ts_torch_forget_projections", ptr), add = TRUE)   # a model kept by the caller
   }
+  on.exit(release_memory(), add = TRUE)   # the batches' garbage does not sit under the metrics that follow
   n <- src$n
   stimuli <- check_stimuli(stimuli %||% src$ids, n, call = call)
   default_layers <- is.null(layers)

@@ -70,3 +70,12 @@ with_task_threads <- function(n, expr, torch = FALSE) {
   })
   expr
 }
+
+# After a large computation: R's garbage collected and the C heap's free pages returned
+# to the system (glibc's malloc_trim()), so that what a call freed does not stay in the
+# process's resident memory under the work that follows. A full collection costs
+# milliseconds here (numeric data are not scanned).
+release_memory <- function() {
+  invisible(gc(verbose = FALSE))
+  invisible(cpp_release_memory())
+}

@@ -60,11 +60,12 @@ reduce <- switch(mode, gram = "gram", exact = "none", c(avgpool = "none", fc = "
 r <- activations(m, stim, layers = layers, batch_size = batch, stimuli = ids, reduce = reduce, k = k)
 t_capture <- proc.time()[["elapsed"]] - t0
 peak_capture <- rss("VmHWM")
+after_capture <- rss("VmRSS")   # what stays resident once activations() has returned
 est <- r$provenance$memory
 parts <- est[names(est) != "budget"]
 out <- c(model = basename(model), n = n, mode = mode, layers = length(r), k = k, batch = batch,
          capture_s = round(t_capture, 1), input_s = round(t_input, 1), forward_passes = r$provenance$forward_passes, base_gb = gb(base),
-         peak_gb = gb(peak_capture), est_gb = gb(base + sum(parts)),
+         peak_gb = gb(peak_capture), rss_after_gb = gb(after_capture), est_gb = gb(base + sum(parts)),
          stored_gb = gb(sum(vapply(r$layers, function(l) as.numeric(length(l)), 0)) * 8),
          stats::setNames(gb(parts), paste0("est_", names(parts), "_gb")))
 if (mode == "pipeline") {

@@ -706,6 +706,16 @@ BEGIN_RCPP
     return rcpp_result_gen;
 END_RCPP
 }
+// cpp_release_memory
+bool cpp_release_memory();
+RcppExport SEXP _tensorscope_cpp_release_memory() {
+BEGIN_RCPP
+    Rcpp::RObject rcpp_result_gen;
+    Rcpp::RNGScope rcpp_rngScope_gen;
+    rcpp_result_gen = Rcpp::wrap(cpp_release_memory());
+    return rcpp_result_gen;
+END_RCPP
+}
 // cpp_has_openmp
 bool cpp_has_openmp();
 RcppExport SEXP _tensorscope_cpp_has_openmp() {
@@ -777,6 +787,7 @@ static const R_CallMethodDef CallEntries[] = {
     {"_tensorscope_cpp_stochastic_shape", (DL_FUNC) &_tensorscope_cpp_stochastic_shape, 8},
     {"_tensorscope_cpp_feature_geometry", (DL_FUNC) &_tensorscope_cpp_feature_geometry, 3},
     {"_tensorscope_cpp_sparsity", (DL_FUNC) &_tensorscope_cpp_sparsity, 4},
+    {"_tensorscope_cpp_release_memory", (DL_FUNC) &_tensorscope_cpp_release_memory, 0},
     {"_tensorscope_cpp_has_openmp", (DL_FUNC) &_tensorscope_cpp_has_openmp, 0},
     {"_tensorscope_cpp_blas_threads", (DL_FUNC) &_tensorscope_cpp_blas_threads, 1},
     {NULL, NULL, 0}
