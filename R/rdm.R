@@ -152,7 +152,7 @@ rdm_layer <- function(x, stimuli, method, conditions, runs, noise, shrinkage, ar
                         what = "The {method} distance is undefined for a condition of {.arg {arg}}."))
     labels <- stimuli %||% as.character(seq_len(info$n))
     check_rdm_defined(d, labels, method, arg, call)
-    rdm_put(sink, row, labels, d * scale)
+    rdm_put(sink, row, labels, if (scale == 1) d else d * scale)
     return(labels)
   }
   if (is_rtensor(x)) {
@@ -218,7 +218,7 @@ rdm_one <- function(x, method, conditions, runs, noise, shrinkage, arg, backend,
   if (dev != "eigen") {
     d <- drop(torch_run("ts_torch_rdm", m, method, dev, kind = "argument", call = call))
     check_rdm_defined(d, labels, method, arg, call)
-    rdm_put(sink, row, labels, d * scale)
+    rdm_put(sink, row, labels, if (scale == 1) d else d * scale)
     return(labels)
   }
   D <- rdm_put(sink, row, labels)

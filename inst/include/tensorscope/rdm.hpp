@@ -21,27 +21,6 @@ namespace tensorscope {
 
 enum class RdmMethod { correlation, cosine, euclidean, sqeuclidean, mahalanobis, crossnobis };
 
-namespace detail {
-// Upper triangle (i < j, dist order) of f(i, j) where f reads the LOWER triangle of a
-// symmetric matrix produced by syrk (column i, rows j > i: contiguous).
-template <class F>
-inline Vector upper_of(Index n, F f) {
-  Vector v(n_pairs(n));
-  for (Index i = 0; i < n; ++i) {
-    const Index base = pair_index(i, i + 1, n);
-    for (Index j = i + 1; j < n; ++j) v(base + j - i - 1) = f(i, j);
-  }
-  return v;
-}
-
-// Lower triangle of X X^T by one syrk (the upper part is left zero).
-inline Matrix gram_lower(const MatRef& X) {
-  Matrix G = Matrix::Zero(X.rows(), X.rows());
-  G.selfadjointView<Eigen::Lower>().rankUpdate(X);
-  return G;
-}
-}  // namespace detail
-
 // Rows of X scaled to unit norm after (optionally) removing each row's mean. A row with
 // zero norm (or zero variance) becomes NaN, so every dissimilarity involving it is NaN
 // (the R layer turns that into an error naming the condition).
