@@ -41,6 +41,7 @@ struct TorchCka {
     std::vector<torch::Tensor> rep;  // feature route: Xc (n x p); sample space: Kc or K~ (n x n)
   };
 
+  static constexpr bool streams_linear = false;  // every layer's kernel held on the device at once
   static tensorscope::Index rows(const Layer& x) { return x.size(0); }
   static tensorscope::Index cols(const Layer& x) { return x.size(1); }
   static std::size_t per_block(tensorscope::Index, bool, const tensorscope::CkaOptions&, std::size_t layers) {

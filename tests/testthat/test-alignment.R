@@ -115,6 +115,36 @@ test_that("cka_layers between two models (or a model and neural data) is rectang
   expect_equal(dim(as.matrix(res2)), c(3L, 2L))
 })
 
+test_that("linear CKA on the sample-space route streams over chunks of columns and equals brute force", {
+  # 600 stimuli: chunks of 512 and 88 columns of the lower triangle by default, of 64
+  # (the last 24) under a tiny budget. Offsets of 1e3 (centred exactly before any
+  # product); four layers within one set and against another
+  n <- 600
+  z <- rand_mat(n, 6, 40)
+  layers <- list(a = z %*% matrix(stats::rnorm(6 * 30), 6) + 1e3, b = rand_mat(n, 20, 41),
+                 c = cbind(z[, 1:3], rand_mat(n, 9, 42)) - 50, d = z[, 1:2]^2)
+  reps <- ts_reps(layers)
+  other <- ts_reps(list(u = z[, 4:6] + rand_mat(n, 3, 43), v = rand_mat(n, 7, 44)), model = "o")
+  for (est in c("biased", "debiased")) {
+    bf <- if (est == "biased") hsic_biased_bf else hsic_debiased_bf
+    # the definitions on kernels of the centred layers (both estimators are invariant to
+    # the offsets, which would cost H K H digits here)
+    K <- lapply(c(layers, other$layers), function(x) tcrossprod(scale(x, scale = FALSE)))
+    h <- matrix(0, 6, 6, dimnames = list(names(K), names(K)))
+    for (i in 1:6) for (j in i:6) h[i, j] <- h[j, i] <- bf(K[[i]], K[[j]])
+    want <- h / sqrt(outer(diag(h), diag(h)))
+    g <- as.matrix(cka_layers(reps, estimator = est, path = "gram"))
+    expect_equal(g, want[1:4, 1:4], tolerance = 1e-10)
+    expect_equal(g, as.matrix(cka_layers(reps, estimator = est, path = "feature")), tolerance = 1e-10)
+    expect_equal(as.matrix(cka_layers(reps, other, estimator = est, path = "gram")), want[1:4, 5:6], tolerance = 1e-10)
+    withr::with_options(list(tensorscope.memory_gb = 1e-9), {
+      expect_equal(as.matrix(cka_layers(reps, estimator = est, path = "gram")), g, tolerance = 1e-12)
+      expect_equal(as.matrix(cka_layers(reps, other, estimator = est, path = "gram")), want[1:4, 5:6],
+                   tolerance = 1e-10)
+    })
+  }
+})
+
 test_that("the memory budget splits the kernels into blocks without changing results", {
   reps <- ts_reps(lapply(1:5, function(i) rand_mat(30, 3 + i, 20 + i)))
   full <- as.matrix(cka_layers(reps, kernel = "rbf"))

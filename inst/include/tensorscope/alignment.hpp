@@ -7,7 +7,9 @@
 //    K~1 = -diag(K)). Cost ~ n p q per pair.
 //  * sample space (any kernel): each layer's n x n kernel is formed once, centred (or
 //    zero-diagonalled for the debiased estimator) and packed; all pairs then come from
-//    one product of the packed matrices. Cost ~ n^2 p per layer + n^2 per pair.
+//    one product of the packed matrices. Cost ~ n^2 p per layer + n^2 per pair. The
+//    linear kernel streams: its kernels are formed a chunk of columns at a time for all
+//    layers together (EigenCka::linear_dots), never n x n, each once.
 #pragma once
 
 #include "common.hpp"
@@ -285,6 +287,78 @@ struct EigenCka {
     return B;
   }
 
+  // The sample-space route of the linear kernel for all layers at once, without an
+  // n x n matrix or blocks of packed kernels (which, when they do not all fit the budget,
+  // make every block but the first be formed again for each block before it): the lower
+  // triangle is walked in chunks of w columns; for each chunk, every layer's centred
+  // kernel columns are formed (one GEMM: the layer's centred rows from the chunk down
+  // against the chunk's rows), packed as pack_kernel() packs them, into one column of
+  // Pc per layer, and the raw dots of all pairs accumulate as Pc^T Pc. Each kernel is
+  // formed once (about n^2 p flops, as one syrk) whatever the number of layers. Memory:
+  // Pc (at most w n doubles a layer, w <= 512 and within half the budget), one chunk of
+  // one kernel and one centred copy of a layer's rows. k gets each layer's statistics.
+  static constexpr bool streams_linear = true;
+  static Matrix linear_dots(const std::vector<Layer>& layers, const CkaOptions& o, std::vector<LayerKernel>& k,
+                            const Exec& ex) {
+    const Index L = static_cast<Index>(layers.size());
+    const Index n = layers[0].rows();
+    const bool biased = o.estimator == Estimator::biased;
+    // at most 512 columns: a chunk's GEMM also forms the w^2 / 2 entries above its
+    // diagonal, so wider chunks waste flops (w = n would double them), narrower ones copy
+    // the centred rows more often
+    Index w = static_cast<Index>(o.max_gram_bytes / 2.0 / (8.0 * static_cast<double>(n) * static_cast<double>(L)));
+    w = std::min(n, std::min<Index>(512, std::max<Index>(64, w / 64 * 64)));
+    k.assign(layers.size(), LayerKernel());
+    std::vector<Eigen::RowVectorXd> mean;
+    for (const auto& x : layers) mean.push_back(x.colwise().mean());
+    if (!biased)
+      for (auto& kk : k) kk.rowsum = Vector::Zero(n);
+    Matrix D = Matrix::Zero(L, L), Pc, T, G;
+    const double r2 = std::sqrt(2.0);
+    const int nt = omp_threads(ex.threads);
+    for (Index j0 = 0; j0 < n; j0 += w) {
+      const Index wc = std::min(w, n - j0), rows = n - j0;
+      const Index first = biased ? rows : rows - 1;  // entries of the chunk's first column
+      Pc.resize(wc * first - wc * (wc - 1) / 2, L);
+      for (Index l = 0; l < L; ++l) {
+        T = layers[static_cast<std::size_t>(l)].middleRows(j0, rows);
+        T.rowwise() -= mean[static_cast<std::size_t>(l)];
+        G.noalias() = T * T.topRows(wc).transpose();  // G(i, c) = Kc(j0 + i, j0 + c)
+        double* p = Pc.col(l).data();
+#pragma omp parallel for num_threads(nt) schedule(static)
+        for (Index c = 0; c < wc; ++c) {
+          const Index off = c * first - c * (c - 1) / 2;
+          const double* g = G.col(c).data();
+          if (biased) {
+            p[off] = g[c];
+            for (Index i = c + 1; i < rows; ++i) p[off + i - c] = r2 * g[i];
+          } else {
+            for (Index i = c + 1; i < rows; ++i) p[off + i - c - 1] = r2 * g[i];
+          }
+        }
+        if (!biased) {
+          Vector& rs = k[static_cast<std::size_t>(l)].rowsum;
+          for (Index c = 0; c < wc; ++c) {
+            const double* g = G.col(c).data();
+            for (Index i = c + 1; i < rows; ++i) {
+              rs(j0 + i) += g[i];
+              rs(j0 + c) += g[i];
+            }
+          }
+        }
+        ex.check();
+      }
+      D.noalias() += Pc.transpose() * Pc;
+      ex.check();
+    }
+    for (Index l = 0; l < L; ++l) {
+      LayerKernel& kk = k[static_cast<std::size_t>(l)];
+      kk.self_dot = D(l, l);
+      if (!biased) kk.total = kk.rowsum.sum();
+    }
+    return D;
+  }
+
   // Raw dots of every layer of a with every layer of b (only j > i when `upper`).
   static Matrix dots(const Block& a, const Block& b, bool gram, bool upper, const Exec& ex) {
     if (gram) return a.P.transpose() * b.P;  // one GEMM for all pairs of the two blocks
@@ -312,6 +386,20 @@ struct CkaResult {
   bool gram_path = false;
 };
 
+// Within one set: the lower triangle mirrored from the upper, exactly 1 on the diagonal
+// where defined; the bandwidths used.
+inline CkaResult finish_cka(CkaResult& res, bool within, std::vector<double> sig_x, std::vector<double> sig_y) {
+  if (within) {
+    for (Index i = 0; i < res.cka.rows(); ++i) {
+      for (Index j = 0; j < i; ++j) res.cka(i, j) = res.cka(j, i);
+      if (std::isfinite(res.cka(i, i))) res.cka(i, i) = 1.0;
+    }
+  }
+  res.sigma_x = std::move(sig_x);
+  res.sigma_y = std::move(sig_y);
+  return std::move(res);
+}
+
 template <class B>
 inline CkaResult cka_matrix_with(const std::vector<typename B::Layer>& xs, const std::vector<typename B::Layer>& ys,
                                  const CkaOptions& o, std::vector<double> sig_x, std::vector<double> sig_y,
@@ -337,6 +425,26 @@ inline CkaResult cka_matrix_with(const std::vector<typename B::Layer>& xs, const
   for (const auto& y : ys) py.push_back(backend.cols(y));
   const bool gram = cka_gram_route(o, n, px, py);
   res.gram_path = gram;
+  if constexpr (B::streams_linear) {
+    if (gram && o.kernel == Kernel::linear) {
+      std::vector<typename B::Layer> all;  // copy-constructed (an Eigen::Ref has no assignment)
+      all.reserve(lx + ys.size());
+      for (const auto& x : xs) all.push_back(x);
+      for (const auto& y : ys) all.push_back(y);
+      std::vector<LayerKernel> k;
+      const Matrix d = backend.linear_dots(all, o, k, ex);
+      for (auto& kk : k) kk.hsic_self = hsic_of(kk.self_dot, kk, kk, n, o.estimator, true);
+      for (std::size_t i = 0; i < lx; ++i)
+        for (std::size_t j = within ? i : 0; j < ly; ++j) {
+          const std::size_t b = within ? j : lx + j;
+          const double h = within && i == j ? k[i].hsic_self
+                                            : hsic_of(d(static_cast<Index>(i), static_cast<Index>(b)), k[i], k[b], n,
+                                                      o.estimator, true);
+          res.cka(static_cast<Index>(i), static_cast<Index>(j)) = cka_from_hsic(h, k[i].hsic_self, k[b].hsic_self);
+        }
+      return finish_cka(res, within, std::move(sig_x), std::move(sig_y));
+    }
+  }
   const std::size_t per_block = backend.per_block(n, gram, o, lx + (within ? 0 : ly));
 
   auto build = [&](const std::vector<typename B::Layer>& layers, std::vector<double>& sig, std::size_t b0,
@@ -375,16 +483,7 @@ inline CkaResult cka_matrix_with(const std::vector<typename B::Layer>& xs, const
         fill(A, b0, build(ys, sig_y, c0, std::min(ly, c0 + per_block)), c0, false);
     }
   }
-  if (within) {
-    for (std::size_t i = 0; i < lx; ++i) {
-      for (std::size_t j = 0; j < i; ++j) res.cka(i, j) = res.cka(j, i);
-      // exactly 1 on the diagonal when defined
-      if (std::isfinite(res.cka(i, i))) res.cka(i, i) = 1.0;
-    }
-  }
-  res.sigma_x = sig_x;
-  res.sigma_y = sig_y;
-  return res;
+  return finish_cka(res, within, std::move(sig_x), std::move(sig_y));
 }
 
 inline CkaResult cka_matrix(const std::vector<MatRef>& xs, const std::vector<MatRef>& ys, const CkaOptions& o,
