@@ -139,10 +139,13 @@ cka_memory <- function() getOption("tensorscope.memory_gb", 4) * 1e9
 #'
 #' Computes [cka()] for every pair of layers of one model (`reps2 = NULL`) or between
 #' the layers of two models, or a model and neural data. Each layer is centred (and its
-#' kernel formed) once, not once per pair: in sample space all pairs come from one
-#' product of the packed kernels; in feature space each pair is one product of
-#' centred layers. The cheaper route is chosen from the shapes (see [cka()]); memory for
-#' kernels is bounded by `options(tensorscope.memory_gb = 4)`.
+#' kernel formed) once, not once per pair: in sample space all pairs come from products
+#' of the packed kernels; in feature space each pair is one product of centred layers.
+#' The cheaper route is chosen from the shapes (see [cka()]). In sample space the linear
+#' kernels are formed a chunk of at most 512 stimuli at a time for all layers together,
+#' never n x n (at N = 10,000 a layer's kernel would be 0.8 GB); RBF kernels are formed
+#' whole, as many at once as `options(tensorscope.memory_gb = 4)` allows (that option
+#' also bounds the linear kernels' chunks).
 #'
 #' @param reps A [ts_reps()] object or anything `ts_reps()` accepts (a named list of
 #'   layers).
