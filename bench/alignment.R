@@ -62,6 +62,25 @@ if (ts_torch_available()) {
 }
 rm(layers, reps); invisible(gc())
 
+# ---- W2 at the real-size pipeline's shapes (TS_BENCH_CKA_BIG=1; 6.2 GB of layers) -----
+# ResNet-50's 19 benchmark layers at N = 10,000, each projected to 4096 (bench/scale.R's
+# pipeline): peak memory above the layers (VmHWM reset before the call) and the BLAS
+# bound, 19 n x n syrks (one timed).
+if (Sys.getenv("TS_BENCH_CKA_BIG") == "1") {
+  status_kb <- function(f) as.numeric(gsub("[^0-9]", "", grep(paste0("^", f, ":"), readLines("/proc/self/status"), value = TRUE)))
+  big <- layer_stack(10000, 4096, 19)
+  invisible(gc())
+  writeLines("5", "/proc/self/clear_refs")
+  before <- status_kb("VmRSS")
+  t_big <- tm(cb <- cka_layers(big))
+  above <- (status_kb("VmHWM") - before) / 2^20
+  t_syrk <- tm(g <- tcrossprod(big[[1]])) * 19
+  rm(g)
+  row("W2", "cka_layers linear, 19 layers x 10000 x 4096", t_big, NA, t_syrk,
+      sprintf("(peak %.2f GiB above the layers; bound = 19 syrks)", above))
+  rm(big, cb); invisible(gc())
+}
+
 # ---- W1: correlation RDM, 1000 stimuli x 4096 features --------------------------------
 x <- matrix(rnorm(round(1000 * scale) * round(4096 * scale)), round(1000 * scale))
 t_ours <- tm(r <- rdm(x), 3)
