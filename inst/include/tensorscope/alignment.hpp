@@ -400,6 +400,19 @@ inline CkaResult finish_cka(CkaResult& res, bool within, std::vector<double> sig
   return std::move(res);
 }
 
+// CKA of the layer pairs (a0 + i, c0 + j) into res.cka from their raw dots d(i, j) and
+// the kernels ka[i] (i < na), kc[j] (j < nc), self HSIC already set. same: ka is kc
+// (pairs within one set), so only j >= i is filled, the diagonal from the self HSIC.
+inline void fill_cka(CkaResult& res, const Matrix& d, const LayerKernel* ka, std::size_t na, const LayerKernel* kc,
+                     std::size_t nc, std::size_t a0, std::size_t c0, bool same, Index n, Estimator e, bool gram) {
+  for (std::size_t i = 0; i < na; ++i)
+    for (std::size_t j = same ? i : 0; j < nc; ++j) {
+      const double h = same && i == j ? ka[i].hsic_self
+                                      : hsic_of(d(static_cast<Index>(i), static_cast<Index>(j)), ka[i], kc[j], n, e, gram);
+      res.cka(static_cast<Index>(a0 + i), static_cast<Index>(c0 + j)) = cka_from_hsic(h, ka[i].hsic_self, kc[j].hsic_self);
+    }
+}
+
 template <class B>
 inline CkaResult cka_matrix_with(const std::vector<typename B::Layer>& xs, const std::vector<typename B::Layer>& ys,
                                  const CkaOptions& o, std::vector<double> sig_x, std::vector<double> sig_y,
@@ -434,14 +447,9 @@ inline CkaResult cka_matrix_with(const std::vector<typename B::Layer>& xs, const
       std::vector<LayerKernel> k;
       const Matrix d = backend.linear_dots(all, o, k, ex);
       for (auto& kk : k) kk.hsic_self = hsic_of(kk.self_dot, kk, kk, n, o.estimator, true);
-      for (std::size_t i = 0; i < lx; ++i)
-        for (std::size_t j = within ? i : 0; j < ly; ++j) {
-          const std::size_t b = within ? j : lx + j;
-          const double h = within && i == j ? k[i].hsic_self
-                                            : hsic_of(d(static_cast<Index>(i), static_cast<Index>(b)), k[i], k[b], n,
-                                                      o.estimator, true);
-          res.cka(static_cast<Index>(i), static_cast<Index>(j)) = cka_from_hsic(h, k[i].hsic_self, k[b].hsic_self);
-        }
+      const Index lxi = static_cast<Index>(lx), lyi = static_cast<Index>(ly);
+      fill_cka(res, within ? d : Matrix(d.block(0, lxi, lxi, lyi)), k.data(), lx, k.data() + (within ? 0 : lx), ly, 0,
+               0, within, n, o.estimator, true);
       return finish_cka(res, within, std::move(sig_x), std::move(sig_y));
     }
   }
@@ -460,16 +468,8 @@ inline CkaResult cka_matrix_with(const std::vector<typename B::Layer>& xs, const
   // pairs (i in A, j in C); same: A is C, within, so only j > i (mirrored afterwards)
   // and the diagonal from the self HSIC
   auto fill = [&](const typename B::Block& A, std::size_t a0, const typename B::Block& C, std::size_t c0, bool same) {
-    const Matrix d = backend.dots(A, C, gram, same, ex);
-    for (std::size_t i = 0; i < A.k.size(); ++i)
-      for (std::size_t j = same ? i : 0; j < C.k.size(); ++j) {
-        const LayerKernel& ka = A.k[i];
-        const LayerKernel& kc = C.k[j];
-        const double h = same && i == j ? ka.hsic_self
-                                        : hsic_of(d(static_cast<Index>(i), static_cast<Index>(j)), ka, kc, n,
-                                                  o.estimator, gram);
-        res.cka(static_cast<Index>(a0 + i), static_cast<Index>(c0 + j)) = cka_from_hsic(h, ka.hsic_self, kc.hsic_self);
-      }
+    fill_cka(res, backend.dots(A, C, gram, same, ex), A.k.data(), A.k.size(), C.k.data(), C.k.size(), a0, c0, same, n,
+             o.estimator, gram);
   };
 
   for (std::size_t b0 = 0; b0 < lx; b0 += per_block) {
