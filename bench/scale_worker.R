@@ -69,6 +69,10 @@ out <- c(model = basename(model), n = n, mode = mode, layers = length(r), k = k,
          stored_gb = gb(sum(vapply(r$layers, function(l) as.numeric(length(l)), 0)) * 8),
          stats::setNames(gb(parts), paste0("est_", names(parts), "_gb")))
 if (mode == "pipeline") {
+  # the capture's numbers now, so that a run stopped in a later step still reports them
+  cat(sprintf("step=capture s=%.1f input_s=%.1f peak_gb=%.3f rss_gb=%.3f\n", t_capture, t_input, gb(peak_capture),
+              gb(after_capture)))
+  flush(stdout())
   # each step's own peak: VmHWM is reset (clear_refs 5) before it, and printed after it
   step <- function(name, expr) {
     try(writeLines("5", "/proc/self/clear_refs"), silent = TRUE)
