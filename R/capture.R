@@ -190,6 +190,7 @@ run_gram <- function(ptr, src, layers, batch_size, dtype, grams, sums, C, call) 
   run <- function(idx) {
     torch_run("ts_torch_run", ptr, src$get(idx), as.character(layers), dtype, batch_rows(idx),
               what = "The model could not run on {.arg inputs}.", call = call)
+    drop_batch_garbage()
   }
   first <- TRUE
   for (c0 in panels) {
@@ -273,6 +274,14 @@ input_source <- function(inputs, stimuli, tensors = FALSE, call = rlang::caller_
 # The rows of a batch for the backend: c(first row (0-based), count); batches are runs.
 batch_rows <- function(idx) c(min(idx) - 1, length(idx))
 
+# Frees the garbage a batch left in R (its input arrays and whatever `inputs(rows)` made
+# on the way). R collects when its heap has grown by a fraction of what is live, so with
+# the layers' matrices preallocated (gigabytes) the batches' inputs piled up between
+# collections, which no preflight can know (150 batches of 32 images against 1.9 GiB
+# live: 0.58 GiB of garbage at the peak without this, 0.08 with it). A collection of the
+# youngest generation, where this batch's allocations are, takes a few milliseconds.
+drop_batch_garbage <- function() invisible(gc(verbose = FALSE, full = FALSE))
+
 # Reducers when the layers stay torch tensors (activations(tensors = TRUE)): "none" or
 # "avgpool" ("auto" is "none": the layers are not stored in R memory; "srp" runs on the
 # CPU into R matrices, so it is an error here).
@@ -333,6 +342,7 @@ run_capture <- function(ptr, src, layers, batch_size, dtype, dests, reducers, k,
       torch_run("ts_torch_run", ptr, src$get(idx), as.character(layers), dtype, batch_rows(idx),
                 what = "The model could not run on {.arg inputs}.", call = call)
     }
+    drop_batch_garbage()
     if (is.null(dests)) {
       torch_run("ts_torch_keep", ptr, reducers, call = call)   # on the device (tensors = TRUE)
     } else {

@@ -268,6 +268,27 @@ test_that("close() frees a model, which loads again when used", {
   expect_equal(predict(m, x), before)
 })
 
+test_that("each batch's garbage is collected before the next batch is made", {
+  # R collects when its heap has grown by a fraction of what is live, so with gigabytes of
+  # preallocated layers the batches' inputs piled up between collections; here each
+  # batch leaves an environment with a finalizer that records its collection
+  skip_if_not(ts_torch_available())
+  x <- fmnist()$images[1:24, , , , drop = FALSE]
+  f <- ext_file("fmnist_cnn_step1125.pt")
+  gone <- integer()
+  at_request <- list()
+  get <- function(rows) {
+    b <- (rows[1] - 1) %/% 4 + 1
+    at_request[[b]] <<- gone
+    e <- new.env()
+    reg.finalizer(e, function(e) gone <<- c(gone, b))
+    x[rows, , , , drop = FALSE]
+  }
+  activations(f, get, layers = "fc2", batch_size = 4, stimuli = paste0("s", 1:24))
+  # batch b's inputs are requested after batches 1 .. b - 1 were collected
+  for (b in 2:6) expect_setequal(at_request[[b]], seq_len(b - 1))
+})
+
 test_that("inputs may be a function of rows: the same activations, stimuli made batch by batch", {
   skip_if_not(ts_torch_available())
   x <- fmnist()$images[1:11, , , , drop = FALSE]
